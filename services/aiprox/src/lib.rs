@@ -1,0 +1,9 @@
+//! The `aiprox` binary's library half: the command line and the configuration it
+//! loads, so both can be tested without starting a process.
+//!
+//! - [`config`]: the whole configuration file, layered from defaults, `aiprox.yaml`
+//!   and `AIPROX_…` environment variables, with errors that name the key.
+//! - [`cli`]: the subcommands (`gateway`, `all`) and what each starts.
+
+pub mod cli;
+pub mod config;

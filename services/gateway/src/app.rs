@@ -1,0 +1,185 @@
+//! Building and running the gateway's HTTP server.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use axum::Router;
+use axum::extract::Request;
+use axum::http::{HeaderValue, Method, Uri};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use telemetry::health::Readiness;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::{Config, ConfigError};
+use crate::error::Error;
+use crate::routing::Routes;
+
+/// Shared by every handler: the routing table and the settings.
+#[derive(Debug, Clone)]
+pub struct AppState {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    routes: Routes,
+    max_body_bytes: usize,
+}
+
+impl AppState {
+    pub fn new(config: &Config) -> Result<Self, ConfigError> {
+        let created = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        Ok(Self {
+            inner: Arc::new(Inner {
+                routes: Routes::build(config, created)?,
+                max_body_bytes: config.settings.max_body_bytes,
+            }),
+        })
+    }
+
+    pub fn routes(&self) -> &Routes {
+        &self.inner.routes
+    }
+
+    pub fn max_body_bytes(&self) -> usize {
+        self.inner.max_body_bytes
+    }
+}
+
+/// The request id of the request being served, for handlers and spans.
+#[derive(Debug, Clone, Copy)]
+pub struct RequestId(pub uuid::Uuid);
+
+/// Gives every request a fresh UUIDv7 (never the client's: ids must be unique to
+/// de-duplicate log events) and returns it in `x-request-id`.
+async fn request_id(mut request: Request, next: Next) -> Response {
+    let id = uuid::Uuid::now_v7();
+    request.extensions_mut().insert(RequestId(id));
+    let span = tracing::debug_span!("request", request_id = %id, method = %request.method(), path = request.uri().path());
+    let mut response = tracing::Instrument::instrument(next.run(request), span).await;
+    let mut buf = uuid::Uuid::encode_buffer();
+    if let Ok(v) = HeaderValue::from_str(id.hyphenated().encode_lower(&mut buf)) {
+        response.headers_mut().insert("x-request-id", v);
+    }
+    response
+}
+
+async fn unknown_route(method: Method, uri: Uri) -> Response {
+    Error::UnknownRoute {
+        method: method.to_string(),
+        path: uri.path().to_owned(),
+    }
+    .into_response()
+}
+
+async fn method_not_allowed(method: Method, uri: Uri) -> Response {
+    Error::MethodNotAllowed {
+        method: method.to_string(),
+        path: uri.path().to_owned(),
+    }
+    .into_response()
+}
+
+/// The whole HTTP API, ready to serve.
+pub fn router(state: AppState, readiness: Readiness) -> Router {
+    Router::new()
+        .merge(crate::routes::openai::router())
+        .fallback(unknown_route)
+        .method_not_allowed_fallback(method_not_allowed)
+        .with_state(state)
+        .merge(telemetry::health::router(readiness))
+        .layer(middleware::from_fn(request_id))
+}
+
+/// A gateway bound to its port, not yet serving.
+#[derive(Debug)]
+pub struct Application {
+    listener: TcpListener,
+    router: Router,
+    readiness: Readiness,
+    settings: crate::config::Settings,
+}
+
+impl Application {
+    /// Validates the configuration, builds the providers and binds the listener.
+    pub async fn build(config: Config) -> anyhow::Result<Self> {
+        let state = AppState::new(&config)?;
+        let listener = TcpListener::bind(config.settings.listen)
+            .await
+            .map_err(|e| {
+                anyhow::anyhow!(
+                    "gateway.listen: cannot bind {}: {e}",
+                    config.settings.listen
+                )
+            })?;
+        let readiness = Readiness::default();
+        Ok(Self {
+            listener,
+            router: router(state, readiness.clone()),
+            readiness,
+            settings: config.settings,
+        })
+    }
+
+    pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        self.listener.local_addr()
+    }
+
+    pub fn port(&self) -> u16 {
+        self.local_addr().map_or(0, |a| a.port())
+    }
+
+    /// Serves until `shutdown` is cancelled, then: readiness off, a drain delay,
+    /// no new connections, in-flight requests and streams given the grace period.
+    pub async fn run_until_stopped(self, shutdown: CancellationToken) -> std::io::Result<()> {
+        let Self {
+            listener,
+            router,
+            readiness,
+            settings,
+        } = self;
+        let addr = listener.local_addr()?;
+        tracing::info!(%addr, "gateway listening");
+        let draining = CancellationToken::new();
+        let stop_accepting = {
+            let draining = draining.clone();
+            let shutdown = shutdown.clone();
+            async move {
+                shutdown.cancelled().await;
+                readiness.set(false);
+                tokio::time::sleep(settings.drain_delay).await;
+                tracing::info!("gateway draining");
+                draining.cancel();
+            }
+        };
+        let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+            let _ = tcp.set_nodelay(true);
+        });
+        let serve = axum::serve(listener, router).with_graceful_shutdown(stop_accepting);
+        let deadline = async {
+            draining.cancelled().await;
+            tokio::time::sleep(settings.shutdown_grace).await;
+        };
+        tokio::select! {
+            result = serve => result,
+            () = deadline => {
+                tracing::warn!(grace = ?settings.shutdown_grace, "grace period over, closing remaining connections");
+                Ok(())
+            }
+        }
+    }
+}
+
+/// Builds and runs a gateway until `shutdown`.
+pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<()> {
+    Application::build(config)
+        .await?
+        .run_until_stopped(shutdown)
+        .await?;
+    Ok(())
+}

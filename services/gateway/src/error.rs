@@ -1,0 +1,107 @@
+//! The gateway's one error type. Every error a client can see has a status, a stable
+//! snake_case code and OpenAI's body shape; unexpected errors are logged in full and
+//! answered with a generic message.
+
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use llm::openai::{ErrorBody, InvalidRequest};
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(transparent)]
+    InvalidRequest(#[from] InvalidRequest),
+    #[error("The model `{0}` does not exist or you do not have access to it.")]
+    ModelNotFound(String),
+    #[error("Request body is larger than the {limit}-byte limit.")]
+    BodyTooLarge { limit: usize },
+    #[error("Could not read the request body: {0}")]
+    BodyRead(String),
+    #[error("Invalid URL ({method} {path})")]
+    UnknownRoute { method: String, path: String },
+    #[error("Method {method} is not allowed on {path}.")]
+    MethodNotAllowed { method: String, path: String },
+    #[error("Provider `{provider}` does not support {what}.")]
+    Unsupported {
+        provider: String,
+        what: &'static str,
+    },
+    #[error("Could not reach provider `{provider}`: {reason}")]
+    UpstreamUnreachable { provider: String, reason: String },
+    #[error("Provider `{provider}` did not answer within {seconds} s.")]
+    UpstreamTimeout { provider: String, seconds: f64 },
+    #[error("Provider `{provider}` sent a response aiprox cannot read: {reason}")]
+    UpstreamProtocol { provider: String, reason: String },
+    /// The upstream answered with an error status; passed through, normalised.
+    #[error("{}", .body.error.message)]
+    Upstream { status: StatusCode, body: ErrorBody },
+    #[error("internal error")]
+    Unexpected(#[from] anyhow::Error),
+}
+
+impl Error {
+    pub fn status_code(&self) -> StatusCode {
+        match self {
+            Self::InvalidRequest(InvalidRequest::MissingModel) | Self::ModelNotFound(_) => {
+                StatusCode::NOT_FOUND
+            }
+            Self::InvalidRequest(_) | Self::BodyRead(_) | Self::Unsupported { .. } => {
+                StatusCode::BAD_REQUEST
+            }
+            Self::BodyTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::UnknownRoute { .. } => StatusCode::NOT_FOUND,
+            Self::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
+            Self::UpstreamUnreachable { .. } | Self::UpstreamProtocol { .. } => {
+                StatusCode::BAD_GATEWAY
+            }
+            Self::UpstreamTimeout { .. } => StatusCode::GATEWAY_TIMEOUT,
+            Self::Upstream { status, .. } => *status,
+            Self::Unexpected(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    /// The stable code clients may match on.
+    pub fn code(&self) -> Option<&str> {
+        Some(match self {
+            Self::InvalidRequest(e) => e.code(),
+            Self::ModelNotFound(_) => "model_not_found",
+            Self::BodyTooLarge { .. } => "request_too_large",
+            Self::BodyRead(_) => "invalid_body",
+            Self::UnknownRoute { .. } => "unknown_url",
+            Self::MethodNotAllowed { .. } => "method_not_allowed",
+            Self::Unsupported { .. } => "unsupported_endpoint",
+            Self::UpstreamUnreachable { .. } => "upstream_unreachable",
+            Self::UpstreamTimeout { .. } => "upstream_timeout",
+            Self::UpstreamProtocol { .. } => "upstream_protocol_error",
+            Self::Upstream { body, .. } => return body.error.code.as_deref(),
+            Self::Unexpected(_) => "internal_error",
+        })
+    }
+
+    /// The error in OpenAI's shape.
+    pub fn openai_body(&self) -> ErrorBody {
+        if let Self::Upstream { body, .. } = self {
+            return body.clone();
+        }
+        let kind = match self {
+            Self::UpstreamUnreachable { .. } | Self::UpstreamProtocol { .. } => "upstream_error",
+            Self::UpstreamTimeout { .. } => "timeout_error",
+            Self::Unexpected(_) => "server_error",
+            _ => "invalid_request_error",
+        };
+        let param = match self {
+            Self::InvalidRequest(e) => e.param(),
+            Self::ModelNotFound(_) => Some("model"),
+            _ => None,
+        };
+        ErrorBody::new(self.to_string(), kind, param, self.code())
+    }
+}
+
+impl IntoResponse for Error {
+    fn into_response(self) -> Response {
+        if let Self::Unexpected(e) = &self {
+            tracing::error!(error = ?e, "unexpected error");
+        }
+        (self.status_code(), axum::Json(self.openai_body())).into_response()
+    }
+}

@@ -1,0 +1,29 @@
+//! The gateway: OpenAI's HTTP API in front of any number of LLM providers.
+//!
+//! - [`config`]: the typed settings, providers and model mappings, validated at
+//!   start-up with errors that name the offending key.
+//! - [`routing`]: turns a requested model name into a provider and an upstream model
+//!   (aliases from the mappings, or `provider/model`).
+//! - [`providers`]: the closed set of provider kinds (OpenAI-compatible, demo) behind
+//!   one small trait, dispatched with `match`.
+//! - [`chat`], [`embeddings`]: what a request does once its body is read: parse,
+//!   resolve, call the provider, shape the answer (the stream relay lives in
+//!   [`stream`]).
+//! - [`routes`]: the axum handlers, by API area; thin wrappers around the above.
+//! - [`error`]: the one error type, rendered in OpenAI's error shape.
+//! - [`app`]: builds the server on a port ([`Application`]), the request-id layer, and
+//!   graceful shutdown.
+
+pub mod app;
+pub mod chat;
+pub mod config;
+pub mod embeddings;
+pub mod error;
+pub mod providers;
+pub mod routes;
+pub mod routing;
+pub mod stream;
+
+pub use app::{AppState, Application, run};
+pub use config::Config;
+pub use error::Error;

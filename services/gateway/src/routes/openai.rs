@@ -1,0 +1,59 @@
+//! OpenAI's API: `/v1/chat/completions`, `/v1/embeddings`, `/v1/models`.
+
+use axum::extract::{Path, Request, State};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use llm::openai::ModelList;
+
+use super::read_body;
+use crate::app::AppState;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/v1/chat/completions", post(chat_completions))
+        .route("/v1/embeddings", post(embeddings))
+        .route("/v1/models", get(list_models))
+        .route("/v1/models/{*id}", get(get_model))
+}
+
+async fn chat_completions(State(state): State<AppState>, request: Request) -> Response {
+    let result = async {
+        let body = read_body(request, state.max_body_bytes()).await?;
+        crate::chat::complete(&state, &body).await
+    };
+    result.await.unwrap_or_else(IntoResponse::into_response)
+}
+
+async fn embeddings(State(state): State<AppState>, request: Request) -> Response {
+    let result = async {
+        let body = read_body(request, state.max_body_bytes()).await?;
+        crate::embeddings::embed(&state, &body).await
+    };
+    result.await.unwrap_or_else(IntoResponse::into_response)
+}
+
+async fn list_models(State(state): State<AppState>) -> Json<ModelList> {
+    Json(ModelList {
+        object: "list",
+        data: state.routes().models().to_vec(),
+    })
+}
+
+async fn get_model(State(state): State<AppState>, Path(id): Path<String>) -> Response {
+    let routes = state.routes();
+    match routes.models().iter().find(|m| m.id == id) {
+        Some(model) => Json(model.clone()).into_response(),
+        None => match routes.resolve(&id) {
+            // A `provider/model` that is not listed still routes; describe it.
+            Ok(target) => Json(llm::openai::Model {
+                id,
+                object: "model",
+                created: 0,
+                owned_by: target.provider_name.to_string(),
+            })
+            .into_response(),
+            Err(e) => e.into_response(),
+        },
+    }
+}
