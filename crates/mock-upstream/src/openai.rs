@@ -240,6 +240,9 @@ pub(crate) fn sse_frames(shared: Arc<Shared>, behavior: Behavior, frames: Vec<By
             if cut == Some(i) {
                 match behavior.failure {
                     Some(Failure::ResetMidStream { .. }) => {
+                        // Let the chunks already sent leave the write buffer first,
+                        // as they would have on a real connection.
+                        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
                         let _ = tx.send(Err(std::io::Error::other("injected reset"))).await;
                     }
                     Some(Failure::StallMidStream { .. }) => {

@@ -1,0 +1,166 @@
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use gateway::Application;
+use gateway::config::{
+    Config, DemoConfig, MappingConfig, OpenAiConfig, ProviderConfig, Settings, TimeoutOverrides,
+};
+use mock_upstream::MockUpstream;
+use serde_json::Value;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+pub const PROVIDER_KEY: &str = "sk-test-provider-key-0123456789";
+
+pub struct TestApp {
+    pub addr: SocketAddr,
+    pub client: reqwest::Client,
+    pub mock: MockUpstream,
+    pub shutdown: CancellationToken,
+    pub server: JoinHandle<std::io::Result<()>>,
+}
+
+pub fn openai_provider(base_url: &str) -> ProviderConfig {
+    ProviderConfig::Openai(OpenAiConfig {
+        base_url: base_url.parse().unwrap(),
+        api_key_env: Some("AIPROX_TEST_PROVIDER_KEY".into()),
+        headers: BTreeMap::from([("x-tenant".to_owned(), "team-a".to_owned())]),
+        models: vec!["gpt-4o".into(), "gpt-4o-mini".into()],
+        timeouts: TimeoutOverrides::default(),
+    })
+}
+
+/// The default test set-up: provider `mock` (the mock upstream), provider `demo`,
+/// aliases `gpt4` → mock/gpt-4o and `demo` → demo/echo.
+pub fn base_config(mock: &MockUpstream) -> Config {
+    Config {
+        settings: Settings {
+            listen: "127.0.0.1:0".parse().unwrap(),
+            shutdown_grace: Duration::from_secs(10),
+            ..Settings::default()
+        },
+        providers: BTreeMap::from([
+            ("mock".to_owned(), openai_provider(&mock.base_url())),
+            (
+                "demo".to_owned(),
+                ProviderConfig::Demo(DemoConfig::default()),
+            ),
+        ]),
+        mappings: BTreeMap::from([
+            (
+                "gpt4".to_owned(),
+                MappingConfig {
+                    provider: "mock".into(),
+                    model: "gpt-4o".into(),
+                },
+            ),
+            (
+                "demo".to_owned(),
+                MappingConfig {
+                    provider: "demo".into(),
+                    model: "echo".into(),
+                },
+            ),
+        ]),
+    }
+}
+
+pub async fn spawn_app() -> TestApp {
+    spawn_app_with(|_| {}).await
+}
+
+pub async fn spawn_app_with(customise: impl FnOnce(&mut Config)) -> TestApp {
+    let mock = MockUpstream::start().await.unwrap();
+    let mut config = base_config(&mock);
+    customise(&mut config);
+    let app = Application::build(config).await.unwrap();
+    let addr = app.local_addr().unwrap();
+    let shutdown = CancellationToken::new();
+    let server = tokio::spawn(app.run_until_stopped(shutdown.clone()));
+    TestApp {
+        addr,
+        client: reqwest::Client::new(),
+        mock,
+        shutdown,
+        server,
+    }
+}
+
+impl TestApp {
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    pub async fn post_chat(&self, body: &Value) -> reqwest::Response {
+        self.post_raw("/v1/chat/completions", body.to_string())
+            .await
+    }
+
+    pub async fn post_embeddings(&self, body: &Value) -> reqwest::Response {
+        self.post_raw("/v1/embeddings", body.to_string()).await
+    }
+
+    pub async fn post_raw(&self, path: &str, body: impl Into<reqwest::Body>) -> reqwest::Response {
+        self.client
+            .post(self.url(path))
+            .header("content-type", "application/json")
+            .header("authorization", "Bearer sk-client-key-must-not-travel")
+            .body(body)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    pub async fn get(&self, path: &str) -> reqwest::Response {
+        self.client.get(self.url(path)).send().await.unwrap()
+    }
+}
+
+/// The `data:` payloads of an OpenAI event stream, `[DONE]` included.
+pub async fn sse_payloads(response: reqwest::Response) -> Vec<String> {
+    let text = response.text().await.unwrap();
+    let mut decoder = llm_sse_decoder();
+    let mut out: Vec<String> = decoder
+        .feed(text.as_bytes())
+        .unwrap()
+        .into_iter()
+        .map(|e| e.data)
+        .collect();
+    assert!(!decoder.is_mid_event(), "stream ended mid-event: {text:?}");
+    out.shrink_to_fit();
+    out
+}
+
+fn llm_sse_decoder() -> llm::sse::Decoder {
+    llm::sse::Decoder::new()
+}
+
+pub fn json(s: &str) -> Value {
+    serde_json::from_str(s).unwrap_or_else(|e| panic!("not JSON ({e}): {s}"))
+}
+
+/// The chunks of a recorded fixture stream, as the mock sends them.
+pub fn fixture_chunks(sse: &str) -> Vec<Value> {
+    let mut d = llm::sse::Decoder::new();
+    d.feed(sse.as_bytes())
+        .unwrap()
+        .into_iter()
+        .filter(|e| e.data != "[DONE]")
+        .map(|e| json(&e.data))
+        .collect()
+}
+
+/// An error body in OpenAI's shape, checked field by field.
+pub async fn openai_error(response: reqwest::Response) -> (u16, Value) {
+    let status = response.status().as_u16();
+    let body: Value = response.json().await.unwrap();
+    let error = body["error"].as_object().expect("an `error` object");
+    assert!(error["message"].is_string(), "{body}");
+    assert!(error["type"].is_string(), "{body}");
+    assert!(
+        error.contains_key("param") && error.contains_key("code"),
+        "{body}"
+    );
+    (status, body)
+}

@@ -1,0 +1,8 @@
+//! The gateway over real HTTP: the gateway and a mock upstream, each on port 0.
+
+mod chat;
+mod errors;
+mod helpers;
+mod lifecycle;
+mod models_embeddings;
+mod streaming;
