@@ -53,8 +53,17 @@ impl Config {
     }
 }
 
-/// Environment variables that are not configuration keys.
-const NOT_KEYS: &[&str] = &["config"];
+/// The top-level keys environment variables may set. Other `AIPROX_…` variables
+/// (`AIPROX_CONFIG`, or a provider key a user chose to call `AIPROX_OPENAI_KEY`)
+/// are not configuration and must not be read as such.
+const SECTIONS: &[&str] = &["log_format", "gateway", "providers", "mappings"];
+
+fn is_config_key(key: &figment::value::UncasedStr) -> bool {
+    let key = key.as_str().to_ascii_lowercase();
+    SECTIONS
+        .iter()
+        .any(|s| key == *s || key.starts_with(&format!("{s}__")))
+}
 
 /// Loads and validates the configuration. `path` is the `--config` flag (or
 /// `AIPROX_CONFIG`).
@@ -70,7 +79,7 @@ pub fn load(path: Option<&Path>) -> anyhow::Result<Config> {
         None if default_path.exists() => Figment::new().merge(Yaml::file_exact(&default_path)),
         None => Figment::new().merge(Yaml::string(BUILT_IN)),
     };
-    let figment = figment.merge(Env::prefixed("AIPROX_").split("__").ignore(NOT_KEYS));
+    let figment = figment.merge(Env::prefixed("AIPROX_").filter(is_config_key).split("__"));
     let config: Config = figment.extract().map_err(describe)?;
     config
         .gateway()
@@ -99,4 +108,91 @@ fn describe(error: figment::Error) -> anyhow::Error {
         })
         .collect();
     anyhow::anyhow!("invalid configuration:\n  {}", lines.join("\n  "))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use figment::Jail;
+
+    use super::load;
+
+    fn load_err(jail: &mut Jail, yaml: &str) -> String {
+        jail.create_file("bad.yaml", yaml).unwrap();
+        format!("{:#}", load(Some(Path::new("bad.yaml"))).unwrap_err())
+    }
+
+    #[test]
+    fn without_a_file_the_built_in_demo_set_up_is_used() {
+        Jail::expect_with(|_jail| {
+            let config = load(None).unwrap();
+            assert!(config.providers.contains_key("demo"));
+            assert_eq!(config.mappings["demo"].model, "echo");
+            assert_eq!(config.gateway.listen.to_string(), "127.0.0.1:8080");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn the_example_file_loads() {
+        Jail::expect_with(|_jail| {
+            let example = concat!(env!("CARGO_MANIFEST_DIR"), "/../../aiprox.example.yaml");
+            let config = load(Some(Path::new(example))).unwrap();
+            assert!(config.mappings.contains_key("demo"));
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn environment_variables_override_the_file() {
+        Jail::expect_with(|jail| {
+            jail.create_file(
+                "aiprox.yaml",
+                "gateway: {listen: '127.0.0.1:9000', max_body_bytes: 10}\n\
+                 providers: {local: {kind: openai, base_url: 'http://a.example/v1'}}\n",
+            )?;
+            jail.set_env("AIPROX_GATEWAY__LISTEN", "0.0.0.0:7000");
+            jail.set_env("AIPROX_PROVIDERS__LOCAL__BASE_URL", "http://b.example/v1");
+            jail.set_env("AIPROX_CONFIG", "ignored-here: the flag reads it");
+            jail.set_env("AIPROX_OPENAI_KEY", "sk-a-key-not-a-setting");
+            let config = load(None).unwrap();
+            assert_eq!(config.gateway.listen.to_string(), "0.0.0.0:7000");
+            assert_eq!(config.gateway.max_body_bytes, 10);
+            let gateway::config::ProviderConfig::Openai(local) = &config.providers["local"] else {
+                panic!("wrong kind");
+            };
+            assert_eq!(local.base_url.as_str(), "http://b.example/v1");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn bad_configuration_fails_naming_the_key() {
+        Jail::expect_with(|jail| {
+            let cases = [
+                ("gateway: {max_body_bytes: lots}", "gateway.max_body_bytes"),
+                ("gateway: {listen: nowhere}", "gateway.listen"),
+                ("gateway: {timeouts: {idle: forever}}", "gateway.timeouts.idle"),
+                ("gateway: {lisen: '127.0.0.1:1'}", "lisen"),
+                ("providers: {x: {kind: openai}}", "base_url"),
+                ("providers: {x: {kind: carrier-pigeon}}", "carrier-pigeon"),
+                ("providers: {x: {kind: openai, base_url: 'ftp://h/v1'}}", "providers.x.base_url"),
+                (
+                    "providers: {x: {kind: openai, base_url: 'http://h/v1', api_key_env: AIPROX_UNSET_VAR_FOR_TEST}}",
+                    "providers.x.api_key_env: environment variable AIPROX_UNSET_VAR_FOR_TEST is not set",
+                ),
+                (
+                    "providers: {x: {kind: openai, base_url: 'http://h/v1', headers: {'bad header': v}}}",
+                    "providers.x.headers.bad header",
+                ),
+                ("mappings: {gpt4: {provider: ghost, model: m}}", "mappings.gpt4.provider: unknown provider 'ghost'"),
+            ];
+            for (yaml, key) in cases {
+                let err = load_err(jail, yaml);
+                assert!(err.contains(key), "{yaml}\n=> {err}");
+            }
+            Ok(())
+        });
+    }
 }

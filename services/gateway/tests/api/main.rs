@@ -1,4 +1,5 @@
 //! The gateway over real HTTP: the gateway and a mock upstream, each on port 0.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod chat;
 mod errors;

@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# Runs every test aiprox has: format and lint checks, the Rust unit and
+# integration tests, and the end-to-end tests through the official Python SDKs.
+# Installs what it needs (Debian packages, a Python venv) on a fresh machine.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+log() { printf '\n== %s\n' "$*" >&2; }
+
+apt_install() {
+  if [ "$(id -u)" -ne 0 ]; then SUDO=sudo; else SUDO=; fi
+  log "installing Debian packages: $*"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "$@" >/dev/null
+}
+
+# --- system packages -----------------------------------------------------------
+if ! command -v cargo >/dev/null; then
+  echo "cargo is missing: install the Rust toolchain (https://rustup.rs) first" >&2
+  exit 1
+fi
+if ! python3 -c 'import venv, ensurepip' 2>/dev/null; then apt_install python3-venv; fi
+
+# --- Python venv with the official SDKs ----------------------------------------
+VENV=${AIPROX_VENV:-.venv}
+if [ ! -x "$VENV/bin/python" ]; then
+  log "creating $VENV"
+  python3 -m venv "$VENV"
+fi
+"$VENV/bin/pip" install -q --disable-pip-version-check -r tests/python/requirements.txt
+
+# --- Rust ------------------------------------------------------------------------
+log "cargo fmt --check"
+cargo fmt --all --check
+log "cargo clippy"
+cargo clippy --workspace --all-targets --locked -- -D warnings
+log "building"
+cargo build --workspace --bins --locked
+log "Rust tests"
+if cargo nextest --version >/dev/null 2>&1; then
+  cargo nextest run --workspace --locked
+else
+  cargo test --workspace --locked
+fi
+
+# --- end to end, official SDKs ---------------------------------------------------
+log "end-to-end tests (official SDKs)"
+AIPROX_BIN_DIR="$PWD/target/debug" "$VENV/bin/python" -m pytest tests/python -q -p no:cacheprovider
