@@ -111,6 +111,7 @@ fn describe(error: figment::Error) -> anyhow::Error {
 }
 
 #[cfg(test)]
+#[allow(clippy::result_large_err)] // figment::Jail's closures return figment::Error
 mod tests {
     use std::path::Path;
 
@@ -173,11 +174,17 @@ mod tests {
             let cases = [
                 ("gateway: {max_body_bytes: lots}", "gateway.max_body_bytes"),
                 ("gateway: {listen: nowhere}", "gateway.listen"),
-                ("gateway: {timeouts: {idle: forever}}", "gateway.timeouts.idle"),
+                (
+                    "gateway: {timeouts: {idle: forever}}",
+                    "gateway.timeouts.idle",
+                ),
                 ("gateway: {lisen: '127.0.0.1:1'}", "lisen"),
                 ("providers: {x: {kind: openai}}", "base_url"),
                 ("providers: {x: {kind: carrier-pigeon}}", "carrier-pigeon"),
-                ("providers: {x: {kind: openai, base_url: 'ftp://h/v1'}}", "providers.x.base_url"),
+                (
+                    "providers: {x: {kind: openai, base_url: 'ftp://h/v1'}}",
+                    "providers.x.base_url",
+                ),
                 (
                     "providers: {x: {kind: openai, base_url: 'http://h/v1', api_key_env: AIPROX_UNSET_VAR_FOR_TEST}}",
                     "providers.x.api_key_env: environment variable AIPROX_UNSET_VAR_FOR_TEST is not set",
@@ -186,7 +193,10 @@ mod tests {
                     "providers: {x: {kind: openai, base_url: 'http://h/v1', headers: {'bad header': v}}}",
                     "providers.x.headers.bad header",
                 ),
-                ("mappings: {gpt4: {provider: ghost, model: m}}", "mappings.gpt4.provider: unknown provider 'ghost'"),
+                (
+                    "mappings: {gpt4: {provider: ghost, model: m}}",
+                    "mappings.gpt4.provider: unknown provider 'ghost'",
+                ),
             ];
             for (yaml, key) in cases {
                 let err = load_err(jail, yaml);
