@@ -352,9 +352,7 @@ impl EmbeddingsRequest {
 }
 
 fn with_model(body: &RawObject, model: &str) -> Vec<u8> {
-    let mut body = body.clone();
-    body.insert("model".to_owned(), raw::to_raw(model));
-    raw::to_vec(&body)
+    raw::to_vec_replacing(body, "model", &raw::to_raw(model))
 }
 
 /// Token counts as OpenAI reports them.

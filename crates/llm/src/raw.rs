@@ -27,15 +27,51 @@ pub fn to_raw<T: Serialize + ?Sized>(value: &T) -> Box<RawValue> {
 
 /// Serialises the object back to compact JSON bytes.
 pub fn to_vec(object: &RawObject) -> Vec<u8> {
+    write(object, None)
+}
+
+/// Serialises the object with member `key` set to `value` (added last when absent),
+/// without copying the object first: a request carrying megabytes of inline images
+/// is copied once, into the output.
+pub fn to_vec_replacing(object: &RawObject, key: &str, value: &RawValue) -> Vec<u8> {
+    write(object, Some((key, value)))
+}
+
+fn write(object: &RawObject, replace: Option<(&str, &RawValue)>) -> Vec<u8> {
     let len: usize = object
         .iter()
         .map(|(k, v)| k.len() + v.get().len() + 4)
         .sum::<usize>()
+        + replace.map_or(0, |(k, v)| k.len() + v.get().len() + 4)
         + 2;
     let mut out = Vec::with_capacity(len);
-    // Writing into a Vec cannot fail.
-    let _ = serde_json::to_writer(&mut out, object);
+    out.push(b'{');
+    let mut replaced = false;
+    for (k, v) in object {
+        let v = match replace {
+            Some((rk, rv)) if rk == k => {
+                replaced = true;
+                rv
+            }
+            _ => &**v,
+        };
+        member(&mut out, k, v);
+    }
+    if let (Some((k, v)), false) = (replace, replaced) {
+        member(&mut out, k, v);
+    }
+    out.push(b'}');
     out
+}
+
+fn member(out: &mut Vec<u8>, key: &str, value: &RawValue) {
+    if out.len() > 1 {
+        out.push(b',');
+    }
+    // Writing a string into a Vec cannot fail.
+    let _ = serde_json::to_writer(&mut *out, key);
+    out.push(b':');
+    out.extend_from_slice(value.get().as_bytes());
 }
 
 #[cfg(test)]
@@ -45,13 +81,20 @@ mod tests {
     #[test]
     fn keeps_unknown_members_verbatim_and_in_order() {
         let body = br#"{"z": [1, 2 ,3], "model":"a","seed":7,"x":{"deep":{"k":"\u00e9"}}}"#;
-        let mut obj = parse_object(body).unwrap();
-        obj.insert("model".into(), to_raw("b"));
-        let out = String::from_utf8(to_vec(&obj)).unwrap();
+        let obj = parse_object(body).unwrap();
+        let out = String::from_utf8(to_vec_replacing(&obj, "model", &to_raw("b"))).unwrap();
         assert_eq!(
             out,
             r#"{"z":[1, 2 ,3],"model":"b","seed":7,"x":{"deep":{"k":"\u00e9"}}}"#
         );
+    }
+
+    #[test]
+    fn replacing_adds_a_missing_member_and_escapes_keys() {
+        let obj = parse_object(br#"{"a\"b":1}"#).unwrap();
+        let out = to_vec_replacing(&obj, "model", &to_raw("m"));
+        assert_eq!(String::from_utf8(out).unwrap(), r#"{"a\"b":1,"model":"m"}"#);
+        assert_eq!(to_vec(&RawObject::new()), b"{}");
     }
 
     #[test]

@@ -17,8 +17,9 @@ use crate::error::Error;
 #[derive(Debug)]
 pub struct OpenAiCompatible {
     name: String,
-    chat_url: String,
-    embeddings_url: String,
+    /// Parsed once: parsing a URL per request showed up in the profile.
+    chat_url: reqwest::Url,
+    embeddings_url: reqwest::Url,
     /// Authorization (marked sensitive, so it never prints) and configured extras.
     headers: HeaderMap,
     client: reqwest::Client,
@@ -72,10 +73,16 @@ impl OpenAiCompatible {
                 ..key("base_url")
             })?;
         let base = config.base_url.as_str().trim_end_matches('/');
+        let endpoint = |path: &str| {
+            reqwest::Url::parse(&format!("{base}/{path}")).map_err(|e| ConfigError {
+                message: e.to_string(),
+                ..key("base_url")
+            })
+        };
         Ok(Self {
             name: name.to_owned(),
-            chat_url: format!("{base}/chat/completions"),
-            embeddings_url: format!("{base}/embeddings"),
+            chat_url: endpoint("chat/completions")?,
+            embeddings_url: endpoint("embeddings")?,
             headers,
             client,
             timeouts,
@@ -83,10 +90,10 @@ impl OpenAiCompatible {
     }
 
     /// Sends `body` and waits for the response headers.
-    async fn send(&self, url: &str, body: Vec<u8>) -> Result<reqwest::Response, Error> {
+    async fn send(&self, url: &reqwest::Url, body: Vec<u8>) -> Result<reqwest::Response, Error> {
         let request = self
             .client
-            .post(url)
+            .post(url.clone())
             .headers(self.headers.clone())
             .body(body)
             .send();
@@ -108,10 +115,11 @@ impl OpenAiCompatible {
         }
     }
 
-    /// Reads a whole body, each piece within the idle timeout.
+    /// Reads a whole body once its headers arrived; the upstream has the idle
+    /// timeout to send it.
     async fn read_body(&self, response: reqwest::Response) -> Result<Bytes, Error> {
-        match tokio::time::timeout(self.timeouts.first_byte, response.bytes()).await {
-            Err(_) => Err(self.timeout(self.timeouts.first_byte)),
+        match tokio::time::timeout(self.timeouts.idle, response.bytes()).await {
+            Err(_) => Err(self.timeout(self.timeouts.idle)),
             Ok(Err(e)) => Err(Error::UpstreamUnreachable {
                 provider: self.name.clone(),
                 reason: root_cause(&e),
@@ -121,7 +129,7 @@ impl OpenAiCompatible {
     }
 
     /// A whole JSON answer, or the upstream's error passed through.
-    async fn call(&self, url: &str, body: Vec<u8>) -> Result<Completion, Error> {
+    async fn call(&self, url: &reqwest::Url, body: Vec<u8>) -> Result<Completion, Error> {
         let response = self.send(url, body).await?;
         let status = response.status();
         let headers = forwarded_headers(response.headers());
