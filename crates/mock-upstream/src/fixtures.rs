@@ -2,8 +2,11 @@
 
 macro_rules! fixture {
     ($name:ident, $path:literal) => {
-        pub const $name: &str =
-            include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/", $path));
+        pub const $name: &str = include_str!(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../fixtures/",
+            $path
+        ));
     };
 }
 

@@ -91,7 +91,7 @@ async fn provider_slash_model_addresses_a_provider_directly() {
 async fn tool_calls_come_back_as_recorded() {
     let app = spawn_app().await;
     let request = parse(include_str!(
-        "../../../../crates/mock-upstream/fixtures/openai/chat_request_tools.json"
+        "../../../../fixtures/openai/chat_request_tools.json"
     ));
     let mut request = request;
     request["model"] = "gpt4".into();

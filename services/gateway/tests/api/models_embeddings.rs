@@ -37,7 +37,7 @@ async fn models_lists_aliases_and_provider_models_in_openai_shape() {
 async fn embeddings_pass_through_with_only_model_rewritten() {
     let app = spawn_app().await;
     let request = parse(include_str!(
-        "../../../../crates/mock-upstream/fixtures/openai/embeddings_request.json"
+        "../../../../fixtures/openai/embeddings_request.json"
     ));
     let mut aliased = request.clone();
     aliased["model"] = "mock/text-embedding-3-small".into();

@@ -112,7 +112,7 @@ async fn each_chunk_leaves_the_gateway_before_the_next_is_sent() {
 async fn parallel_tool_call_streams_pass_through_unchanged() {
     let app = spawn_app().await;
     let mut request = parse(include_str!(
-        "../../../../crates/mock-upstream/fixtures/openai/chat_request_stream_parallel_tools.json"
+        "../../../../fixtures/openai/chat_request_stream_parallel_tools.json"
     ));
     request["model"] = "gpt4".into();
     let payloads = sse_payloads(app.post_chat(&request).await).await;

@@ -11,6 +11,8 @@ use serde_json::value::RawValue;
 
 use crate::raw::{self, RawObject};
 
+pub mod types;
+
 /// `{"error": {...}}`, the body of every OpenAI error.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct ErrorBody {
@@ -394,7 +396,7 @@ mod tests {
             "chat_request_stream_parallel_tools.json",
         ] {
             let path = format!(
-                "{}/../mock-upstream/fixtures/openai/{name}",
+                "{}/../../fixtures/openai/{name}",
                 env!("CARGO_MANIFEST_DIR")
             );
             let bytes = std::fs::read(&path).unwrap();
