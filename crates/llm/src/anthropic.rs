@@ -5,7 +5,52 @@
 //! translation can refuse them by name instead of failing to parse.
 
 use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
 use serde_json::{Map, Value};
+
+use crate::raw::{self, RawObject};
+
+/// A `POST /v1/messages` body as the gateway first reads it: the members it routes
+/// by are checked, the rest kept verbatim for a pass-through to Anthropic.
+#[derive(Debug, Clone)]
+pub struct RawRequest {
+    pub body: RawObject,
+    pub model: String,
+    pub stream: bool,
+}
+
+impl RawRequest {
+    /// Checks what Anthropic would refuse first, with its style of message.
+    pub fn parse(bytes: &[u8]) -> Result<Self, String> {
+        let body = raw::parse_object(bytes).map_err(|e| format!("invalid JSON body: {e}"))?;
+        let field = |name: &str| body.get(name).map(|v| v.get()).filter(|v| *v != "null");
+        let model = match field("model").map(serde_json::from_str::<String>) {
+            None => return Err("model: Field required".into()),
+            Some(Ok(m)) if !m.is_empty() => m,
+            Some(_) => return Err("model: Input should be a non-empty string".into()),
+        };
+        match field("max_tokens").map(serde_json::from_str::<u32>) {
+            None => return Err("max_tokens: Field required".into()),
+            Some(Ok(n)) if n >= 1 => {}
+            Some(_) => return Err("max_tokens: Input should be a positive integer".into()),
+        }
+        match field("messages").map(serde_json::from_str::<Vec<&RawValue>>) {
+            None => return Err("messages: Field required".into()),
+            Some(Ok(_)) => {}
+            Some(Err(_)) => return Err("messages: Input should be a valid list".into()),
+        }
+        let stream = match field("stream").map(serde_json::from_str::<bool>) {
+            None => false,
+            Some(Ok(s)) => s,
+            Some(Err(_)) => return Err("stream: Input should be a valid boolean".into()),
+        };
+        Ok(Self {
+            body,
+            model,
+            stream,
+        })
+    }
+}
 
 /// `POST /v1/messages`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -321,12 +366,15 @@ pub struct MessageDeltaBody {
     pub stop_sequence: Option<String>,
 }
 
-/// `{"type": "error", "error": {"type", "message"}}`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// `{"type": "error", "error": {"type", "message"}}`, with whatever else the
+/// upstream added (`request_id`) kept.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ErrorBody {
     #[serde(rename = "type")]
     pub kind: String,
     pub error: ErrorDetail,
+    #[serde(flatten, skip_serializing_if = "Map::is_empty")]
+    pub extra: Map<String, Value>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -344,6 +392,7 @@ impl ErrorBody {
                 kind: kind.into(),
                 message: message.into(),
             },
+            extra: Map::new(),
         }
     }
 

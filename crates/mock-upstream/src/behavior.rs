@@ -24,6 +24,10 @@ pub struct Behavior {
     pub failure: Option<Failure>,
     /// Do not keep requests (benchmarks).
     pub no_record: bool,
+    /// Anthropic: answer with this recorded file (`messages_stream_thinking.sse`,
+    /// `messages_response_basic_2026.json`…) instead of the one the request
+    /// implies.
+    pub fixture: Option<String>,
 }
 
 /// Injected failures.
@@ -43,8 +47,12 @@ pub enum Failure {
     Stall,
     /// Send `after_chunks` chunks, then hang.
     StallMidStream { after_chunks: usize },
-    /// Send `after_chunks` chunks, then end the body cleanly without `[DONE]`.
+    /// Send `after_chunks` chunks, then end the body cleanly without `[DONE]`
+    /// (OpenAI) or `message_stop` (Anthropic).
     TruncateMidStream { after_chunks: usize },
+    /// Send `after_chunks` chunks, then the vendor's in-stream error (OpenAI's
+    /// `data: {"error": …}`, Anthropic's `event: error` overload) and end.
+    ErrorEventMidStream { after_chunks: usize },
 }
 
 mod millis {

@@ -44,3 +44,52 @@ pub mod openai {
         "openai/error_insufficient_quota_429.json"
     );
 }
+
+pub mod anthropic {
+    fixture!(ERROR_AUTH_401, "anthropic/error_auth_401.json");
+    fixture!(
+        ERROR_INVALID_REQUEST,
+        "anthropic/error_invalid_request.json"
+    );
+    fixture!(ERROR_NOT_FOUND_404, "anthropic/error_not_found_404.json");
+    fixture!(ERROR_OVERLOADED, "anthropic/error_overloaded.json");
+    fixture!(ERROR_RATE_LIMIT_429, "anthropic/error_rate_limit_429.json");
+    fixture!(RESPONSE_BASIC, "anthropic/messages_response_basic.json");
+    fixture!(
+        RESPONSE_BASIC_2026,
+        "anthropic/messages_response_basic_2026.json"
+    );
+    fixture!(
+        RESPONSE_TOOL_USE,
+        "anthropic/messages_response_tool_use.json"
+    );
+    fixture!(
+        RESPONSE_AFTER_TOOL_RESULT,
+        "anthropic/messages_response_after_tool_result.json"
+    );
+    fixture!(STREAM_BASIC, "anthropic/messages_stream_basic.sse");
+    fixture!(STREAM_ERROR, "anthropic/messages_stream_error.sse");
+    fixture!(STREAM_MINIMAL, "anthropic/messages_stream_minimal.sse");
+    fixture!(
+        STREAM_TEXT_THEN_TOOL_USE,
+        "anthropic/messages_stream_text_then_tool_use.sse"
+    );
+    fixture!(STREAM_THINKING, "anthropic/messages_stream_thinking.sse");
+    fixture!(STREAM_TOOL_USE, "anthropic/messages_stream_tool_use.sse");
+
+    /// A recorded body by file name, for `Behavior::fixture`.
+    pub fn by_name(name: &str) -> Option<&'static str> {
+        Some(match name {
+            "messages_response_basic.json" => RESPONSE_BASIC,
+            "messages_response_basic_2026.json" => RESPONSE_BASIC_2026,
+            "messages_response_tool_use.json" => RESPONSE_TOOL_USE,
+            "messages_response_after_tool_result.json" => RESPONSE_AFTER_TOOL_RESULT,
+            "messages_stream_basic.sse" => STREAM_BASIC,
+            "messages_stream_minimal.sse" => STREAM_MINIMAL,
+            "messages_stream_text_then_tool_use.sse" => STREAM_TEXT_THEN_TOOL_USE,
+            "messages_stream_thinking.sse" => STREAM_THINKING,
+            "messages_stream_tool_use.sse" => STREAM_TOOL_USE,
+            _ => return None,
+        })
+    }
+}

@@ -9,9 +9,14 @@
 //!   `/v1/models`), which behave like the vendor: usage chunks only when
 //!   `stream_options.include_usage` asks for them, tool-call streams when tools are
 //!   offered.
+//! - [`anthropic`]: `/v1/messages`, answered like Anthropic, after checking the
+//!   request the way Anthropic does (required `max_tokens`, alternating roles that
+//!   start with `user`, `tool_result` placement): an invalid request gets
+//!   Anthropic's 400 and is counted, so tests can assert the gateway sent none.
 //! - [`server`]: the accept loop, the record of requests received, and the control
 //!   routes under `/_mock/` (so a test in another process can steer it).
 
+pub mod anthropic;
 pub mod behavior;
 pub mod fixtures;
 pub mod openai;

@@ -87,6 +87,16 @@ fn merge(target: &mut Value, extra: &Map<String, Value>) {
 }
 
 async fn pre_answer(shared: &Shared, req: Request) -> Result<(Behavior, Value), Response> {
+    pre_answer_with(shared, req, error_response).await
+}
+
+/// Records the request, applies latency and status/stall failures (answering
+/// with `error` for statuses), and parses the JSON body.
+pub(crate) async fn pre_answer_with(
+    shared: &Shared,
+    req: Request,
+    error: fn(u16, Option<&str>) -> Response,
+) -> Result<(Behavior, Value), Response> {
     let (parts, body) = req.into_parts();
     let bytes = read_body(body).await;
     shared.record(&parts.method, &parts.uri, &parts.headers, &bytes);
@@ -96,13 +106,13 @@ async fn pre_answer(shared: &Shared, req: Request) -> Result<(Behavior, Value), 
     }
     match &behavior.failure {
         Some(Failure::Status { status, body }) => {
-            return Err(error_response(*status, body.as_deref()));
+            return Err(error(*status, body.as_deref()));
         }
         Some(Failure::Stall) => std::future::pending::<()>().await,
         _ => {}
     }
     let Ok(json) = serde_json::from_slice::<Value>(&bytes) else {
-        return Err(error_response(400, None));
+        return Err(error(400, None));
     };
     Ok((behavior, json))
 }
@@ -215,6 +225,9 @@ pub(crate) fn sse_response(
     behavior: Behavior,
     chunks: Vec<String>,
 ) -> Response {
+    let error = llm::sse::data_frame(
+        br#"{"error":{"message":"The server had an error while processing your request. Sorry about that!","type":"server_error","param":null,"code":null}}"#,
+    );
     sse_frames(
         shared,
         behavior,
@@ -222,17 +235,26 @@ pub(crate) fn sse_response(
             .into_iter()
             .map(|c| llm::sse::data_frame(c.as_bytes()))
             .collect(),
+        error,
     )
 }
 
-pub(crate) fn sse_frames(shared: Arc<Shared>, behavior: Behavior, frames: Vec<Bytes>) -> Response {
+/// Sends `frames` at the behaviour's pace; `error_frame` is the vendor's in-stream
+/// error, for `Failure::ErrorEventMidStream`.
+pub(crate) fn sse_frames(
+    shared: Arc<Shared>,
+    behavior: Behavior,
+    frames: Vec<Bytes>,
+    error_frame: Bytes,
+) -> Response {
     let (tx, rx) = mpsc::channel::<Result<Bytes, std::io::Error>>(4);
     tokio::spawn(async move {
         let cut = match behavior.failure {
             Some(
                 Failure::ResetMidStream { after_chunks }
                 | Failure::StallMidStream { after_chunks }
-                | Failure::TruncateMidStream { after_chunks },
+                | Failure::TruncateMidStream { after_chunks }
+                | Failure::ErrorEventMidStream { after_chunks },
             ) => Some(after_chunks),
             _ => None,
         };
@@ -248,6 +270,9 @@ pub(crate) fn sse_frames(shared: Arc<Shared>, behavior: Behavior, frames: Vec<By
                     Some(Failure::StallMidStream { .. }) => {
                         tx.closed().await;
                         shared.stream_aborted();
+                    }
+                    Some(Failure::ErrorEventMidStream { .. }) => {
+                        let _ = tx.send(Ok(error_frame)).await;
                     }
                     _ => {}
                 }

@@ -40,6 +40,9 @@ pub struct Stats {
     pub aborted_streams: usize,
     /// Streams sent to the end.
     pub completed_streams: usize,
+    /// Anthropic requests refused as invalid (the gateway sent a body the real API
+    /// would refuse): should stay 0.
+    pub invalid_requests: usize,
 }
 
 #[derive(Debug, Default)]
@@ -48,6 +51,9 @@ pub struct Shared {
     requests: Mutex<Vec<Recorded>>,
     aborted_streams: AtomicUsize,
     completed_streams: AtomicUsize,
+    invalid_requests: AtomicUsize,
+    /// Why each invalid request was refused.
+    invalid_reasons: Mutex<Vec<String>>,
 }
 
 impl Shared {
@@ -82,6 +88,11 @@ impl Shared {
         self.aborted_streams.fetch_add(1, Ordering::SeqCst);
     }
 
+    pub(crate) fn invalid_request(&self, reason: &str) {
+        self.invalid_requests.fetch_add(1, Ordering::SeqCst);
+        self.invalid_reasons.lock().push(reason.to_owned());
+    }
+
     pub(crate) fn stream_completed(&self) {
         self.completed_streams.fetch_add(1, Ordering::SeqCst);
     }
@@ -90,6 +101,7 @@ impl Shared {
         Stats {
             aborted_streams: self.aborted_streams.load(Ordering::SeqCst),
             completed_streams: self.completed_streams.load(Ordering::SeqCst),
+            invalid_requests: self.invalid_requests.load(Ordering::SeqCst),
         }
     }
 }
@@ -150,6 +162,16 @@ impl MockUpstream {
 
     pub fn stats(&self) -> Stats {
         self.shared.stats()
+    }
+
+    /// Why the mock refused requests as invalid Anthropic requests.
+    pub fn invalid_reasons(&self) -> Vec<String> {
+        self.shared.invalid_reasons.lock().clone()
+    }
+
+    /// The Anthropic base URL (no `/v1`: Anthropic clients add it).
+    pub fn anthropic_base_url(&self) -> String {
+        format!("http://{}", self.addr)
     }
 
     /// Waits up to `timeout` for `pred` to hold on the stats.
@@ -216,6 +238,7 @@ async fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
 fn router(shared: Arc<Shared>) -> Router {
     Router::new()
         .merge(crate::openai::router())
+        .merge(crate::anthropic::router())
         .route("/_mock/requests", get(list_requests).delete(clear_requests))
         .route("/_mock/behavior", get(get_behavior).put(put_behavior))
         .route("/_mock/stats", get(get_stats))
@@ -243,8 +266,11 @@ async fn put_behavior(
     Json(behavior)
 }
 
-async fn get_stats(State(shared): State<Arc<Shared>>) -> Json<Stats> {
-    Json(shared.stats())
+async fn get_stats(State(shared): State<Arc<Shared>>) -> Json<serde_json::Value> {
+    Json(serde_json::json!({
+        "stats": shared.stats(),
+        "invalid_reasons": *shared.invalid_reasons.lock(),
+    }))
 }
 
 /// Reads a whole body; the mock has no size limit.

@@ -89,6 +89,7 @@ async fn method_not_allowed(method: Method, uri: Uri) -> Response {
 pub fn router(state: AppState, readiness: Readiness) -> Router {
     Router::new()
         .merge(crate::routes::openai::router())
+        .merge(crate::routes::anthropic::router())
         .fallback(unknown_route)
         .method_not_allowed_fallback(method_not_allowed)
         .with_state(state)

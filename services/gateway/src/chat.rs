@@ -18,7 +18,11 @@ pub async fn complete(state: &AppState, body: &Bytes) -> Result<Response, Error>
     span.record("stream", req.stream);
     if req.stream {
         let start = target.provider.chat_stream(&req, &target.model).await?;
-        Ok(stream::sse_response(start.headers, start.chunks))
+        Ok(stream::sse_response(
+            stream::Dialect::OpenAi,
+            start.headers,
+            stream::openai_frames(start.chunks),
+        ))
     } else {
         let completion = target.provider.chat(&req, &target.model).await?;
         Ok(stream::json_response(completion.headers, completion.body))

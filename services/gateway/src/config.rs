@@ -117,6 +117,9 @@ pub enum ProviderConfig {
     /// Groq, Together, LM Studio…).
     #[serde(alias = "openai_compatible")]
     Openai(OpenAiConfig),
+    /// Anthropic's Messages API, with full two-way translation for OpenAI clients
+    /// and native pass-through for Anthropic clients.
+    Anthropic(AnthropicConfig),
     /// Answers by itself, with no upstream: echoes the last user message. For a
     /// first run without any vendor key, and for demos.
     Demo(DemoConfig),
@@ -141,6 +144,37 @@ pub struct OpenAiConfig {
     pub models: Vec<String>,
     #[serde(default)]
     pub timeouts: TimeoutOverrides,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AnthropicConfig {
+    /// The API root, without `/v1`. Default `https://api.anthropic.com`.
+    #[serde(default)]
+    pub base_url: Option<Url>,
+    /// Name of the environment variable holding the API key (sent as `x-api-key`).
+    #[serde(default)]
+    pub api_key_env: Option<String>,
+    /// `anthropic-version` sent upstream, unless an Anthropic client sends its own.
+    #[serde(default = "anthropic_version")]
+    pub anthropic_version: String,
+    /// `max_tokens` for OpenAI requests that set none: Anthropic requires it.
+    #[serde(default = "default_max_tokens")]
+    pub default_max_tokens: u32,
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
+    #[serde(default)]
+    pub models: Vec<String>,
+    #[serde(default)]
+    pub timeouts: TimeoutOverrides,
+}
+
+fn anthropic_version() -> String {
+    "2023-06-01".to_owned()
+}
+
+fn default_max_tokens() -> u32 {
+    4096
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -204,15 +238,23 @@ impl Config {
                     "a provider name must be non-empty and contain no '/'",
                 ));
             }
-            if let ProviderConfig::Openai(p) = provider {
-                if !matches!(p.base_url.scheme(), "http" | "https") {
+            let http = match provider {
+                ProviderConfig::Openai(p) => Some((&p.base_url, &p.api_key_env, &p.headers)),
+                ProviderConfig::Anthropic(p) => p
+                    .base_url
+                    .as_ref()
+                    .map(|url| (url, &p.api_key_env, &p.headers)),
+                ProviderConfig::Demo(_) => None,
+            };
+            if let Some((base_url, api_key_env, headers)) = http {
+                if !matches!(base_url.scheme(), "http" | "https") {
                     return Err(ConfigError::new(
                         format!("providers.{name}.base_url"),
                         "must be an http:// or https:// URL",
                     ));
                 }
-                read_api_key(name, p.api_key_env.as_deref())?;
-                for (header, value) in &p.headers {
+                read_api_key(name, api_key_env.as_deref())?;
+                for (header, value) in headers {
                     if http::HeaderName::try_from(header.as_str()).is_err()
                         || http::HeaderValue::try_from(value.as_str()).is_err()
                     {

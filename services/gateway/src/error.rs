@@ -4,7 +4,9 @@
 
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
+use llm::anthropic;
 use llm::openai::{ErrorBody, InvalidRequest};
+use llm::translate::{chat_to_messages, messages_to_chat};
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -20,6 +22,12 @@ pub enum Error {
     UnknownRoute { method: String, path: String },
     #[error("Method {method} is not allowed on {path}.")]
     MethodNotAllowed { method: String, path: String },
+    /// The request uses something the provider's API cannot express.
+    #[error("{0}")]
+    Untranslatable(String),
+    /// An Anthropic request body Anthropic's API would refuse.
+    #[error("{0}")]
+    InvalidMessagesRequest(String),
     #[error("Provider `{provider}` does not support {what}.")]
     Unsupported {
         provider: String,
@@ -34,6 +42,12 @@ pub enum Error {
     /// The upstream answered with an error status; passed through, normalised.
     #[error("{}", .body.error.message)]
     Upstream { status: StatusCode, body: ErrorBody },
+    /// An Anthropic upstream answered with an error status.
+    #[error("{}", .body.error.message)]
+    UpstreamAnthropic {
+        status: StatusCode,
+        body: Box<anthropic::ErrorBody>,
+    },
     #[error("internal error")]
     Unexpected(#[from] anyhow::Error),
 }
@@ -44,9 +58,11 @@ impl Error {
             Self::InvalidRequest(InvalidRequest::MissingModel) | Self::ModelNotFound(_) => {
                 StatusCode::NOT_FOUND
             }
-            Self::InvalidRequest(_) | Self::BodyRead(_) | Self::Unsupported { .. } => {
-                StatusCode::BAD_REQUEST
-            }
+            Self::InvalidRequest(_)
+            | Self::BodyRead(_)
+            | Self::Unsupported { .. }
+            | Self::Untranslatable(_)
+            | Self::InvalidMessagesRequest(_) => StatusCode::BAD_REQUEST,
             Self::BodyTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UnknownRoute { .. } => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
@@ -55,6 +71,10 @@ impl Error {
             }
             Self::UpstreamTimeout { .. } => StatusCode::GATEWAY_TIMEOUT,
             Self::Upstream { status, .. } => *status,
+            Self::UpstreamAnthropic { status, body } => {
+                StatusCode::from_u16(chat_to_messages::error(status.as_u16(), body).0)
+                    .unwrap_or(*status)
+            }
             Self::Unexpected(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -69,18 +89,25 @@ impl Error {
             Self::UnknownRoute { .. } => "unknown_url",
             Self::MethodNotAllowed { .. } => "method_not_allowed",
             Self::Unsupported { .. } => "unsupported_endpoint",
+            Self::Untranslatable(_) => "unsupported_by_provider",
+            Self::InvalidMessagesRequest(_) => "invalid_request",
             Self::UpstreamUnreachable { .. } => "upstream_unreachable",
             Self::UpstreamTimeout { .. } => "upstream_timeout",
             Self::UpstreamProtocol { .. } => "upstream_protocol_error",
             Self::Upstream { body, .. } => return body.error.code.as_deref(),
+            Self::UpstreamAnthropic { .. } => return None,
             Self::Unexpected(_) => "internal_error",
         })
     }
 
     /// The error in OpenAI's shape.
     pub fn openai_body(&self) -> ErrorBody {
-        if let Self::Upstream { body, .. } = self {
-            return body.clone();
+        match self {
+            Self::Upstream { body, .. } => return body.clone(),
+            Self::UpstreamAnthropic { status, body } => {
+                return chat_to_messages::error(status.as_u16(), body).1;
+            }
+            _ => {}
         }
         let kind = match self {
             Self::UpstreamUnreachable { .. } | Self::UpstreamProtocol { .. } => "upstream_error",
@@ -95,13 +122,46 @@ impl Error {
         };
         ErrorBody::new(self.to_string(), kind, param, self.code())
     }
+
+    /// The status and body in Anthropic's shape, for `/v1/messages`.
+    pub fn anthropic(&self) -> (StatusCode, anthropic::ErrorBody) {
+        match self {
+            Self::UpstreamAnthropic { status, body } => (*status, (**body).clone()),
+            Self::Upstream { status, body } => {
+                let (status, body) = messages_to_chat::error(status.as_u16(), body);
+                (
+                    StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_GATEWAY),
+                    body,
+                )
+            }
+            _ => {
+                let status = self.status_code();
+                let kind = match self {
+                    Self::UpstreamUnreachable { .. } | Self::UpstreamProtocol { .. } => "api_error",
+                    _ => anthropic::kind_for_status(status.as_u16()),
+                };
+                (status, anthropic::ErrorBody::new(kind, self.to_string()))
+            }
+        }
+    }
+
+    /// The error as `/v1/messages` answers it.
+    pub fn into_anthropic_response(self) -> Response {
+        self.log();
+        let (status, body) = self.anthropic();
+        (status, axum::Json(body)).into_response()
+    }
+
+    fn log(&self) {
+        if let Self::Unexpected(e) = self {
+            tracing::error!(error = ?e, "unexpected error");
+        }
+    }
 }
 
 impl IntoResponse for Error {
     fn into_response(self) -> Response {
-        if let Self::Unexpected(e) = &self {
-            tracing::error!(error = ?e, "unexpected error");
-        }
+        self.log();
         (self.status_code(), axum::Json(self.openai_body())).into_response()
     }
 }

@@ -4,13 +4,15 @@
 //!   start-up with errors that name the offending key.
 //! - [`routing`]: turns a requested model name into a provider and an upstream model
 //!   (aliases from the mappings, or `provider/model`).
-//! - [`providers`]: the closed set of provider kinds (OpenAI-compatible, demo) behind
-//!   one small trait, dispatched with `match`.
-//! - [`chat`], [`embeddings`]: what a request does once its body is read: parse,
-//!   resolve, call the provider, shape the answer (the stream relay lives in
-//!   [`stream`]).
+//! - [`providers`]: the closed set of provider kinds (OpenAI-compatible, Anthropic,
+//!   demo) behind one small trait, dispatched with `match`.
+//! - [`chat`], [`embeddings`], [`messages`]: what a request does once its body is
+//!   read: parse, resolve, call the provider (translating between the OpenAI and
+//!   Anthropic APIs where client and provider differ), shape the answer. The SSE
+//!   relay, in either API's dialect, lives in [`stream`].
 //! - [`routes`]: the axum handlers, by API area; thin wrappers around the above.
-//! - [`error`]: the one error type, rendered in OpenAI's error shape.
+//! - [`error`]: the one error type, rendered in the error shape of the API the
+//!   client called.
 //! - [`app`]: builds the server on a port ([`Application`]), the request-id layer, and
 //!   graceful shutdown.
 
@@ -19,6 +21,7 @@ pub mod chat;
 pub mod config;
 pub mod embeddings;
 pub mod error;
+pub mod messages;
 pub mod providers;
 pub mod routes;
 pub mod routing;

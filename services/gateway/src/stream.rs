@@ -1,51 +1,90 @@
-//! Relaying a chunk stream to the client as OpenAI's event stream.
+//! Relaying a stream to the client as Server-Sent Events, in the dialect of the API
+//! the client called.
+
+use std::borrow::Cow;
+use std::pin::Pin;
 
 use axum::body::Body;
 use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::Response;
 use bytes::{Bytes, BytesMut};
-use futures_util::StreamExt;
 use futures_util::stream::ReadyChunks;
+use futures_util::{Stream, StreamExt};
 
-use crate::providers::ChunkStream;
+use crate::providers::{ChunkStream, StreamError};
 
-/// `data:` frames for each chunk, then `data: [DONE]`; a failure mid-stream ends it
-/// with one error frame (`data: {"error": {...}}`, which the official SDKs raise)
-/// and no `[DONE]`. Each chunk is written as soon as it arrives. Dropping the
-/// response (the client went away) drops the upstream request with it.
-pub fn sse_response(headers: HeaderMap, chunks: ChunkStream) -> Response {
+/// One event for the client: its SSE `event:` name (Anthropic's streams name
+/// theirs, OpenAI's do not) and its JSON data.
+#[derive(Debug, Clone)]
+pub struct Frame {
+    pub event: Option<Cow<'static, str>>,
+    pub data: Bytes,
+}
+
+pub type FrameStream = Pin<Box<dyn Stream<Item = Result<Frame, StreamError>> + Send>>;
+
+/// Which API's stream conventions to follow.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dialect {
+    /// `data:` frames, `data: [DONE]` at the end, errors as `data: {"error": …}`.
+    OpenAi,
+    /// `event:` + `data:` frames, nothing after `message_stop`, errors as
+    /// `event: error`.
+    Anthropic,
+}
+
+/// OpenAI chunk payloads as frames.
+pub fn openai_frames(chunks: ChunkStream) -> FrameStream {
+    Box::pin(chunks.map(|item| item.map(|data| Frame { event: None, data })))
+}
+
+/// Streams `frames`, each written as soon as it arrives (frames already waiting
+/// when one is polled leave in one write: streaming cost is mostly syscalls). A
+/// failure ends the stream with one error event in the client's dialect instead of
+/// a hang. Dropping the response (the client went away) drops the upstream request
+/// with it.
+pub fn sse_response(dialect: Dialect, headers: HeaderMap, frames: FrameStream) -> Response {
     enum State {
-        Streaming(ReadyChunks<ChunkStream>),
+        Streaming(ReadyChunks<FrameStream>),
         Done,
     }
-    // Chunks that are already there when one is polled (several events in one
-    // upstream read) leave in one write: streaming cost is mostly syscalls.
-    let batches = chunks.ready_chunks(64);
-    let frames = futures_util::stream::unfold(State::Streaming(batches), |state| async move {
+    let batches = frames.ready_chunks(64);
+    let body = futures_util::stream::unfold(State::Streaming(batches), move |state| async move {
         let State::Streaming(mut batches) = state else {
             return None;
         };
         let Some(batch) = batches.next().await else {
-            return Some((Ok(Bytes::from_static(llm::sse::DONE_FRAME)), State::Done));
+            return match dialect {
+                Dialect::OpenAi => Some((
+                    Ok::<_, std::convert::Infallible>(Bytes::from_static(llm::sse::DONE_FRAME)),
+                    State::Done,
+                )),
+                Dialect::Anthropic => None,
+            };
         };
         let mut out = BytesMut::new();
         for item in batch {
             match item {
-                Ok(payload) => write_frame(&mut out, &payload),
+                Ok(frame) => write_frame(&mut out, frame.event.as_deref(), &frame.data),
                 Err(e) => {
                     tracing::warn!(error = %e, "stream ended by an upstream failure");
-                    let body = serde_json::to_vec(&e.openai_body()).unwrap_or_default();
-                    write_frame(&mut out, &body);
+                    match dialect {
+                        Dialect::OpenAi => {
+                            let body = serde_json::to_vec(&e.openai_body()).unwrap_or_default();
+                            write_frame(&mut out, None, &body);
+                        }
+                        Dialect::Anthropic => {
+                            let body = serde_json::to_vec(&e.anthropic_body()).unwrap_or_default();
+                            write_frame(&mut out, Some("error"), &body);
+                        }
+                    }
                     return Some((Ok(out.freeze()), State::Done));
                 }
             }
         }
-        Some((
-            Ok::<_, std::convert::Infallible>(out.freeze()),
-            State::Streaming(batches),
-        ))
+        Some((Ok(out.freeze()), State::Streaming(batches)))
     });
-    let mut response = Response::new(Body::from_stream(frames));
+    let mut response = Response::new(Body::from_stream(body));
     let h = response.headers_mut();
     h.extend(headers);
     h.insert(
@@ -57,10 +96,15 @@ pub fn sse_response(headers: HeaderMap, chunks: ChunkStream) -> Response {
     response
 }
 
-fn write_frame(out: &mut BytesMut, payload: &[u8]) {
-    out.reserve(payload.len() + 8);
+fn write_frame(out: &mut BytesMut, event: Option<&str>, data: &[u8]) {
+    out.reserve(data.len() + 16 + event.map_or(0, str::len));
+    if let Some(event) = event {
+        out.extend_from_slice(b"event: ");
+        out.extend_from_slice(event.as_bytes());
+        out.extend_from_slice(b"\n");
+    }
     out.extend_from_slice(b"data: ");
-    out.extend_from_slice(payload);
+    out.extend_from_slice(data);
     out.extend_from_slice(b"\n\n");
 }
 

@@ -594,6 +594,7 @@ impl StreamTranslator {
                 let body = anthropic::ErrorBody {
                     kind: "error".into(),
                     error,
+                    extra: Map::new(),
                 };
                 let (status, openai) = self::error(529, &body);
                 return Err(StreamFailure::Upstream {
@@ -642,7 +643,7 @@ impl StreamTranslator {
 }
 
 /// How a translated stream can fail.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum StreamFailure {
     #[error(transparent)]
     Translate(#[from] TranslateError),

@@ -4,7 +4,9 @@
 //!   with only `model` rewritten.
 //! - [`demo`]: answers without any upstream, so a first run needs no vendor key.
 
+pub mod anthropic;
 pub mod demo;
+pub mod http;
 pub mod openai;
 
 use std::future::Future;
@@ -62,6 +64,17 @@ pub enum StreamError {
 }
 
 impl StreamError {
+    /// The error event's body, in Anthropic's shape.
+    pub fn anthropic_body(&self) -> llm::anthropic::ErrorBody {
+        match self {
+            Self::Upstream(body) => llm::translate::messages_to_chat::error(500, body).1,
+            Self::Timeout { .. } => {
+                llm::anthropic::ErrorBody::new("timeout_error", self.to_string())
+            }
+            _ => llm::anthropic::ErrorBody::new("api_error", self.to_string()),
+        }
+    }
+
     /// The error event's body, in OpenAI's shape.
     pub fn openai_body(&self) -> ErrorBody {
         match self {
@@ -115,6 +128,7 @@ pub trait LlmProvider {
 #[allow(clippy::large_enum_variant)]
 pub enum Provider {
     OpenAi(openai::OpenAiCompatible),
+    Anthropic(anthropic::Anthropic),
     Demo(demo::Demo),
 }
 
@@ -129,6 +143,9 @@ impl Provider {
             ProviderConfig::Openai(c) => {
                 Self::OpenAi(openai::OpenAiCompatible::build(name, c, settings)?)
             }
+            ProviderConfig::Anthropic(c) => {
+                Self::Anthropic(anthropic::Anthropic::build(name, c, settings)?)
+            }
             ProviderConfig::Demo(c) => Self::Demo(demo::Demo::new(c)),
         })
     }
@@ -137,6 +154,7 @@ impl Provider {
     pub fn listed_models(config: &ProviderConfig) -> &[String] {
         match config {
             ProviderConfig::Openai(c) => &c.models,
+            ProviderConfig::Anthropic(c) => &c.models,
             ProviderConfig::Demo(c) => &c.models,
         }
     }
@@ -144,6 +162,7 @@ impl Provider {
     pub async fn chat(&self, req: &ChatRequest, model: &str) -> Result<Completion, Error> {
         match self {
             Self::OpenAi(p) => p.chat(req, model).await,
+            Self::Anthropic(p) => p.chat(req, model).await,
             Self::Demo(p) => p.chat(req, model).await,
         }
     }
@@ -151,6 +170,7 @@ impl Provider {
     pub async fn chat_stream(&self, req: &ChatRequest, model: &str) -> Result<StreamStart, Error> {
         match self {
             Self::OpenAi(p) => p.chat_stream(req, model).await,
+            Self::Anthropic(p) => p.chat_stream(req, model).await,
             Self::Demo(p) => p.chat_stream(req, model).await,
         }
     }
@@ -162,6 +182,7 @@ impl Provider {
     ) -> Result<Completion, Error> {
         match self {
             Self::OpenAi(p) => p.embeddings(req, model).await,
+            Self::Anthropic(p) => p.embeddings(req, model).await,
             Self::Demo(p) => p.embeddings(req, model).await,
         }
     }

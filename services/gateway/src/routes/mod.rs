@@ -1,5 +1,6 @@
 //! HTTP handlers by API area. Each extracts, calls one plain function, returns.
 
+pub mod anthropic;
 pub mod openai;
 
 use axum::body::Body;

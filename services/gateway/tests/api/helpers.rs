@@ -4,7 +4,8 @@ use std::time::Duration;
 
 use gateway::Application;
 use gateway::config::{
-    Config, DemoConfig, MappingConfig, OpenAiConfig, ProviderConfig, Settings, TimeoutOverrides,
+    AnthropicConfig, Config, DemoConfig, MappingConfig, OpenAiConfig, ProviderConfig, Settings,
+    TimeoutOverrides,
 };
 use mock_upstream::MockUpstream;
 use serde_json::Value;
@@ -31,8 +32,21 @@ pub fn openai_provider(base_url: &str) -> ProviderConfig {
     })
 }
 
-/// The default test set-up: provider `mock` (the mock upstream), provider `demo`,
-/// aliases `gpt4` → mock/gpt-4o and `demo` → demo/echo.
+pub fn anthropic_provider(base_url: &str) -> ProviderConfig {
+    ProviderConfig::Anthropic(AnthropicConfig {
+        base_url: Some(base_url.parse().unwrap()),
+        api_key_env: Some("AIPROX_TEST_PROVIDER_KEY".into()),
+        anthropic_version: "2023-06-01".into(),
+        default_max_tokens: 2048,
+        headers: BTreeMap::new(),
+        models: vec![],
+        timeouts: TimeoutOverrides::default(),
+    })
+}
+
+/// The default test set-up: providers `mock` (the mock upstream, OpenAI API),
+/// `claude` (the same mock, Anthropic API) and `demo`; aliases `gpt4` →
+/// mock/gpt-4o, `claude` → claude/claude-haiku-4-5 and `demo` → demo/echo.
 pub fn base_config(mock: &MockUpstream) -> Config {
     Config {
         settings: Settings {
@@ -45,6 +59,10 @@ pub fn base_config(mock: &MockUpstream) -> Config {
             (
                 "demo".to_owned(),
                 ProviderConfig::Demo(DemoConfig::default()),
+            ),
+            (
+                "claude".to_owned(),
+                anthropic_provider(&mock.anthropic_base_url()),
             ),
         ]),
         mappings: BTreeMap::from([
@@ -60,6 +78,13 @@ pub fn base_config(mock: &MockUpstream) -> Config {
                 MappingConfig {
                     provider: "demo".into(),
                     model: "echo".into(),
+                },
+            ),
+            (
+                "claude".to_owned(),
+                MappingConfig {
+                    provider: "claude".into(),
+                    model: "claude-haiku-4-5".into(),
                 },
             ),
         ]),
@@ -95,6 +120,20 @@ impl TestApp {
     pub async fn post_chat(&self, body: &Value) -> reqwest::Response {
         self.post_raw("/v1/chat/completions", body.to_string())
             .await
+    }
+
+    /// `POST /v1/messages` as the Anthropic SDK sends it.
+    pub async fn post_messages(&self, body: &Value) -> reqwest::Response {
+        self.client
+            .post(self.url("/v1/messages"))
+            .header("content-type", "application/json")
+            .header("x-api-key", "sk-ant-client-key-must-not-travel")
+            .header("anthropic-version", "2023-06-01")
+            .header("anthropic-beta", "tools-2024-04-04")
+            .body(body.to_string())
+            .send()
+            .await
+            .unwrap()
     }
 
     pub async fn post_embeddings(&self, body: &Value) -> reqwest::Response {
@@ -149,6 +188,30 @@ pub fn fixture_chunks(sse: &str) -> Vec<Value> {
         .filter(|e| e.data != "[DONE]")
         .map(|e| json(&e.data))
         .collect()
+}
+
+/// The `event:` names and parsed `data:` of an Anthropic event stream.
+pub async fn sse_events(response: reqwest::Response) -> Vec<(String, Value)> {
+    let text = response.text().await.unwrap();
+    let mut decoder = llm::sse::Decoder::new();
+    let events = decoder.feed(text.as_bytes()).unwrap();
+    assert!(!decoder.is_mid_event(), "stream ended mid-event: {text:?}");
+    events
+        .into_iter()
+        .map(|e| (e.event.expect("a named event"), json(&e.data)))
+        .collect()
+}
+
+/// An error body in Anthropic's shape, checked field by field.
+pub async fn anthropic_error(response: reqwest::Response) -> (u16, Value) {
+    let status = response.status().as_u16();
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["type"], "error", "{body}");
+    assert!(
+        body["error"]["type"].is_string() && body["error"]["message"].is_string(),
+        "{body}"
+    );
+    (status, body)
 }
 
 /// An error body in OpenAI's shape, checked field by field.

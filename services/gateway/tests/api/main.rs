@@ -1,9 +1,11 @@
 //! The gateway over real HTTP: the gateway and a mock upstream, each on port 0.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod anthropic_upstream;
 mod chat;
 mod errors;
 mod helpers;
 mod lifecycle;
+mod messages_endpoint;
 mod models_embeddings;
 mod streaming;

@@ -17,7 +17,10 @@ async fn models_lists_aliases_and_provider_models_in_openai_shape() {
         .iter()
         .map(|m| m["id"].as_str().unwrap())
         .collect();
-    assert_eq!(ids, ["demo", "gpt4", "mock/gpt-4o", "mock/gpt-4o-mini"]);
+    assert_eq!(
+        ids,
+        ["claude", "demo", "gpt4", "mock/gpt-4o", "mock/gpt-4o-mini"]
+    );
     for m in body["data"].as_array().unwrap() {
         assert_eq!(m["object"], "model");
         assert!(m["created"].is_u64() && m["owned_by"].is_string());
