@@ -57,7 +57,10 @@ class Mock:
         return self.requests()[-1]
 
     def stats(self) -> dict:
-        return httpx.get(f"{self.url}/_mock/stats").json()
+        return httpx.get(f"{self.url}/_mock/stats").json()["stats"]
+
+    def invalid_reasons(self) -> list[str]:
+        return httpx.get(f"{self.url}/_mock/stats").json()["invalid_reasons"]
 
     def reset(self) -> None:
         self.behave()
@@ -99,10 +102,16 @@ providers:
     api_key_env: AIPROX_TEST_PROVIDER_KEY
     models: [gpt-4o]
     timeouts: {{ idle: 2s, first_byte: 5s }}
+  claude:
+    kind: anthropic
+    base_url: {mock.url}
+    api_key_env: AIPROX_TEST_PROVIDER_KEY
+    timeouts: {{ idle: 2s, first_byte: 5s }}
   demo:
     kind: demo
 mappings:
   gpt4: {{ provider: mock, model: gpt-4o }}
+  claude: {{ provider: claude, model: claude-haiku-4-5 }}
   demo: {{ provider: demo, model: echo }}
 """
         )

@@ -368,6 +368,7 @@ pub struct StreamTranslator {
     partial_json: HashMap<u32, String>,
     next_tool: u32,
     started: bool,
+    role_sent: bool,
     stopped: bool,
 }
 
@@ -388,6 +389,7 @@ impl StreamTranslator {
             partial_json: HashMap::new(),
             next_tool: 0,
             started: false,
+            role_sent: false,
             stopped: false,
         }
     }
@@ -407,7 +409,20 @@ impl StreamTranslator {
         )
     }
 
-    fn chunk(&self, delta: Delta, finish: Option<&str>) -> ChatCompletionChunk {
+    /// A chunk; the first one also carries `role`, and `content` as OpenAI sends
+    /// it first: `""` before text, `null` before tool calls.
+    fn chunk(&mut self, mut delta: Delta, finish: Option<&str>) -> ChatCompletionChunk {
+        if !self.role_sent {
+            self.role_sent = true;
+            delta.role = Some("assistant".into());
+            if delta.content.is_none() {
+                delta.content = Some(if delta.tool_calls.is_some() {
+                    None
+                } else {
+                    Some(String::new())
+                });
+            }
+        }
         ChatCompletionChunk {
             id: self.id.clone(),
             object: "chat.completion.chunk".into(),
@@ -453,14 +468,8 @@ impl StreamTranslator {
                 self.output_tokens = u.output_tokens;
                 self.cache_read = u.cache_read_input_tokens.unwrap_or(0);
                 self.cache_creation = u.cache_creation_input_tokens.unwrap_or(0);
-                vec![self.chunk(
-                    Delta {
-                        role: Some("assistant".into()),
-                        content: Some(String::new()),
-                        ..Delta::default()
-                    },
-                    None,
-                )]
+                // The role goes out with the first content, once its kind is known.
+                Vec::new()
             }
             StreamEvent::ContentBlockStart {
                 index,
@@ -468,11 +477,31 @@ impl StreamTranslator {
             } => match content_block {
                 ContentBlock::Text { text, .. } => {
                     self.blocks.insert(index, Block::Text);
-                    self.text_chunk(text)
+                    if self.role_sent {
+                        self.text_chunk(text)
+                    } else {
+                        vec![self.chunk(
+                            Delta {
+                                content: Some(Some(text)),
+                                ..Delta::default()
+                            },
+                            None,
+                        )]
+                    }
                 }
                 ContentBlock::Thinking { thinking, .. } => {
                     self.blocks.insert(index, Block::Thinking);
-                    self.reasoning_chunk(thinking)
+                    if self.role_sent {
+                        self.reasoning_chunk(thinking)
+                    } else {
+                        vec![self.chunk(
+                            Delta {
+                                reasoning_content: (!thinking.is_empty()).then_some(thinking),
+                                ..Delta::default()
+                            },
+                            None,
+                        )]
+                    }
                 }
                 ContentBlock::ToolUse { id, name, .. } => {
                     let openai_index = self.next_tool;
@@ -615,20 +644,20 @@ impl StreamTranslator {
         }
     }
 
-    fn text_chunk(&self, text: String) -> Vec<ChatCompletionChunk> {
+    fn text_chunk(&mut self, text: String) -> Vec<ChatCompletionChunk> {
         if text.is_empty() {
             return Vec::new();
         }
         vec![self.chunk(
             Delta {
-                content: Some(text),
+                content: Some(Some(text)),
                 ..Delta::default()
             },
             None,
         )]
     }
 
-    fn reasoning_chunk(&self, thinking: String) -> Vec<ChatCompletionChunk> {
+    fn reasoning_chunk(&mut self, thinking: String) -> Vec<ChatCompletionChunk> {
         if thinking.is_empty() {
             return Vec::new();
         }

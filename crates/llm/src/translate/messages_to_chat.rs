@@ -414,7 +414,7 @@ impl StreamTranslator {
                 delta: BlockDelta::ThinkingDelta { thinking },
             });
         }
-        if let Some(text) = delta.content.filter(|t| !t.is_empty()) {
+        if let Some(text) = delta.content.flatten().filter(|t| !t.is_empty()) {
             let index = self.ensure(Open::Text, || ContentBlock::text(""), &mut out);
             out.push(StreamEvent::ContentBlockDelta {
                 index,
