@@ -1,0 +1,179 @@
+//! The events aiprox's services exchange, and the bus that carries them.
+//!
+//! - [`proto`]: `LogEvent`, `MediaEvent` (generated from `proto/aiprox/v1/events.proto`).
+//! - [`subjects`]: stream, subject, consumer and bucket names: the contract between
+//!   the gateway, the logger and the media service.
+//! - [`Bus`]: publish with acknowledgement, durable pull consumers with explicit ack,
+//!   and a blob store for media too large for one message. Two implementations
+//!   behind one closed enum: [`nats::NatsBus`] (JetStream, the microservice split)
+//!   and [`memory::InProcessBus`] (`aiprox all`, one process).
+
+pub mod memory;
+pub mod nats;
+
+#[allow(clippy::all, clippy::pedantic, missing_docs)]
+pub mod proto {
+    include!(concat!(env!("OUT_DIR"), "/aiprox.v1.rs"));
+}
+
+use std::time::Duration;
+
+use bytes::Bytes;
+
+pub mod subjects {
+    /// The JetStream stream holding every aiprox event.
+    pub const STREAM: &str = "AIPROX";
+    pub const ALL: &str = "aiprox.>";
+    pub const LOG: &str = "aiprox.log.v1";
+    pub const MEDIA: &str = "aiprox.media.v1";
+    /// Durable consumer names.
+    pub const LOGGER: &str = "logger";
+    pub const MEDIA_WRITER: &str = "media";
+    /// Object store bucket for media blobs larger than a message.
+    pub const MEDIA_BUCKET: &str = "aiprox-media";
+}
+
+/// One message to publish.
+#[derive(Debug, Clone)]
+pub struct Outgoing {
+    pub subject: &'static str,
+    /// `Nats-Msg-Id`: JetStream drops a message whose id it saw within its
+    /// duplicate window.
+    pub msg_id: String,
+    pub payload: Bytes,
+    /// W3C trace context of the request, so consumers' spans join its trace.
+    pub traceparent: Option<String>,
+}
+
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum BusError {
+    #[error("cannot reach the event bus: {0}")]
+    Unavailable(String),
+    #[error("the event bus refused the operation: {0}")]
+    Refused(String),
+    #[error("timed out waiting for the event bus")]
+    Timeout,
+}
+
+/// A message taken from a durable consumer, to be acknowledged once handled.
+#[derive(Debug)]
+pub struct Delivery {
+    pub payload: Bytes,
+    pub traceparent: Option<String>,
+    ack: Acker,
+}
+
+#[derive(Debug)]
+enum Acker {
+    Nats(async_nats::jetstream::Message),
+    None,
+}
+
+impl Delivery {
+    /// Acknowledges the message: it will not be delivered again.
+    pub async fn ack(self) -> Result<(), BusError> {
+        match self.ack {
+            Acker::Nats(message) => message
+                .ack()
+                .await
+                .map_err(|e| BusError::Unavailable(e.to_string())),
+            Acker::None => Ok(()),
+        }
+    }
+}
+
+/// The bus, by kind.
+#[derive(Debug, Clone)]
+pub enum Bus {
+    Nats(nats::NatsBus),
+    InProcess(memory::InProcessBus),
+}
+
+/// A durable consumer, by kind.
+#[derive(Debug)]
+pub enum Consumer {
+    Nats(nats::NatsConsumer),
+    InProcess(memory::InProcessConsumer),
+}
+
+impl Bus {
+    /// Publishes `messages` with their acknowledgements awaited concurrently; one
+    /// result per message, in order.
+    pub async fn publish_all(&self, messages: &[Outgoing]) -> Vec<Result<(), BusError>> {
+        match self {
+            Self::Nats(b) => b.publish_all(messages).await,
+            Self::InProcess(b) => b.publish_all(messages),
+        }
+    }
+
+    /// The largest payload one message may carry.
+    pub fn max_payload(&self) -> usize {
+        match self {
+            Self::Nats(b) => b.max_payload(),
+            Self::InProcess(_) => usize::MAX,
+        }
+    }
+
+    /// The durable consumer `durable` of `subject`, created when missing.
+    pub async fn consumer(&self, durable: &str, subject: &str) -> Result<Consumer, BusError> {
+        Ok(match self {
+            Self::Nats(b) => Consumer::Nats(b.consumer(durable, subject).await?),
+            Self::InProcess(b) => Consumer::InProcess(b.consumer(subject)),
+        })
+    }
+
+    /// Stores a media blob under `name` (content-addressed: storing twice is fine).
+    pub async fn put_blob(&self, name: &str, data: Bytes) -> Result<(), BusError> {
+        match self {
+            Self::Nats(b) => b.put_blob(name, data).await,
+            Self::InProcess(b) => {
+                b.put_blob(name, data);
+                Ok(())
+            }
+        }
+    }
+
+    /// A stored blob, `None` when absent (already written and removed).
+    pub async fn get_blob(&self, name: &str) -> Result<Option<Bytes>, BusError> {
+        match self {
+            Self::Nats(b) => b.get_blob(name).await,
+            Self::InProcess(b) => Ok(b.get_blob(name)),
+        }
+    }
+
+    pub async fn delete_blob(&self, name: &str) -> Result<(), BusError> {
+        match self {
+            Self::Nats(b) => b.delete_blob(name).await,
+            Self::InProcess(b) => {
+                b.delete_blob(name);
+                Ok(())
+            }
+        }
+    }
+}
+
+impl Consumer {
+    /// Up to `max` messages, waiting at most `wait` for the first.
+    pub async fn fetch(&mut self, max: usize, wait: Duration) -> Result<Vec<Delivery>, BusError> {
+        match self {
+            Self::Nats(c) => c.fetch(max, wait).await,
+            Self::InProcess(c) => Ok(c.fetch(max, wait).await),
+        }
+    }
+}
+
+/// Where a media file lives under the media root: `<sha256[0:2]>/<sha256>.<ext>`.
+pub fn media_path(sha256: &str, mime: &str) -> String {
+    let ext = match mime {
+        "image/png" => "png",
+        "image/jpeg" | "image/jpg" => "jpg",
+        "image/gif" => "gif",
+        "image/webp" => "webp",
+        "audio/wav" | "audio/x-wav" => "wav",
+        "audio/mpeg" | "audio/mp3" => "mp3",
+        "application/pdf" => "pdf",
+        _ => "bin",
+    };
+    let prefix = sha256.get(..2).unwrap_or("00");
+    format!("{prefix}/{sha256}.{ext}")
+}

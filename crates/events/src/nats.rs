@@ -1,0 +1,188 @@
+//! NATS JetStream: the stream `AIPROX` (file storage), durable pull consumers with
+//! explicit ack, and the object store bucket for large media.
+
+use std::time::Duration;
+
+use async_nats::HeaderMap;
+use async_nats::jetstream::{self, consumer, object_store, stream};
+use bytes::Bytes;
+use futures_util::StreamExt;
+
+use crate::{Acker, BusError, Delivery, Outgoing, subjects};
+
+#[derive(Debug, Clone)]
+pub struct NatsBus {
+    client: async_nats::Client,
+    js: jetstream::Context,
+}
+
+#[derive(Debug)]
+pub struct NatsConsumer {
+    consumer: consumer::Consumer<consumer::pull::Config>,
+}
+
+fn unavailable(e: impl std::fmt::Display) -> BusError {
+    BusError::Unavailable(e.to_string())
+}
+
+impl NatsBus {
+    /// Connects (retrying in the background if the server is down at first) and
+    /// makes sure the stream exists.
+    pub async fn connect(url: &str) -> Result<Self, BusError> {
+        let client = async_nats::ConnectOptions::new()
+            .name("aiprox")
+            .retry_on_initial_connect()
+            .connection_timeout(Duration::from_secs(5))
+            .connect(url)
+            .await
+            .map_err(unavailable)?;
+        let js = jetstream::new(client.clone());
+        let bus = Self { client, js };
+        Ok(bus)
+    }
+
+    /// Creates the stream and the media bucket when missing. Safe to call from
+    /// every replica.
+    pub async fn ensure_stream(&self) -> Result<(), BusError> {
+        self.js
+            .get_or_create_stream(stream::Config {
+                name: subjects::STREAM.to_owned(),
+                subjects: vec![subjects::ALL.to_owned()],
+                storage: stream::StorageType::File,
+                duplicate_window: Duration::from_secs(120),
+                ..stream::Config::default()
+            })
+            .await
+            .map_err(unavailable)?;
+        if self.js.get_object_store(subjects::MEDIA_BUCKET).await.is_err() {
+            self.js
+                .create_object_store(object_store::Config {
+                    bucket: subjects::MEDIA_BUCKET.to_owned(),
+                    storage: stream::StorageType::File,
+                    ..object_store::Config::default()
+                })
+                .await
+                .map_err(unavailable)?;
+        }
+        Ok(())
+    }
+
+    pub fn max_payload(&self) -> usize {
+        self.client.server_info().max_payload
+    }
+
+    pub async fn publish_all(&self, messages: &[Outgoing]) -> Vec<Result<(), BusError>> {
+        let mut pending = Vec::with_capacity(messages.len());
+        for m in messages {
+            let mut headers = HeaderMap::new();
+            headers.insert("Nats-Msg-Id", m.msg_id.as_str());
+            if let Some(tp) = &m.traceparent {
+                headers.insert("traceparent", tp.as_str());
+            }
+            let sent = self
+                .js
+                .publish_with_headers(m.subject, headers, m.payload.clone())
+                .await;
+            pending.push(sent);
+        }
+        let mut out = Vec::with_capacity(pending.len());
+        for sent in pending {
+            out.push(match sent {
+                Err(e) => Err(unavailable(e)),
+                Ok(ack) => match tokio::time::timeout(Duration::from_secs(5), ack).await {
+                    Err(_) => Err(BusError::Timeout),
+                    Ok(Err(e)) => Err(unavailable(e)),
+                    Ok(Ok(_)) => Ok(()),
+                },
+            });
+        }
+        out
+    }
+
+    pub async fn consumer(&self, durable: &str, subject: &str) -> Result<NatsConsumer, BusError> {
+        let stream = self
+            .js
+            .get_stream(subjects::STREAM)
+            .await
+            .map_err(unavailable)?;
+        let consumer = stream
+            .get_or_create_consumer(
+                durable,
+                consumer::pull::Config {
+                    durable_name: Some(durable.to_owned()),
+                    filter_subject: subject.to_owned(),
+                    ack_policy: consumer::AckPolicy::Explicit,
+                    ack_wait: Duration::from_secs(30),
+                    max_ack_pending: 10_000,
+                    ..consumer::pull::Config::default()
+                },
+            )
+            .await
+            .map_err(unavailable)?;
+        Ok(NatsConsumer { consumer })
+    }
+
+    async fn bucket(&self) -> Result<object_store::ObjectStore, BusError> {
+        self.js
+            .get_object_store(subjects::MEDIA_BUCKET)
+            .await
+            .map_err(unavailable)
+    }
+
+    pub async fn put_blob(&self, name: &str, data: Bytes) -> Result<(), BusError> {
+        let bucket = self.bucket().await?;
+        let mut reader: &[u8] = &data;
+        bucket.put(name, &mut reader).await.map_err(unavailable)?;
+        Ok(())
+    }
+
+    pub async fn get_blob(&self, name: &str) -> Result<Option<Bytes>, BusError> {
+        use tokio::io::AsyncReadExt;
+        let bucket = self.bucket().await?;
+        let mut object = match bucket.get(name).await {
+            Ok(o) => o,
+            Err(e) if e.kind() == object_store::GetErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(unavailable(e)),
+        };
+        let mut out = Vec::new();
+        object.read_to_end(&mut out).await.map_err(unavailable)?;
+        Ok(Some(Bytes::from(out)))
+    }
+
+    pub async fn delete_blob(&self, name: &str) -> Result<(), BusError> {
+        let bucket = self.bucket().await?;
+        match bucket.delete(name).await {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == object_store::DeleteErrorKind::NotFound => Ok(()),
+            Err(e) => Err(unavailable(e)),
+        }
+    }
+}
+
+impl NatsConsumer {
+    pub async fn fetch(&mut self, max: usize, wait: Duration) -> Result<Vec<Delivery>, BusError> {
+        let mut batch = self
+            .consumer
+            .fetch()
+            .max_messages(max)
+            .expires(wait)
+            .messages()
+            .await
+            .map_err(unavailable)?;
+        let mut out = Vec::new();
+        while let Some(message) = batch.next().await {
+            let message = message.map_err(unavailable)?;
+            let traceparent = message
+                .headers
+                .as_ref()
+                .and_then(|h| h.get("traceparent"))
+                .map(|v| v.as_str().to_owned());
+            out.push(Delivery {
+                payload: message.payload.clone(),
+                traceparent,
+                ack: Acker::Nats(message),
+            });
+        }
+        Ok(out)
+    }
+}

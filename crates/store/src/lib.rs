@@ -1,0 +1,237 @@
+//! aiprox's database, on Postgres (production) and SQLite (the embedded default).
+//!
+//! - [`Store::insert_batch`]: one transaction per batch of log events: request
+//!   metadata, bodies, media links and the per-minute usage rollups, idempotent by
+//!   request id (a replayed event changes nothing).
+//! - Partitions (Postgres): daily, created ahead; retention drops whole days.
+//! - Migrations in `migrations/{postgres,sqlite}`, embedded and run at start.
+//! - A few read queries the tests and later the admin API use.
+
+mod postgres;
+mod sqlite;
+
+use std::collections::BTreeMap;
+
+use events::proto::LogEvent;
+
+/// Upper bounds (ms) of the latency histogram buckets; one more bucket counts
+/// everything above the last.
+pub const LATENCY_BUCKETS_MS: [u64; 13] = [
+    5, 10, 25, 50, 100, 250, 500, 1_000, 2_500, 5_000, 10_000, 30_000, 60_000,
+];
+pub const HISTOGRAM_LEN: usize = LATENCY_BUCKETS_MS.len() + 1;
+
+/// The histogram bucket of a duration in microseconds.
+pub fn bucket_of(us: u64) -> usize {
+    LATENCY_BUCKETS_MS
+        .iter()
+        .position(|ms| us <= ms * 1_000)
+        .unwrap_or(LATENCY_BUCKETS_MS.len())
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("database error: {0}")]
+    Db(#[from] sqlx::Error),
+    #[error("migration failed: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("unsupported database URL (use postgres://… or sqlite://…): {0}")]
+    Url(String),
+}
+
+/// The database, by kind.
+#[derive(Debug, Clone)]
+pub enum Store {
+    Postgres(sqlx::PgPool),
+    Sqlite(sqlx::SqlitePool),
+}
+
+/// One log row, as the tests and the admin API read it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LogRow {
+    pub request_id: String,
+    pub received_at_us: i64,
+    pub endpoint: String,
+    pub requested_model: String,
+    pub provider: String,
+    pub upstream_model: String,
+    pub stream: bool,
+    pub status: i32,
+    pub error_kind: String,
+    pub input_tokens: i64,
+    pub output_tokens: i64,
+    pub cached_tokens: i64,
+    pub cost_usd: f64,
+    pub latency_us: i64,
+    pub ttft_us: i64,
+    pub upstream_latency_us: i64,
+    pub request_body: String,
+    pub response_body: String,
+    /// (sha256, path) of each media part.
+    pub media: Vec<(String, String)>,
+}
+
+/// Totals over every rollup row.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct RollupTotals {
+    pub requests: i64,
+    pub errors: i64,
+    pub input_tokens: i64,
+    pub output_tokens: i64,
+    pub histogram_count: i64,
+}
+
+/// One rollup row's increments, aggregated from a batch's new events.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Rollup {
+    pub requests: i64,
+    pub errors: i64,
+    pub input_tokens: i64,
+    pub output_tokens: i64,
+    pub cached_tokens: i64,
+    pub cost_usd: f64,
+    pub latency_us_sum: i64,
+    pub latency_hist: [i64; HISTOGRAM_LEN],
+    pub ttft_hist: [i64; HISTOGRAM_LEN],
+}
+
+/// (minute start in Unix µs, model, provider, client key id).
+pub(crate) type RollupKey = (i64, String, String, String);
+
+pub(crate) fn i64_of(v: u64) -> i64 {
+    i64::try_from(v).unwrap_or(i64::MAX)
+}
+
+pub(crate) fn is_error(e: &LogEvent) -> bool {
+    e.status >= 400 || !e.error_kind.is_empty()
+}
+
+/// Postgres text cannot hold NUL; JSON never has a raw one, messages might.
+pub(crate) fn text(s: &str) -> String {
+    s.replace('\0', "\u{FFFD}")
+}
+
+pub(crate) fn body(b: &[u8]) -> String {
+    text(&String::from_utf8_lossy(b))
+}
+
+pub(crate) fn rollups<'a>(events: impl Iterator<Item = &'a LogEvent>) -> BTreeMap<RollupKey, Rollup> {
+    let mut out: BTreeMap<RollupKey, Rollup> = BTreeMap::new();
+    for e in events {
+        let minute = e.received_at_us - e.received_at_us.rem_euclid(60_000_000);
+        let r = out
+            .entry((
+                minute,
+                e.requested_model.clone(),
+                e.provider.clone(),
+                e.client_key_id.clone(),
+            ))
+            .or_default();
+        r.requests += 1;
+        r.errors += i64::from(is_error(e));
+        r.input_tokens += i64_of(e.input_tokens);
+        r.output_tokens += i64_of(e.output_tokens);
+        r.cached_tokens += i64_of(e.cached_tokens);
+        r.cost_usd += e.cost_usd;
+        r.latency_us_sum += i64_of(e.latency_us);
+        r.latency_hist[bucket_of(e.latency_us)] += 1;
+        if e.ttft_us > 0 {
+            r.ttft_hist[bucket_of(e.ttft_us)] += 1;
+        }
+    }
+    out
+}
+
+impl Store {
+    /// Connects to `postgres://…` or `sqlite://PATH` (the file is created).
+    pub async fn connect(url: &str) -> Result<Self, StoreError> {
+        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            return Ok(Self::Postgres(postgres::connect(url).await?));
+        }
+        if url.starts_with("sqlite:") {
+            return Ok(Self::Sqlite(sqlite::connect(url).await?));
+        }
+        Err(StoreError::Url(url.split('@').next_back().unwrap_or_default().to_owned()))
+    }
+
+    /// Runs the migrations that have not run yet.
+    pub async fn migrate(&self) -> Result<(), StoreError> {
+        match self {
+            Self::Postgres(pool) => sqlx::migrate!("./migrations/postgres").run(pool).await?,
+            Self::Sqlite(pool) => sqlx::migrate!("./migrations/sqlite").run(pool).await?,
+        }
+        Ok(())
+    }
+
+    /// Writes a batch in one transaction; returns how many events were new.
+    pub async fn insert_batch(&self, events: &[LogEvent]) -> Result<usize, StoreError> {
+        match self {
+            Self::Postgres(pool) => postgres::insert_batch(pool, events).await,
+            Self::Sqlite(pool) => sqlite::insert_batch(pool, events).await,
+        }
+    }
+
+    /// Makes sure daily partitions exist for `days` days from the day of
+    /// `from_us` (Postgres; nothing to do on SQLite).
+    pub async fn ensure_partitions(&self, from_us: i64, days: u32) -> Result<(), StoreError> {
+        match self {
+            Self::Postgres(pool) => postgres::ensure_partitions(pool, from_us, days).await,
+            Self::Sqlite(_) => Ok(()),
+        }
+    }
+
+    /// Drops the log data of every day before the day of `cutoff_us`.
+    pub async fn drop_before(&self, cutoff_us: i64) -> Result<usize, StoreError> {
+        match self {
+            Self::Postgres(pool) => postgres::drop_before(pool, cutoff_us).await,
+            Self::Sqlite(pool) => sqlite::drop_before(pool, cutoff_us).await,
+        }
+    }
+
+    pub async fn log_count(&self) -> Result<i64, StoreError> {
+        let q = "SELECT count(*) FROM request_logs";
+        Ok(match self {
+            Self::Postgres(pool) => sqlx::query_scalar(q).fetch_one(pool).await?,
+            Self::Sqlite(pool) => sqlx::query_scalar(q).fetch_one(pool).await?,
+        })
+    }
+
+    /// Every request id, and how many rows each has (a duplicate would show 2).
+    pub async fn log_ids(&self) -> Result<Vec<(String, i64)>, StoreError> {
+        Ok(match self {
+            Self::Postgres(pool) => {
+                sqlx::query_as("SELECT request_id::text, count(*) FROM request_logs GROUP BY 1 ORDER BY 1")
+                    .fetch_all(pool)
+                    .await?
+            }
+            Self::Sqlite(pool) => {
+                sqlx::query_as("SELECT request_id, count(*) FROM request_logs GROUP BY 1 ORDER BY 1")
+                    .fetch_all(pool)
+                    .await?
+            }
+        })
+    }
+
+    pub async fn log(&self, request_id: &str) -> Result<Option<LogRow>, StoreError> {
+        match self {
+            Self::Postgres(pool) => postgres::log(pool, request_id).await,
+            Self::Sqlite(pool) => sqlite::log(pool, request_id).await,
+        }
+    }
+
+    pub async fn rollup_totals(&self) -> Result<RollupTotals, StoreError> {
+        match self {
+            Self::Postgres(pool) => postgres::rollup_totals(pool).await,
+            Self::Sqlite(pool) => sqlite::rollup_totals(pool).await,
+        }
+    }
+
+    /// Records media files (by the logger, from the events' references).
+    pub async fn media_count(&self) -> Result<i64, StoreError> {
+        let q = "SELECT count(*) FROM media_resources";
+        Ok(match self {
+            Self::Postgres(pool) => sqlx::query_scalar(q).fetch_one(pool).await?,
+            Self::Sqlite(pool) => sqlx::query_scalar(q).fetch_one(pool).await?,
+        })
+    }
+}

@@ -1,0 +1,265 @@
+//! Postgres: bulk inserts with UNNEST, one transaction per batch.
+
+use std::collections::HashSet;
+
+use events::proto::LogEvent;
+use sqlx::postgres::PgPoolOptions;
+use sqlx::{PgPool, Row};
+
+use crate::{LogRow, RollupTotals, StoreError, body, i64_of, rollups, text};
+
+pub async fn connect(url: &str) -> Result<PgPool, StoreError> {
+    Ok(PgPoolOptions::new()
+        .max_connections(8)
+        .acquire_timeout(std::time::Duration::from_secs(5))
+        .connect(url)
+        .await?)
+}
+
+const DAY_US: i64 = 86_400_000_000;
+
+fn day_name(day_start_us: i64) -> String {
+    // Days since the epoch: a name that sorts and parses without a date library.
+    format!("d{}", day_start_us / DAY_US)
+}
+
+pub async fn ensure_partitions(pool: &PgPool, from_us: i64, days: u32) -> Result<(), StoreError> {
+    let first = from_us - from_us.rem_euclid(DAY_US);
+    for i in 0..i64::from(days) {
+        let start = first + i * DAY_US;
+        let end = start + DAY_US;
+        for table in ["request_logs", "request_contents"] {
+            let sql = format!(
+                "CREATE TABLE IF NOT EXISTS {table}_{name} PARTITION OF {table} \
+                 FOR VALUES FROM (timestamptz 'epoch' + {start} * interval '1 microsecond') \
+                 TO (timestamptz 'epoch' + {end} * interval '1 microsecond')",
+                name = day_name(start)
+            );
+            // Table names built from constants and a day number.
+            sqlx::query(sqlx::AssertSqlSafe(sql)).execute(pool).await?;
+        }
+    }
+    Ok(())
+}
+
+pub async fn drop_before(pool: &PgPool, cutoff_us: i64) -> Result<usize, StoreError> {
+    let cutoff_day = cutoff_us.div_euclid(DAY_US);
+    let partitions: Vec<String> = sqlx::query_scalar(
+        "SELECT c.relname::text FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid \
+         JOIN pg_class p ON p.oid = i.inhparent WHERE p.relname IN ('request_logs', 'request_contents')",
+    )
+    .fetch_all(pool)
+    .await?;
+    let mut dropped = 0;
+    for name in partitions {
+        let Some(day) = name.rsplit_once("_d").and_then(|(_, d)| d.parse::<i64>().ok()) else {
+            continue;
+        };
+        if day < cutoff_day {
+            // `name` is a partition name read from the catalogue, matched above.
+            sqlx::query(sqlx::AssertSqlSafe(format!("DROP TABLE IF EXISTS {name}")))
+                .execute(pool)
+                .await?;
+            dropped += 1;
+        }
+    }
+    sqlx::query("DELETE FROM request_media WHERE received_at < timestamptz 'epoch' + $1 * interval '1 microsecond'")
+        .bind(cutoff_day * DAY_US)
+        .execute(pool)
+        .await?;
+    Ok(dropped)
+}
+
+pub async fn insert_batch(pool: &PgPool, events: &[LogEvent]) -> Result<usize, StoreError> {
+    if events.is_empty() {
+        return Ok(0);
+    }
+    let mut tx = pool.begin().await?;
+    let inserted: Vec<String> = sqlx::query_scalar(
+        "WITH ins AS (
+           INSERT INTO request_logs (request_id, received_at, endpoint, client_key_id, requested_model,
+             provider, upstream_model, stream, status, error_kind, error_message, input_tokens,
+             output_tokens, cached_tokens, cost_usd, latency_us, ttft_us, upstream_latency_us)
+           SELECT id::uuid, timestamptz 'epoch' + t * interval '1 microsecond', e, k, rm, p, um, s, st,
+             ek, em, it, ot, ct, c, l, tt, ul
+           FROM UNNEST($1::text[], $2::int8[], $3::text[], $4::text[], $5::text[], $6::text[],
+             $7::text[], $8::bool[], $9::int4[], $10::text[], $11::text[], $12::int8[], $13::int8[],
+             $14::int8[], $15::float8[], $16::int8[], $17::int8[], $18::int8[])
+             AS u(id, t, e, k, rm, p, um, s, st, ek, em, it, ot, ct, c, l, tt, ul)
+           ON CONFLICT DO NOTHING
+           RETURNING request_id::text)
+         SELECT request_id FROM ins",
+    )
+    .bind(events.iter().map(|e| e.request_id.clone()).collect::<Vec<_>>())
+    .bind(events.iter().map(|e| e.received_at_us).collect::<Vec<_>>())
+    .bind(events.iter().map(|e| text(&e.endpoint)).collect::<Vec<_>>())
+    .bind(events.iter().map(|e| text(&e.client_key_id)).collect::<Vec<_>>())
+    .bind(events.iter().map(|e| text(&e.requested_model)).collect::<Vec<_>>())
+    .bind(events.iter().map(|e| text(&e.provider)).collect::<Vec<_>>())
+    .bind(events.iter().map(|e| text(&e.upstream_model)).collect::<Vec<_>>())
+    .bind(events.iter().map(|e| e.stream).collect::<Vec<_>>())
+    .bind(events.iter().map(|e| i32::try_from(e.status).unwrap_or(0)).collect::<Vec<_>>())
+    .bind(events.iter().map(|e| text(&e.error_kind)).collect::<Vec<_>>())
+    .bind(events.iter().map(|e| text(&e.error_message)).collect::<Vec<_>>())
+    .bind(events.iter().map(|e| i64_of(e.input_tokens)).collect::<Vec<_>>())
+    .bind(events.iter().map(|e| i64_of(e.output_tokens)).collect::<Vec<_>>())
+    .bind(events.iter().map(|e| i64_of(e.cached_tokens)).collect::<Vec<_>>())
+    .bind(events.iter().map(|e| e.cost_usd).collect::<Vec<_>>())
+    .bind(events.iter().map(|e| i64_of(e.latency_us)).collect::<Vec<_>>())
+    .bind(events.iter().map(|e| i64_of(e.ttft_us)).collect::<Vec<_>>())
+    .bind(events.iter().map(|e| i64_of(e.upstream_latency_us)).collect::<Vec<_>>())
+    .fetch_all(&mut *tx)
+    .await?;
+    let new: HashSet<&str> = inserted.iter().map(String::as_str).collect();
+    let fresh: Vec<&LogEvent> = events
+        .iter()
+        .filter(|e| new.contains(e.request_id.as_str()))
+        .collect();
+    if fresh.is_empty() {
+        tx.commit().await?;
+        return Ok(0);
+    }
+
+    sqlx::query(
+        "INSERT INTO request_contents (request_id, received_at, request_body, response_body)
+         SELECT id::uuid, timestamptz 'epoch' + t * interval '1 microsecond', rq, rs
+         FROM UNNEST($1::text[], $2::int8[], $3::text[], $4::text[]) AS u(id, t, rq, rs)
+         ON CONFLICT DO NOTHING",
+    )
+    .bind(fresh.iter().map(|e| e.request_id.clone()).collect::<Vec<_>>())
+    .bind(fresh.iter().map(|e| e.received_at_us).collect::<Vec<_>>())
+    .bind(fresh.iter().map(|e| body(&e.request_body)).collect::<Vec<_>>())
+    .bind(fresh.iter().map(|e| body(&e.response_body)).collect::<Vec<_>>())
+    .execute(&mut *tx)
+    .await?;
+
+    let media: Vec<(&LogEvent, &events::proto::MediaRef)> = fresh
+        .iter()
+        .flat_map(|e| e.media.iter().map(move |m| (*e, m)))
+        .collect();
+    if !media.is_empty() {
+        sqlx::query(
+            "INSERT INTO media_resources (sha256, mime, size, path)
+             SELECT * FROM UNNEST($1::text[], $2::text[], $3::int8[], $4::text[])
+             ON CONFLICT DO NOTHING",
+        )
+        .bind(media.iter().map(|(_, m)| m.sha256.clone()).collect::<Vec<_>>())
+        .bind(media.iter().map(|(_, m)| m.mime.clone()).collect::<Vec<_>>())
+        .bind(media.iter().map(|(_, m)| i64_of(m.size)).collect::<Vec<_>>())
+        .bind(media.iter().map(|(_, m)| events::media_path(&m.sha256, &m.mime)).collect::<Vec<_>>())
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query(
+            "INSERT INTO request_media (request_id, received_at, sha256)
+             SELECT id::uuid, timestamptz 'epoch' + t * interval '1 microsecond', sha
+             FROM UNNEST($1::text[], $2::int8[], $3::text[]) AS u(id, t, sha)
+             ON CONFLICT DO NOTHING",
+        )
+        .bind(media.iter().map(|(e, _)| e.request_id.clone()).collect::<Vec<_>>())
+        .bind(media.iter().map(|(e, _)| e.received_at_us).collect::<Vec<_>>())
+        .bind(media.iter().map(|(_, m)| m.sha256.clone()).collect::<Vec<_>>())
+        .execute(&mut *tx)
+        .await?;
+    }
+
+    for ((minute, model, provider, key), r) in rollups(fresh.iter().copied()) {
+        sqlx::query(
+            "INSERT INTO usage_rollups AS u (bucket, model, provider, client_key_id, requests, errors,
+               input_tokens, output_tokens, cached_tokens, cost_usd, latency_us_sum, latency_hist, ttft_hist)
+             VALUES (timestamptz 'epoch' + $1 * interval '1 microsecond', $2, $3, $4, $5, $6, $7, $8, $9,
+               $10, $11, $12, $13)
+             ON CONFLICT (bucket, model, provider, client_key_id) DO UPDATE SET
+               requests = u.requests + EXCLUDED.requests,
+               errors = u.errors + EXCLUDED.errors,
+               input_tokens = u.input_tokens + EXCLUDED.input_tokens,
+               output_tokens = u.output_tokens + EXCLUDED.output_tokens,
+               cached_tokens = u.cached_tokens + EXCLUDED.cached_tokens,
+               cost_usd = u.cost_usd + EXCLUDED.cost_usd,
+               latency_us_sum = u.latency_us_sum + EXCLUDED.latency_us_sum,
+               latency_hist = ARRAY(SELECT a + b FROM unnest(u.latency_hist, EXCLUDED.latency_hist) AS t(a, b)),
+               ttft_hist = ARRAY(SELECT a + b FROM unnest(u.ttft_hist, EXCLUDED.ttft_hist) AS t(a, b))",
+        )
+        .bind(minute)
+        .bind(text(&model))
+        .bind(text(&provider))
+        .bind(text(&key))
+        .bind(r.requests)
+        .bind(r.errors)
+        .bind(r.input_tokens)
+        .bind(r.output_tokens)
+        .bind(r.cached_tokens)
+        .bind(r.cost_usd)
+        .bind(r.latency_us_sum)
+        .bind(r.latency_hist.to_vec())
+        .bind(r.ttft_hist.to_vec())
+        .execute(&mut *tx)
+        .await?;
+    }
+    tx.commit().await?;
+    Ok(fresh.len())
+}
+
+pub async fn log(pool: &PgPool, request_id: &str) -> Result<Option<LogRow>, StoreError> {
+    let Some(row) = sqlx::query(
+        "SELECT l.request_id::text AS id,
+           (extract(epoch from l.received_at) * 1000000)::int8 AS t,
+           l.endpoint, l.requested_model, l.provider, l.upstream_model, l.stream, l.status,
+           l.error_kind, l.input_tokens, l.output_tokens, l.cached_tokens, l.cost_usd, l.latency_us,
+           l.ttft_us, l.upstream_latency_us, c.request_body, c.response_body
+         FROM request_logs l JOIN request_contents c
+           ON c.request_id = l.request_id AND c.received_at = l.received_at
+         WHERE l.request_id = $1::uuid",
+    )
+    .bind(request_id)
+    .fetch_optional(pool)
+    .await?
+    else {
+        return Ok(None);
+    };
+    let media: Vec<(String, String)> = sqlx::query_as(
+        "SELECT m.sha256, r.path FROM request_media m JOIN media_resources r USING (sha256)
+         WHERE m.request_id = $1::uuid ORDER BY m.sha256",
+    )
+    .bind(request_id)
+    .fetch_all(pool)
+    .await?;
+    Ok(Some(LogRow {
+        request_id: row.try_get("id")?,
+        received_at_us: row.try_get("t")?,
+        endpoint: row.try_get("endpoint")?,
+        requested_model: row.try_get("requested_model")?,
+        provider: row.try_get("provider")?,
+        upstream_model: row.try_get("upstream_model")?,
+        stream: row.try_get("stream")?,
+        status: row.try_get("status")?,
+        error_kind: row.try_get("error_kind")?,
+        input_tokens: row.try_get("input_tokens")?,
+        output_tokens: row.try_get("output_tokens")?,
+        cached_tokens: row.try_get("cached_tokens")?,
+        cost_usd: row.try_get("cost_usd")?,
+        latency_us: row.try_get("latency_us")?,
+        ttft_us: row.try_get("ttft_us")?,
+        upstream_latency_us: row.try_get("upstream_latency_us")?,
+        request_body: row.try_get("request_body")?,
+        response_body: row.try_get("response_body")?,
+        media,
+    }))
+}
+
+pub async fn rollup_totals(pool: &PgPool) -> Result<RollupTotals, StoreError> {
+    let row = sqlx::query(
+        "SELECT coalesce(sum(requests), 0)::int8 AS r, coalesce(sum(errors), 0)::int8 AS e,
+           coalesce(sum(input_tokens), 0)::int8 AS i, coalesce(sum(output_tokens), 0)::int8 AS o,
+           coalesce(sum((SELECT sum(x) FROM unnest(latency_hist) x)), 0)::int8 AS h
+         FROM usage_rollups",
+    )
+    .fetch_one(pool)
+    .await?;
+    Ok(RollupTotals {
+        requests: row.try_get("r")?,
+        errors: row.try_get("e")?,
+        input_tokens: row.try_get("i")?,
+        output_tokens: row.try_get("o")?,
+        histogram_count: row.try_get("h")?,
+    })
+}

@@ -1,0 +1,213 @@
+//! SQLite, the embedded default: one writer, so row-by-row inside one transaction.
+
+use std::str::FromStr;
+
+use events::proto::LogEvent;
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{Row, SqlitePool};
+
+use crate::{HISTOGRAM_LEN, LogRow, RollupTotals, StoreError, body, i64_of, rollups};
+
+pub async fn connect(url: &str) -> Result<SqlitePool, StoreError> {
+    let options = SqliteConnectOptions::from_str(url)?
+        .create_if_missing(true)
+        .journal_mode(SqliteJournalMode::Wal)
+        .synchronous(SqliteSynchronous::Normal)
+        .busy_timeout(std::time::Duration::from_secs(5));
+    Ok(SqlitePoolOptions::new()
+        .max_connections(4)
+        .connect_with(options)
+        .await?)
+}
+
+fn add(a: &mut [i64; HISTOGRAM_LEN], text: &str) {
+    if let Ok(existing) = serde_json::from_str::<Vec<i64>>(text) {
+        for (x, y) in a.iter_mut().zip(existing) {
+            *x += y;
+        }
+    }
+}
+
+pub async fn insert_batch(pool: &SqlitePool, events: &[LogEvent]) -> Result<usize, StoreError> {
+    let mut tx = pool.begin().await?;
+    let mut fresh = Vec::new();
+    for e in events {
+        let done = sqlx::query(
+            "INSERT OR IGNORE INTO request_logs (request_id, received_at, endpoint, client_key_id,
+               requested_model, provider, upstream_model, stream, status, error_kind, error_message,
+               input_tokens, output_tokens, cached_tokens, cost_usd, latency_us, ttft_us, upstream_latency_us)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(&e.request_id)
+        .bind(e.received_at_us)
+        .bind(&e.endpoint)
+        .bind(&e.client_key_id)
+        .bind(&e.requested_model)
+        .bind(&e.provider)
+        .bind(&e.upstream_model)
+        .bind(e.stream)
+        .bind(e.status)
+        .bind(&e.error_kind)
+        .bind(&e.error_message)
+        .bind(i64_of(e.input_tokens))
+        .bind(i64_of(e.output_tokens))
+        .bind(i64_of(e.cached_tokens))
+        .bind(e.cost_usd)
+        .bind(i64_of(e.latency_us))
+        .bind(i64_of(e.ttft_us))
+        .bind(i64_of(e.upstream_latency_us))
+        .execute(&mut *tx)
+        .await?;
+        if done.rows_affected() == 0 {
+            continue;
+        }
+        sqlx::query("INSERT OR IGNORE INTO request_contents VALUES (?, ?, ?, ?)")
+            .bind(&e.request_id)
+            .bind(e.received_at_us)
+            .bind(body(&e.request_body))
+            .bind(body(&e.response_body))
+            .execute(&mut *tx)
+            .await?;
+        for m in &e.media {
+            sqlx::query("INSERT OR IGNORE INTO media_resources (sha256, mime, size, path) VALUES (?, ?, ?, ?)")
+                .bind(&m.sha256)
+                .bind(&m.mime)
+                .bind(i64_of(m.size))
+                .bind(events::media_path(&m.sha256, &m.mime))
+                .execute(&mut *tx)
+                .await?;
+            sqlx::query("INSERT OR IGNORE INTO request_media VALUES (?, ?, ?)")
+                .bind(&e.request_id)
+                .bind(e.received_at_us)
+                .bind(&m.sha256)
+                .execute(&mut *tx)
+                .await?;
+        }
+        fresh.push(e);
+    }
+    for ((minute, model, provider, key), mut r) in rollups(fresh.iter().copied()) {
+        let existing = sqlx::query(
+            "SELECT requests, errors, input_tokens, output_tokens, cached_tokens, cost_usd,
+               latency_us_sum, latency_hist, ttft_hist
+             FROM usage_rollups WHERE bucket = ? AND model = ? AND provider = ? AND client_key_id = ?",
+        )
+        .bind(minute)
+        .bind(&model)
+        .bind(&provider)
+        .bind(&key)
+        .fetch_optional(&mut *tx)
+        .await?;
+        if let Some(row) = existing {
+            r.requests += row.try_get::<i64, _>(0)?;
+            r.errors += row.try_get::<i64, _>(1)?;
+            r.input_tokens += row.try_get::<i64, _>(2)?;
+            r.output_tokens += row.try_get::<i64, _>(3)?;
+            r.cached_tokens += row.try_get::<i64, _>(4)?;
+            r.cost_usd += row.try_get::<f64, _>(5)?;
+            r.latency_us_sum += row.try_get::<i64, _>(6)?;
+            add(&mut r.latency_hist, &row.try_get::<String, _>(7)?);
+            add(&mut r.ttft_hist, &row.try_get::<String, _>(8)?);
+        }
+        sqlx::query("INSERT OR REPLACE INTO usage_rollups VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
+            .bind(minute)
+            .bind(&model)
+            .bind(&provider)
+            .bind(&key)
+            .bind(r.requests)
+            .bind(r.errors)
+            .bind(r.input_tokens)
+            .bind(r.output_tokens)
+            .bind(r.cached_tokens)
+            .bind(r.cost_usd)
+            .bind(r.latency_us_sum)
+            .bind(serde_json::to_string(&r.latency_hist.to_vec()).unwrap_or_default())
+            .bind(serde_json::to_string(&r.ttft_hist.to_vec()).unwrap_or_default())
+            .execute(&mut *tx)
+            .await?;
+    }
+    tx.commit().await?;
+    Ok(fresh.len())
+}
+
+pub async fn drop_before(pool: &SqlitePool, cutoff_us: i64) -> Result<usize, StoreError> {
+    let day = 86_400_000_000_i64;
+    let cutoff = cutoff_us - cutoff_us.rem_euclid(day);
+    let mut tx = pool.begin().await?;
+    let done = sqlx::query("DELETE FROM request_logs WHERE received_at < ?")
+        .bind(cutoff)
+        .execute(&mut *tx)
+        .await?;
+    for table in ["request_contents", "request_media"] {
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "DELETE FROM {table} WHERE received_at < ?"
+        )))
+            .bind(cutoff)
+            .execute(&mut *tx)
+            .await?;
+    }
+    tx.commit().await?;
+    Ok(usize::try_from(done.rows_affected()).unwrap_or(usize::MAX))
+}
+
+pub async fn log(pool: &SqlitePool, request_id: &str) -> Result<Option<LogRow>, StoreError> {
+    let Some(row) = sqlx::query(
+        "SELECT l.request_id, l.received_at, l.endpoint, l.requested_model, l.provider,
+           l.upstream_model, l.stream, l.status, l.error_kind, l.input_tokens, l.output_tokens,
+           l.cached_tokens, l.cost_usd, l.latency_us, l.ttft_us, l.upstream_latency_us,
+           c.request_body, c.response_body
+         FROM request_logs l JOIN request_contents c USING (request_id) WHERE l.request_id = ?",
+    )
+    .bind(request_id)
+    .fetch_optional(pool)
+    .await?
+    else {
+        return Ok(None);
+    };
+    let media: Vec<(String, String)> = sqlx::query_as(
+        "SELECT m.sha256, r.path FROM request_media m JOIN media_resources r USING (sha256)
+         WHERE m.request_id = ? ORDER BY m.sha256",
+    )
+    .bind(request_id)
+    .fetch_all(pool)
+    .await?;
+    Ok(Some(LogRow {
+        request_id: row.try_get(0)?,
+        received_at_us: row.try_get(1)?,
+        endpoint: row.try_get(2)?,
+        requested_model: row.try_get(3)?,
+        provider: row.try_get(4)?,
+        upstream_model: row.try_get(5)?,
+        stream: row.try_get(6)?,
+        status: row.try_get(7)?,
+        error_kind: row.try_get(8)?,
+        input_tokens: row.try_get(9)?,
+        output_tokens: row.try_get(10)?,
+        cached_tokens: row.try_get(11)?,
+        cost_usd: row.try_get(12)?,
+        latency_us: row.try_get(13)?,
+        ttft_us: row.try_get(14)?,
+        upstream_latency_us: row.try_get(15)?,
+        request_body: row.try_get(16)?,
+        response_body: row.try_get(17)?,
+        media,
+    }))
+}
+
+pub async fn rollup_totals(pool: &SqlitePool) -> Result<RollupTotals, StoreError> {
+    let rows = sqlx::query("SELECT requests, errors, input_tokens, output_tokens, latency_hist FROM usage_rollups")
+        .fetch_all(pool)
+        .await?;
+    let mut t = RollupTotals::default();
+    for row in rows {
+        t.requests += row.try_get::<i64, _>(0)?;
+        t.errors += row.try_get::<i64, _>(1)?;
+        t.input_tokens += row.try_get::<i64, _>(2)?;
+        t.output_tokens += row.try_get::<i64, _>(3)?;
+        let hist: String = row.try_get(4)?;
+        t.histogram_count += serde_json::from_str::<Vec<i64>>(&hist)
+            .unwrap_or_default()
+            .iter()
+            .sum::<i64>();
+    }
+    Ok(t)
+}
