@@ -1,0 +1,86 @@
+//! The same store tests on SQLite and on a throw-away PostgreSQL.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use events::proto::{LogEvent, MediaRef};
+use store::Store;
+
+const NOW: i64 = 1_795_660_800_000_000; // 2026-11-26T00:00:00Z
+
+fn event(i: u32, minute: i64) -> LogEvent {
+    LogEvent {
+        request_id: format!("01900000-0000-7000-8000-{i:012}"),
+        received_at_us: NOW + minute * 60_000_000 + i64::from(i),
+        endpoint: "/v1/chat/completions".into(),
+        requested_model: if i % 2 == 0 { "gpt4".into() } else { "claude".into() },
+        provider: "mock".into(),
+        upstream_model: "gpt-4o".into(),
+        stream: i % 3 == 0,
+        status: if i % 5 == 0 { 502 } else { 200 },
+        error_kind: if i % 5 == 0 { "upstream_unreachable".into() } else { String::new() },
+        input_tokens: 10,
+        output_tokens: u64::from(i),
+        latency_us: 1_000 * u64::from(i),
+        ttft_us: if i % 3 == 0 { 500 } else { 0 },
+        request_body: format!(r#"{{"i":{i},"nul":"\u0000"}}"#).into_bytes().into(),
+        response_body: b"{}".to_vec().into(),
+        media: if i == 1 {
+            vec![MediaRef { sha256: "ab".repeat(32), mime: "image/png".into(), size: 70 }]
+        } else {
+            vec![]
+        },
+        ..LogEvent::default()
+    }
+}
+
+async fn exercise(store: Store) {
+    store.migrate().await.unwrap();
+    store.migrate().await.unwrap(); // idempotent
+    store.ensure_partitions(NOW - 86_400_000_000, 4).await.unwrap();
+
+    let batch: Vec<LogEvent> = (1..=20).map(|i| event(i, i64::from(i % 3))).collect();
+    assert_eq!(store.insert_batch(&batch).await.unwrap(), 20);
+    // A replay (whole, or overlapping with new events) changes nothing but adds the new.
+    assert_eq!(store.insert_batch(&batch).await.unwrap(), 0);
+    let mut mixed = batch[..5].to_vec();
+    mixed.push(event(21, 0));
+    assert_eq!(store.insert_batch(&mixed).await.unwrap(), 1);
+
+    assert_eq!(store.log_count().await.unwrap(), 21);
+    let ids = store.log_ids().await.unwrap();
+    assert_eq!(ids.len(), 21);
+    assert!(ids.iter().all(|(_, n)| *n == 1));
+
+    let totals = store.rollup_totals().await.unwrap();
+    assert_eq!(totals.requests, 21);
+    assert_eq!(totals.errors, 4); // 5, 10, 15, 20
+    assert_eq!(totals.input_tokens, 210);
+    assert_eq!(totals.output_tokens, (1..=21).sum::<i64>());
+    assert_eq!(totals.histogram_count, 21);
+
+    let row = store.log(&event(1, 0).request_id).await.unwrap().unwrap();
+    assert_eq!(row.received_at_us, event(1, 1).received_at_us);
+    assert_eq!(row.requested_model, "claude");
+    assert_eq!(row.output_tokens, 1);
+    assert!(row.request_body.contains(r#""i":1"#));
+    assert_eq!(row.media, vec![("ab".repeat(32), format!("ab/{}.png", "ab".repeat(32)))]);
+    assert_eq!(store.media_count().await.unwrap(), 1);
+
+    // Retention: everything before tomorrow goes.
+    store.drop_before(NOW + 86_400_000_000).await.unwrap();
+    assert_eq!(store.log_count().await.unwrap(), 0);
+}
+
+#[tokio::test]
+async fn sqlite() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("aiprox.db").display());
+    exercise(Store::connect(&url).await.unwrap()).await;
+}
+
+#[tokio::test]
+async fn postgres() {
+    let pg = test_services::Postgres::start();
+    let url = pg.create_database("store_test");
+    exercise(Store::connect(&url).await.unwrap()).await;
+}
