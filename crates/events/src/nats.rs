@@ -54,7 +54,12 @@ impl NatsBus {
             })
             .await
             .map_err(unavailable)?;
-        if self.js.get_object_store(subjects::MEDIA_BUCKET).await.is_err() {
+        if self
+            .js
+            .get_object_store(subjects::MEDIA_BUCKET)
+            .await
+            .is_err()
+        {
             self.js
                 .create_object_store(object_store::Config {
                     bucket: subjects::MEDIA_BUCKET.to_owned(),

@@ -115,7 +115,9 @@ pub(crate) fn body(b: &[u8]) -> String {
     text(&String::from_utf8_lossy(b))
 }
 
-pub(crate) fn rollups<'a>(events: impl Iterator<Item = &'a LogEvent>) -> BTreeMap<RollupKey, Rollup> {
+pub(crate) fn rollups<'a>(
+    events: impl Iterator<Item = &'a LogEvent>,
+) -> BTreeMap<RollupKey, Rollup> {
     let mut out: BTreeMap<RollupKey, Rollup> = BTreeMap::new();
     for e in events {
         let minute = e.received_at_us - e.received_at_us.rem_euclid(60_000_000);
@@ -151,7 +153,9 @@ impl Store {
         if url.starts_with("sqlite:") {
             return Ok(Self::Sqlite(sqlite::connect(url).await?));
         }
-        Err(StoreError::Url(url.split('@').next_back().unwrap_or_default().to_owned()))
+        Err(StoreError::Url(
+            url.split('@').next_back().unwrap_or_default().to_owned(),
+        ))
     }
 
     /// Runs the migrations that have not run yet.
@@ -200,14 +204,18 @@ impl Store {
     pub async fn log_ids(&self) -> Result<Vec<(String, i64)>, StoreError> {
         Ok(match self {
             Self::Postgres(pool) => {
-                sqlx::query_as("SELECT request_id::text, count(*) FROM request_logs GROUP BY 1 ORDER BY 1")
-                    .fetch_all(pool)
-                    .await?
+                sqlx::query_as(
+                    "SELECT request_id::text, count(*) FROM request_logs GROUP BY 1 ORDER BY 1",
+                )
+                .fetch_all(pool)
+                .await?
             }
             Self::Sqlite(pool) => {
-                sqlx::query_as("SELECT request_id, count(*) FROM request_logs GROUP BY 1 ORDER BY 1")
-                    .fetch_all(pool)
-                    .await?
+                sqlx::query_as(
+                    "SELECT request_id, count(*) FROM request_logs GROUP BY 1 ORDER BY 1",
+                )
+                .fetch_all(pool)
+                .await?
             }
         })
     }

@@ -52,7 +52,10 @@ pub async fn drop_before(pool: &PgPool, cutoff_us: i64) -> Result<usize, StoreEr
     .await?;
     let mut dropped = 0;
     for name in partitions {
-        let Some(day) = name.rsplit_once("_d").and_then(|(_, d)| d.parse::<i64>().ok()) else {
+        let Some(day) = name
+            .rsplit_once("_d")
+            .and_then(|(_, d)| d.parse::<i64>().ok())
+        else {
             continue;
         };
         if day < cutoff_day {
@@ -126,10 +129,25 @@ pub async fn insert_batch(pool: &PgPool, events: &[LogEvent]) -> Result<usize, S
          FROM UNNEST($1::text[], $2::int8[], $3::text[], $4::text[]) AS u(id, t, rq, rs)
          ON CONFLICT DO NOTHING",
     )
-    .bind(fresh.iter().map(|e| e.request_id.clone()).collect::<Vec<_>>())
+    .bind(
+        fresh
+            .iter()
+            .map(|e| e.request_id.clone())
+            .collect::<Vec<_>>(),
+    )
     .bind(fresh.iter().map(|e| e.received_at_us).collect::<Vec<_>>())
-    .bind(fresh.iter().map(|e| body(&e.request_body)).collect::<Vec<_>>())
-    .bind(fresh.iter().map(|e| body(&e.response_body)).collect::<Vec<_>>())
+    .bind(
+        fresh
+            .iter()
+            .map(|e| body(&e.request_body))
+            .collect::<Vec<_>>(),
+    )
+    .bind(
+        fresh
+            .iter()
+            .map(|e| body(&e.response_body))
+            .collect::<Vec<_>>(),
+    )
     .execute(&mut *tx)
     .await?;
 
@@ -143,10 +161,30 @@ pub async fn insert_batch(pool: &PgPool, events: &[LogEvent]) -> Result<usize, S
              SELECT * FROM UNNEST($1::text[], $2::text[], $3::int8[], $4::text[])
              ON CONFLICT DO NOTHING",
         )
-        .bind(media.iter().map(|(_, m)| m.sha256.clone()).collect::<Vec<_>>())
-        .bind(media.iter().map(|(_, m)| m.mime.clone()).collect::<Vec<_>>())
-        .bind(media.iter().map(|(_, m)| i64_of(m.size)).collect::<Vec<_>>())
-        .bind(media.iter().map(|(_, m)| events::media_path(&m.sha256, &m.mime)).collect::<Vec<_>>())
+        .bind(
+            media
+                .iter()
+                .map(|(_, m)| m.sha256.clone())
+                .collect::<Vec<_>>(),
+        )
+        .bind(
+            media
+                .iter()
+                .map(|(_, m)| m.mime.clone())
+                .collect::<Vec<_>>(),
+        )
+        .bind(
+            media
+                .iter()
+                .map(|(_, m)| i64_of(m.size))
+                .collect::<Vec<_>>(),
+        )
+        .bind(
+            media
+                .iter()
+                .map(|(_, m)| events::media_path(&m.sha256, &m.mime))
+                .collect::<Vec<_>>(),
+        )
         .execute(&mut *tx)
         .await?;
         sqlx::query(
@@ -155,9 +193,24 @@ pub async fn insert_batch(pool: &PgPool, events: &[LogEvent]) -> Result<usize, S
              FROM UNNEST($1::text[], $2::int8[], $3::text[]) AS u(id, t, sha)
              ON CONFLICT DO NOTHING",
         )
-        .bind(media.iter().map(|(e, _)| e.request_id.clone()).collect::<Vec<_>>())
-        .bind(media.iter().map(|(e, _)| e.received_at_us).collect::<Vec<_>>())
-        .bind(media.iter().map(|(_, m)| m.sha256.clone()).collect::<Vec<_>>())
+        .bind(
+            media
+                .iter()
+                .map(|(e, _)| e.request_id.clone())
+                .collect::<Vec<_>>(),
+        )
+        .bind(
+            media
+                .iter()
+                .map(|(e, _)| e.received_at_us)
+                .collect::<Vec<_>>(),
+        )
+        .bind(
+            media
+                .iter()
+                .map(|(_, m)| m.sha256.clone())
+                .collect::<Vec<_>>(),
+        )
         .execute(&mut *tx)
         .await?;
     }

@@ -108,22 +108,24 @@ pub async fn insert_batch(pool: &SqlitePool, events: &[LogEvent]) -> Result<usiz
             add(&mut r.latency_hist, &row.try_get::<String, _>(7)?);
             add(&mut r.ttft_hist, &row.try_get::<String, _>(8)?);
         }
-        sqlx::query("INSERT OR REPLACE INTO usage_rollups VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
-            .bind(minute)
-            .bind(&model)
-            .bind(&provider)
-            .bind(&key)
-            .bind(r.requests)
-            .bind(r.errors)
-            .bind(r.input_tokens)
-            .bind(r.output_tokens)
-            .bind(r.cached_tokens)
-            .bind(r.cost_usd)
-            .bind(r.latency_us_sum)
-            .bind(serde_json::to_string(&r.latency_hist.to_vec()).unwrap_or_default())
-            .bind(serde_json::to_string(&r.ttft_hist.to_vec()).unwrap_or_default())
-            .execute(&mut *tx)
-            .await?;
+        sqlx::query(
+            "INSERT OR REPLACE INTO usage_rollups VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(minute)
+        .bind(&model)
+        .bind(&provider)
+        .bind(&key)
+        .bind(r.requests)
+        .bind(r.errors)
+        .bind(r.input_tokens)
+        .bind(r.output_tokens)
+        .bind(r.cached_tokens)
+        .bind(r.cost_usd)
+        .bind(r.latency_us_sum)
+        .bind(serde_json::to_string(&r.latency_hist.to_vec()).unwrap_or_default())
+        .bind(serde_json::to_string(&r.ttft_hist.to_vec()).unwrap_or_default())
+        .execute(&mut *tx)
+        .await?;
     }
     tx.commit().await?;
     Ok(fresh.len())
@@ -141,9 +143,9 @@ pub async fn drop_before(pool: &SqlitePool, cutoff_us: i64) -> Result<usize, Sto
         sqlx::query(sqlx::AssertSqlSafe(format!(
             "DELETE FROM {table} WHERE received_at < ?"
         )))
-            .bind(cutoff)
-            .execute(&mut *tx)
-            .await?;
+        .bind(cutoff)
+        .execute(&mut *tx)
+        .await?;
     }
     tx.commit().await?;
     Ok(usize::try_from(done.rows_affected()).unwrap_or(usize::MAX))
@@ -194,9 +196,11 @@ pub async fn log(pool: &SqlitePool, request_id: &str) -> Result<Option<LogRow>, 
 }
 
 pub async fn rollup_totals(pool: &SqlitePool) -> Result<RollupTotals, StoreError> {
-    let rows = sqlx::query("SELECT requests, errors, input_tokens, output_tokens, latency_hist FROM usage_rollups")
-        .fetch_all(pool)
-        .await?;
+    let rows = sqlx::query(
+        "SELECT requests, errors, input_tokens, output_tokens, latency_hist FROM usage_rollups",
+    )
+    .fetch_all(pool)
+    .await?;
     let mut t = RollupTotals::default();
     for row in rows {
         t.requests += row.try_get::<i64, _>(0)?;

@@ -12,12 +12,20 @@ fn event(i: u32, minute: i64) -> LogEvent {
         request_id: format!("01900000-0000-7000-8000-{i:012}"),
         received_at_us: NOW + minute * 60_000_000 + i64::from(i),
         endpoint: "/v1/chat/completions".into(),
-        requested_model: if i % 2 == 0 { "gpt4".into() } else { "claude".into() },
+        requested_model: if i % 2 == 0 {
+            "gpt4".into()
+        } else {
+            "claude".into()
+        },
         provider: "mock".into(),
         upstream_model: "gpt-4o".into(),
         stream: i % 3 == 0,
         status: if i % 5 == 0 { 502 } else { 200 },
-        error_kind: if i % 5 == 0 { "upstream_unreachable".into() } else { String::new() },
+        error_kind: if i % 5 == 0 {
+            "upstream_unreachable".into()
+        } else {
+            String::new()
+        },
         input_tokens: 10,
         output_tokens: u64::from(i),
         latency_us: 1_000 * u64::from(i),
@@ -25,7 +33,11 @@ fn event(i: u32, minute: i64) -> LogEvent {
         request_body: format!(r#"{{"i":{i},"nul":"\u0000"}}"#).into_bytes().into(),
         response_body: b"{}".to_vec().into(),
         media: if i == 1 {
-            vec![MediaRef { sha256: "ab".repeat(32), mime: "image/png".into(), size: 70 }]
+            vec![MediaRef {
+                sha256: "ab".repeat(32),
+                mime: "image/png".into(),
+                size: 70,
+            }]
         } else {
             vec![]
         },
@@ -36,7 +48,10 @@ fn event(i: u32, minute: i64) -> LogEvent {
 async fn exercise(store: Store) {
     store.migrate().await.unwrap();
     store.migrate().await.unwrap(); // idempotent
-    store.ensure_partitions(NOW - 86_400_000_000, 4).await.unwrap();
+    store
+        .ensure_partitions(NOW - 86_400_000_000, 4)
+        .await
+        .unwrap();
 
     let batch: Vec<LogEvent> = (1..=20).map(|i| event(i, i64::from(i % 3))).collect();
     assert_eq!(store.insert_batch(&batch).await.unwrap(), 20);
@@ -63,7 +78,10 @@ async fn exercise(store: Store) {
     assert_eq!(row.requested_model, "claude");
     assert_eq!(row.output_tokens, 1);
     assert!(row.request_body.contains(r#""i":1"#));
-    assert_eq!(row.media, vec![("ab".repeat(32), format!("ab/{}.png", "ab".repeat(32)))]);
+    assert_eq!(
+        row.media,
+        vec![("ab".repeat(32), format!("ab/{}.png", "ab".repeat(32)))]
+    );
     assert_eq!(store.media_count().await.unwrap(), 1);
 
     // Retention: everything before tomorrow goes.

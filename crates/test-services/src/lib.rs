@@ -54,7 +54,9 @@ fn pg_bin(name: &str) -> PathBuf {
 fn pg_command(tool: &str, args: &[&str]) -> Command {
     if is_root() {
         let mut c = Command::new("runuser");
-        c.args(["-u", "postgres", "--"]).arg(pg_bin(tool)).args(args);
+        c.args(["-u", "postgres", "--"])
+            .arg(pg_bin(tool))
+            .args(args);
         c
     } else {
         let mut c = Command::new(pg_bin(tool));
@@ -90,11 +92,24 @@ impl Postgres {
         let data = dir.path().join("data");
         let out = pg_command(
             "initdb",
-            &["-D", &data.to_string_lossy(), "-U", "postgres", "--auth=trust", "-E", "UTF8", "--no-sync"],
+            &[
+                "-D",
+                &data.to_string_lossy(),
+                "-U",
+                "postgres",
+                "--auth=trust",
+                "-E",
+                "UTF8",
+                "--no-sync",
+            ],
         )
         .output()
         .expect("initdb");
-        assert!(out.status.success(), "initdb: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "initdb: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         let pg = Self {
             port: free_port(),
             dir,
@@ -118,7 +133,16 @@ impl Postgres {
         let log = self.dir.path().join("log");
         let out = pg_command(
             "pg_ctl",
-            &["-D", &self.data().to_string_lossy(), "-o", &opts, "-l", &log.to_string_lossy(), "-w", "start"],
+            &[
+                "-D",
+                &self.data().to_string_lossy(),
+                "-o",
+                &opts,
+                "-l",
+                &log.to_string_lossy(),
+                "-w",
+                "start",
+            ],
         )
         .output()
         .expect("pg_ctl start");
@@ -128,14 +152,24 @@ impl Postgres {
             String::from_utf8_lossy(&out.stderr),
             std::fs::read_to_string(&log).unwrap_or_default()
         );
-        assert!(wait_for_port(self.port, Duration::from_secs(20)), "postgres did not listen");
+        assert!(
+            wait_for_port(self.port, Duration::from_secs(20)),
+            "postgres did not listen"
+        );
     }
 
     /// Stops the server at once (`-m immediate`: like a crash, recovered on start).
     pub fn stop(&self) {
         let _ = pg_command(
             "pg_ctl",
-            &["-D", &self.data().to_string_lossy(), "-m", "immediate", "-w", "stop"],
+            &[
+                "-D",
+                &self.data().to_string_lossy(),
+                "-m",
+                "immediate",
+                "-w",
+                "stop",
+            ],
         )
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -147,11 +181,23 @@ impl Postgres {
     pub fn create_database(&self, name: &str) -> String {
         let out = pg_command(
             "createdb",
-            &["-h", "127.0.0.1", "-p", &self.port.to_string(), "-U", "postgres", name],
+            &[
+                "-h",
+                "127.0.0.1",
+                "-p",
+                &self.port.to_string(),
+                "-U",
+                "postgres",
+                name,
+            ],
         )
         .output()
         .expect("createdb");
-        assert!(out.status.success(), "createdb: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "createdb: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         self.url(name)
     }
 
@@ -194,14 +240,24 @@ impl Nats {
     #[allow(clippy::expect_used, clippy::panic)]
     pub fn start_again(&mut self) {
         let child = Command::new("nats-server")
-            .args(["-js", "-a", "127.0.0.1", "-p", &self.port.to_string(), "-sd"])
+            .args([
+                "-js",
+                "-a",
+                "127.0.0.1",
+                "-p",
+                &self.port.to_string(),
+                "-sd",
+            ])
             .arg(self.dir.path())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
             .expect("nats-server (Debian package nats-server)");
         self.child = Some(child);
-        assert!(wait_for_port(self.port, Duration::from_secs(20)), "nats-server did not listen");
+        assert!(
+            wait_for_port(self.port, Duration::from_secs(20)),
+            "nats-server did not listen"
+        );
     }
 
     /// Kills the server (SIGKILL).

@@ -1,8 +1,13 @@
 //! The command line.
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 use clap::{Parser, Subcommand};
+use events::Bus;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::Config;
 
 #[derive(Debug, Parser)]
 #[command(name = "aiprox", version, about = "An LLM API gateway")]
@@ -17,9 +22,15 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// The HTTP gateway alone (the stateless, horizontally scaled component).
+    /// The HTTP gateway alone (stateless, horizontally scaled). Publishes log
+    /// events on NATS (`nats_url`); without it, logs nothing.
     Gateway,
-    /// Every component in one process, on embedded defaults.
+    /// The logger alone: NATS → database.
+    Logger,
+    /// The media writer alone: NATS → media directory.
+    Media,
+    /// Every component in one process. Without `nats_url`, on an in-process bus;
+    /// with SQLite unless `database_url` says otherwise.
     All,
     /// Load and validate the configuration, print nothing, exit non-zero on error.
     CheckConfig,
@@ -31,10 +42,110 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     telemetry::init_tracing(config.log_format, "info,aiprox=info,gateway=info");
     match cli.command {
         Command::CheckConfig => Ok(()),
-        // Later components (logger, media, admin) join `all` as they arrive.
-        Command::Gateway | Command::All => {
-            let shutdown = telemetry::shutdown::on_signal();
-            gateway::run(config.gateway(), shutdown).await
+        Command::Gateway => {
+            let bus = match &config.nats_url {
+                Some(url) => Some(nats(url).await?),
+                None => {
+                    tracing::warn!("no nats_url: the gateway runs without request logging");
+                    None
+                }
+            };
+            gateway::run(config.gateway(), bus, telemetry::shutdown::on_signal()).await
+        }
+        Command::Logger => {
+            let bus = nats(required_nats(&config, "logger")?).await?;
+            let store = database(&config).await?;
+            logger::run(
+                config.logger.clone(),
+                bus,
+                store,
+                telemetry::shutdown::on_signal(),
+            )
+            .await
+        }
+        Command::Media => {
+            let bus = nats(required_nats(&config, "media")?).await?;
+            media::run(
+                config.media_root.clone(),
+                bus,
+                telemetry::shutdown::on_signal(),
+            )
+            .await
+        }
+        Command::All => all(config).await,
+    }
+}
+
+fn required_nats<'a>(config: &'a Config, component: &str) -> anyhow::Result<&'a str> {
+    config.nats_url.as_deref().ok_or_else(|| {
+        anyhow::anyhow!(
+            "nats_url: `aiprox {component}` consumes from NATS JetStream; set AIPROX_NATS_URL"
+        )
+    })
+}
+
+/// Connects to NATS; creates the stream in the background if NATS is not up yet
+/// (the gateway spills to disk meanwhile).
+async fn nats(url: &str) -> anyhow::Result<Bus> {
+    let bus = events::nats::NatsBus::connect(url).await?;
+    if let Err(e) = bus.ensure_stream().await {
+        tracing::warn!(error = %e, "NATS not ready; retrying in the background");
+        let retry = bus.clone();
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(Duration::from_secs(2)).await;
+                if retry.ensure_stream().await.is_ok() {
+                    tracing::info!("NATS stream ready");
+                    break;
+                }
+            }
+        });
+    }
+    Ok(Bus::Nats(bus))
+}
+
+async fn database(config: &Config) -> anyhow::Result<store::Store> {
+    if let Some(path) = config.database_url.strip_prefix("sqlite://")
+        && let Some(dir) = std::path::Path::new(path.split('?').next().unwrap_or(path)).parent()
+        && !dir.as_os_str().is_empty()
+    {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| anyhow::anyhow!("database_url: cannot create {}: {e}", dir.display()))?;
+    }
+    store::Store::connect(&config.database_url)
+        .await
+        .map_err(|e| anyhow::anyhow!("database_url: {e}"))
+}
+
+/// Gateway, logger and media writer in one process. On shutdown the gateway goes
+/// first (streams finish, events flush onto the bus), then the consumers drain.
+async fn all(config: Config) -> anyhow::Result<()> {
+    let bus = match &config.nats_url {
+        Some(url) => nats(url).await?,
+        None => Bus::InProcess(events::memory::InProcessBus::new()),
+    };
+    let store = database(&config).await?;
+    let signal = telemetry::shutdown::on_signal();
+    let consumers = CancellationToken::new();
+    let logger = tokio::spawn(logger::run(
+        config.logger.clone(),
+        bus.clone(),
+        store,
+        consumers.clone(),
+    ));
+    let media = tokio::spawn(media::run(
+        config.media_root.clone(),
+        bus.clone(),
+        consumers.clone(),
+    ));
+    let served = gateway::run(config.gateway(), Some(bus), signal).await;
+    consumers.cancel();
+    for (name, task) in [("logger", logger), ("media", media)] {
+        match task.await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => tracing::error!(error = %e, "{name} failed"),
+            Err(e) => tracing::error!(error = %e, "{name} panicked"),
         }
     }
+    served
 }

@@ -34,12 +34,33 @@ pub struct Config {
     /// `text` for a terminal, `json` for log collectors.
     #[serde(default)]
     pub log_format: LogFormat,
+    /// Where request logs are stored: `postgres://…` in production, SQLite by
+    /// default.
+    #[serde(default = "default_database_url")]
+    pub database_url: String,
+    /// NATS with JetStream (`nats://host:4222`). Unset, `aiprox all` uses an
+    /// in-process bus; the split services need it.
+    #[serde(default)]
+    pub nats_url: Option<String>,
+    /// The shared directory media files are written to.
+    #[serde(default = "default_media_root")]
+    pub media_root: std::path::PathBuf,
+    #[serde(default)]
+    pub logger: logger::Config,
     #[serde(default)]
     pub gateway: Settings,
     #[serde(default)]
     pub providers: BTreeMap<String, ProviderConfig>,
     #[serde(default)]
     pub mappings: BTreeMap<String, MappingConfig>,
+}
+
+fn default_database_url() -> String {
+    "sqlite://data/aiprox.db".to_owned()
+}
+
+fn default_media_root() -> std::path::PathBuf {
+    std::path::PathBuf::from("data/media")
 }
 
 impl Config {
@@ -56,7 +77,16 @@ impl Config {
 /// The top-level keys environment variables may set. Other `AIPROX_…` variables
 /// (`AIPROX_CONFIG`, or a provider key a user chose to call `AIPROX_OPENAI_KEY`)
 /// are not configuration and must not be read as such.
-const SECTIONS: &[&str] = &["log_format", "gateway", "providers", "mappings"];
+const SECTIONS: &[&str] = &[
+    "log_format",
+    "database_url",
+    "nats_url",
+    "media_root",
+    "logger",
+    "gateway",
+    "providers",
+    "mappings",
+];
 
 fn is_config_key(key: &figment::value::UncasedStr) -> bool {
     let key = key.as_str().to_ascii_lowercase();

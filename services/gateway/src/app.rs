@@ -15,6 +15,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::{Config, ConfigError};
 use crate::error::Error;
+use crate::record::Recorder;
 use crate::routing::Routes;
 
 /// Shared by every handler: the routing table and the settings.
@@ -27,10 +28,11 @@ pub struct AppState {
 struct Inner {
     routes: Routes,
     max_body_bytes: usize,
+    recorder: Option<Recorder>,
 }
 
 impl AppState {
-    pub fn new(config: &Config) -> Result<Self, ConfigError> {
+    pub fn new(config: &Config, recorder: Option<Recorder>) -> Result<Self, ConfigError> {
         let created = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_secs());
@@ -38,8 +40,14 @@ impl AppState {
             inner: Arc::new(Inner {
                 routes: Routes::build(config, created)?,
                 max_body_bytes: config.settings.max_body_bytes,
+                recorder,
             }),
         })
+    }
+
+    /// The log pipeline, when events are on.
+    pub fn recorder(&self) -> Option<&Recorder> {
+        self.inner.recorder.as_ref()
     }
 
     pub fn routes(&self) -> &Routes {
@@ -51,15 +59,26 @@ impl AppState {
     }
 }
 
-/// The request id of the request being served, for handlers and spans.
+/// Who and when: the request's id and arrival, for handlers, spans and the log.
 #[derive(Debug, Clone, Copy)]
-pub struct RequestId(pub uuid::Uuid);
+pub struct RequestContext {
+    pub id: uuid::Uuid,
+    pub received_at_us: i64,
+    pub started: std::time::Instant,
+}
 
 /// Gives every request a fresh UUIDv7 (never the client's: ids must be unique to
 /// de-duplicate log events) and returns it in `x-request-id`.
 async fn request_id(mut request: Request, next: Next) -> Response {
     let id = uuid::Uuid::now_v7();
-    request.extensions_mut().insert(RequestId(id));
+    let received_at_us = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_micros()).unwrap_or(i64::MAX));
+    request.extensions_mut().insert(RequestContext {
+        id,
+        received_at_us,
+        started: std::time::Instant::now(),
+    });
     let span = tracing::debug_span!("request", request_id = %id, method = %request.method(), path = request.uri().path());
     let mut response = tracing::Instrument::instrument(next.run(request), span).await;
     let mut buf = uuid::Uuid::encode_buffer();
@@ -85,9 +104,25 @@ async fn method_not_allowed(method: Method, uri: Uri) -> Response {
     .into_response()
 }
 
+async fn metrics(axum::extract::State(state): axum::extract::State<AppState>) -> Response {
+    let body = state
+        .recorder()
+        .map(crate::publish::render_metrics)
+        .unwrap_or_default();
+    (
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "text/plain; version=0.0.4",
+        )],
+        body,
+    )
+        .into_response()
+}
+
 /// The whole HTTP API, ready to serve.
 pub fn router(state: AppState, readiness: Readiness) -> Router {
     Router::new()
+        .route("/metrics", axum::routing::get(metrics))
         .merge(crate::routes::openai::router())
         .merge(crate::routes::anthropic::router())
         .fallback(unknown_route)
@@ -104,12 +139,32 @@ pub struct Application {
     router: Router,
     readiness: Readiness,
     settings: crate::config::Settings,
+    publisher: Option<tokio::task::JoinHandle<()>>,
 }
 
 impl Application {
-    /// Validates the configuration, builds the providers and binds the listener.
-    pub async fn build(config: Config) -> anyhow::Result<Self> {
-        let state = AppState::new(&config)?;
+    /// Validates the configuration, builds the providers, starts the log
+    /// publisher on `bus` (no logging without one) and binds the listener.
+    pub async fn build(config: Config, bus: Option<events::Bus>) -> anyhow::Result<Self> {
+        config.validate()?;
+        let (recorder, publisher) = match bus {
+            Some(bus) => {
+                let (r, p) = crate::publish::start(
+                    bus,
+                    &config.settings.events,
+                    config.settings.prices.clone(),
+                )
+                .map_err(|e| {
+                    anyhow::anyhow!(
+                        "gateway.events.spill_dir: cannot use {}: {e}",
+                        config.settings.events.spill_dir.display()
+                    )
+                })?;
+                (Some(r), Some(p))
+            }
+            None => (None, None),
+        };
+        let state = AppState::new(&config, recorder)?;
         let listener = TcpListener::bind(config.settings.listen)
             .await
             .map_err(|e| {
@@ -124,6 +179,7 @@ impl Application {
             router: router(state, readiness.clone()),
             readiness,
             settings: config.settings,
+            publisher,
         })
     }
 
@@ -143,6 +199,7 @@ impl Application {
             router,
             readiness,
             settings,
+            publisher,
         } = self;
         let addr = listener.local_addr()?;
         tracing::info!(%addr, "gateway listening");
@@ -166,19 +223,32 @@ impl Application {
             draining.cancelled().await;
             tokio::time::sleep(settings.shutdown_grace).await;
         };
-        tokio::select! {
+        let served = tokio::select! {
             result = serve => result,
             () = deadline => {
                 tracing::warn!(grace = ?settings.shutdown_grace, "grace period over, closing remaining connections");
                 Ok(())
             }
+        };
+        // Every request is answered and its recorder dropped: flush the log.
+        if let Some(publisher) = publisher
+            && tokio::time::timeout(settings.shutdown_grace, publisher)
+                .await
+                .is_err()
+        {
+            tracing::error!("log events not flushed within the grace period");
         }
+        served
     }
 }
 
 /// Builds and runs a gateway until `shutdown`.
-pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<()> {
-    Application::build(config)
+pub async fn run(
+    config: Config,
+    bus: Option<events::Bus>,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
+    Application::build(config, bus)
         .await?
         .run_until_stopped(shutdown)
         .await?;

@@ -1,30 +1,47 @@
 //! `POST /v1/chat/completions`: parse, resolve, call, answer.
 
-use axum::response::Response;
+use std::time::Instant;
+
 use bytes::Bytes;
 use llm::openai::ChatRequest;
 
 use crate::app::AppState;
 use crate::error::Error;
+use crate::record::{Answer, Exchange};
 use crate::stream;
 
 #[tracing::instrument(name = "chat", skip_all, fields(model, provider, stream))]
-pub async fn complete(state: &AppState, body: &Bytes) -> Result<Response, Error> {
-    let req = ChatRequest::parse(body)?;
+pub async fn complete(state: &AppState, body: &Bytes, x: &mut Exchange) -> Result<Answer, Error> {
+    let mut req = ChatRequest::parse(body)?;
+    x.requested_model.clone_from(&req.model);
+    x.stream = req.stream;
+    x.client_wants_usage = req.include_usage;
     let target = state.routes().resolve(&req.model)?;
+    x.provider = target.provider_name.to_string();
+    x.upstream_model = target.model.to_string();
     let span = tracing::Span::current();
     span.record("model", req.model.as_str());
     span.record("provider", &*target.provider_name);
     span.record("stream", req.stream);
+    let sent = Instant::now();
     if req.stream {
-        let start = target.provider.chat_stream(&req, &target.model).await?;
-        Ok(stream::sse_response(
-            stream::Dialect::OpenAi,
-            start.headers,
-            stream::openai_frames(start.chunks),
-        ))
+        if state.recorder().is_some() {
+            req.request_usage();
+        }
+        let start = target.provider.chat_stream(&req, &target.model).await;
+        x.upstream_done(sent);
+        let start = start?;
+        Ok(Answer::Stream {
+            headers: start.headers,
+            frames: stream::openai_frames(start.chunks),
+        })
     } else {
-        let completion = target.provider.chat(&req, &target.model).await?;
-        Ok(stream::json_response(completion.headers, completion.body))
+        let completion = target.provider.chat(&req, &target.model).await;
+        x.upstream_done(sent);
+        let completion = completion?;
+        Ok(Answer::Json {
+            headers: completion.headers,
+            body: completion.body,
+        })
     }
 }

@@ -45,6 +45,10 @@ pub struct Settings {
     /// load balancers stop sending before the listener closes.
     #[serde(with = "humantime_serde")]
     pub drain_delay: Duration,
+    /// The log pipeline's queue and spill.
+    pub events: crate::publish::EventSettings,
+    /// Prices by upstream model name, USD per million tokens, for the logged cost.
+    pub prices: BTreeMap<String, crate::publish::Price>,
 }
 
 impl Default for Settings {
@@ -55,6 +59,8 @@ impl Default for Settings {
             timeouts: Timeouts::default(),
             shutdown_grace: Duration::from_secs(30),
             drain_delay: Duration::ZERO,
+            events: crate::publish::EventSettings::default(),
+            prices: BTreeMap::new(),
         }
     }
 }

@@ -1,20 +1,30 @@
 //! `POST /v1/embeddings`.
 
-use axum::response::Response;
+use std::time::Instant;
+
 use bytes::Bytes;
 use llm::openai::EmbeddingsRequest;
 
 use crate::app::AppState;
 use crate::error::Error;
-use crate::stream;
+use crate::record::{Answer, Exchange};
 
 #[tracing::instrument(name = "embeddings", skip_all, fields(model, provider))]
-pub async fn embed(state: &AppState, body: &Bytes) -> Result<Response, Error> {
+pub async fn embed(state: &AppState, body: &Bytes, x: &mut Exchange) -> Result<Answer, Error> {
     let req = EmbeddingsRequest::parse(body)?;
+    x.requested_model.clone_from(&req.model);
     let target = state.routes().resolve(&req.model)?;
+    x.provider = target.provider_name.to_string();
+    x.upstream_model = target.model.to_string();
     let span = tracing::Span::current();
     span.record("model", req.model.as_str());
     span.record("provider", &*target.provider_name);
-    let completion = target.provider.embeddings(&req, &target.model).await?;
-    Ok(stream::json_response(completion.headers, completion.body))
+    let sent = Instant::now();
+    let completion = target.provider.embeddings(&req, &target.model).await;
+    x.upstream_done(sent);
+    let completion = completion?;
+    Ok(Answer::Json {
+        headers: completion.headers,
+        body: completion.body,
+    })
 }

@@ -13,8 +13,12 @@
 //! - [`routes`]: the axum handlers, by API area; thin wrappers around the above.
 //! - [`error`]: the one error type, rendered in the error shape of the API the
 //!   client called.
-//! - [`app`]: builds the server on a port ([`Application`]), the request-id layer, and
-//!   graceful shutdown.
+//! - [`record`], [`publish`]: the log pipeline. The request path captures each
+//!   exchange into a bounded queue (never waiting); a background publisher builds
+//!   `LogEvent`/`MediaEvent`s and publishes them on the bus, spilling to disk while
+//!   the bus is away.
+//! - [`app`]: builds the server on a port ([`Application`]), the request-id layer,
+//!   `/metrics`, and graceful shutdown (in-flight streams finish, events flush).
 
 pub mod app;
 pub mod chat;
@@ -23,6 +27,8 @@ pub mod embeddings;
 pub mod error;
 pub mod messages;
 pub mod providers;
+pub mod publish;
+pub mod record;
 pub mod routes;
 pub mod routing;
 pub mod stream;

@@ -2,8 +2,9 @@
 //! Anthropic upstream (body passed through, only `model` rewritten), by translation
 //! (`llm::translate::messages_to_chat`) by every other.
 
+use std::time::Instant;
+
 use axum::http::HeaderMap;
-use axum::response::Response;
 use bytes::Bytes;
 use futures_util::StreamExt;
 use llm::anthropic::{MessagesRequest, RawRequest};
@@ -15,36 +16,47 @@ use crate::app::AppState;
 use crate::error::Error;
 use crate::providers::anthropic::NativeStream;
 use crate::providers::{ChunkStream, Provider, StreamError};
-use crate::stream::{self, Dialect, Frame, FrameStream};
+use crate::record::{Answer, Exchange};
+use crate::stream::{Frame, FrameStream};
 
 #[tracing::instrument(name = "messages", skip_all, fields(model, provider, stream))]
 pub async fn create(
     state: &AppState,
     headers: &HeaderMap,
     body: &Bytes,
-) -> Result<Response, Error> {
+    x: &mut Exchange,
+) -> Result<Answer, Error> {
     let raw = RawRequest::parse(body).map_err(Error::InvalidMessagesRequest)?;
+    x.requested_model.clone_from(&raw.model);
+    x.stream = raw.stream;
     let target = state.routes().resolve(&raw.model)?;
+    x.provider = target.provider_name.to_string();
+    x.upstream_model = target.model.to_string();
     let span = tracing::Span::current();
     span.record("model", raw.model.as_str());
     span.record("provider", &*target.provider_name);
     span.record("stream", raw.stream);
 
+    let sent = Instant::now();
     if let Provider::Anthropic(anthropic) = &*target.provider {
         return if raw.stream {
-            let (h, events) = anthropic
+            let started = anthropic
                 .messages_stream(&raw.body, &target.model, headers)
-                .await?;
-            Ok(stream::sse_response(
-                Dialect::Anthropic,
-                h,
-                native_frames(events),
-            ))
+                .await;
+            x.upstream_done(sent);
+            let (headers, events) = started?;
+            Ok(Answer::Stream {
+                headers,
+                frames: native_frames(events),
+            })
         } else {
-            let c = anthropic
-                .messages(&raw.body, &target.model, headers)
-                .await?;
-            Ok(stream::json_response(c.headers, c.body))
+            let c = anthropic.messages(&raw.body, &target.model, headers).await;
+            x.upstream_done(sent);
+            let c = c?;
+            Ok(Answer::Json {
+                headers: c.headers,
+                body: c.body,
+            })
         };
     }
 
@@ -55,14 +67,17 @@ pub async fn create(
     let chat =
         ChatRequest::parse(&serde_json::to_vec(&chat).map_err(|e| Error::Unexpected(e.into()))?)?;
     if raw.stream {
-        let start = target.provider.chat_stream(&chat, &target.model).await?;
-        Ok(stream::sse_response(
-            Dialect::Anthropic,
-            start.headers,
-            translated_frames(start.chunks),
-        ))
+        let start = target.provider.chat_stream(&chat, &target.model).await;
+        x.upstream_done(sent);
+        let start = start?;
+        Ok(Answer::Stream {
+            headers: start.headers,
+            frames: translated_frames(start.chunks),
+        })
     } else {
-        let c = target.provider.chat(&chat, &target.model).await?;
+        let c = target.provider.chat(&chat, &target.model).await;
+        x.upstream_done(sent);
+        let c = c?;
         let protocol = |reason: String| Error::UpstreamProtocol {
             provider: target.provider_name.to_string(),
             reason,
@@ -72,7 +87,10 @@ pub async fn create(
         let message =
             messages_to_chat::response(completion).map_err(|e| protocol(e.to_string()))?;
         let body = serde_json::to_vec(&message).map_err(|e| Error::Unexpected(e.into()))?;
-        Ok(stream::json_response(c.headers, Bytes::from(body)))
+        Ok(Answer::Json {
+            headers: c.headers,
+            body: Bytes::from(body),
+        })
     }
 }
 

@@ -244,6 +244,24 @@ impl ChatRequest {
         })
     }
 
+    /// Asks the upstream for the usage chunk (`stream_options.include_usage`),
+    /// keeping any other stream option the client set. The log needs the usage;
+    /// the gateway hides the chunk from a client that did not ask for it.
+    pub fn request_usage(&mut self) {
+        if self.include_usage {
+            return;
+        }
+        let mut options: serde_json::Map<String, serde_json::Value> = self
+            .body
+            .get("stream_options")
+            .and_then(|v| serde_json::from_str(v.get()).ok())
+            .unwrap_or_default();
+        options.insert("include_usage".into(), true.into());
+        self.body
+            .insert("stream_options".into(), raw::to_raw(&options));
+        self.include_usage = true;
+    }
+
     /// The body to send upstream: the client's, with `model` replaced.
     pub fn upstream_body(&self, upstream_model: &str) -> Vec<u8> {
         with_model(&self.body, upstream_model)

@@ -1,23 +1,31 @@
 //! Anthropic's API: `/v1/messages`. Errors answer in Anthropic's shape.
 
-use axum::Router;
 use axum::extract::{Request, State};
 use axum::response::Response;
 use axum::routing::post;
+use axum::{Extension, Router};
 
 use super::read_body;
-use crate::app::AppState;
-use crate::error::Error;
+use crate::app::{AppState, RequestContext};
+use crate::record::{self, Exchange};
+use crate::stream::Dialect;
 
 pub fn router() -> Router<AppState> {
     Router::new().route("/v1/messages", post(messages))
 }
 
-async fn messages(State(state): State<AppState>, request: Request) -> Response {
+async fn messages(
+    State(state): State<AppState>,
+    Extension(ctx): Extension<RequestContext>,
+    request: Request,
+) -> Response {
+    let mut x = Exchange::new(&ctx, "/v1/messages", Dialect::Anthropic);
     let headers = request.headers().clone();
     let result = async {
         let body = read_body(request, state.max_body_bytes()).await?;
-        crate::messages::create(&state, &headers, &body).await
-    };
-    result.await.unwrap_or_else(Error::into_anthropic_response)
+        x.request_body = body.clone();
+        crate::messages::create(&state, &headers, &body, &mut x).await
+    }
+    .await;
+    record::finish(state.recorder(), x, result)
 }

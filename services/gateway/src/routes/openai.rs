@@ -1,5 +1,6 @@
 //! OpenAI's API: `/v1/chat/completions`, `/v1/embeddings`, `/v1/models`.
 
+use axum::Extension;
 use axum::extract::{Path, Request, State};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -7,7 +8,9 @@ use axum::{Json, Router};
 use llm::openai::ModelList;
 
 use super::read_body;
-use crate::app::AppState;
+use crate::app::{AppState, RequestContext};
+use crate::record::{self, Exchange};
+use crate::stream::Dialect;
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -17,20 +20,34 @@ pub fn router() -> Router<AppState> {
         .route("/v1/models/{*id}", get(get_model))
 }
 
-async fn chat_completions(State(state): State<AppState>, request: Request) -> Response {
+async fn chat_completions(
+    State(state): State<AppState>,
+    Extension(ctx): Extension<RequestContext>,
+    request: Request,
+) -> Response {
+    let mut x = Exchange::new(&ctx, "/v1/chat/completions", Dialect::OpenAi);
     let result = async {
         let body = read_body(request, state.max_body_bytes()).await?;
-        crate::chat::complete(&state, &body).await
-    };
-    result.await.unwrap_or_else(IntoResponse::into_response)
+        x.request_body = body.clone();
+        crate::chat::complete(&state, &body, &mut x).await
+    }
+    .await;
+    record::finish(state.recorder(), x, result)
 }
 
-async fn embeddings(State(state): State<AppState>, request: Request) -> Response {
+async fn embeddings(
+    State(state): State<AppState>,
+    Extension(ctx): Extension<RequestContext>,
+    request: Request,
+) -> Response {
+    let mut x = Exchange::new(&ctx, "/v1/embeddings", Dialect::OpenAi);
     let result = async {
         let body = read_body(request, state.max_body_bytes()).await?;
-        crate::embeddings::embed(&state, &body).await
-    };
-    result.await.unwrap_or_else(IntoResponse::into_response)
+        x.request_body = body.clone();
+        crate::embeddings::embed(&state, &body, &mut x).await
+    }
+    .await;
+    record::finish(state.recorder(), x, result)
 }
 
 async fn list_models(State(state): State<AppState>) -> Json<ModelList> {

@@ -99,7 +99,7 @@ pub async fn spawn_app_with(customise: impl FnOnce(&mut Config)) -> TestApp {
     let mock = MockUpstream::start().await.unwrap();
     let mut config = base_config(&mock);
     customise(&mut config);
-    let app = Application::build(config).await.unwrap();
+    let app = Application::build(config, None).await.unwrap();
     let addr = app.local_addr().unwrap();
     let shutdown = CancellationToken::new();
     let server = tokio::spawn(app.run_until_stopped(shutdown.clone()));

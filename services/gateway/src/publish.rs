@@ -1,0 +1,492 @@
+//! The background half of the log pipeline: turns [`Exchange`]s into `LogEvent`s
+//! and `MediaEvent`s and publishes them, awaiting the bus's acknowledgements.
+//!
+//! While the bus is unreachable, events go to a bounded spill directory on local
+//! disk (one file per batch, written whole then renamed) and are replayed in order
+//! once it answers again; only past the spill limit is anything dropped, counted in
+//! `aiprox_events_dropped_total` and logged. On shutdown, what is still queued is
+//! published or spilled, so the next start replays it.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use bytes::Bytes;
+use events::proto::{LogEvent, MediaEvent, MediaRef};
+use events::{Bus, Outgoing, subjects};
+use prost::Message;
+use serde::Deserialize;
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+
+use crate::record::{Exchange, Metrics, Recorder};
+use crate::stream::Dialect;
+
+/// USD per million tokens.
+#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Price {
+    pub input: f64,
+    pub output: f64,
+}
+
+/// How the pipeline holds events it cannot publish yet.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct EventSettings {
+    /// Exchanges waiting for the publisher; past it, events are dropped (counted).
+    pub queue_capacity: usize,
+    /// Where events wait while the bus is unreachable.
+    pub spill_dir: PathBuf,
+    /// Spill size limit in bytes; past it, events are dropped (counted).
+    pub spill_max_bytes: u64,
+}
+
+impl Default for EventSettings {
+    fn default() -> Self {
+        Self {
+            queue_capacity: 10_000,
+            spill_dir: PathBuf::from("data/spill"),
+            spill_max_bytes: 1024 * 1024 * 1024,
+        }
+    }
+}
+
+/// Starts the publisher; the returned recorder feeds it. The task ends once every
+/// recorder clone is gone and the queue is flushed.
+pub fn start(
+    bus: Bus,
+    settings: &EventSettings,
+    prices: BTreeMap<String, Price>,
+) -> std::io::Result<(Recorder, JoinHandle<()>)> {
+    let metrics = Arc::new(Metrics::default());
+    let spill = Spill::open(
+        &settings.spill_dir,
+        settings.spill_max_bytes,
+        metrics.clone(),
+    )?;
+    let (tx, rx) = mpsc::channel(settings.queue_capacity.max(1));
+    let publisher = Publisher {
+        bus,
+        spill,
+        metrics: metrics.clone(),
+        prices,
+    };
+    let task = tokio::spawn(publisher.run(rx));
+    Ok((Recorder::new(tx, metrics), task))
+}
+
+struct Publisher {
+    bus: Bus,
+    spill: Spill,
+    metrics: Arc<Metrics>,
+    prices: BTreeMap<String, Price>,
+}
+
+impl Publisher {
+    async fn run(mut self, mut rx: mpsc::Receiver<Exchange>) {
+        let mut batch = Vec::new();
+        let mut backoff = Duration::from_millis(200);
+        loop {
+            let received = if self.spill.is_empty() {
+                rx.recv_many(&mut batch, 256).await
+            } else {
+                tokio::select! {
+                    n = rx.recv_many(&mut batch, 256) => n,
+                    () = tokio::time::sleep(backoff) => usize::MAX,
+                }
+            };
+            if received == 0 {
+                // Every sender is gone: shutdown. One last replay attempt.
+                self.replay().await;
+                break;
+            }
+            if !self.spill.is_empty() {
+                if self.replay().await {
+                    backoff = Duration::from_millis(200);
+                } else {
+                    backoff = (backoff * 2).min(Duration::from_secs(5));
+                }
+            }
+            if batch.is_empty() {
+                continue;
+            }
+            let records: Vec<Record> = batch.drain(..).flat_map(|x| self.prepare(x)).collect();
+            if self.spill.is_empty() {
+                let failed = self.send(records).await;
+                if !failed.is_empty() {
+                    self.spill.append(&failed);
+                }
+            } else {
+                // Keep the order: nothing overtakes what waits on disk.
+                self.spill.append(&records);
+            }
+        }
+    }
+
+    /// Publishes the spill, oldest file first; true when it is empty again.
+    async fn replay(&mut self) -> bool {
+        while let Some((path, records)) = self.spill.oldest() {
+            let count = records.len() as u64;
+            let failed = self.send(records).await;
+            if !failed.is_empty() {
+                return false;
+            }
+            self.spill.remove(&path);
+            self.metrics.replayed.fetch_add(count, Ordering::Relaxed);
+        }
+        true
+    }
+
+    /// Sends records; returns those that failed, in order.
+    async fn send(&self, records: Vec<Record>) -> Vec<Record> {
+        let max = self.bus.max_payload().saturating_sub(4096);
+        let mut outgoing = Vec::with_capacity(records.len());
+        let mut failed_blobs = Vec::new();
+        for (i, r) in records.iter().enumerate() {
+            let mut payload = r.payload.clone();
+            if r.subject == Subject::Media && payload.len() > max {
+                match self.offload(&payload).await {
+                    Some(p) => payload = p,
+                    None => {
+                        failed_blobs.push(i);
+                        continue;
+                    }
+                }
+            }
+            outgoing.push((
+                i,
+                Outgoing {
+                    subject: r.subject.name(),
+                    msg_id: r.msg_id.clone(),
+                    payload,
+                    traceparent: Some(r.traceparent.clone()),
+                },
+            ));
+        }
+        let messages: Vec<Outgoing> = outgoing.iter().map(|(_, m)| m.clone()).collect();
+        let results = self.bus.publish_all(&messages).await;
+        let mut failed_idx = failed_blobs;
+        for ((i, _), result) in outgoing.iter().zip(results) {
+            match result {
+                Ok(()) => {
+                    if records[*i].subject == Subject::Log {
+                        self.metrics.published.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+                Err(e) => {
+                    self.metrics
+                        .publish_failures
+                        .fetch_add(1, Ordering::Relaxed);
+                    tracing::debug!(error = %e, "publish failed");
+                    failed_idx.push(*i);
+                }
+            }
+        }
+        if failed_idx.is_empty() {
+            return Vec::new();
+        }
+        failed_idx.sort_unstable();
+        tracing::warn!(
+            failed = failed_idx.len(),
+            "event bus unavailable, spilling to disk"
+        );
+        let mut records: Vec<Option<Record>> = records.into_iter().map(Some).collect();
+        failed_idx
+            .into_iter()
+            .filter_map(|i| records.get_mut(i).and_then(Option::take))
+            .collect()
+    }
+
+    /// Puts a large media blob in the object store; returns the event without the
+    /// bytes, naming the object.
+    async fn offload(&self, payload: &Bytes) -> Option<Bytes> {
+        let mut event = MediaEvent::decode(payload.clone()).ok()?;
+        let data = std::mem::take(&mut event.data);
+        if let Err(e) = self.bus.put_blob(&event.sha256, data).await {
+            tracing::debug!(error = %e, "blob upload failed");
+            return None;
+        }
+        event.object_name = event.sha256.clone();
+        Some(Bytes::from(event.encode_to_vec()))
+    }
+
+    /// Builds the events of one exchange: media cut out of the request, a stream
+    /// assembled, tokens and cost computed.
+    fn prepare(&self, x: Exchange) -> Vec<Record> {
+        let (request_body, media) = llm::record::extract_media(&x.request_body);
+        let response_body = if x.stream {
+            let whole = match x.dialect {
+                Dialect::OpenAi => llm::record::assemble_openai(&x.frames),
+                Dialect::Anthropic => llm::record::assemble_anthropic(&x.frames),
+            };
+            Bytes::from(serde_json::to_vec(&whole).unwrap_or_default())
+        } else {
+            x.response_body
+        };
+        let tokens = serde_json::from_slice::<serde_json::Value>(&response_body)
+            .ok()
+            .and_then(|v| llm::record::usage(&v))
+            .unwrap_or_default();
+        let cost = self.prices.get(&x.upstream_model).map_or(0.0, |p| {
+            #[allow(clippy::cast_precision_loss)]
+            let (i, o) = (tokens.input as f64, tokens.output as f64);
+            (i * p.input + o * p.output) / 1e6
+        });
+        let request_id = x.request_id.hyphenated().to_string();
+        let simple = x.request_id.simple().to_string();
+        let traceparent = format!("00-{simple}-{}-01", &simple[16..]);
+        let log = LogEvent {
+            request_id: request_id.clone(),
+            received_at_us: x.received_at_us,
+            endpoint: x.endpoint.to_owned(),
+            client_key_id: String::new(),
+            requested_model: x.requested_model,
+            provider: x.provider,
+            upstream_model: x.upstream_model,
+            stream: x.stream,
+            status: u32::from(x.status),
+            error_kind: x.error_kind,
+            error_message: x.error_message,
+            input_tokens: tokens.input,
+            output_tokens: tokens.output,
+            cached_tokens: tokens.cached,
+            cost_usd: cost,
+            latency_us: x.latency_us,
+            ttft_us: x.ttft_us,
+            upstream_latency_us: x.upstream_latency_us,
+            request_body,
+            response_body,
+            media: media
+                .iter()
+                .map(|m| MediaRef {
+                    sha256: m.sha256.clone(),
+                    mime: m.mime.clone(),
+                    size: m.data.len() as u64,
+                })
+                .collect(),
+        };
+        let mut records: Vec<Record> = media
+            .into_iter()
+            .map(|m| Record {
+                subject: Subject::Media,
+                msg_id: format!("media-{}", m.sha256),
+                traceparent: traceparent.clone(),
+                payload: Bytes::from(
+                    MediaEvent {
+                        sha256: m.sha256,
+                        mime: m.mime,
+                        size: m.data.len() as u64,
+                        data: m.data,
+                        object_name: String::new(),
+                        request_id: request_id.clone(),
+                    }
+                    .encode_to_vec(),
+                ),
+            })
+            .collect();
+        records.push(Record {
+            subject: Subject::Log,
+            msg_id: request_id,
+            traceparent,
+            payload: Bytes::from(log.encode_to_vec()),
+        });
+        records
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Subject {
+    Log,
+    Media,
+}
+
+impl Subject {
+    fn name(self) -> &'static str {
+        match self {
+            Self::Log => subjects::LOG,
+            Self::Media => subjects::MEDIA,
+        }
+    }
+}
+
+/// An event ready to publish (media still carrying its bytes).
+#[derive(Debug, Clone)]
+struct Record {
+    subject: Subject,
+    msg_id: String,
+    traceparent: String,
+    payload: Bytes,
+}
+
+/// The spill directory: files `<seq>.spill` of length-prefixed records.
+struct Spill {
+    dir: PathBuf,
+    max_bytes: u64,
+    bytes: u64,
+    files: std::collections::VecDeque<(PathBuf, u64)>,
+    next: u64,
+    metrics: Arc<Metrics>,
+}
+
+impl Spill {
+    fn open(dir: &Path, max_bytes: u64, metrics: Arc<Metrics>) -> std::io::Result<Self> {
+        std::fs::create_dir_all(dir)?;
+        let mut files: Vec<(u64, PathBuf, u64)> = Vec::new();
+        for entry in std::fs::read_dir(dir)? {
+            let entry = entry?;
+            let path = entry.path();
+            if path.extension().is_some_and(|e| e == "spill")
+                && let Some(seq) = path
+                    .file_stem()
+                    .and_then(|s| s.to_str())
+                    .and_then(|s| s.parse::<u64>().ok())
+            {
+                files.push((seq, path, entry.metadata()?.len()));
+            }
+        }
+        files.sort();
+        let next = files.last().map_or(0, |f| f.0 + 1);
+        let bytes = files.iter().map(|f| f.2).sum();
+        if !files.is_empty() {
+            tracing::info!(files = files.len(), bytes, "replaying spilled events");
+        }
+        metrics.spill_bytes.store(bytes, Ordering::Relaxed);
+        Ok(Self {
+            dir: dir.to_owned(),
+            max_bytes,
+            bytes,
+            files: files.into_iter().map(|(_, p, len)| (p, len)).collect(),
+            next,
+            metrics,
+        })
+    }
+
+    fn is_empty(&self) -> bool {
+        self.files.is_empty()
+    }
+
+    fn append(&mut self, records: &[Record]) {
+        let mut buf = Vec::new();
+        for r in records {
+            buf.push(match r.subject {
+                Subject::Log => 1u8,
+                Subject::Media => 2u8,
+            });
+            for part in [r.msg_id.as_bytes(), r.traceparent.as_bytes(), &r.payload] {
+                buf.extend_from_slice(&u32::try_from(part.len()).unwrap_or(u32::MAX).to_le_bytes());
+                buf.extend_from_slice(part);
+            }
+        }
+        let len = buf.len() as u64;
+        let logs = records.iter().filter(|r| r.subject == Subject::Log).count() as u64;
+        if self.bytes + len > self.max_bytes {
+            self.metrics.dropped.fetch_add(logs, Ordering::Relaxed);
+            tracing::error!(events = logs, "spill directory full: log events dropped");
+            return;
+        }
+        let path = self.dir.join(format!("{:020}.spill", self.next));
+        let tmp = self.dir.join(format!("{:020}.tmp", self.next));
+        let written = std::fs::File::create(&tmp)
+            .and_then(|mut f| {
+                f.write_all(&buf)?;
+                f.sync_all()
+            })
+            .and_then(|()| std::fs::rename(&tmp, &path));
+        match written {
+            Ok(()) => {
+                self.next += 1;
+                self.bytes += len;
+                self.files.push_back((path, len));
+                self.metrics.spilled.fetch_add(logs, Ordering::Relaxed);
+                self.metrics
+                    .spill_bytes
+                    .store(self.bytes, Ordering::Relaxed);
+            }
+            Err(e) => {
+                self.metrics.dropped.fetch_add(logs, Ordering::Relaxed);
+                tracing::error!(error = %e, events = logs, "cannot write the spill: log events dropped");
+            }
+        }
+    }
+
+    fn oldest(&mut self) -> Option<(PathBuf, Vec<Record>)> {
+        loop {
+            let (path, _) = self.files.front()?.clone();
+            match std::fs::read(&path).map(|b| decode_records(&b)) {
+                Ok(Some(records)) => return Some((path, records)),
+                _ => {
+                    tracing::error!(path = %path.display(), "unreadable spill file skipped");
+                    self.remove(&path);
+                }
+            }
+        }
+    }
+
+    fn remove(&mut self, path: &Path) {
+        let _ = std::fs::remove_file(path);
+        if let Some(i) = self.files.iter().position(|(p, _)| p == path)
+            && let Some((_, len)) = self.files.remove(i)
+        {
+            self.bytes = self.bytes.saturating_sub(len);
+            self.metrics
+                .spill_bytes
+                .store(self.bytes, Ordering::Relaxed);
+        }
+    }
+}
+
+fn decode_records(mut b: &[u8]) -> Option<Vec<Record>> {
+    fn part<'a>(b: &mut &'a [u8]) -> Option<&'a [u8]> {
+        let len = u32::from_le_bytes(b.get(..4)?.try_into().ok()?) as usize;
+        let out = b.get(4..4 + len)?;
+        *b = &b[4 + len..];
+        Some(out)
+    }
+    let mut out = Vec::new();
+    while let Some((&kind, rest)) = b.split_first() {
+        b = rest;
+        let subject = match kind {
+            1 => Subject::Log,
+            2 => Subject::Media,
+            _ => return None,
+        };
+        let msg_id = String::from_utf8(part(&mut b)?.to_vec()).ok()?;
+        let traceparent = String::from_utf8(part(&mut b)?.to_vec()).ok()?;
+        let payload = Bytes::copy_from_slice(part(&mut b)?);
+        out.push(Record {
+            subject,
+            msg_id,
+            traceparent,
+            payload,
+        });
+    }
+    Some(out)
+}
+
+/// The pipeline's counters in Prometheus text format.
+pub fn render_metrics(recorder: &Recorder) -> String {
+    let m = &recorder.metrics;
+    let c = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed);
+    format!(
+        "# TYPE aiprox_events_recorded_total counter\naiprox_events_recorded_total {}\n\
+         # TYPE aiprox_events_published_total counter\naiprox_events_published_total {}\n\
+         # TYPE aiprox_events_spilled_total counter\naiprox_events_spilled_total {}\n\
+         # TYPE aiprox_events_replayed_total counter\naiprox_events_replayed_total {}\n\
+         # TYPE aiprox_events_dropped_total counter\naiprox_events_dropped_total {}\n\
+         # TYPE aiprox_event_publish_failures_total counter\naiprox_event_publish_failures_total {}\n\
+         # TYPE aiprox_event_spill_bytes gauge\naiprox_event_spill_bytes {}\n\
+         # TYPE aiprox_event_queue_depth gauge\naiprox_event_queue_depth {}\n",
+        c(&m.recorded),
+        c(&m.published),
+        c(&m.spilled),
+        c(&m.replayed),
+        c(&m.dropped),
+        c(&m.publish_failures),
+        c(&m.spill_bytes),
+        recorder.queue_depth(),
+    )
+}

@@ -1,0 +1,284 @@
+//! Recording requests for the log, without slowing them: the request path only
+//! moves reference-counted buffers into an [`Exchange`] and hands it to the
+//! [`Recorder`]'s bounded queue; everything costly (media extraction, stream
+//! assembly, token counting, encoding, publishing) happens in [`crate::publish`].
+
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::task::{Context, Poll};
+use std::time::Instant;
+
+use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
+use futures_util::Stream;
+use tokio::sync::mpsc;
+
+use crate::app::RequestContext;
+use crate::error::Error;
+use crate::providers::StreamError;
+use crate::stream::{self, Dialect, Frame, FrameStream};
+
+/// Everything the log keeps about one request, as captured on the request path.
+#[derive(Debug)]
+pub struct Exchange {
+    pub request_id: uuid::Uuid,
+    pub received_at_us: i64,
+    pub started: Instant,
+    pub endpoint: &'static str,
+    pub dialect: Dialect,
+    pub requested_model: String,
+    pub provider: String,
+    pub upstream_model: String,
+    pub stream: bool,
+    /// The client asked for a usage chunk (OpenAI `stream_options.include_usage`).
+    pub client_wants_usage: bool,
+    pub request_body: Bytes,
+    pub status: u16,
+    pub error_kind: String,
+    pub error_message: String,
+    pub response_body: Bytes,
+    /// A stream's `data:` payloads, in order, the usage chunk included.
+    pub frames: Vec<Bytes>,
+    pub latency_us: u64,
+    pub ttft_us: u64,
+    pub upstream_latency_us: u64,
+}
+
+fn micros(d: std::time::Duration) -> u64 {
+    u64::try_from(d.as_micros()).unwrap_or(u64::MAX)
+}
+
+impl Exchange {
+    pub fn new(ctx: &RequestContext, endpoint: &'static str, dialect: Dialect) -> Self {
+        Self {
+            request_id: ctx.id,
+            received_at_us: ctx.received_at_us,
+            started: ctx.started,
+            endpoint,
+            dialect,
+            requested_model: String::new(),
+            provider: String::new(),
+            upstream_model: String::new(),
+            stream: false,
+            client_wants_usage: false,
+            request_body: Bytes::new(),
+            status: 0,
+            error_kind: String::new(),
+            error_message: String::new(),
+            response_body: Bytes::new(),
+            frames: Vec::new(),
+            latency_us: 0,
+            ttft_us: 0,
+            upstream_latency_us: 0,
+        }
+    }
+
+    /// Marks the time spent waiting on the upstream since `since`.
+    pub fn upstream_done(&mut self, since: Instant) {
+        self.upstream_latency_us = micros(since.elapsed());
+    }
+
+    fn fail(&mut self, kind: Option<&str>, message: String) {
+        self.error_kind = kind.unwrap_or("error").to_owned();
+        self.error_message = message;
+    }
+}
+
+/// What a handler answers before the log is taken.
+pub enum Answer {
+    Json {
+        headers: axum::http::HeaderMap,
+        body: Bytes,
+    },
+    Stream {
+        headers: axum::http::HeaderMap,
+        frames: FrameStream,
+    },
+}
+
+impl std::fmt::Debug for Answer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Json { body, .. } => f.debug_struct("Json").field("len", &body.len()).finish(),
+            Self::Stream { .. } => f.write_str("Stream"),
+        }
+    }
+}
+
+/// Counters of the recording pipeline, exported on `/metrics`.
+#[derive(Debug, Default)]
+pub struct Metrics {
+    pub recorded: AtomicU64,
+    pub published: AtomicU64,
+    pub spilled: AtomicU64,
+    pub replayed: AtomicU64,
+    pub dropped: AtomicU64,
+    pub publish_failures: AtomicU64,
+    pub spill_bytes: AtomicU64,
+}
+
+/// The request path's end of the log pipeline.
+#[derive(Debug, Clone)]
+pub struct Recorder {
+    tx: mpsc::Sender<Exchange>,
+    pub metrics: Arc<Metrics>,
+}
+
+impl Recorder {
+    pub fn new(tx: mpsc::Sender<Exchange>, metrics: Arc<Metrics>) -> Self {
+        Self { tx, metrics }
+    }
+
+    /// Queues the exchange; never waits. A full queue (the publisher cannot even
+    /// spill to disk fast enough) drops it, counted and logged.
+    pub fn record(&self, x: Exchange) {
+        match self.tx.try_send(x) {
+            Ok(()) => {
+                self.metrics.recorded.fetch_add(1, Ordering::Relaxed);
+            }
+            Err(e) => {
+                self.metrics.dropped.fetch_add(1, Ordering::Relaxed);
+                let x = match e {
+                    mpsc::error::TrySendError::Full(x) | mpsc::error::TrySendError::Closed(x) => x,
+                };
+                tracing::error!(request_id = %x.request_id, "log queue full: log event dropped");
+            }
+        }
+    }
+
+    /// Events waiting in the queue.
+    pub fn queue_depth(&self) -> usize {
+        self.tx.max_capacity() - self.tx.capacity()
+    }
+}
+
+/// Turns a handler's result into the response, and records the exchange: now for
+/// a whole answer, when the stream ends (or the client leaves) for a stream.
+pub fn finish(
+    recorder: Option<&Recorder>,
+    mut x: Exchange,
+    result: Result<Answer, Error>,
+) -> Response {
+    match result {
+        Err(e) => {
+            let (status, body) = match x.dialect {
+                Dialect::OpenAi => (e.status_code(), serde_json::to_vec(&e.openai_body())),
+                Dialect::Anthropic => {
+                    let (status, body) = e.anthropic();
+                    (status, serde_json::to_vec(&body))
+                }
+            };
+            x.status = status.as_u16();
+            x.fail(e.code(), e.to_string());
+            x.response_body = Bytes::from(body.unwrap_or_default());
+            x.latency_us = micros(x.started.elapsed());
+            let dialect = x.dialect;
+            if let Some(r) = recorder {
+                r.record(x);
+            }
+            match dialect {
+                Dialect::OpenAi => e.into_response(),
+                Dialect::Anthropic => e.into_anthropic_response(),
+            }
+        }
+        Ok(Answer::Json { headers, body }) => {
+            x.status = 200;
+            x.response_body = body.clone();
+            x.latency_us = micros(x.started.elapsed());
+            if let Some(r) = recorder {
+                r.record(x);
+            }
+            stream::json_response(headers, body)
+        }
+        Ok(Answer::Stream { headers, frames }) => {
+            x.status = 200;
+            let dialect = x.dialect;
+            let strip_usage = dialect == Dialect::OpenAi && !x.client_wants_usage;
+            let frames = Box::pin(Recording {
+                inner: frames,
+                exchange: Some(x),
+                recorder: recorder.cloned(),
+                strip_usage,
+                first: true,
+            });
+            stream::sse_response(dialect, headers, frames)
+        }
+    }
+}
+
+/// Taps a stream for the log: keeps every frame, marks the first byte and the end,
+/// hides the usage chunk the client did not ask for, and records the exchange when
+/// the stream ends or is dropped (the client went away).
+struct Recording {
+    inner: FrameStream,
+    exchange: Option<Exchange>,
+    recorder: Option<Recorder>,
+    strip_usage: bool,
+    first: bool,
+}
+
+impl Recording {
+    fn done(&mut self) {
+        if let Some(mut x) = self.exchange.take() {
+            x.latency_us = micros(x.started.elapsed());
+            if let Some(r) = &self.recorder {
+                r.record(x);
+            }
+        }
+    }
+}
+
+impl Stream for Recording {
+    type Item = Result<Frame, StreamError>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        loop {
+            match self.inner.as_mut().poll_next(cx) {
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(None) => {
+                    self.done();
+                    return Poll::Ready(None);
+                }
+                Poll::Ready(Some(Err(e))) => {
+                    if let Some(x) = self.exchange.as_mut() {
+                        let body = match x.dialect {
+                            Dialect::OpenAi => e.openai_body().error.code,
+                            Dialect::Anthropic => Some(e.anthropic_body().error.kind),
+                        };
+                        x.fail(body.as_deref(), e.to_string());
+                    }
+                    return Poll::Ready(Some(Err(e)));
+                }
+                Poll::Ready(Some(Ok(frame))) => {
+                    let first = std::mem::replace(&mut self.first, false);
+                    let strip = self.strip_usage && llm::record::is_usage_chunk(&frame.data);
+                    if let Some(x) = self.exchange.as_mut() {
+                        if first {
+                            x.ttft_us = micros(x.started.elapsed());
+                        }
+                        x.frames.push(frame.data.clone());
+                    }
+                    if strip {
+                        continue;
+                    }
+                    return Poll::Ready(Some(Ok(frame)));
+                }
+            }
+        }
+    }
+}
+
+impl Drop for Recording {
+    fn drop(&mut self) {
+        if let Some(x) = self.exchange.as_mut()
+            && x.error_kind.is_empty()
+        {
+            x.fail(
+                Some("client_disconnected"),
+                "the client closed the stream".into(),
+            );
+        }
+        self.done();
+    }
+}

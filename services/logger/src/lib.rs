@@ -1,0 +1,168 @@
+//! The logger: takes `LogEvent`s from its durable consumer in batches (by count
+//! and by time), writes each batch in one transaction ([`store::Store::insert_batch`]:
+//! logs, bodies, media links, rollups; idempotent), and acknowledges only after the
+//! commit. A failed write is retried with the same batch until it succeeds or the
+//! process stops (unacknowledged messages are then delivered again). It also keeps
+//! daily partitions created ahead and drops those past the retention.
+
+use std::collections::HashSet;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use events::proto::LogEvent;
+use events::{Bus, Delivery, subjects};
+use prost::Message;
+use serde::Deserialize;
+use store::Store;
+use tokio_util::sync::CancellationToken;
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// Most events written in one transaction.
+    pub batch_max: usize,
+    /// Longest wait for a batch to fill before writing what there is.
+    #[serde(with = "humantime_serde")]
+    pub batch_wait: Duration,
+    /// Days of logs kept; older days are dropped whole. None keeps everything.
+    pub retention_days: Option<u32>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            batch_max: 1000,
+            batch_wait: Duration::from_millis(200),
+            retention_days: None,
+        }
+    }
+}
+
+const DAY_US: i64 = 86_400_000_000;
+
+fn now_us() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_micros()).unwrap_or(i64::MAX))
+}
+
+/// Runs until `shutdown`: migrations first, then the consume-write-ack loop.
+pub async fn run(
+    config: Config,
+    bus: Bus,
+    store: Store,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
+    store.migrate().await?;
+    store.ensure_partitions(now_us() - DAY_US, 4).await?;
+    let mut consumer = bus.consumer(subjects::LOGGER, subjects::LOG).await?;
+    let mut days: HashSet<i64> = HashSet::new();
+    let mut last_maintenance = std::time::Instant::now();
+    tracing::info!("logger consuming");
+    while !shutdown.is_cancelled() {
+        let deliveries = tokio::select! {
+            d = consumer.fetch(config.batch_max, config.batch_wait) => d,
+            () = shutdown.cancelled() => break,
+        };
+        let deliveries = match deliveries {
+            Ok(d) => d,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot fetch log events; retrying");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                continue;
+            }
+        };
+        if last_maintenance.elapsed() > Duration::from_secs(3600) {
+            last_maintenance = std::time::Instant::now();
+            maintain(&store, &config).await;
+        }
+        if deliveries.is_empty() {
+            continue;
+        }
+        write(&store, deliveries, &mut days, &shutdown).await;
+    }
+    // Drain what is already there (the in-process bus loses what stays queued).
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while std::time::Instant::now() < deadline {
+        match consumer
+            .fetch(config.batch_max, Duration::from_millis(100))
+            .await
+        {
+            Ok(d) if !d.is_empty() => write(&store, d, &mut days, &shutdown).await,
+            _ => break,
+        }
+    }
+    tracing::info!("logger stopped");
+    Ok(())
+}
+
+async fn maintain(store: &Store, config: &Config) {
+    if let Err(e) = store.ensure_partitions(now_us(), 3).await {
+        tracing::warn!(error = %e, "cannot create partitions ahead");
+    }
+    if let Some(days) = config.retention_days {
+        match store.drop_before(now_us() - i64::from(days) * DAY_US).await {
+            Ok(n) => tracing::info!(dropped = n, "retention applied"),
+            Err(e) => tracing::warn!(error = %e, "retention failed"),
+        }
+    }
+}
+
+/// Writes one batch, retrying until it is committed (or shutdown), then acks it.
+async fn write(
+    store: &Store,
+    deliveries: Vec<Delivery>,
+    days: &mut HashSet<i64>,
+    shutdown: &CancellationToken,
+) {
+    let mut events = Vec::with_capacity(deliveries.len());
+    for d in &deliveries {
+        match LogEvent::decode(d.payload.clone()) {
+            Ok(e) => events.push(e),
+            // A message that is not a LogEvent can never be written: ack it away.
+            Err(e) => tracing::error!(error = %e, "undecodable log event skipped"),
+        }
+    }
+    let mut backoff = Duration::from_millis(100);
+    loop {
+        let new_days: Vec<i64> = events
+            .iter()
+            .map(|e| e.received_at_us.div_euclid(DAY_US))
+            .filter(|d| !days.contains(d))
+            .collect::<HashSet<_>>()
+            .into_iter()
+            .collect();
+        let mut ok = true;
+        for day in &new_days {
+            if let Err(e) = store.ensure_partitions(day * DAY_US, 1).await {
+                tracing::warn!(error = %e, "cannot create a partition");
+                ok = false;
+            } else {
+                days.insert(*day);
+            }
+        }
+        if ok {
+            match store.insert_batch(&events).await {
+                Ok(inserted) => {
+                    tracing::debug!(batch = events.len(), inserted, "log batch written");
+                    break;
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, batch = events.len(), "log batch not written; retrying")
+                }
+            }
+        }
+        if shutdown.is_cancelled() {
+            // Unacknowledged: the bus delivers them again after restart.
+            return;
+        }
+        tokio::time::sleep(backoff).await;
+        backoff = (backoff * 2).min(Duration::from_secs(5));
+    }
+    for d in deliveries {
+        if let Err(e) = d.ack().await {
+            // Written but not acknowledged: delivered again, and dropped by the
+            // idempotent insert.
+            tracing::warn!(error = %e, "ack failed");
+        }
+    }
+}

@@ -1,0 +1,129 @@
+//! The media writer: takes `MediaEvent`s from its durable consumer and writes each
+//! blob to `<root>/<sha256[0:2]>/<sha256>.<ext>` atomically (a temporary file in
+//! the same directory, fsync, rename, fsync of the directory), so no partial file is
+//! ever visible under the final name. Content-addressed, so a file already there is
+//! done; the event is acknowledged only once the file is durable. Blobs too large
+//! for one message are read from the object store and removed from it after.
+//! `media_resources` rows are the logger's, from the log event's references.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use events::proto::MediaEvent;
+use events::{Bus, subjects};
+use prost::Message;
+use sha2::{Digest, Sha256};
+use tokio_util::sync::CancellationToken;
+
+/// Runs until `shutdown`.
+pub async fn run(root: PathBuf, bus: Bus, shutdown: CancellationToken) -> anyhow::Result<()> {
+    std::fs::create_dir_all(&root)?;
+    let mut consumer = bus
+        .consumer(subjects::MEDIA_WRITER, subjects::MEDIA)
+        .await?;
+    tracing::info!(root = %root.display(), "media writer consuming");
+    while !shutdown.is_cancelled() {
+        let deliveries = tokio::select! {
+            d = consumer.fetch(64, Duration::from_millis(500)) => d,
+            () = shutdown.cancelled() => break,
+        };
+        let deliveries = match deliveries {
+            Ok(d) => d,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot fetch media events; retrying");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                continue;
+            }
+        };
+        handle_all(&root, &bus, deliveries).await;
+    }
+    // Drain what is already there (the in-process bus loses what stays queued).
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while std::time::Instant::now() < deadline {
+        match consumer.fetch(64, Duration::from_millis(100)).await {
+            Ok(d) if !d.is_empty() => handle_all(&root, &bus, d).await,
+            _ => break,
+        }
+    }
+    tracing::info!("media writer stopped");
+    Ok(())
+}
+
+async fn handle_all(root: &Path, bus: &Bus, deliveries: Vec<events::Delivery>) {
+    for d in deliveries {
+        match handle(root, bus, &d.payload).await {
+            Ok(()) => {
+                if let Err(e) = d.ack().await {
+                    tracing::warn!(error = %e, "ack failed");
+                }
+            }
+            Err(e) => {
+                // Not acknowledged: delivered again after the ack wait.
+                tracing::warn!(error = %e, "media not written; will retry");
+            }
+        }
+    }
+}
+
+async fn handle(root: &Path, bus: &Bus, payload: &[u8]) -> anyhow::Result<()> {
+    let event = match MediaEvent::decode(payload) {
+        Ok(e) => e,
+        Err(e) => {
+            tracing::error!(error = %e, "undecodable media event skipped");
+            return Ok(());
+        }
+    };
+    if event.sha256.len() != 64 || !event.sha256.bytes().all(|b| b.is_ascii_hexdigit()) {
+        tracing::error!(sha256 = %event.sha256, "media event with a bad sha256 skipped");
+        return Ok(());
+    }
+    let path = root.join(events::media_path(&event.sha256, &event.mime));
+    if path.exists() {
+        if !event.object_name.is_empty() {
+            bus.delete_blob(&event.object_name).await?;
+        }
+        return Ok(());
+    }
+    let data = if event.object_name.is_empty() {
+        event.data.clone()
+    } else {
+        match bus.get_blob(&event.object_name).await? {
+            Some(d) => d,
+            None => {
+                tracing::error!(sha256 = %event.sha256, "media blob missing from the object store");
+                return Ok(());
+            }
+        }
+    };
+    let digest = hex::encode(Sha256::digest(&data));
+    if digest != event.sha256 {
+        tracing::error!(expected = %event.sha256, got = %digest, "media blob does not match its sha256; skipped");
+        return Ok(());
+    }
+    let target = path.clone();
+    tokio::task::spawn_blocking(move || write_atomically(&target, &data)).await??;
+    if !event.object_name.is_empty() {
+        bus.delete_blob(&event.object_name).await?;
+    }
+    tracing::debug!(path = %path.display(), "media written");
+    Ok(())
+}
+
+/// Temporary file, fsync, rename, fsync of the directory.
+pub fn write_atomically(path: &Path, data: &[u8]) -> std::io::Result<()> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir)?;
+    let tmp = dir.join(format!(".tmp-{}", uuid::Uuid::now_v7().simple()));
+    let result = (|| {
+        let mut file = std::fs::File::create(&tmp)?;
+        file.write_all(data)?;
+        file.sync_all()?;
+        std::fs::rename(&tmp, path)?;
+        std::fs::File::open(dir)?.sync_all()
+    })();
+    if result.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    result
+}
