@@ -65,7 +65,7 @@ pub struct Delivery {
 
 #[derive(Debug)]
 enum Acker {
-    Nats(async_nats::jetstream::Message),
+    Nats(Box<async_nats::jetstream::Message>),
     None,
 }
 
@@ -85,14 +85,14 @@ impl Delivery {
 /// The bus, by kind.
 #[derive(Debug, Clone)]
 pub enum Bus {
-    Nats(nats::NatsBus),
+    Nats(Box<nats::NatsBus>),
     InProcess(memory::InProcessBus),
 }
 
 /// A durable consumer, by kind.
 #[derive(Debug)]
 pub enum Consumer {
-    Nats(nats::NatsConsumer),
+    Nats(Box<nats::NatsConsumer>),
     InProcess(memory::InProcessConsumer),
 }
 
@@ -117,7 +117,7 @@ impl Bus {
     /// The durable consumer `durable` of `subject`, created when missing.
     pub async fn consumer(&self, durable: &str, subject: &str) -> Result<Consumer, BusError> {
         Ok(match self {
-            Self::Nats(b) => Consumer::Nats(b.consumer(durable, subject).await?),
+            Self::Nats(b) => Consumer::Nats(Box::new(b.consumer(durable, subject).await?)),
             Self::InProcess(b) => Consumer::InProcess(b.consumer(subject)),
         })
     }

@@ -87,9 +87,8 @@ impl InProcessConsumer {
             return Vec::new();
         };
         let mut out = Vec::new();
-        let first = match tokio::time::timeout(wait, rx.recv()).await {
-            Ok(Some(m)) => m,
-            _ => return out,
+        let Ok(Some(first)) = tokio::time::timeout(wait, rx.recv()).await else {
+            return out;
         };
         out.push(delivery(first));
         while out.len() < max {

@@ -185,7 +185,7 @@ impl NatsConsumer {
             out.push(Delivery {
                 payload: message.payload.clone(),
                 traceparent,
-                ack: Acker::Nats(message),
+                ack: Acker::Nats(Box::new(message)),
             });
         }
         Ok(out)

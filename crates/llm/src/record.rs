@@ -165,7 +165,7 @@ pub fn assemble_anthropic(events: &[Bytes]) -> Value {
                     BlockDelta::TextDelta { text } => append(block, "text", &text),
                     BlockDelta::ThinkingDelta { thinking } => append(block, "thinking", &thinking),
                     BlockDelta::SignatureDelta { signature } => {
-                        append(block, "signature", &signature)
+                        append(block, "signature", &signature);
                     }
                     BlockDelta::InputJsonDelta { partial_json } => {
                         partial.entry(index).or_default().push_str(&partial_json);

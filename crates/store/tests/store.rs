@@ -12,16 +12,16 @@ fn event(i: u32, minute: i64) -> LogEvent {
         request_id: format!("01900000-0000-7000-8000-{i:012}"),
         received_at_us: NOW + minute * 60_000_000 + i64::from(i),
         endpoint: "/v1/chat/completions".into(),
-        requested_model: if i % 2 == 0 {
+        requested_model: if i.is_multiple_of(2) {
             "gpt4".into()
         } else {
             "claude".into()
         },
         provider: "mock".into(),
         upstream_model: "gpt-4o".into(),
-        stream: i % 3 == 0,
-        status: if i % 5 == 0 { 502 } else { 200 },
-        error_kind: if i % 5 == 0 {
+        stream: i.is_multiple_of(3),
+        status: if i.is_multiple_of(5) { 502 } else { 200 },
+        error_kind: if i.is_multiple_of(5) {
             "upstream_unreachable".into()
         } else {
             String::new()
@@ -29,7 +29,7 @@ fn event(i: u32, minute: i64) -> LogEvent {
         input_tokens: 10,
         output_tokens: u64::from(i),
         latency_us: 1_000 * u64::from(i),
-        ttft_us: if i % 3 == 0 { 500 } else { 0 },
+        ttft_us: if i.is_multiple_of(3) { 500 } else { 0 },
         request_body: format!(r#"{{"i":{i},"nul":"\u0000"}}"#).into_bytes().into(),
         response_body: b"{}".to_vec().into(),
         media: if i == 1 {

@@ -101,7 +101,7 @@ async fn nats(url: &str) -> anyhow::Result<Bus> {
             }
         });
     }
-    Ok(Bus::Nats(bus))
+    Ok(Bus::Nats(Box::new(bus)))
 }
 
 async fn database(config: &Config) -> anyhow::Result<store::Store> {

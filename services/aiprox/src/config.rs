@@ -110,7 +110,9 @@ pub fn load(path: Option<&Path>) -> anyhow::Result<Config> {
         None => Figment::new().merge(Yaml::string(BUILT_IN)),
     };
     let figment = figment.merge(Env::prefixed("AIPROX_").filter(is_config_key).split("__"));
-    let config: Config = figment.extract().map_err(describe)?;
+    let mut config: Config = figment.extract().map_err(describe)?;
+    // An empty variable means unset (`AIPROX_NATS_URL=` to force the in-process bus).
+    config.nats_url = config.nats_url.filter(|u| !u.trim().is_empty());
     config
         .gateway()
         .validate()

@@ -147,7 +147,7 @@ async fn write(
                     break;
                 }
                 Err(e) => {
-                    tracing::warn!(error = %e, batch = events.len(), "log batch not written; retrying")
+                    tracing::warn!(error = %e, batch = events.len(), "log batch not written; retrying");
                 }
             }
         }

@@ -19,6 +19,7 @@ use tokio_util::sync::CancellationToken;
 /// Runs until `shutdown`.
 pub async fn run(root: PathBuf, bus: Bus, shutdown: CancellationToken) -> anyhow::Result<()> {
     std::fs::create_dir_all(&root)?;
+    remove_stale_temporaries(&root);
     let mut consumer = bus
         .consumer(subjects::MEDIA_WRITER, subjects::MEDIA)
         .await?;
@@ -108,6 +109,24 @@ async fn handle(root: &Path, bus: &Bus, payload: &[u8]) -> anyhow::Result<()> {
     }
     tracing::debug!(path = %path.display(), "media written");
     Ok(())
+}
+
+/// Temporary files left by a writer killed mid-write: never visible under a final
+/// name, removed at start.
+fn remove_stale_temporaries(root: &Path) {
+    let Ok(dirs) = std::fs::read_dir(root) else {
+        return;
+    };
+    for dir in dirs.filter_map(Result::ok) {
+        let Ok(files) = std::fs::read_dir(dir.path()) else {
+            continue;
+        };
+        for file in files.filter_map(Result::ok) {
+            if file.file_name().to_string_lossy().starts_with(".tmp-") {
+                let _ = std::fs::remove_file(file.path());
+            }
+        }
+    }
 }
 
 /// Temporary file, fsync, rename, fsync of the directory.

@@ -1,0 +1,214 @@
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use mock_upstream::{Behavior, MockUpstream};
+use serde_json::{Value, json};
+use store::Store;
+use test_services::{Nats, Postgres, free_port};
+
+/// An `aiprox` subprocess, killed on drop.
+pub struct Proc {
+    pub child: Child,
+}
+
+impl Proc {
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// SIGTERM, then wait for the exit.
+    pub fn terminate(mut self) -> std::process::ExitStatus {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.pid().to_string()])
+            .status();
+        let status = self.child.wait().unwrap();
+        std::mem::forget(self);
+        status
+    }
+
+    pub fn kill(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        std::mem::forget(self);
+    }
+
+    /// SIGKILL without consuming the handle.
+    pub fn kill_now(&self) {
+        let _ = Command::new("kill")
+            .args(["-KILL", &self.pid().to_string()])
+            .status();
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Everything a pipeline test runs against.
+pub struct Stack {
+    pub mock: MockUpstream,
+    pub pg: Postgres,
+    pub nats: Nats,
+    pub dir: tempfile::TempDir,
+    pub gateway_port: u16,
+    pub database_url: String,
+    pub client: reqwest::Client,
+}
+
+impl Stack {
+    pub async fn start() -> Self {
+        let mock = MockUpstream::start().await.unwrap();
+        mock.set_behavior(Behavior {
+            no_record: true,
+            ..Behavior::default()
+        });
+        let pg = Postgres::start();
+        let database_url = pg.create_database("aiprox");
+        let nats = Nats::start();
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("aiprox.yaml"),
+            format!(
+                "providers:\n  mock: {{kind: openai, base_url: '{}'}}\n\
+                 mappings:\n  gpt4: {{provider: mock, model: gpt-4o}}\n\
+                 gateway:\n  shutdown_grace: 20s\n  prices: {{gpt-4o: {{input: 2.5, output: 10.0}}}}\n",
+                mock.base_url()
+            ),
+        )
+        .unwrap();
+        Self {
+            mock,
+            pg,
+            nats,
+            dir,
+            gateway_port: free_port(),
+            database_url,
+            client: reqwest::Client::new(),
+        }
+    }
+
+    pub fn media_root(&self) -> PathBuf {
+        self.dir.path().join("media")
+    }
+
+    pub fn spawn(&self, command: &'static str, extra: &[(&str, &str)]) -> Proc {
+        let log = std::fs::File::create(self.dir.path().join(format!("{command}.log"))).unwrap();
+        let mut c = Command::new(env!("CARGO_BIN_EXE_aiprox"));
+        c.arg(command)
+            .arg("--config")
+            .arg(self.dir.path().join("aiprox.yaml"))
+            .current_dir(self.dir.path())
+            .env(
+                "AIPROX_GATEWAY__LISTEN",
+                format!("127.0.0.1:{}", self.gateway_port),
+            )
+            .env("AIPROX_DATABASE_URL", &self.database_url)
+            .env("AIPROX_NATS_URL", self.nats.url())
+            .env("AIPROX_MEDIA_ROOT", self.media_root())
+            .env(
+                "AIPROX_GATEWAY__EVENTS__SPILL_DIR",
+                self.dir.path().join("spill"),
+            )
+            .env("RUST_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log);
+        for (k, v) in extra {
+            c.env(k, v);
+        }
+        Proc {
+            child: c.spawn().unwrap(),
+        }
+    }
+
+    pub fn log(&self, command: &str) -> String {
+        std::fs::read_to_string(self.dir.path().join(format!("{command}.log"))).unwrap_or_default()
+    }
+
+    pub async fn gateway(&self) -> Proc {
+        let p = self.spawn("gateway", &[]);
+        self.wait_ready().await;
+        p
+    }
+
+    pub async fn wait_ready(&self) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < deadline {
+            if let Ok(r) = self.client.get(self.url("/readyz")).send().await
+                && r.status() == 200
+            {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("gateway not ready:\n{}", self.log("gateway"));
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.gateway_port)
+    }
+
+    pub async fn chat(&self, body: &Value) -> reqwest::Response {
+        self.client
+            .post(self.url("/v1/chat/completions"))
+            .json(body)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    pub async fn store(&self) -> Store {
+        Store::connect(&self.database_url).await.unwrap()
+    }
+
+    /// Waits until the log has `n` rows (or the timeout), returns the count.
+    pub async fn wait_rows(&self, n: i64, timeout: Duration) -> i64 {
+        let deadline = Instant::now() + timeout;
+        let mut count = 0;
+        while Instant::now() < deadline {
+            if let Ok(store) = Store::connect(&self.database_url).await
+                && let Ok(c) = store.log_count().await
+            {
+                count = c;
+                if c >= n {
+                    // Settle: anything extra (a duplicate) would show now.
+                    tokio::time::sleep(Duration::from_millis(500)).await;
+                    return store.log_count().await.unwrap_or(c);
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        count
+    }
+
+    /// Every logged request id appears once.
+    pub async fn assert_no_duplicates(&self) {
+        let ids = self.store().await.log_ids().await.unwrap();
+        let dupes: Vec<_> = ids.iter().filter(|(_, n)| *n != 1).collect();
+        assert!(dupes.is_empty(), "duplicated rows: {dupes:?}");
+    }
+}
+
+pub fn plain(i: usize) -> Value {
+    json!({"model": "gpt4", "messages": [{"role": "user", "content": format!("question {i}")}]})
+}
+
+pub fn files_under(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    if let Ok(entries) = std::fs::read_dir(dir) {
+        for e in entries.filter_map(Result::ok) {
+            let p = e.path();
+            if p.is_dir() {
+                out.extend(files_under(&p));
+            } else {
+                out.push(p);
+            }
+        }
+    }
+    out.sort();
+    out
+}
