@@ -19,7 +19,14 @@ if ! command -v cargo >/dev/null; then
   echo "cargo is missing: install the Rust toolchain (https://rustup.rs) first" >&2
   exit 1
 fi
-if ! python3 -c 'import venv, ensurepip' 2>/dev/null; then apt_install python3-venv; fi
+need=()
+python3 -c 'import venv, ensurepip' 2>/dev/null || need+=(python3-venv)
+# Throw-away servers the tests start themselves (never the machine's own).
+ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need+=(postgresql)
+command -v nats-server >/dev/null || need+=(nats-server)
+command -v pkill >/dev/null || need+=(procps)
+command -v runuser >/dev/null || need+=(util-linux)
+if [ ${#need[@]} -gt 0 ]; then apt_install "${need[@]}"; fi
 
 # --- Python venv with the official SDKs ----------------------------------------
 VENV=${AIPROX_VENV:-.venv}

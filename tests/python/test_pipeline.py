@@ -1,0 +1,153 @@
+"""The official `openai` SDK through the whole microservice split: `aiprox gateway`,
+`aiprox logger` and `aiprox media` as separate processes, on a throw-away PostgreSQL
+and `nats-server -js`; the log rows and media files checked in the database and on
+disk."""
+
+from __future__ import annotations
+
+import base64
+import glob
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+import pytest
+from openai import OpenAI
+
+from conftest import BIN_DIR, free_port, wait_ready
+
+
+def pg_bin(tool: str) -> str:
+    return sorted(glob.glob("/usr/lib/postgresql/*/bin"))[-1] + "/" + tool
+
+
+def as_postgres(args: list[str]) -> list[str]:
+    return ["runuser", "-u", "postgres", "--", *args] if os.geteuid() == 0 else args
+
+
+@pytest.fixture(scope="module")
+def split(mock_url):
+    work = Path(tempfile.mkdtemp(prefix="aiprox-split-"))
+    procs: list[subprocess.Popen] = []
+    # Its own top-level directory: initdb runs as `postgres`, which cannot enter ours.
+    pgdir = Path(tempfile.mkdtemp(prefix="aiprox-split-pg-"))
+    if os.geteuid() == 0:
+        shutil.chown(pgdir, "postgres", "postgres")
+    pg_port = free_port()
+    subprocess.run(as_postgres([pg_bin("initdb"), "-D", str(pgdir / "data"), "-U", "postgres", "--auth=trust", "--no-sync"]), check=True, capture_output=True)
+    subprocess.run(
+        as_postgres([pg_bin("pg_ctl"), "-D", str(pgdir / "data"), "-l", str(pgdir / "log"), "-w", "start",
+                     "-o", f"-p {pg_port} -c listen_addresses=127.0.0.1 -k {pgdir} -c fsync=off"]),
+        check=True,
+        capture_output=True,
+    )
+    nats_port = free_port()
+    procs.append(subprocess.Popen(["nats-server", "-js", "-a", "127.0.0.1", "-p", str(nats_port), "-sd", str(work / "nats")],
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+    gw_port = free_port()
+    config = work / "aiprox.yaml"
+    config.write_text(f"providers:\n  mock: {{kind: openai, base_url: '{mock_url}/v1'}}\nmappings:\n  gpt4: {{provider: mock, model: gpt-4o}}\n")
+    env = dict(
+        os.environ,
+        AIPROX_DATABASE_URL=f"postgres://postgres@127.0.0.1:{pg_port}/postgres",
+        AIPROX_NATS_URL=f"nats://127.0.0.1:{nats_port}",
+        AIPROX_MEDIA_ROOT=str(work / "media"),
+        AIPROX_GATEWAY__LISTEN=f"127.0.0.1:{gw_port}",
+        AIPROX_GATEWAY__EVENTS__SPILL_DIR=str(work / "spill"),
+    )
+    time.sleep(0.3)
+    for component in ["logger", "media", "gateway"]:
+        procs.append(subprocess.Popen([str(BIN_DIR / "aiprox"), component, "--config", str(config)], env=env,
+                                      stderr=(work / f"{component}.log").open("w")))
+    wait_ready(f"http://127.0.0.1:{gw_port}/readyz", procs[-1])
+
+    def sql(query: str) -> list[list[str]]:
+        out = subprocess.run(["psql", "-h", "127.0.0.1", "-p", str(pg_port), "-U", "postgres", "-At", "-F", "\t", "-c", query],
+                             check=True, capture_output=True, text=True).stdout
+        return [line.split("\t") for line in out.splitlines() if line]
+
+    try:
+        yield {"url": f"http://127.0.0.1:{gw_port}/v1", "sql": sql, "media": work / "media"}
+    finally:
+        for p in reversed(procs):
+            p.terminate()
+            try:
+                p.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                p.kill()
+        subprocess.run(as_postgres([pg_bin("pg_ctl"), "-D", str(pgdir / "data"), "-m", "immediate", "stop"]), capture_output=True)
+        shutil.rmtree(work, ignore_errors=True)
+        shutil.rmtree(pgdir, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def mock_url(stack):
+    return stack[1].url
+
+
+def wait_for(predicate, timeout=30.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.1)
+    raise AssertionError("timed out")
+
+
+def test_requests_are_logged_with_tokens_times_bodies_and_media(split):
+    client = OpenAI(base_url=split["url"], api_key="sk-client", max_retries=0)
+    plain = client.chat.completions.with_raw_response.create(
+        model="gpt4", messages=[{"role": "user", "content": "What is the capital of France?"}]
+    )
+    plain_id = plain.headers["x-request-id"]
+    assert plain.parse().choices[0].message.content == "The capital of France is Paris."
+
+    stream = client.chat.completions.with_raw_response.create(
+        model="gpt4", messages=[{"role": "user", "content": "What is the capital of Mexico?"}], stream=True
+    )
+    stream_id = stream.headers["x-request-id"]
+    chunks = list(stream.parse())
+    assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices) == "The capital of Mexico is Mexico City."
+    assert all(c.usage is None for c in chunks), "usage was not asked for: the gateway hides its chunk"
+
+    image = bytes((i * 2654435761 >> 13) & 0xFF for i in range(5 * 1024 * 1024))
+    sha = hashlib.sha256(image).hexdigest()
+    url = "data:image/png;base64," + base64.b64encode(image).decode()
+    image_ids = []
+    for _ in range(2):
+        r = client.chat.completions.with_raw_response.create(
+            model="gpt4",
+            messages=[{"role": "user", "content": [{"type": "text", "text": "What is it?"}, {"type": "image_url", "image_url": {"url": url}}]}],
+        )
+        image_ids.append(r.headers["x-request-id"])
+
+    sql = split["sql"]
+    wait_for(lambda: int(sql("SELECT count(*) FROM request_logs")[0][0]) == 4)
+    # Bodies hold newlines: fetch them as JSON-escaped text, one row a line.
+    rows = {r[0]: r for r in sql(
+        "SELECT l.request_id, l.input_tokens, l.output_tokens, l.latency_us, l.ttft_us, l.stream, "
+        "to_json(c.response_body)::text, to_json(c.request_body)::text "
+        "FROM request_logs l JOIN request_contents c USING (request_id, received_at)")}
+    rows = {k: v[:6] + [json.loads(v[6]), json.loads(v[7])] for k, v in rows.items()}
+    p = rows[plain_id]
+    assert (p[1], p[2], p[5]) == ("24", "8", "f")
+    assert int(p[3]) > 0 and p[4] == "0"
+    s = rows[stream_id]
+    assert (s[1], s[2], s[5]) == ("14", "8", "t")
+    assert 0 < int(s[4]) <= int(s[3])
+    assert json.loads(s[6])["choices"][0]["message"]["content"] == "The capital of Mexico is Mexico City."
+    for image_id in image_ids:
+        assert f"aiprox-media://{sha}" in rows[image_id][7]
+    assert sql(f"SELECT count(*) FROM request_media WHERE sha256 = '{sha}'")[0][0] == "2"
+    assert sql("SELECT sum(requests), sum(input_tokens) FROM usage_rollups")[0] == ["4", str(24 + 14 + 24 + 24)]
+
+    path = split["media"] / sha[:2] / f"{sha}.png"
+    wait_for(path.exists)
+    assert hashlib.sha256(path.read_bytes()).hexdigest() == sha
+    assert [p for p in split["media"].rglob("*") if p.is_file()] == [path]
