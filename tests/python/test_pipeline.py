@@ -100,7 +100,7 @@ def wait_for(predicate, timeout=30.0):
     raise AssertionError("timed out")
 
 
-def test_requests_are_logged_with_tokens_times_bodies_and_media(split):
+def test_requests_are_logged_with_tokens_times_bodies_and_media(split, mock):
     client = OpenAI(base_url=split["url"], api_key="sk-client", max_retries=0)
     plain = client.chat.completions.with_raw_response.create(
         model="gpt4", messages=[{"role": "user", "content": "What is the capital of France?"}]
