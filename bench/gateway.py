@@ -164,6 +164,50 @@ def main() -> int:
             rows.append((name, conns, direct, via))
             print(f"{name} c={conns}: direct {direct['rps']:.0f} req/s, via gateway {via['rps']:.0f} req/s", file=sys.stderr)
         rss = peak_rss_mb(gw.pid)
+
+        # Publishing on versus off: a second gateway publishing every request's
+        # log event to a local nats-server (JetStream, file storage).
+        nats_port = free_port()
+        nats = subprocess.Popen(
+            ["nats-server", "-js", "-a", "127.0.0.1", "-p", str(nats_port), "-sd", str(workdir / "nats")],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        procs.append(nats)
+        time.sleep(0.5)
+        on_port = free_port()
+        gw_on = subprocess.Popen(
+            [str(BIN / "aiprox"), "gateway", "--config", str(config)],
+            env=dict(
+                os.environ,
+                AIPROX_GATEWAY__LISTEN=f"127.0.0.1:{on_port}",
+                AIPROX_NATS_URL=f"nats://127.0.0.1:{nats_port}",
+                AIPROX_GATEWAY__EVENTS__SPILL_DIR=str(workdir / "spill"),
+                RUST_LOG="warn",
+            ),
+            stderr=(workdir / "gateway-on.log").open("w"),
+        )
+        procs.append(gw_on)
+        on_url = f"http://127.0.0.1:{on_port}"
+        wait_ready(f"{on_url}/readyz")
+        publishing = []
+        for name, kind in (("non-streaming", "chat"), (f"streaming ({args.chunks} chunks)", "stream")):
+            body = json.loads(json.dumps(BODIES[kind]).replace("MODEL", "gpt4"))
+            results = {}
+            for label, url, proc in (("off", gw_url, gw), ("on", on_url, gw_on)):
+                wrk(f"{url}/v1/chat/completions", body, 32, 1, workdir)
+                cpu0, nats0 = cpu_seconds(proc.pid), cpu_seconds(nats.pid)
+                r = wrk(f"{url}/v1/chat/completions", body, 32, args.seconds, workdir)
+                r["cpu_us_per_req"] = (cpu_seconds(proc.pid) - cpu0) / max(r["requests"], 1) * 1e6
+                r["nats_us_per_req"] = (cpu_seconds(nats.pid) - nats0) / max(r["requests"], 1) * 1e6
+                results[label] = r
+            publishing.append((name, results))
+            print(f"{name}: off {results['off']['rps']:.0f} req/s, on {results['on']['rps']:.0f} req/s", file=sys.stderr)
+        with urllib.request.urlopen(f"{on_url}/metrics") as m:
+            metrics = m.read().decode()
+        published = re.search(r"aiprox_events_published_total (\d+)", metrics)
+        dropped = re.search(r"aiprox_events_dropped_total (\d+)", metrics)
+        rss_on = peak_rss_mb(gw_on.pid)
     finally:
         for p in procs:
             p.terminate()
@@ -191,6 +235,27 @@ def main() -> int:
             f"| {v['cpu_us_per_req']:.0f} | {d['non2xx'] + v['non2xx']} {v['socket_errors']} |"
         )
     lines += ["", f"Gateway peak RSS over the whole run: **{rss:.1f} MB**.", ""]
+    lines += [
+        "## Log publishing on versus off",
+        "",
+        "The same gateway binary twice, 32 connections each: without a bus (no logging) and publishing",
+        "every request's `LogEvent` to a local `nats-server -js` (awaiting JetStream acks), which shares the cores.",
+        "",
+        "| scenario | off req/s | on req/s | throughput cost | gateway CPU µs/req off / on | nats-server CPU µs/req (on) |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
+    for name, r in publishing:
+        off, on = r["off"], r["on"]
+        lines.append(
+            f"| {name} | {off['rps']:,.0f} | {on['rps']:,.0f} | {(1 - on['rps'] / off['rps']) * 100:.1f} % "
+            f"| {off['cpu_us_per_req']:.0f} / {on['cpu_us_per_req']:.0f} | {on['nats_us_per_req']:.0f} |"
+        )
+    lines += [
+        "",
+        f"Events published by the publishing gateway: {published.group(1) if published else '?'}, "
+        f"dropped: {dropped.group(1) if dropped else '?'}; its peak RSS: {rss_on:.1f} MB.",
+        "",
+    ]
     report = "\n".join(lines)
     print(report)
     Path(args.out).write_text(report)

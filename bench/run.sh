@@ -4,9 +4,20 @@
 # run. Writes the report to bench/RESULTS.md (and prints it).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+if [ "$(id -u)" -ne 0 ]; then SUDO=sudo; else SUDO=; fi
 if ! command -v wrk >/dev/null; then
-  if [ "$(id -u)" -ne 0 ]; then SUDO=sudo; else SUDO=; fi
   $SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq wrk >/dev/null
 fi
-cargo build --release --locked -p aiprox -p mock-upstream
-exec python3 bench/gateway.py "$@"
+command -v nats-server >/dev/null || { $SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq nats-server postgresql >/dev/null; }
+cargo build --release --locked -p aiprox -p mock-upstream -p logger-ingest
+python3 bench/gateway.py "$@"
+{
+  echo "## Logger ingest into PostgreSQL"
+  echo
+  echo "\`target/release/logger-ingest 100000\`: 100,000 events with 2 KiB of bodies each, a throw-away PostgreSQL"
+  echo "with fsync on and a local nats-server, in the same run: the baseline writes straight to Postgres,"
+  echo "the logger consumes them from JetStream (pre-published) through its real loop."
+  echo
+  ./target/release/logger-ingest 100000
+} >> bench/RESULTS.md
+tail -n 8 bench/RESULTS.md

@@ -8,7 +8,6 @@ use serde_json::{Map, Value, json};
 use sha2::{Digest, Sha256};
 
 use crate::anthropic::{BlockDelta, ContentBlock, StreamEvent};
-use crate::openai::types::ChatCompletionChunk;
 
 /// Token counts, normalised: `input` includes cached tokens (as OpenAI counts).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -20,6 +19,16 @@ pub struct Tokens {
 
 fn n(v: &Value) -> u64 {
     v.as_u64().unwrap_or(0)
+}
+
+/// The usage of a whole response body, read without building the rest of it.
+pub fn usage_of_body(body: &[u8]) -> Option<Tokens> {
+    #[derive(serde::Deserialize)]
+    struct Only {
+        usage: Option<Value>,
+    }
+    let only: Only = serde_json::from_slice(body).ok()?;
+    usage(&only.usage?)
 }
 
 /// The usage of a response body (or a `usage` object) in either API's shape.
@@ -45,6 +54,11 @@ pub fn usage(body: &Value) -> Option<Tokens> {
 
 /// Whether an OpenAI chunk is the usage chunk (`choices: []` with a usage).
 pub fn is_usage_chunk(payload: &[u8]) -> bool {
+    // Cheap screen first: this runs on every streamed chunk, and only the last one
+    // has a usage object.
+    if memchr::memmem::find(payload, b"\"usage\"").is_none() {
+        return false;
+    }
     #[derive(serde::Deserialize)]
     struct Probe {
         #[serde(default)]
@@ -54,6 +68,31 @@ pub fn is_usage_chunk(payload: &[u8]) -> bool {
     }
     serde_json::from_slice::<Probe>(payload)
         .is_ok_and(|p| p.choices.is_empty() && p.usage.is_some())
+}
+
+/// The parts of a chunk assembly reads (no catch-all map: parsing stays cheap).
+#[derive(serde::Deserialize)]
+struct LeanChunk {
+    #[serde(default)]
+    id: String,
+    #[serde(default)]
+    model: String,
+    #[serde(default)]
+    created: u64,
+    #[serde(default)]
+    choices: Vec<LeanChoice>,
+    #[serde(default)]
+    usage: Option<Value>,
+}
+
+#[derive(serde::Deserialize)]
+struct LeanChoice {
+    #[serde(default)]
+    index: u32,
+    #[serde(default)]
+    delta: crate::openai::types::Delta,
+    #[serde(default)]
+    finish_reason: Option<String>,
 }
 
 /// OpenAI chunks (the `data:` payloads) → the `chat.completion` they add up to.
@@ -68,7 +107,7 @@ pub fn assemble_openai(chunks: &[Bytes]) -> Value {
     let mut usage = Value::Null;
     let mut calls: BTreeMap<u32, (String, String, String)> = BTreeMap::new();
     for chunk in chunks {
-        let Ok(c) = serde_json::from_slice::<ChatCompletionChunk>(chunk) else {
+        let Ok(c) = serde_json::from_slice::<LeanChunk>(chunk) else {
             continue;
         };
         if id.is_empty() {
@@ -76,8 +115,8 @@ pub fn assemble_openai(chunks: &[Bytes]) -> Value {
             model = c.model;
             created = c.created;
         }
-        if let Some(u) = c.usage {
-            usage = serde_json::to_value(u).unwrap_or(Value::Null);
+        if let Some(u) = c.usage.filter(Value::is_object) {
+            usage = u;
         }
         for choice in c.choices.into_iter().filter(|c| c.index == 0) {
             if let Some(text) = choice.delta.content.flatten() {
@@ -224,7 +263,9 @@ pub fn media_reference(sha256: &str) -> String {
 /// without being re-serialised.
 pub fn extract_media(body: &Bytes) -> (Bytes, Vec<Media>) {
     // Every form carries base64; a body without the word has nothing to cut.
-    if !body.windows(6).any(|w| w == b"base64") && !body.windows(11).any(|w| w == b"input_audio") {
+    if memchr::memmem::find(body, b"base64").is_none()
+        && memchr::memmem::find(body, b"input_audio").is_none()
+    {
         return (body.clone(), Vec::new());
     }
     let Ok(mut value) = serde_json::from_slice::<Value>(body) else {

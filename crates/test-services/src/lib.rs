@@ -70,13 +70,24 @@ fn pg_command(tool: &str, args: &[&str]) -> Command {
 pub struct Postgres {
     pub port: u16,
     dir: tempfile::TempDir,
+    /// Tests run without fsync (fast, nothing to keep); benchmarks with it.
+    durable: bool,
 }
 
 impl Postgres {
     /// Initialises a cluster and starts it. Panics with the server log when it
     /// cannot (a test harness, not product code).
-    #[allow(clippy::expect_used, clippy::panic)]
     pub fn start() -> Self {
+        Self::start_with(false)
+    }
+
+    /// A server with fsync on, as production runs, for benchmarks.
+    pub fn start_durable() -> Self {
+        Self::start_with(true)
+    }
+
+    #[allow(clippy::expect_used, clippy::panic)]
+    fn start_with(durable: bool) -> Self {
         let dir = tempfile::Builder::new()
             .prefix("aiprox-pg-")
             .tempdir()
@@ -113,6 +124,7 @@ impl Postgres {
         let pg = Self {
             port: free_port(),
             dir,
+            durable,
         };
         pg.start_again();
         pg
@@ -126,9 +138,10 @@ impl Postgres {
     #[allow(clippy::expect_used, clippy::panic)]
     pub fn start_again(&self) {
         let opts = format!(
-            "-p {} -c listen_addresses=127.0.0.1 -k {} -c fsync=off -c max_connections=200",
+            "-p {} -c listen_addresses=127.0.0.1 -k {} -c max_connections=200{}",
             self.port,
-            self.dir.path().display()
+            self.dir.path().display(),
+            if self.durable { "" } else { " -c fsync=off" }
         );
         let log = self.dir.path().join("log");
         let out = pg_command(

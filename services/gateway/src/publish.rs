@@ -115,6 +115,7 @@ impl Publisher {
                 continue;
             }
             let records: Vec<Record> = batch.drain(..).flat_map(|x| self.prepare(x)).collect();
+            let records = batch_logs(records, self.bus.max_payload().min(8 << 20) / 2);
             if self.spill.is_empty() {
                 let failed = self.send(records).await;
                 if !failed.is_empty() {
@@ -130,7 +131,7 @@ impl Publisher {
     /// Publishes the spill, oldest file first; true when it is empty again.
     async fn replay(&mut self) -> bool {
         while let Some((path, records)) = self.spill.oldest() {
-            let count = records.len() as u64;
+            let count: u64 = records.iter().map(|r| u64::from(r.events)).sum();
             let failed = self.send(records).await;
             if !failed.is_empty() {
                 return false;
@@ -173,9 +174,9 @@ impl Publisher {
         for ((i, _), result) in outgoing.iter().zip(results) {
             match result {
                 Ok(()) => {
-                    if records[*i].subject == Subject::Log {
-                        self.metrics.published.fetch_add(1, Ordering::Relaxed);
-                    }
+                    self.metrics
+                        .published
+                        .fetch_add(u64::from(records[*i].events), Ordering::Relaxed);
                 }
                 Err(e) => {
                     self.metrics
@@ -218,19 +219,21 @@ impl Publisher {
     /// assembled, tokens and cost computed.
     fn prepare(&self, x: Exchange) -> Vec<Record> {
         let (request_body, media) = llm::record::extract_media(&x.request_body);
-        let response_body = if x.stream {
+        let (response_body, tokens) = if x.stream {
             let whole = match x.dialect {
                 Dialect::OpenAi => llm::record::assemble_openai(&x.frames),
                 Dialect::Anthropic => llm::record::assemble_anthropic(&x.frames),
             };
-            Bytes::from(serde_json::to_vec(&whole).unwrap_or_default())
+            let tokens = llm::record::usage(&whole);
+            (
+                Bytes::from(serde_json::to_vec(&whole).unwrap_or_default()),
+                tokens,
+            )
         } else {
-            x.response_body
+            let tokens = llm::record::usage_of_body(&x.response_body);
+            (x.response_body, tokens)
         };
-        let tokens = serde_json::from_slice::<serde_json::Value>(&response_body)
-            .ok()
-            .and_then(|v| llm::record::usage(&v))
-            .unwrap_or_default();
+        let tokens = tokens.unwrap_or_default();
         let cost = self.prices.get(&x.upstream_model).map_or(0.0, |p| {
             #[allow(clippy::cast_precision_loss)]
             let (i, o) = (tokens.input as f64, tokens.output as f64);
@@ -286,6 +289,7 @@ impl Publisher {
                     }
                     .encode_to_vec(),
                 ),
+                events: 0,
             })
             .collect();
         records.push(Record {
@@ -293,6 +297,7 @@ impl Publisher {
             msg_id: request_id,
             traceparent,
             payload: Bytes::from(log.encode_to_vec()),
+            events: 1,
         });
         records
     }
@@ -313,13 +318,69 @@ impl Subject {
     }
 }
 
-/// An event ready to publish (media still carrying its bytes).
+/// An event ready to publish (media still carrying its bytes; logs batched).
 #[derive(Debug, Clone)]
 struct Record {
     subject: Subject,
     msg_id: String,
     traceparent: String,
     payload: Bytes,
+    /// Log events carried (a batch carries several; media none).
+    events: u32,
+}
+
+/// Most log events in one message: bounded so a batch stays far below the bus's
+/// payload limit and a replay re-sends little.
+const BATCH_EVENTS: usize = 64;
+
+/// Packs consecutive single log events into `LogBatch` messages (media records
+/// pass as they are). The encoding of a `LogBatch` is its events' encodings, each
+/// as field 1: no re-encoding.
+fn batch_logs(records: Vec<Record>, max_bytes: usize) -> Vec<Record> {
+    let mut out = Vec::with_capacity(records.len());
+    let mut pending: Vec<Record> = Vec::new();
+    let mut size = 0;
+    let flush = |pending: &mut Vec<Record>, out: &mut Vec<Record>| {
+        if pending.is_empty() {
+            return;
+        }
+        let mut payload = Vec::new();
+        for r in pending.iter() {
+            prost::encoding::encode_key(
+                1,
+                prost::encoding::WireType::LengthDelimited,
+                &mut payload,
+            );
+            prost::encoding::encode_varint(r.payload.len() as u64, &mut payload);
+            payload.extend_from_slice(&r.payload);
+        }
+        let first = &pending[0];
+        let last = &pending[pending.len() - 1];
+        out.push(Record {
+            subject: Subject::Log,
+            msg_id: format!("logs-{}-{}-{}", first.msg_id, last.msg_id, pending.len()),
+            traceparent: first.traceparent.clone(),
+            payload: Bytes::from(payload),
+            events: u32::try_from(pending.len()).unwrap_or(u32::MAX),
+        });
+        pending.clear();
+    };
+    for r in records {
+        if r.subject != Subject::Log {
+            out.push(r);
+            continue;
+        }
+        if pending.len() >= BATCH_EVENTS
+            || (size + r.payload.len() > max_bytes && !pending.is_empty())
+        {
+            flush(&mut pending, &mut out);
+            size = 0;
+        }
+        size += r.payload.len() + 8;
+        pending.push(r);
+    }
+    flush(&mut pending, &mut out);
+    out
 }
 
 /// The spill directory: files `<seq>.spill` of length-prefixed records.
@@ -376,13 +437,14 @@ impl Spill {
                 Subject::Log => 1u8,
                 Subject::Media => 2u8,
             });
+            buf.extend_from_slice(&r.events.to_le_bytes());
             for part in [r.msg_id.as_bytes(), r.traceparent.as_bytes(), &r.payload] {
                 buf.extend_from_slice(&u32::try_from(part.len()).unwrap_or(u32::MAX).to_le_bytes());
                 buf.extend_from_slice(part);
             }
         }
         let len = buf.len() as u64;
-        let logs = records.iter().filter(|r| r.subject == Subject::Log).count() as u64;
+        let logs: u64 = records.iter().map(|r| u64::from(r.events)).sum();
         if self.bytes + len > self.max_bytes {
             self.metrics.dropped.fetch_add(logs, Ordering::Relaxed);
             tracing::error!(events = logs, "spill directory full: log events dropped");
@@ -454,6 +516,8 @@ fn decode_records(mut b: &[u8]) -> Option<Vec<Record>> {
             2 => Subject::Media,
             _ => return None,
         };
+        let events = u32::from_le_bytes(b.get(..4)?.try_into().ok()?);
+        b = &b[4..];
         let msg_id = String::from_utf8(part(&mut b)?.to_vec()).ok()?;
         let traceparent = String::from_utf8(part(&mut b)?.to_vec()).ok()?;
         let payload = Bytes::copy_from_slice(part(&mut b)?);
@@ -462,6 +526,7 @@ fn decode_records(mut b: &[u8]) -> Option<Vec<Record>> {
             msg_id,
             traceparent,
             payload,
+            events,
         });
     }
     Some(out)
@@ -489,4 +554,94 @@ pub fn render_metrics(recorder: &Recorder) -> String {
         c(&m.spill_bytes),
         recorder.queue_depth(),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use events::proto::LogBatch;
+
+    use super::*;
+
+    fn log(i: usize) -> Record {
+        let event = LogEvent {
+            request_id: format!("req-{i}"),
+            request_body: Bytes::from(vec![b'x'; 100]),
+            ..LogEvent::default()
+        };
+        Record {
+            subject: Subject::Log,
+            msg_id: event.request_id.clone(),
+            traceparent: String::new(),
+            payload: Bytes::from(event.encode_to_vec()),
+            events: 1,
+        }
+    }
+
+    fn media(i: usize) -> Record {
+        Record {
+            subject: Subject::Media,
+            msg_id: format!("media-{i}"),
+            traceparent: String::new(),
+            payload: Bytes::from(vec![1, 2, 3]),
+            events: 0,
+        }
+    }
+
+    #[test]
+    fn log_events_are_batched_and_decode_back_in_order() {
+        let mut records: Vec<Record> = (0..150).map(log).collect();
+        records.insert(10, media(1));
+        let batched = batch_logs(records, usize::MAX);
+        let kinds: Vec<(Subject, u32)> = batched.iter().map(|r| (r.subject, r.events)).collect();
+        assert_eq!(
+            kinds,
+            [
+                (Subject::Media, 0),
+                (Subject::Log, 64),
+                (Subject::Log, 64),
+                (Subject::Log, 22)
+            ]
+        );
+        let ids: Vec<String> = batched
+            .iter()
+            .filter(|r| r.subject == Subject::Log)
+            .flat_map(|r| LogBatch::decode(r.payload.clone()).unwrap().events)
+            .map(|e| e.request_id)
+            .collect();
+        assert_eq!(
+            ids,
+            (0..150).map(|i| format!("req-{i}")).collect::<Vec<_>>()
+        );
+        // The byte bound cuts batches too.
+        let cut = batch_logs((0..10).map(log).collect(), 300);
+        assert!(
+            cut.iter().all(|r| r.payload.len() <= 300),
+            "a batch past the byte bound"
+        );
+        assert_eq!(cut.iter().map(|r| r.events).sum::<u32>(), 10);
+    }
+
+    #[test]
+    fn the_spill_keeps_order_across_reopen_and_drops_past_its_limit() {
+        let dir = tempfile::tempdir().unwrap();
+        let metrics = Arc::new(Metrics::default());
+        let mut spill = Spill::open(dir.path(), 10_000, metrics.clone()).unwrap();
+        spill.append(&[log(1), media(2)]);
+        spill.append(&[log(3)]);
+        assert_eq!(metrics.spilled.load(Ordering::Relaxed), 2);
+        drop(spill);
+
+        let mut spill = Spill::open(dir.path(), 10_000, metrics.clone()).unwrap();
+        let (first, records) = spill.oldest().unwrap();
+        let ids: Vec<&str> = records.iter().map(|r| r.msg_id.as_str()).collect();
+        assert_eq!(ids, ["req-1", "media-2"]);
+        assert_eq!(records[0].payload, log(1).payload);
+        spill.remove(&first);
+        let (_, records) = spill.oldest().unwrap();
+        assert_eq!(records[0].msg_id, "req-3");
+
+        let big: Vec<Record> = (0..200).map(log).collect();
+        spill.append(&big);
+        assert_eq!(metrics.dropped.load(Ordering::Relaxed), 200);
+    }
 }

@@ -1,4 +1,4 @@
-//! The logger: takes `LogEvent`s from its durable consumer in batches (by count
+//! The logger: takes `LogBatch`es from its durable consumer in batches (by count
 //! and by time), writes each batch in one transaction ([`store::Store::insert_batch`]:
 //! logs, bodies, media links, rollups; idempotent), and acknowledges only after the
 //! commit. A failed write is retried with the same batch until it succeeds or the
@@ -8,7 +8,7 @@
 use std::collections::HashSet;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use events::proto::LogEvent;
+use events::proto::{LogBatch, LogEvent};
 use events::{Bus, Delivery, subjects};
 use prost::Message;
 use serde::Deserialize;
@@ -18,7 +18,8 @@ use tokio_util::sync::CancellationToken;
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Config {
-    /// Most events written in one transaction.
+    /// About how many events one transaction writes: messages are fetched
+    /// `batch_max / 16` at a time, each a gateway's batch of up to 64 events.
     pub batch_max: usize,
     /// Longest wait for a batch to fill before writing what there is.
     #[serde(with = "humantime_serde")]
@@ -38,6 +39,10 @@ impl Default for Config {
 }
 
 const DAY_US: i64 = 86_400_000_000;
+
+fn messages_per_fetch(config: &Config) -> usize {
+    (config.batch_max / 16).max(1)
+}
 
 fn now_us() -> i64 {
     SystemTime::now()
@@ -60,7 +65,7 @@ pub async fn run(
     tracing::info!("logger consuming");
     while !shutdown.is_cancelled() {
         let deliveries = tokio::select! {
-            d = consumer.fetch(config.batch_max, config.batch_wait) => d,
+            d = consumer.fetch(messages_per_fetch(&config), config.batch_wait) => d,
             () = shutdown.cancelled() => break,
         };
         let deliveries = match deliveries {
@@ -114,12 +119,12 @@ async fn write(
     days: &mut HashSet<i64>,
     shutdown: &CancellationToken,
 ) {
-    let mut events = Vec::with_capacity(deliveries.len());
+    let mut events: Vec<LogEvent> = Vec::with_capacity(deliveries.len());
     for d in &deliveries {
-        match LogEvent::decode(d.payload.clone()) {
-            Ok(e) => events.push(e),
-            // A message that is not a LogEvent can never be written: ack it away.
-            Err(e) => tracing::error!(error = %e, "undecodable log event skipped"),
+        match LogBatch::decode(d.payload.clone()) {
+            Ok(batch) => events.extend(batch.events),
+            // A message that is not a LogBatch can never be written: ack it away.
+            Err(e) => tracing::error!(error = %e, "undecodable log batch skipped"),
         }
     }
     let mut backoff = Duration::from_millis(100);
