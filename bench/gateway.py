@@ -207,6 +207,7 @@ def main() -> int:
             metrics = m.read().decode()
         published = re.search(r"aiprox_events_published_total (\d+)", metrics)
         dropped = re.search(r"aiprox_events_dropped_total (\d+)", metrics)
+        spilled = re.search(r"aiprox_events_spilled_total (\d+)", metrics)
         rss_on = peak_rss_mb(gw_on.pid)
     finally:
         for p in procs:
@@ -253,7 +254,8 @@ def main() -> int:
     lines += [
         "",
         f"Events published by the publishing gateway: {published.group(1) if published else '?'}, "
-        f"dropped: {dropped.group(1) if dropped else '?'}; its peak RSS: {rss_on:.1f} MB.",
+        f"spilled to disk: {spilled.group(1) if spilled else '?'}, dropped: {dropped.group(1) if dropped else '?'}; "
+        f"its peak RSS: {rss_on:.1f} MB.",
         "",
     ]
     report = "\n".join(lines)
