@@ -17,7 +17,7 @@ use crate::error::Error;
 use crate::providers::anthropic::NativeStream;
 use crate::providers::{ChunkStream, Provider, StreamError};
 use crate::record::{Answer, Exchange};
-use crate::stream::{Frame, FrameStream};
+use crate::stream::{Frame, FrameStream, Translate, translate};
 
 #[tracing::instrument(name = "messages", skip_all, fields(model, provider, stream))]
 pub async fn create(
@@ -105,62 +105,40 @@ fn native_frames(events: NativeStream) -> FrameStream {
 
 /// OpenAI chunks → Anthropic events, each as soon as its chunk arrives; the
 /// closing events once the upstream's stream ends.
+struct ToEvents(StreamTranslator);
+
+fn frames(events: Vec<llm::anthropic::StreamEvent>) -> Result<Vec<Frame>, StreamError> {
+    events
+        .into_iter()
+        .map(|event| {
+            serde_json::to_vec(&event)
+                .map(|data| Frame {
+                    event: Some(event.name().into()),
+                    data: Bytes::from(data),
+                })
+                .map_err(|e| StreamError::Protocol(e.to_string()))
+        })
+        .collect()
+}
+
+impl Translate for ToEvents {
+    type In = Bytes;
+    type Out = Frame;
+
+    fn item(&mut self, payload: Bytes) -> Result<Vec<Frame>, StreamError> {
+        let text = String::from_utf8_lossy(&payload);
+        let events = self
+            .0
+            .chunk(&text)
+            .map_err(|e| StreamError::Protocol(e.to_string()))?;
+        frames(events)
+    }
+
+    fn end(&mut self) -> Result<Vec<Frame>, StreamError> {
+        frames(self.0.finish())
+    }
+}
+
 fn translated_frames(chunks: ChunkStream) -> FrameStream {
-    type Pending = std::collections::VecDeque<Result<Frame, StreamError>>;
-    struct State {
-        chunks: ChunkStream,
-        translator: StreamTranslator,
-        pending: Pending,
-        done: bool,
-    }
-    fn push(pending: &mut Pending, events: Vec<llm::anthropic::StreamEvent>) {
-        for event in events {
-            pending.push_back(
-                serde_json::to_vec(&event)
-                    .map(|data| Frame {
-                        event: Some(event.name().into()),
-                        data: Bytes::from(data),
-                    })
-                    .map_err(|e| StreamError::Protocol(e.to_string())),
-            );
-        }
-    }
-    let state = State {
-        chunks,
-        translator: StreamTranslator::new(),
-        pending: Pending::new(),
-        done: false,
-    };
-    Box::pin(futures_util::stream::unfold(state, |mut s| async move {
-        loop {
-            if let Some(item) = s.pending.pop_front() {
-                return Some((item, s));
-            }
-            if s.done {
-                return None;
-            }
-            match s.chunks.next().await {
-                None => {
-                    s.done = true;
-                    let events = s.translator.finish();
-                    push(&mut s.pending, events);
-                }
-                Some(Err(e)) => {
-                    s.done = true;
-                    s.pending.push_back(Err(e));
-                }
-                Some(Ok(payload)) => {
-                    let text = String::from_utf8_lossy(&payload);
-                    match s.translator.chunk(&text) {
-                        Ok(events) => push(&mut s.pending, events),
-                        Err(e) => {
-                            s.done = true;
-                            s.pending
-                                .push_back(Err(StreamError::Protocol(e.to_string())));
-                        }
-                    }
-                }
-            }
-        }
-    }))
+    translate(chunks, ToEvents(StreamTranslator::new()))
 }

@@ -119,3 +119,70 @@ pub fn json_response(headers: HeaderMap, body: Bytes) -> Response {
     );
     response
 }
+
+/// A stateful translation of one stream into another, item by item.
+pub trait Translate: Send + 'static {
+    type In: Send + 'static;
+    type Out: Send + 'static;
+    /// What one input item becomes (nothing, one item, or several).
+    fn item(&mut self, input: Self::In) -> Result<Vec<Self::Out>, StreamError>;
+    /// What the end of the input adds (closing items, or an error when the input
+    /// ended too early).
+    fn end(&mut self) -> Result<Vec<Self::Out>, StreamError>;
+    /// Nothing more is expected: stop reading the input.
+    fn done(&self) -> bool {
+        false
+    }
+}
+
+pub type BoxStream<T> = Pin<Box<dyn Stream<Item = Result<T, StreamError>> + Send>>;
+
+/// Applies `t` to `input`: each output leaves as soon as its input arrived; the
+/// first error (from the input or the translation) ends the stream.
+pub fn translate<T: Translate>(input: BoxStream<T::In>, t: T) -> BoxStream<T::Out> {
+    struct State<T: Translate> {
+        input: BoxStream<T::In>,
+        t: T,
+        pending: std::collections::VecDeque<T::Out>,
+        failed: Option<StreamError>,
+        finished: bool,
+    }
+    let state = State {
+        input,
+        t,
+        pending: std::collections::VecDeque::new(),
+        failed: None,
+        finished: false,
+    };
+    Box::pin(futures_util::stream::unfold(state, |mut s| async move {
+        loop {
+            if let Some(out) = s.pending.pop_front() {
+                return Some((Ok(out), s));
+            }
+            if let Some(e) = s.failed.take() {
+                s.finished = true;
+                return Some((Err(e), s));
+            }
+            if s.finished {
+                return None;
+            }
+            let step = if s.t.done() {
+                s.finished = true;
+                Ok(Vec::new())
+            } else {
+                match s.input.next().await {
+                    None => {
+                        s.finished = true;
+                        s.t.end()
+                    }
+                    Some(Err(e)) => Err(e),
+                    Some(Ok(item)) => s.t.item(item),
+                }
+            };
+            match step {
+                Ok(out) => s.pending.extend(out),
+                Err(e) => s.failed = Some(e),
+            }
+        }
+    }))
+}

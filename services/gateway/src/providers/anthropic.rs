@@ -6,7 +6,6 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use axum::http::{HeaderMap, HeaderName};
 use bytes::Bytes;
-use futures_util::StreamExt;
 use llm::anthropic::{self, MessagesResponse};
 use llm::openai::types::ChatCompletionRequest;
 use llm::openai::{ChatRequest, EmbeddingsRequest};
@@ -19,6 +18,7 @@ use super::http::{EventStream, Upstream};
 use super::{Completion, LlmProvider, StreamError, StreamStart};
 use crate::config::{AnthropicConfig, ConfigError, Settings, read_api_key};
 use crate::error::Error;
+use crate::stream::{Translate, translate};
 
 const ANTHROPIC_VERSION: HeaderName = HeaderName::from_static("anthropic-version");
 const ANTHROPIC_BETA: HeaderName = HeaderName::from_static("anthropic-beta");
@@ -205,60 +205,38 @@ impl LlmProvider for Anthropic {
 }
 
 /// Anthropic events → OpenAI chunk payloads, each as soon as its event arrives.
-fn translated_chunks(events: EventStream, translator: StreamTranslator) -> super::ChunkStream {
-    type Pending = std::collections::VecDeque<Result<Bytes, StreamError>>;
-    struct State {
-        events: EventStream,
-        translator: StreamTranslator,
-        pending: Pending,
-        done: bool,
+struct ToChunks(StreamTranslator);
+
+impl Translate for ToChunks {
+    type In = llm::sse::Event;
+    type Out = Bytes;
+
+    fn item(&mut self, event: llm::sse::Event) -> Result<Vec<Bytes>, StreamError> {
+        self.0
+            .event(&event.data)
+            .map_err(stream_error)?
+            .iter()
+            .map(|chunk| {
+                serde_json::to_vec(chunk)
+                    .map(Bytes::from)
+                    .map_err(|e| StreamError::Protocol(e.to_string()))
+            })
+            .collect()
     }
-    let state = State {
-        events,
-        translator,
-        pending: Pending::new(),
-        done: false,
-    };
-    Box::pin(futures_util::stream::unfold(state, |mut s| async move {
-        loop {
-            if let Some(item) = s.pending.pop_front() {
-                return Some((item, s));
-            }
-            if s.done {
-                return None;
-            }
-            match s.events.next().await {
-                None => {
-                    s.done = true;
-                    if let Err(e) = s.translator.finish() {
-                        s.pending.push_back(Err(stream_error(e.into())));
-                    }
-                }
-                Some(Err(e)) => {
-                    s.done = true;
-                    s.pending.push_back(Err(e));
-                }
-                Some(Ok(event)) => match s.translator.event(&event.data) {
-                    Ok(chunks) => {
-                        for chunk in chunks {
-                            match serde_json::to_vec(&chunk) {
-                                Ok(bytes) => s.pending.push_back(Ok(Bytes::from(bytes))),
-                                Err(e) => s
-                                    .pending
-                                    .push_back(Err(StreamError::Protocol(e.to_string()))),
-                            }
-                        }
-                        // Nothing follows message_stop.
-                        s.done = s.translator.is_done();
-                    }
-                    Err(e) => {
-                        s.done = true;
-                        s.pending.push_back(Err(stream_error(e)));
-                    }
-                },
-            }
-        }
-    }))
+
+    fn end(&mut self) -> Result<Vec<Bytes>, StreamError> {
+        self.0.finish().map_err(|e| stream_error(e.into()))?;
+        Ok(Vec::new())
+    }
+
+    /// Nothing follows message_stop.
+    fn done(&self) -> bool {
+        self.0.is_done()
+    }
+}
+
+fn translated_chunks(events: EventStream, translator: StreamTranslator) -> super::ChunkStream {
+    translate(events, ToChunks(translator))
 }
 
 fn stream_error(e: StreamFailure) -> StreamError {
@@ -271,25 +249,33 @@ fn stream_error(e: StreamFailure) -> StreamError {
 
 /// Native events, ending after `message_stop` or `error`; the body ending before
 /// either is a truncated stream.
+#[derive(Default)]
+struct Native {
+    ended: bool,
+}
+
+impl Translate for Native {
+    type In = llm::sse::Event;
+    type Out = NativeEvent;
+
+    fn item(&mut self, event: llm::sse::Event) -> Result<Vec<NativeEvent>, StreamError> {
+        let name = event.event.unwrap_or_else(|| "message".to_owned());
+        self.ended = name == "message_stop" || name == "error";
+        Ok(vec![NativeEvent {
+            name,
+            data: Bytes::from(event.data),
+        }])
+    }
+
+    fn end(&mut self) -> Result<Vec<NativeEvent>, StreamError> {
+        Err(StreamError::Truncated)
+    }
+
+    fn done(&self) -> bool {
+        self.ended
+    }
+}
+
 fn native_events(events: EventStream) -> NativeStream {
-    Box::pin(futures_util::stream::unfold(
-        Some(events),
-        |events| async move {
-            let mut events = events?;
-            let item = match events.next().await {
-                None => Err(StreamError::Truncated),
-                Some(Err(e)) => Err(e),
-                Some(Ok(event)) => {
-                    let name = event.event.unwrap_or_else(|| "message".to_owned());
-                    let last = name == "message_stop" || name == "error";
-                    let item = NativeEvent {
-                        name,
-                        data: Bytes::from(event.data),
-                    };
-                    return Some((Ok(item), (!last).then_some(events)));
-                }
-            };
-            Some((item, None))
-        },
-    ))
+    translate(events, Native::default())
 }

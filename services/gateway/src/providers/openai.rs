@@ -3,7 +3,6 @@
 
 use axum::http::{HeaderMap, StatusCode, header};
 use bytes::Bytes;
-use futures_util::StreamExt;
 use llm::openai::{ChatRequest, EmbeddingsRequest, ErrorBody};
 use secrecy::ExposeSecret;
 
@@ -11,6 +10,7 @@ use super::http::{EventStream, Upstream};
 use super::{ChunkStream, Completion, LlmProvider, StreamError, StreamStart};
 use crate::config::{ConfigError, OpenAiConfig, Settings, read_api_key};
 use crate::error::Error;
+use crate::stream::{Translate, translate};
 
 #[derive(Debug)]
 pub struct OpenAiCompatible {
@@ -107,21 +107,38 @@ fn upstream_error(status: StatusCode, body: &[u8]) -> Error {
 
 /// An OpenAI event stream as chunk payloads: ends at `data: [DONE]`; the body
 /// ending before it is a truncated stream; an `event: error` is an upstream error.
+#[derive(Default)]
+struct Chunks {
+    done: bool,
+}
+
+impl Translate for Chunks {
+    type In = llm::sse::Event;
+    type Out = Bytes;
+
+    fn item(&mut self, event: llm::sse::Event) -> Result<Vec<Bytes>, StreamError> {
+        if event.data == "[DONE]" {
+            self.done = true;
+            return Ok(Vec::new());
+        }
+        if event.event.as_deref() == Some("error") {
+            return Err(StreamError::Upstream(ErrorBody::from_upstream(
+                500,
+                event.data.as_bytes(),
+            )));
+        }
+        Ok(vec![Bytes::from(event.data)])
+    }
+
+    fn end(&mut self) -> Result<Vec<Bytes>, StreamError> {
+        Err(StreamError::Truncated)
+    }
+
+    fn done(&self) -> bool {
+        self.done
+    }
+}
+
 fn chunks(events: EventStream) -> ChunkStream {
-    Box::pin(futures_util::stream::unfold(
-        Some(events),
-        |events| async move {
-            let mut events = events?;
-            let item = match events.next().await {
-                None => Err(StreamError::Truncated),
-                Some(Err(e)) => Err(e),
-                Some(Ok(event)) if event.data == "[DONE]" => return None,
-                Some(Ok(event)) if event.event.as_deref() == Some("error") => Err(
-                    StreamError::Upstream(ErrorBody::from_upstream(500, event.data.as_bytes())),
-                ),
-                Some(Ok(event)) => return Some((Ok(Bytes::from(event.data)), Some(events))),
-            };
-            Some((item, None))
-        },
-    ))
+    translate(events, Chunks::default())
 }
