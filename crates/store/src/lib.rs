@@ -5,10 +5,14 @@
 //!   request id (a replayed event changes nothing).
 //! - Partitions (Postgres): daily, created ahead; retention drops whole days.
 //! - Migrations in `migrations/{postgres,sqlite}`, embedded and run at start.
-//! - A few read queries the tests and later the admin API use.
+//! - [`Store::list_logs`]: the Logs page's filters with keyset pagination.
+//! - A few read queries the tests and the admin API use.
 
 mod postgres;
+mod query;
 mod sqlite;
+
+pub use query::{Cursor, LogFilter, LogSummary};
 
 use std::collections::BTreeMap;
 

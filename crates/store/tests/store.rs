@@ -84,9 +84,106 @@ async fn exercise(store: Store) {
     );
     assert_eq!(store.media_count().await.unwrap(), 1);
 
+    list_and_page(&store).await;
+
     // Retention: everything before tomorrow goes.
     store.drop_before(NOW + 86_400_000_000).await.unwrap();
     assert_eq!(store.log_count().await.unwrap(), 0);
+}
+
+async fn list_and_page(store: &Store) {
+    use store::{Cursor, LogFilter};
+
+    let all = LogFilter::default();
+    let (first, next) = store.list_logs(&all, None, 5).await.unwrap();
+    assert_eq!(first.len(), 5);
+    assert!(
+        first
+            .windows(2)
+            .all(|w| (w[0].received_at_us, &w[0].request_id)
+                > (w[1].received_at_us, &w[1].request_id))
+    );
+    let token = next.clone().unwrap().encode();
+    assert_eq!(Cursor::decode(&token), next);
+    assert_eq!(Cursor::decode("garbage"), None);
+
+    // Page through while newer rows keep arriving: each original row exactly once.
+    let mut seen: Vec<String> = first.iter().map(|r| r.request_id.clone()).collect();
+    let mut cursor = next;
+    let mut extra = 100;
+    while let Some(c) = cursor {
+        store
+            .insert_batch(&[event(extra, 0), event(extra + 1, 2)])
+            .await
+            .unwrap();
+        extra += 2;
+        let (page, next) = store.list_logs(&all, Some(&c), 5).await.unwrap();
+        seen.extend(page.iter().map(|r| r.request_id.clone()));
+        cursor = next;
+    }
+    let original: Vec<String> = (1..=21).map(|i| event(i, 0).request_id).collect();
+    for id in &original {
+        assert_eq!(
+            seen.iter().filter(|s| *s == id).count(),
+            1,
+            "{id} seen {seen:?}"
+        );
+    }
+    assert_eq!(seen.len(), {
+        let mut unique = seen.clone();
+        unique.sort();
+        unique.dedup();
+        unique.len()
+    });
+
+    let count = |f: LogFilter| async move { store.list_logs(&f, None, 500).await.unwrap().0 };
+    let gpt4 = count(LogFilter {
+        model: Some("gpt4".into()),
+        ..LogFilter::default()
+    })
+    .await;
+    assert!(!gpt4.is_empty() && gpt4.iter().all(|r| r.requested_model == "gpt4"));
+    let errors = count(LogFilter {
+        status_class: Some(5),
+        ..LogFilter::default()
+    })
+    .await;
+    assert!(errors.iter().all(|r| r.status == 502) && errors.len() >= 4);
+    let streams = count(LogFilter {
+        stream: Some(true),
+        ..LogFilter::default()
+    })
+    .await;
+    assert!(streams.iter().all(|r| r.stream));
+    let slow = count(LogFilter {
+        min_latency_us: Some(20_000),
+        ..LogFilter::default()
+    })
+    .await;
+    assert!(slow.iter().all(|r| r.latency_us >= 20_000) && !slow.is_empty());
+    let text = count(LogFilter {
+        text: Some("\"I\":7,".into()),
+        ..LogFilter::default()
+    })
+    .await;
+    assert_eq!(
+        text.iter()
+            .map(|r| r.request_id.clone())
+            .collect::<Vec<_>>(),
+        vec![event(7, 0).request_id]
+    );
+    let window = count(LogFilter {
+        from_us: Some(NOW + 60_000_000),
+        to_us: Some(NOW + 120_000_000),
+        ..LogFilter::default()
+    })
+    .await;
+    assert!(!window.is_empty());
+    assert!(
+        window
+            .iter()
+            .all(|r| (NOW + 60_000_000..NOW + 120_000_000).contains(&r.received_at_us))
+    );
 }
 
 #[tokio::test]

@@ -1,0 +1,231 @@
+//! The Logs page's query: filters and keyset pagination, on either database.
+//!
+//! Rows come newest first, ordered by (received_at, request_id) descending; a
+//! cursor is the last row's pair, and the next page holds rows strictly before
+//! it. Rows inserted while a client pages (newer ones) land before its first page,
+//! so no row is skipped or repeated.
+
+use sqlx::{Postgres, QueryBuilder, Row, Sqlite};
+
+use crate::{Store, StoreError};
+
+/// Which rows the Logs page shows. Every field narrows; none means all.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct LogFilter {
+    /// Received at or after, Unix µs.
+    pub from_us: Option<i64>,
+    /// Received before, Unix µs.
+    pub to_us: Option<i64>,
+    pub model: Option<String>,
+    pub provider: Option<String>,
+    /// 2, 4 or 5: the status class.
+    pub status_class: Option<u16>,
+    pub error_kind: Option<String>,
+    pub client_key_id: Option<String>,
+    pub stream: Option<bool>,
+    pub min_latency_us: Option<i64>,
+    /// Case-insensitive text in the request or response body.
+    pub text: Option<String>,
+}
+
+/// Where a page starts: the last row of the previous page.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Cursor {
+    pub received_at_us: i64,
+    pub request_id: String,
+}
+
+impl Cursor {
+    /// An opaque token for clients.
+    pub fn encode(&self) -> String {
+        format!("{}_{}", self.received_at_us, self.request_id)
+    }
+
+    pub fn decode(token: &str) -> Option<Self> {
+        let (t, id) = token.split_once('_')?;
+        let valid_id = id.len() == 36 && id.bytes().all(|b| b.is_ascii_hexdigit() || b == b'-');
+        valid_id.then_some(Self {
+            received_at_us: t.parse().ok()?,
+            request_id: id.to_owned(),
+        })
+    }
+}
+
+/// A Logs row: metadata only.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LogSummary {
+    pub request_id: String,
+    pub received_at_us: i64,
+    pub endpoint: String,
+    pub requested_model: String,
+    pub provider: String,
+    pub stream: bool,
+    pub status: i32,
+    pub error_kind: String,
+    pub input_tokens: i64,
+    pub output_tokens: i64,
+    pub latency_us: i64,
+    pub ttft_us: i64,
+}
+
+fn like(text: &str) -> String {
+    let escaped = text
+        .replace('\\', "\\\\")
+        .replace('%', "\\%")
+        .replace('_', "\\_");
+    format!("%{escaped}%")
+}
+
+impl Store {
+    /// One page of logs, newest first, and the cursor of the next page.
+    pub async fn list_logs(
+        &self,
+        filter: &LogFilter,
+        after: Option<&Cursor>,
+        limit: u32,
+    ) -> Result<(Vec<LogSummary>, Option<Cursor>), StoreError> {
+        let limit = i64::from(limit.clamp(1, 500));
+        let rows = match self {
+            Self::Postgres(pool) => {
+                let mut q: QueryBuilder<Postgres> = QueryBuilder::new(
+                    "SELECT l.request_id::text AS id, (extract(epoch from l.received_at) * 1000000)::int8 AS t, \
+                     l.endpoint, l.requested_model, l.provider, l.stream, l.status, l.error_kind, \
+                     l.input_tokens, l.output_tokens, l.latency_us, l.ttft_us FROM request_logs l WHERE true",
+                );
+                let at = |q: &mut QueryBuilder<Postgres>, us: i64| {
+                    q.push("timestamptz 'epoch' + ")
+                        .push_bind(us)
+                        .push(" * interval '1 microsecond'");
+                };
+                if let Some(v) = filter.from_us {
+                    q.push(" AND l.received_at >= ");
+                    at(&mut q, v);
+                }
+                if let Some(v) = filter.to_us {
+                    q.push(" AND l.received_at < ");
+                    at(&mut q, v);
+                }
+                push_common_pg(&mut q, filter);
+                if let Some(c) = after {
+                    q.push(" AND (l.received_at, l.request_id) < (");
+                    at(&mut q, c.received_at_us);
+                    q.push(", ").push_bind(c.request_id.clone()).push("::uuid)");
+                }
+                q.push(" ORDER BY l.received_at DESC, l.request_id DESC LIMIT ")
+                    .push_bind(limit);
+                q.build()
+                    .fetch_all(pool)
+                    .await?
+                    .iter()
+                    .map(summary)
+                    .collect::<Result<Vec<_>, _>>()?
+            }
+            Self::Sqlite(pool) => {
+                let mut q: QueryBuilder<Sqlite> = QueryBuilder::new(
+                    "SELECT l.request_id AS id, l.received_at AS t, l.endpoint, l.requested_model, \
+                     l.provider, l.stream, l.status, l.error_kind, l.input_tokens, l.output_tokens, \
+                     l.latency_us, l.ttft_us FROM request_logs l WHERE 1 = 1",
+                );
+                if let Some(v) = filter.from_us {
+                    q.push(" AND l.received_at >= ").push_bind(v);
+                }
+                if let Some(v) = filter.to_us {
+                    q.push(" AND l.received_at < ").push_bind(v);
+                }
+                push_common_sqlite(&mut q, filter);
+                if let Some(c) = after {
+                    q.push(" AND (l.received_at < ")
+                        .push_bind(c.received_at_us)
+                        .push(" OR (l.received_at = ")
+                        .push_bind(c.received_at_us)
+                        .push(" AND l.request_id < ")
+                        .push_bind(c.request_id.clone())
+                        .push("))");
+                }
+                q.push(" ORDER BY l.received_at DESC, l.request_id DESC LIMIT ")
+                    .push_bind(limit);
+                q.build()
+                    .fetch_all(pool)
+                    .await?
+                    .iter()
+                    .map(summary)
+                    .collect::<Result<Vec<_>, _>>()?
+            }
+        };
+        let next = (rows.len() as i64 == limit).then(|| {
+            rows.last().map(|r| Cursor {
+                received_at_us: r.received_at_us,
+                request_id: r.request_id.clone(),
+            })
+        });
+        Ok((rows, next.flatten()))
+    }
+}
+
+macro_rules! push_common {
+    ($name:ident, $db:ty, $ci_like:literal) => {
+        fn $name(q: &mut QueryBuilder<$db>, f: &LogFilter) {
+            if let Some(v) = &f.model {
+                q.push(" AND l.requested_model = ").push_bind(v.clone());
+            }
+            if let Some(v) = &f.provider {
+                q.push(" AND l.provider = ").push_bind(v.clone());
+            }
+            if let Some(class) = f.status_class {
+                let low = i32::from(class) * 100;
+                q.push(" AND l.status >= ").push_bind(low);
+                q.push(" AND l.status < ").push_bind(low + 100);
+            }
+            if let Some(v) = &f.error_kind {
+                q.push(" AND l.error_kind = ").push_bind(v.clone());
+            }
+            if let Some(v) = &f.client_key_id {
+                q.push(" AND l.client_key_id = ").push_bind(v.clone());
+            }
+            if let Some(v) = f.stream {
+                q.push(" AND l.stream = ").push_bind(v);
+            }
+            if let Some(v) = f.min_latency_us {
+                q.push(" AND l.latency_us >= ").push_bind(v);
+            }
+            if let Some(text) = &f.text {
+                let pattern = like(text);
+                q.push(concat!(
+                    " AND EXISTS (SELECT 1 FROM request_contents c WHERE c.request_id = l.request_id AND (c.request_body ",
+                    $ci_like
+                ))
+                .push_bind(pattern.clone())
+                .push(concat!(" ESCAPE '\\' OR c.response_body ", $ci_like))
+                .push_bind(pattern)
+                .push(" ESCAPE '\\'))");
+            }
+        }
+    };
+}
+
+push_common!(push_common_pg, Postgres, "ILIKE ");
+push_common!(push_common_sqlite, Sqlite, "LIKE ");
+
+fn summary<R: Row>(row: &R) -> Result<LogSummary, sqlx::Error>
+where
+    for<'r> &'r str: sqlx::ColumnIndex<R>,
+    for<'r> String: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    for<'r> i64: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    for<'r> i32: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    for<'r> bool: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+{
+    Ok(LogSummary {
+        request_id: row.try_get("id")?,
+        received_at_us: row.try_get("t")?,
+        endpoint: row.try_get("endpoint")?,
+        requested_model: row.try_get("requested_model")?,
+        provider: row.try_get("provider")?,
+        stream: row.try_get("stream")?,
+        status: row.try_get("status")?,
+        error_kind: row.try_get("error_kind")?,
+        input_tokens: row.try_get("input_tokens")?,
+        output_tokens: row.try_get("output_tokens")?,
+        latency_us: row.try_get("latency_us")?,
+        ttft_us: row.try_get("ttft_us")?,
+    })
+}
