@@ -12,7 +12,7 @@ mod postgres;
 mod query;
 mod sqlite;
 
-pub use query::{Cursor, LogFilter, LogSummary};
+pub use query::{Cursor, LogFilter, LogSummary, UsageSummary};
 
 use std::collections::BTreeMap;
 
@@ -236,6 +236,25 @@ impl Store {
             Self::Postgres(pool) => postgres::rollup_totals(pool).await,
             Self::Sqlite(pool) => sqlite::rollup_totals(pool).await,
         }
+    }
+
+    /// A media resource's type and path under the media root.
+    pub async fn media(&self, sha256: &str) -> Result<Option<(String, String)>, StoreError> {
+        let q = "SELECT mime, path FROM media_resources WHERE sha256 = ";
+        Ok(match self {
+            Self::Postgres(pool) => {
+                sqlx::query_as(sqlx::AssertSqlSafe(format!("{q}$1")))
+                    .bind(sha256)
+                    .fetch_optional(pool)
+                    .await?
+            }
+            Self::Sqlite(pool) => {
+                sqlx::query_as(sqlx::AssertSqlSafe(format!("{q}?")))
+                    .bind(sha256)
+                    .fetch_optional(pool)
+                    .await?
+            }
+        })
     }
 
     /// Records media files (by the logger, from the events' references).

@@ -229,3 +229,99 @@ where
         ttft_us: row.try_get("ttft_us")?,
     })
 }
+
+/// Totals over the rollups of a time range: what the dashboard's summary shows,
+/// without scanning raw logs.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct UsageSummary {
+    pub requests: i64,
+    pub errors: i64,
+    pub input_tokens: i64,
+    pub output_tokens: i64,
+    pub cost_usd: f64,
+    pub latency_hist: [i64; crate::HISTOGRAM_LEN],
+    pub ttft_hist: [i64; crate::HISTOGRAM_LEN],
+}
+
+impl UsageSummary {
+    /// The `q` quantile (0..=1) of a histogram, as its bucket's upper bound in ms
+    /// (the last bucket reports the last bound). None without data.
+    pub fn quantile_ms(hist: &[i64; crate::HISTOGRAM_LEN], q: f64) -> Option<u64> {
+        let total: i64 = hist.iter().sum();
+        if total == 0 {
+            return None;
+        }
+        #[allow(clippy::cast_precision_loss, clippy::cast_possible_truncation)]
+        let rank = ((total as f64) * q).ceil().max(1.0) as i64;
+        let mut seen = 0;
+        for (i, n) in hist.iter().enumerate() {
+            seen += n;
+            if seen >= rank {
+                let bounds = crate::LATENCY_BUCKETS_MS;
+                return Some(bounds[i.min(bounds.len() - 1)]);
+            }
+        }
+        None
+    }
+}
+
+impl Store {
+    /// Sums the rollups whose minute lies in `[from_us, to_us)`.
+    pub async fn usage_summary(
+        &self,
+        from_us: i64,
+        to_us: i64,
+    ) -> Result<UsageSummary, StoreError> {
+        let mut s = UsageSummary::default();
+        let add = |acc: &mut [i64; crate::HISTOGRAM_LEN], v: &[i64]| {
+            for (a, b) in acc.iter_mut().zip(v) {
+                *a += b;
+            }
+        };
+        match self {
+            Self::Postgres(pool) => {
+                let rows = sqlx::query(
+                    "SELECT requests, errors, input_tokens, output_tokens, cost_usd, latency_hist, ttft_hist
+                     FROM usage_rollups
+                     WHERE bucket >= timestamptz 'epoch' + $1 * interval '1 microsecond'
+                       AND bucket < timestamptz 'epoch' + $2 * interval '1 microsecond'",
+                )
+                .bind(from_us)
+                .bind(to_us)
+                .fetch_all(pool)
+                .await?;
+                for r in rows {
+                    s.requests += r.try_get::<i64, _>(0)?;
+                    s.errors += r.try_get::<i64, _>(1)?;
+                    s.input_tokens += r.try_get::<i64, _>(2)?;
+                    s.output_tokens += r.try_get::<i64, _>(3)?;
+                    s.cost_usd += r.try_get::<f64, _>(4)?;
+                    add(&mut s.latency_hist, &r.try_get::<Vec<i64>, _>(5)?);
+                    add(&mut s.ttft_hist, &r.try_get::<Vec<i64>, _>(6)?);
+                }
+            }
+            Self::Sqlite(pool) => {
+                let rows = sqlx::query(
+                    "SELECT requests, errors, input_tokens, output_tokens, cost_usd, latency_hist, ttft_hist
+                     FROM usage_rollups WHERE bucket >= ? AND bucket < ?",
+                )
+                .bind(from_us)
+                .bind(to_us)
+                .fetch_all(pool)
+                .await?;
+                for r in rows {
+                    s.requests += r.try_get::<i64, _>(0)?;
+                    s.errors += r.try_get::<i64, _>(1)?;
+                    s.input_tokens += r.try_get::<i64, _>(2)?;
+                    s.output_tokens += r.try_get::<i64, _>(3)?;
+                    s.cost_usd += r.try_get::<f64, _>(4)?;
+                    let parse =
+                        |t: String| serde_json::from_str::<Vec<i64>>(&t).unwrap_or_default();
+                    add(&mut s.latency_hist, &parse(r.try_get(5)?));
+                    add(&mut s.ttft_hist, &parse(r.try_get(6)?));
+                }
+            }
+        }
+        Ok(s)
+    }
+}

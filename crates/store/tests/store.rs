@@ -86,6 +86,40 @@ async fn exercise(store: Store) {
 
     list_and_page(&store).await;
 
+    // The summary from rollups equals what the rows say.
+    let summary = store
+        .usage_summary(NOW - 3_600_000_000, NOW + 3_600_000_000)
+        .await
+        .unwrap();
+    let (rows, _) = store
+        .list_logs(&store::LogFilter::default(), None, 500)
+        .await
+        .unwrap();
+    assert_eq!(summary.requests, rows.len() as i64);
+    assert_eq!(
+        summary.errors,
+        rows.iter().filter(|r| r.status >= 400).count() as i64
+    );
+    assert_eq!(
+        summary.output_tokens,
+        rows.iter().map(|r| r.output_tokens).sum::<i64>()
+    );
+    assert_eq!(summary.latency_hist.iter().sum::<i64>(), summary.requests);
+    let p50 = store::UsageSummary::quantile_ms(&summary.latency_hist, 0.5).unwrap();
+    let mut latencies: Vec<i64> = rows.iter().map(|r| r.latency_us).collect();
+    latencies.sort_unstable();
+    let true_p50_ms = latencies[(latencies.len() - 1) / 2] as f64 / 1000.0;
+    assert!(
+        true_p50_ms <= p50 as f64,
+        "p50 bucket {p50} ms below the true {true_p50_ms} ms"
+    );
+    let empty = store.usage_summary(0, 1).await.unwrap();
+    assert_eq!(empty.requests, 0);
+    assert_eq!(
+        store::UsageSummary::quantile_ms(&empty.latency_hist, 0.5),
+        None
+    );
+
     // Retention: everything before tomorrow goes.
     store.drop_before(NOW + 86_400_000_000).await.unwrap();
     assert_eq!(store.log_count().await.unwrap(), 0);

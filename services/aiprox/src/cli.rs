@@ -29,6 +29,8 @@ pub enum Command {
     Logger,
     /// The media writer alone: NATS → media directory.
     Media,
+    /// The admin API alone (needs AIPROX_ADMIN_TOKEN).
+    Admin,
     /// Every component in one process. Without `nats_url`, on an in-process bus;
     /// with SQLite unless `database_url` says otherwise.
     All,
@@ -72,6 +74,14 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             )
             .await
         }
+        Command::Admin => {
+            let admin = admin_config(&config).ok_or_else(|| {
+                anyhow::anyhow!("admin_token: set AIPROX_ADMIN_TOKEN; every admin call needs it")
+            })?;
+            let store = database(&config).await?;
+            store.migrate().await?;
+            admin::run(admin, store, telemetry::shutdown::on_signal()).await
+        }
         Command::All => all(config).await,
     }
 }
@@ -81,6 +91,14 @@ fn required_nats<'a>(config: &'a Config, component: &str) -> anyhow::Result<&'a 
         anyhow::anyhow!(
             "nats_url: `aiprox {component}` consumes from NATS JetStream; set AIPROX_NATS_URL"
         )
+    })
+}
+
+fn admin_config(config: &Config) -> Option<admin::Config> {
+    config.admin_token.clone().map(|token| admin::Config {
+        listen: config.admin.listen,
+        token,
+        media_root: config.media_root.clone(),
     })
 }
 
@@ -125,6 +143,7 @@ async fn all(config: Config) -> anyhow::Result<()> {
         None => Bus::InProcess(events::memory::InProcessBus::new()),
     };
     let store = database(&config).await?;
+    let store_for_admin = store.clone();
     let signal = telemetry::shutdown::on_signal();
     let consumers = CancellationToken::new();
     let logger = tokio::spawn(logger::run(
@@ -138,9 +157,23 @@ async fn all(config: Config) -> anyhow::Result<()> {
         bus.clone(),
         consumers.clone(),
     ));
+    let admin = match admin_config(&config) {
+        Some(admin) => Some(tokio::spawn(admin::run(
+            admin,
+            store_for_admin,
+            consumers.clone(),
+        ))),
+        None => {
+            tracing::info!("admin API off: set AIPROX_ADMIN_TOKEN to start it");
+            None
+        }
+    };
     let served = gateway::run(config.gateway(), Some(bus), signal).await;
     consumers.cancel();
-    for (name, task) in [("logger", logger), ("media", media)] {
+    let tasks = [("logger", logger), ("media", media)]
+        .into_iter()
+        .chain(admin.map(|a| ("admin", a)));
+    for (name, task) in tasks {
         match task.await {
             Ok(Ok(())) => {}
             Ok(Err(e)) => tracing::error!(error = %e, "{name} failed"),

@@ -47,12 +47,33 @@ pub struct Config {
     pub media_root: std::path::PathBuf,
     #[serde(default)]
     pub logger: logger::Config,
+    /// The admin API's token (`AIPROX_ADMIN_TOKEN`); without it the admin API does
+    /// not start.
+    #[serde(default)]
+    pub admin_token: Option<secrecy::SecretString>,
+    #[serde(default)]
+    pub admin: AdminSettings,
     #[serde(default)]
     pub gateway: Settings,
     #[serde(default)]
     pub providers: BTreeMap<String, ProviderConfig>,
     #[serde(default)]
     pub mappings: BTreeMap<String, MappingConfig>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AdminSettings {
+    /// Where the admin API listens.
+    pub listen: std::net::SocketAddr,
+}
+
+impl Default for AdminSettings {
+    fn default() -> Self {
+        Self {
+            listen: std::net::SocketAddr::from(([127, 0, 0, 1], 8081)),
+        }
+    }
 }
 
 fn default_database_url() -> String {
@@ -83,6 +104,8 @@ const SECTIONS: &[&str] = &[
     "nats_url",
     "media_root",
     "logger",
+    "admin_token",
+    "admin",
     "gateway",
     "providers",
     "mappings",
