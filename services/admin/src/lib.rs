@@ -1,18 +1,29 @@
-//! The admin API (first part): the request log, media and usage statistics over
-//! HTTP/JSON under `/api/v1`, every call behind the admin token.
+//! The admin API (first part): the request log, media and usage statistics, one
+//! core ([`core`]) behind two faces on one port: HTTP/JSON under `/api/v1` (this
+//! file) and gRPC `aiprox.v1.AdminService` ([`grpc`]). Every call needs the admin
+//! token (constant-time comparison).
 //!
 //! - `GET /api/v1/logs`: filters (`from`, `to` in Unix ms, `model`, `provider`,
-//!   `status` class 2/4/5, `error_kind`, `key`, `stream`, `min_latency_ms`, `q` text
+//!   `status` class 1–5, `error_kind`, `key`, `stream`, `min_latency_ms`, `q` text
 //!   in the bodies), newest first, cursor pagination (`cursor`, `limit`).
 //! - `GET /api/v1/logs/{id}`: metadata, bodies, media references with URLs.
 //! - `GET /api/v1/media/{sha256}`: the file, with its content type.
-//! - `GET /api/v1/stats/summary`: totals and latency percentiles over a range, from
-//!   the rollups (never a scan of raw logs).
+//! - `GET /api/v1/stats/summary?from=&to=`: totals and latency percentiles over a
+//!   range, from the rollups (never a scan of raw logs).
+
+pub mod core;
+pub mod grpc;
+
+#[allow(clippy::all, clippy::pedantic, missing_docs)]
+pub mod proto {
+    tonic::include_proto!("aiprox.v1");
+}
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, Request, State};
 use axum::http::{StatusCode, header};
 use axum::middleware::{self, Next};
@@ -22,9 +33,11 @@ use axum::{Json, Router};
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 use serde_json::{Value, json};
-use store::{Cursor, LogFilter, Store, UsageSummary};
+use store::{LogFilter, Store, UsageSummary};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
+
+use crate::core::{AdminCore, ApiError, Kind, LogQuery};
 
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -37,56 +50,34 @@ pub struct Config {
 
 #[derive(Clone)]
 struct AppState {
-    store: Store,
+    core: Arc<AdminCore>,
     token: Arc<SecretString>,
-    media_root: Arc<PathBuf>,
 }
 
-/// An admin API error: status, stable code, message.
-#[derive(Debug)]
-pub struct ApiError {
-    status: StatusCode,
-    code: &'static str,
-    message: String,
-}
+/// An [`ApiError`] as the HTTP face answers it.
+struct HttpError(ApiError);
 
-impl ApiError {
-    fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
-        Self {
-            status,
-            code,
-            message: message.into(),
-        }
+impl From<ApiError> for HttpError {
+    fn from(e: ApiError) -> Self {
+        Self(e)
     }
 }
 
-impl From<store::StoreError> for ApiError {
-    fn from(e: store::StoreError) -> Self {
-        tracing::error!(error = %e, "database error");
-        Self::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "database_unavailable",
-            "the database did not answer",
-        )
-    }
-}
-
-impl IntoResponse for ApiError {
+impl IntoResponse for HttpError {
     fn into_response(self) -> Response {
-        (
-            self.status,
-            Json(json!({"error": {"code": self.code, "message": self.message}})),
-        )
-            .into_response()
+        let status = match self.0.kind {
+            Kind::Invalid => StatusCode::BAD_REQUEST,
+            Kind::NotFound => StatusCode::NOT_FOUND,
+            Kind::Unauthorized => StatusCode::UNAUTHORIZED,
+            Kind::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+        };
+        let body = json!({"error": {"code": self.0.code, "message": self.0.message}});
+        (status, Json(body)).into_response()
     }
 }
 
-/// Compares in time independent of where the inputs differ.
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    if a.len() != b.len() {
-        return false;
-    }
-    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+fn invalid_query(e: &QueryRejection) -> HttpError {
+    HttpError(ApiError::new(Kind::Invalid, "invalid_query", e.body_text()))
 }
 
 async fn require_token(State(state): State<AppState>, request: Request, next: Next) -> Response {
@@ -96,25 +87,34 @@ async fn require_token(State(state): State<AppState>, request: Request, next: Ne
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
         .unwrap_or("");
-    if constant_time_eq(given.as_bytes(), state.token.expose_secret().as_bytes()) {
+    if core::constant_time_eq(given.as_bytes(), state.token.expose_secret().as_bytes()) {
         next.run(request).await
     } else {
-        ApiError::new(
-            StatusCode::UNAUTHORIZED,
+        HttpError(ApiError::new(
+            Kind::Unauthorized,
             "unauthorized",
             "a valid admin token is required",
-        )
+        ))
         .into_response()
     }
 }
 
-/// The admin HTTP API.
+/// The admin API: HTTP/JSON and gRPC on one router (gRPC requests are told apart
+/// by their path, `/aiprox.v1.AdminService/...`).
 pub fn router(store: Store, token: SecretString, media_root: PathBuf) -> Router {
+    let core = Arc::new(AdminCore { store, media_root });
+    let token = Arc::new(token);
     let state = AppState {
-        store,
-        token: Arc::new(token),
-        media_root: Arc::new(media_root),
+        core: core.clone(),
+        token: token.clone(),
     };
+    let grpc = tonic::service::Routes::new(
+        proto::admin_service_server::AdminServiceServer::with_interceptor(
+            grpc::Grpc(core),
+            grpc::check_token(token),
+        ),
+    )
+    .into_axum_router();
     Router::new()
         .route("/api/v1/logs", get(list_logs))
         .route("/api/v1/logs/{id}", get(get_log))
@@ -122,10 +122,11 @@ pub fn router(store: Store, token: SecretString, media_root: PathBuf) -> Router 
         .route("/api/v1/stats/summary", get(summary))
         .route_layer(middleware::from_fn_with_state(state.clone(), require_token))
         .with_state(state)
+        .merge(grpc)
 }
 
 #[derive(Debug, Deserialize)]
-struct LogQuery {
+struct HttpLogQuery {
     from: Option<i64>,
     to: Option<i64>,
     model: Option<String>,
@@ -140,43 +141,33 @@ struct LogQuery {
     limit: Option<u32>,
 }
 
+#[allow(clippy::cast_precision_loss)]
+fn ms(us: i64) -> f64 {
+    us as f64 / 1000.0
+}
+
 async fn list_logs(
     State(state): State<AppState>,
-    query: Result<Query<LogQuery>, axum::extract::rejection::QueryRejection>,
-) -> Result<Json<Value>, ApiError> {
-    let Query(q) = query
-        .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid_query", e.body_text()))?;
-    if let Some(s) = q.status
-        && !(1..=5).contains(&s)
-    {
-        return Err(ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "invalid_query",
-            "status is a class: 1 to 5",
-        ));
-    }
-    let cursor = match &q.cursor {
-        Some(c) => Some(Cursor::decode(c).ok_or_else(|| {
-            ApiError::new(StatusCode::BAD_REQUEST, "invalid_cursor", "unknown cursor")
-        })?),
-        None => None,
+    query: Result<Query<HttpLogQuery>, QueryRejection>,
+) -> Result<Json<Value>, HttpError> {
+    let Query(q) = query.map_err(|e| invalid_query(&e))?;
+    let query = LogQuery {
+        filter: LogFilter {
+            from_us: q.from.map(|ms| ms * 1000),
+            to_us: q.to.map(|ms| ms * 1000),
+            model: q.model,
+            provider: q.provider,
+            status_class: q.status,
+            error_kind: q.error_kind,
+            client_key_id: q.key,
+            stream: q.stream,
+            min_latency_us: q.min_latency_ms.map(|ms| ms * 1000),
+            text: q.q.filter(|t| !t.is_empty()),
+        },
+        cursor: q.cursor,
+        limit: q.limit,
     };
-    let filter = LogFilter {
-        from_us: q.from.map(|ms| ms * 1000),
-        to_us: q.to.map(|ms| ms * 1000),
-        model: q.model,
-        provider: q.provider,
-        status_class: q.status,
-        error_kind: q.error_kind,
-        client_key_id: q.key,
-        stream: q.stream,
-        min_latency_us: q.min_latency_ms.map(|ms| ms * 1000),
-        text: q.q.filter(|t| !t.is_empty()),
-    };
-    let (rows, next) = state
-        .store
-        .list_logs(&filter, cursor.as_ref(), q.limit.unwrap_or(50))
-        .await?;
+    let (rows, next) = state.core.list_logs(&query).await?;
     let data: Vec<Value> = rows
         .into_iter()
         .map(|r| {
@@ -185,7 +176,7 @@ async fn list_logs(
                 "endpoint": r.endpoint, "model": r.requested_model, "provider": r.provider,
                 "stream": r.stream, "status": r.status, "error_kind": r.error_kind,
                 "input_tokens": r.input_tokens, "output_tokens": r.output_tokens,
-                "latency_ms": r.latency_us as f64 / 1000.0, "ttft_ms": r.ttft_us as f64 / 1000.0,
+                "latency_ms": ms(r.latency_us), "ttft_ms": ms(r.ttft_us),
             })
         })
         .collect();
@@ -201,50 +192,31 @@ fn body_value(text: &str) -> Value {
 async fn get_log(
     State(state): State<AppState>,
     Path(id): Path<String>,
-) -> Result<Json<Value>, ApiError> {
-    let not_found = || {
-        ApiError::new(
-            StatusCode::NOT_FOUND,
-            "log_not_found",
-            format!("no log {id}"),
-        )
-    };
-    if id.len() != 36 || !id.bytes().all(|b| b.is_ascii_hexdigit() || b == b'-') {
-        return Err(not_found());
-    }
-    let row = state.store.log(&id).await?.ok_or_else(not_found)?;
+) -> Result<Json<Value>, HttpError> {
+    let row = state.core.get_log(&id).await?;
+    let media: Vec<Value> = row
+        .media
+        .iter()
+        .map(|(sha, _)| json!({"sha256": sha, "url": core::media_url(sha)}))
+        .collect();
     Ok(Json(json!({
         "request_id": row.request_id, "received_at_ms": row.received_at_us / 1000,
         "endpoint": row.endpoint, "model": row.requested_model, "provider": row.provider,
         "upstream_model": row.upstream_model, "stream": row.stream, "status": row.status,
         "error_kind": row.error_kind, "input_tokens": row.input_tokens,
         "output_tokens": row.output_tokens, "cached_tokens": row.cached_tokens,
-        "cost_usd": row.cost_usd, "latency_ms": row.latency_us as f64 / 1000.0,
-        "ttft_ms": row.ttft_us as f64 / 1000.0,
-        "upstream_latency_ms": row.upstream_latency_us as f64 / 1000.0,
+        "cost_usd": row.cost_usd, "latency_ms": ms(row.latency_us), "ttft_ms": ms(row.ttft_us),
+        "upstream_latency_ms": ms(row.upstream_latency_us),
         "request": body_value(&row.request_body), "response": body_value(&row.response_body),
-        "media": row.media.iter().map(|(sha, _)| json!({"sha256": sha, "url": format!("/api/v1/media/{sha}")})).collect::<Vec<_>>(),
+        "media": media,
     })))
 }
 
 async fn get_media(
     State(state): State<AppState>,
     Path(sha): Path<String>,
-) -> Result<Response, ApiError> {
-    let not_found = || ApiError::new(StatusCode::NOT_FOUND, "media_not_found", "no such media");
-    if sha.len() != 64 || !sha.bytes().all(|b| b.is_ascii_hexdigit()) {
-        return Err(not_found());
-    }
-    let (mime, path) = state.store.media(&sha).await?.ok_or_else(not_found)?;
-    let bytes = tokio::fs::read(state.media_root.join(path))
-        .await
-        .map_err(|_| {
-            ApiError::new(
-                StatusCode::NOT_FOUND,
-                "media_not_written",
-                "the media file is not written yet",
-            )
-        })?;
+) -> Result<Response, HttpError> {
+    let (mime, bytes) = state.core.media(&sha).await?;
     Ok(([(header::CONTENT_TYPE, mime)], bytes).into_response())
 }
 
@@ -256,14 +228,10 @@ struct RangeQuery {
 
 async fn summary(
     State(state): State<AppState>,
-    query: Result<Query<RangeQuery>, axum::extract::rejection::QueryRejection>,
-) -> Result<Json<Value>, ApiError> {
-    let Query(r) = query
-        .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid_query", e.body_text()))?;
-    let s = state
-        .store
-        .usage_summary(r.from * 1000, r.to * 1000)
-        .await?;
+    query: Result<Query<RangeQuery>, QueryRejection>,
+) -> Result<Json<Value>, HttpError> {
+    let Query(r) = query.map_err(|e| invalid_query(&e))?;
+    let s = state.core.summary(r.from, r.to).await?;
     let q = |h, p| UsageSummary::quantile_ms(h, p);
     Ok(Json(json!({
         "requests": s.requests, "errors": s.errors,
@@ -278,7 +246,7 @@ pub async fn run(config: Config, store: Store, shutdown: CancellationToken) -> a
     let listener = TcpListener::bind(config.listen)
         .await
         .map_err(|e| anyhow::anyhow!("admin.listen: cannot bind {}: {e}", config.listen))?;
-    tracing::info!(addr = %config.listen, "admin listening");
+    tracing::info!(addr = %config.listen, "admin listening (HTTP/JSON and gRPC)");
     axum::serve(listener, router(store, config.token, config.media_root))
         .with_graceful_shutdown(async move { shutdown.cancelled().await })
         .await?;

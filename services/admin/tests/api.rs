@@ -178,6 +178,8 @@ async fn exercise(store: Store) {
         404
     );
 
+    grpc(&api).await;
+
     // Stats from the rollups match the rows inserted in the range.
     let s = api
         .json(&format!(
@@ -192,6 +194,115 @@ async fn exercise(store: Store) {
     assert_eq!(s["output_tokens"], (1..=30).sum::<i64>());
     assert!(s["latency_ms"]["p50"].as_u64().unwrap() >= 30);
     assert!(s["latency_ms"]["p99"].as_u64().unwrap() >= s["latency_ms"]["p50"].as_u64().unwrap());
+}
+
+/// The same core through gRPC with the generated tonic client.
+async fn grpc(api: &Api) {
+    use admin::proto::admin_service_client::AdminServiceClient;
+    use admin::proto::{GetLogRequest, GetMediaRequest, ListLogsRequest, UsageSummaryRequest};
+
+    let channel = tonic::transport::Endpoint::from_shared(api.base.clone())
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let mut anonymous = AdminServiceClient::new(channel.clone());
+    let refused = anonymous
+        .list_logs(ListLogsRequest::default())
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), tonic::Code::Unauthenticated);
+
+    let mut client = AdminServiceClient::with_interceptor(channel, |mut r: tonic::Request<()>| {
+        r.metadata_mut()
+            .insert("authorization", format!("Bearer {TOKEN}").parse().unwrap());
+        Ok(r)
+    });
+    let mut ids = Vec::new();
+    let mut cursor = String::new();
+    loop {
+        let page = client
+            .list_logs(ListLogsRequest {
+                cursor: cursor.clone(),
+                limit: 9,
+                to_ms: Some(NOW_MS + 31_000),
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        ids.extend(page.data.into_iter().map(|r| r.request_id));
+        if page.next_cursor.is_empty() {
+            break;
+        }
+        cursor = page.next_cursor;
+    }
+    assert_eq!(ids.len(), 30);
+    let claude = client
+        .list_logs(ListLogsRequest {
+            model: Some("claude".into()),
+            status_class: Some(2),
+            limit: 500,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(
+        claude
+            .data
+            .iter()
+            .all(|r| r.model == "claude" && (200..300).contains(&r.status))
+    );
+    let bad = client
+        .list_logs(ListLogsRequest {
+            status_class: Some(7),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(bad.code(), tonic::Code::InvalidArgument);
+
+    let detail = client
+        .get_log(GetLogRequest {
+            request_id: event(3).request_id,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(detail.row.unwrap().output_tokens, 3);
+    assert!(detail.request_body.contains("hello"));
+    let blob = client
+        .get_media(GetMediaRequest {
+            sha256: detail.media[0].sha256.clone(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        (blob.mime.as_str(), &blob.data[..]),
+        ("image/png", &b"\x89PNG"[..])
+    );
+    let missing = client
+        .get_log(GetLogRequest {
+            request_id: "nope".into(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(missing.code(), tonic::Code::NotFound);
+
+    let summary = client
+        .get_usage_summary(UsageSummaryRequest {
+            from_ms: NOW_MS - 60_000,
+            to_ms: NOW_MS + 31_000,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        (summary.requests, summary.errors, summary.input_tokens),
+        (30, 3, 300)
+    );
 }
 
 #[tokio::test]
