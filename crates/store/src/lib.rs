@@ -12,7 +12,7 @@ mod postgres;
 mod query;
 mod sqlite;
 
-pub use query::{Cursor, LogFilter, LogSummary, UsageSummary};
+pub use query::{Cursor, LogFilter, LogSummary, SeriesPoint, Split, UsageSummary};
 
 use std::collections::BTreeMap;
 

@@ -265,7 +265,121 @@ impl UsageSummary {
     }
 }
 
+/// How a series is split.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Split {
+    #[default]
+    None,
+    Model,
+    Provider,
+    Key,
+}
+
+/// One point of a usage time series.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SeriesPoint {
+    /// Start of the bucket, Unix µs.
+    pub start_us: i64,
+    /// The model, provider or key of this line; empty when not split.
+    pub group: String,
+    pub usage: UsageSummary,
+}
+
+/// One rollup row (a minute × model × provider × key).
+struct RollupRow {
+    minute_us: i64,
+    model: String,
+    provider: String,
+    key: String,
+    requests: i64,
+    errors: i64,
+    input_tokens: i64,
+    output_tokens: i64,
+    cost_usd: f64,
+    latency_hist: Vec<i64>,
+    ttft_hist: Vec<i64>,
+}
+
+impl UsageSummary {
+    fn add(&mut self, r: &RollupRow) {
+        self.requests += r.requests;
+        self.errors += r.errors;
+        self.input_tokens += r.input_tokens;
+        self.output_tokens += r.output_tokens;
+        self.cost_usd += r.cost_usd;
+        for (a, b) in self.latency_hist.iter_mut().zip(&r.latency_hist) {
+            *a += b;
+        }
+        for (a, b) in self.ttft_hist.iter_mut().zip(&r.ttft_hist) {
+            *a += b;
+        }
+    }
+}
+
 impl Store {
+    /// The rollup rows whose minute lies in `[from_us, to_us)`.
+    async fn rollup_rows(&self, from_us: i64, to_us: i64) -> Result<Vec<RollupRow>, StoreError> {
+        Ok(match self {
+            Self::Postgres(pool) => sqlx::query(
+                "SELECT (extract(epoch from bucket) * 1000000)::int8, model, provider, client_key_id,
+                   requests, errors, input_tokens, output_tokens, cost_usd, latency_hist, ttft_hist
+                 FROM usage_rollups
+                 WHERE bucket >= timestamptz 'epoch' + $1 * interval '1 microsecond'
+                   AND bucket < timestamptz 'epoch' + $2 * interval '1 microsecond'",
+            )
+            .bind(from_us)
+            .bind(to_us)
+            .fetch_all(pool)
+            .await?
+            .iter()
+            .map(|r| {
+                Ok(RollupRow {
+                    minute_us: r.try_get(0)?,
+                    model: r.try_get(1)?,
+                    provider: r.try_get(2)?,
+                    key: r.try_get(3)?,
+                    requests: r.try_get(4)?,
+                    errors: r.try_get(5)?,
+                    input_tokens: r.try_get(6)?,
+                    output_tokens: r.try_get(7)?,
+                    cost_usd: r.try_get(8)?,
+                    latency_hist: r.try_get(9)?,
+                    ttft_hist: r.try_get(10)?,
+                })
+            })
+            .collect::<Result<_, sqlx::Error>>()?,
+            Self::Sqlite(pool) => {
+                let parse = |t: String| serde_json::from_str::<Vec<i64>>(&t).unwrap_or_default();
+                sqlx::query(
+                    "SELECT bucket, model, provider, client_key_id, requests, errors, input_tokens,
+                       output_tokens, cost_usd, latency_hist, ttft_hist
+                     FROM usage_rollups WHERE bucket >= ? AND bucket < ?",
+                )
+                .bind(from_us)
+                .bind(to_us)
+                .fetch_all(pool)
+                .await?
+                .iter()
+                .map(|r| {
+                    Ok(RollupRow {
+                        minute_us: r.try_get(0)?,
+                        model: r.try_get(1)?,
+                        provider: r.try_get(2)?,
+                        key: r.try_get(3)?,
+                        requests: r.try_get(4)?,
+                        errors: r.try_get(5)?,
+                        input_tokens: r.try_get(6)?,
+                        output_tokens: r.try_get(7)?,
+                        cost_usd: r.try_get(8)?,
+                        latency_hist: parse(r.try_get(9)?),
+                        ttft_hist: parse(r.try_get(10)?),
+                    })
+                })
+                .collect::<Result<_, sqlx::Error>>()?
+            }
+        })
+    }
+
     /// Sums the rollups whose minute lies in `[from_us, to_us)`.
     pub async fn usage_summary(
         &self,
@@ -273,55 +387,41 @@ impl Store {
         to_us: i64,
     ) -> Result<UsageSummary, StoreError> {
         let mut s = UsageSummary::default();
-        let add = |acc: &mut [i64; crate::HISTOGRAM_LEN], v: &[i64]| {
-            for (a, b) in acc.iter_mut().zip(v) {
-                *a += b;
-            }
-        };
-        match self {
-            Self::Postgres(pool) => {
-                let rows = sqlx::query(
-                    "SELECT requests, errors, input_tokens, output_tokens, cost_usd, latency_hist, ttft_hist
-                     FROM usage_rollups
-                     WHERE bucket >= timestamptz 'epoch' + $1 * interval '1 microsecond'
-                       AND bucket < timestamptz 'epoch' + $2 * interval '1 microsecond'",
-                )
-                .bind(from_us)
-                .bind(to_us)
-                .fetch_all(pool)
-                .await?;
-                for r in rows {
-                    s.requests += r.try_get::<i64, _>(0)?;
-                    s.errors += r.try_get::<i64, _>(1)?;
-                    s.input_tokens += r.try_get::<i64, _>(2)?;
-                    s.output_tokens += r.try_get::<i64, _>(3)?;
-                    s.cost_usd += r.try_get::<f64, _>(4)?;
-                    add(&mut s.latency_hist, &r.try_get::<Vec<i64>, _>(5)?);
-                    add(&mut s.ttft_hist, &r.try_get::<Vec<i64>, _>(6)?);
-                }
-            }
-            Self::Sqlite(pool) => {
-                let rows = sqlx::query(
-                    "SELECT requests, errors, input_tokens, output_tokens, cost_usd, latency_hist, ttft_hist
-                     FROM usage_rollups WHERE bucket >= ? AND bucket < ?",
-                )
-                .bind(from_us)
-                .bind(to_us)
-                .fetch_all(pool)
-                .await?;
-                for r in rows {
-                    s.requests += r.try_get::<i64, _>(0)?;
-                    s.errors += r.try_get::<i64, _>(1)?;
-                    s.input_tokens += r.try_get::<i64, _>(2)?;
-                    s.output_tokens += r.try_get::<i64, _>(3)?;
-                    s.cost_usd += r.try_get::<f64, _>(4)?;
-                    let parse =
-                        |t: String| serde_json::from_str::<Vec<i64>>(&t).unwrap_or_default();
-                    add(&mut s.latency_hist, &parse(r.try_get(5)?));
-                    add(&mut s.ttft_hist, &parse(r.try_get(6)?));
-                }
-            }
+        for r in self.rollup_rows(from_us, to_us).await? {
+            s.add(&r);
         }
         Ok(s)
+    }
+
+    /// The rollups in `[from_us, to_us)` as a series of `step_us` buckets (whole
+    /// minutes), one line per model, provider or key when split.
+    pub async fn usage_series(
+        &self,
+        from_us: i64,
+        to_us: i64,
+        step_us: i64,
+        split: Split,
+    ) -> Result<Vec<SeriesPoint>, StoreError> {
+        let step = step_us.max(60_000_000);
+        let mut points: std::collections::BTreeMap<(i64, String), UsageSummary> =
+            std::collections::BTreeMap::new();
+        for r in self.rollup_rows(from_us, to_us).await? {
+            let start = from_us + (r.minute_us - from_us).div_euclid(step) * step;
+            let group = match split {
+                Split::None => String::new(),
+                Split::Model => r.model.clone(),
+                Split::Provider => r.provider.clone(),
+                Split::Key => r.key.clone(),
+            };
+            points.entry((start, group)).or_default().add(&r);
+        }
+        Ok(points
+            .into_iter()
+            .map(|((start_us, group), usage)| SeriesPoint {
+                start_us,
+                group,
+                usage,
+            })
+            .collect())
     }
 }

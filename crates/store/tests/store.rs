@@ -113,6 +113,39 @@ async fn exercise(store: Store) {
         true_p50_ms <= p50 as f64,
         "p50 bucket {p50} ms below the true {true_p50_ms} ms"
     );
+    // The series adds up to the summary, per model too.
+    let hour = 3_600_000_000;
+    let series = store
+        .usage_series(NOW - hour, NOW + hour, 120_000_000, store::Split::Model)
+        .await
+        .unwrap();
+    assert_eq!(
+        series.iter().map(|p| p.usage.requests).sum::<i64>(),
+        summary.requests
+    );
+    let gpt4: i64 = series
+        .iter()
+        .filter(|p| p.group == "gpt4")
+        .map(|p| p.usage.requests)
+        .sum();
+    assert_eq!(
+        gpt4,
+        rows.iter().filter(|r| r.requested_model == "gpt4").count() as i64
+    );
+    assert!(
+        series
+            .iter()
+            .all(|p| (p.start_us - (NOW - hour)) % 120_000_000 == 0)
+    );
+    let flat = store
+        .usage_series(NOW - hour, NOW + hour, 60_000_000, store::Split::None)
+        .await
+        .unwrap();
+    assert!(flat.iter().all(|p| p.group.is_empty()));
+    assert_eq!(
+        flat.iter().map(|p| p.usage.output_tokens).sum::<i64>(),
+        summary.output_tokens
+    );
     let empty = store.usage_summary(0, 1).await.unwrap();
     assert_eq!(empty.requests, 0);
     assert_eq!(

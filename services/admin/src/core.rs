@@ -131,6 +131,51 @@ impl AdminCore {
     }
 }
 
+impl AdminCore {
+    /// A usage time series: `step_s` buckets (at least a minute), split by `split`
+    /// (`none`, `model`, `provider`, `key`).
+    pub async fn series(
+        &self,
+        from_ms: i64,
+        to_ms: i64,
+        step_s: i64,
+        split: &str,
+    ) -> Result<Vec<store::SeriesPoint>, ApiError> {
+        let split = match split {
+            "" | "none" => store::Split::None,
+            "model" => store::Split::Model,
+            "provider" => store::Split::Provider,
+            "key" => store::Split::Key,
+            other => {
+                return Err(ApiError::new(
+                    Kind::Invalid,
+                    "invalid_split",
+                    format!("split is none, model, provider or key, not '{other}'"),
+                ));
+            }
+        };
+        if to_ms <= from_ms {
+            return Err(ApiError::new(
+                Kind::Invalid,
+                "invalid_range",
+                "`to` must be after `from`",
+            ));
+        }
+        let step_s = step_s.max(60);
+        if (to_ms - from_ms) / 1000 / step_s > 10_000 {
+            return Err(ApiError::new(
+                Kind::Invalid,
+                "too_many_buckets",
+                "more than 10,000 buckets: use a larger step",
+            ));
+        }
+        Ok(self
+            .store
+            .usage_series(from_ms * 1000, to_ms * 1000, step_s * 1_000_000, split)
+            .await?)
+    }
+}
+
 /// The download path of a media file.
 pub fn media_url(sha: &str) -> String {
     format!("/api/v1/media/{sha}")

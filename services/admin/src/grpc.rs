@@ -144,23 +144,48 @@ impl AdminService for Grpc {
     ) -> Result<Response<pb::UsageSummary>, Status> {
         let r = request.into_inner();
         let s = self.0.summary(r.from_ms, r.to_ms).await?;
-        let q = |h, p| store::UsageSummary::quantile_ms(h, p);
-        Ok(Response::new(pb::UsageSummary {
-            requests: s.requests,
-            errors: s.errors,
-            input_tokens: s.input_tokens,
-            output_tokens: s.output_tokens,
-            cost_usd: s.cost_usd,
-            latency_ms: Some(pb::Percentiles {
-                p50: q(&s.latency_hist, 0.5),
-                p95: q(&s.latency_hist, 0.95),
-                p99: q(&s.latency_hist, 0.99),
-            }),
-            ttft_ms: Some(pb::Percentiles {
-                p50: q(&s.ttft_hist, 0.5),
-                p95: q(&s.ttft_hist, 0.95),
-                p99: q(&s.ttft_hist, 0.99),
-            }),
+        Ok(Response::new(usage(&s)))
+    }
+
+    async fn get_usage_series(
+        &self,
+        request: Request<pb::UsageSeriesRequest>,
+    ) -> Result<Response<pb::UsageSeries>, Status> {
+        let r = request.into_inner();
+        let points = self
+            .0
+            .series(r.from_ms, r.to_ms, r.step_s, &r.split)
+            .await?;
+        Ok(Response::new(pb::UsageSeries {
+            points: points
+                .iter()
+                .map(|p| pb::UsagePoint {
+                    start_ms: p.start_us / 1000,
+                    group: p.group.clone(),
+                    usage: Some(usage(&p.usage)),
+                })
+                .collect(),
         }))
+    }
+}
+
+fn usage(s: &store::UsageSummary) -> pb::UsageSummary {
+    let q = |h, p| store::UsageSummary::quantile_ms(h, p);
+    pb::UsageSummary {
+        requests: s.requests,
+        errors: s.errors,
+        input_tokens: s.input_tokens,
+        output_tokens: s.output_tokens,
+        cost_usd: s.cost_usd,
+        latency_ms: Some(pb::Percentiles {
+            p50: q(&s.latency_hist, 0.5),
+            p95: q(&s.latency_hist, 0.95),
+            p99: q(&s.latency_hist, 0.99),
+        }),
+        ttft_ms: Some(pb::Percentiles {
+            p50: q(&s.ttft_hist, 0.5),
+            p95: q(&s.ttft_hist, 0.95),
+            p99: q(&s.ttft_hist, 0.99),
+        }),
     }
 }

@@ -10,6 +10,8 @@
 //! - `GET /api/v1/media/{sha256}`: the file, with its content type.
 //! - `GET /api/v1/stats/summary?from=&to=`: totals and latency percentiles over a
 //!   range, from the rollups (never a scan of raw logs).
+//! - `GET /api/v1/stats/series?from=&to=&step_s=&split=`: the same per time bucket,
+//!   one line per model, provider or key (`split`), also from the rollups.
 
 pub mod core;
 pub mod grpc;
@@ -120,6 +122,7 @@ pub fn router(store: Store, token: SecretString, media_root: PathBuf) -> Router 
         .route("/api/v1/logs/{id}", get(get_log))
         .route("/api/v1/media/{sha256}", get(get_media))
         .route("/api/v1/stats/summary", get(summary))
+        .route("/api/v1/stats/series", get(series))
         .route_layer(middleware::from_fn_with_state(state.clone(), require_token))
         .with_state(state)
         .merge(grpc)
@@ -232,13 +235,46 @@ async fn summary(
 ) -> Result<Json<Value>, HttpError> {
     let Query(r) = query.map_err(|e| invalid_query(&e))?;
     let s = state.core.summary(r.from, r.to).await?;
+    Ok(Json(usage_json(&s)))
+}
+
+/// Usage numbers as both faces show them.
+fn usage_json(s: &UsageSummary) -> Value {
     let q = |h, p| UsageSummary::quantile_ms(h, p);
-    Ok(Json(json!({
+    json!({
         "requests": s.requests, "errors": s.errors,
         "input_tokens": s.input_tokens, "output_tokens": s.output_tokens, "cost_usd": s.cost_usd,
         "latency_ms": {"p50": q(&s.latency_hist, 0.5), "p95": q(&s.latency_hist, 0.95), "p99": q(&s.latency_hist, 0.99)},
         "ttft_ms": {"p50": q(&s.ttft_hist, 0.5), "p95": q(&s.ttft_hist, 0.95)},
-    })))
+    })
+}
+
+#[derive(Debug, Deserialize)]
+struct SeriesQuery {
+    from: i64,
+    to: i64,
+    #[serde(default)]
+    step_s: i64,
+    #[serde(default)]
+    split: String,
+}
+
+async fn series(
+    State(state): State<AppState>,
+    query: Result<Query<SeriesQuery>, QueryRejection>,
+) -> Result<Json<Value>, HttpError> {
+    let Query(r) = query.map_err(|e| invalid_query(&e))?;
+    let points = state.core.series(r.from, r.to, r.step_s, &r.split).await?;
+    let data: Vec<Value> = points
+        .iter()
+        .map(|p| {
+            let mut v = usage_json(&p.usage);
+            v["start_ms"] = json!(p.start_us / 1000);
+            v["group"] = json!(p.group);
+            v
+        })
+        .collect();
+    Ok(Json(json!({"data": data})))
 }
 
 /// Serves the admin API until `shutdown`.

@@ -194,6 +194,34 @@ async fn exercise(store: Store) {
     assert_eq!(s["output_tokens"], (1..=30).sum::<i64>());
     assert!(s["latency_ms"]["p50"].as_u64().unwrap() >= 30);
     assert!(s["latency_ms"]["p99"].as_u64().unwrap() >= s["latency_ms"]["p50"].as_u64().unwrap());
+
+    let series = api
+        .json(&format!(
+            "/api/v1/stats/series?from={}&to={}&step_s=60&split=model",
+            NOW_MS - 60_000,
+            NOW_MS + 31_000
+        ))
+        .await;
+    let points = series["data"].as_array().unwrap();
+    assert_eq!(
+        points
+            .iter()
+            .map(|p| p["requests"].as_i64().unwrap())
+            .sum::<i64>(),
+        30
+    );
+    let claude: i64 = points
+        .iter()
+        .filter(|p| p["group"] == "claude")
+        .map(|p| p["requests"].as_i64().unwrap())
+        .sum();
+    assert_eq!(claude, 15);
+    assert_eq!(
+        api.get("/api/v1/stats/series?from=0&to=1&split=colour")
+            .await
+            .status(),
+        400
+    );
 }
 
 /// The same core through gRPC with the generated tonic client.
