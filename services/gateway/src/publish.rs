@@ -73,7 +73,7 @@ pub fn start(
         bus,
         spill,
         metrics: metrics.clone(),
-        prices,
+        prices: Arc::new(prices),
     };
     let task = tokio::spawn(publisher.run(rx));
     Ok((Recorder::new(tx, metrics), task))
@@ -83,7 +83,7 @@ struct Publisher {
     bus: Bus,
     spill: Spill,
     metrics: Arc<Metrics>,
-    prices: BTreeMap<String, Price>,
+    prices: Arc<BTreeMap<String, Price>>,
 }
 
 impl Publisher {
@@ -125,7 +125,26 @@ impl Publisher {
             if batch.is_empty() {
                 continue;
             }
-            let records: Vec<Record> = batch.drain(..).flat_map(|x| self.prepare(x)).collect();
+            // Decoding and hashing images, assembling streams: CPU work that must
+            // not hold up a runtime thread serving requests.
+            let exchanges = std::mem::take(&mut batch);
+            let count = exchanges.len() as u64;
+            let prices = self.prices.clone();
+            let records: Vec<Record> = match tokio::task::spawn_blocking(move || {
+                exchanges
+                    .into_iter()
+                    .flat_map(|x| prepare(&prices, x))
+                    .collect()
+            })
+            .await
+            {
+                Ok(records) => records,
+                Err(e) => {
+                    self.metrics.dropped.fetch_add(count, Ordering::Relaxed);
+                    tracing::error!(error = %e, events = count, "log events could not be prepared: dropped");
+                    continue;
+                }
+            };
             let records = batch_logs(records, self.bus.max_payload().min(8 << 20) / 2);
             if self.spill.is_empty() {
                 let failed = self.send(records).await;
@@ -225,93 +244,93 @@ impl Publisher {
         event.object_name = event.sha256.clone();
         Some(Bytes::from(event.encode_to_vec()))
     }
+}
 
-    /// Builds the events of one exchange: media cut out of the request, a stream
-    /// assembled, tokens and cost computed.
-    fn prepare(&self, x: Exchange) -> Vec<Record> {
-        let (request_body, media) = llm::record::extract_media(&x.request_body);
-        let (response_body, tokens) = if x.stream {
-            let whole = match x.dialect {
-                Dialect::OpenAi => llm::record::assemble_openai(&x.frames),
-                Dialect::Anthropic => llm::record::assemble_anthropic(&x.frames),
-            };
-            let tokens = llm::record::usage(&whole);
-            (
-                Bytes::from(serde_json::to_vec(&whole).unwrap_or_default()),
-                tokens,
-            )
-        } else {
-            let tokens = llm::record::usage_of_body(&x.response_body);
-            (x.response_body, tokens)
+/// Builds the events of one exchange: media cut out of the request, a stream
+/// assembled, tokens and cost computed.
+fn prepare(prices: &BTreeMap<String, Price>, x: Exchange) -> Vec<Record> {
+    let (request_body, media) = llm::record::extract_media(&x.request_body);
+    let (response_body, tokens) = if x.stream {
+        let whole = match x.dialect {
+            Dialect::OpenAi => llm::record::assemble_openai(&x.frames),
+            Dialect::Anthropic => llm::record::assemble_anthropic(&x.frames),
         };
-        let tokens = tokens.unwrap_or_default();
-        let cost = self.prices.get(&x.upstream_model).map_or(0.0, |p| {
-            #[allow(clippy::cast_precision_loss)]
-            let (i, o) = (tokens.input as f64, tokens.output as f64);
-            (i * p.input + o * p.output) / 1e6
-        });
-        let request_id = x.request_id.hyphenated().to_string();
-        let simple = x.request_id.simple().to_string();
-        let traceparent = format!("00-{simple}-{}-01", &simple[16..]);
-        let log = LogEvent {
-            request_id: request_id.clone(),
-            received_at_us: x.received_at_us,
-            endpoint: x.endpoint.to_owned(),
-            client_key_id: String::new(),
-            requested_model: x.requested_model,
-            provider: x.provider,
-            upstream_model: x.upstream_model,
-            stream: x.stream,
-            status: u32::from(x.status),
-            error_kind: x.error_kind,
-            error_message: x.error_message,
-            input_tokens: tokens.input,
-            output_tokens: tokens.output,
-            cached_tokens: tokens.cached,
-            cost_usd: cost,
-            latency_us: x.latency_us,
-            ttft_us: x.ttft_us,
-            upstream_latency_us: x.upstream_latency_us,
-            request_body,
-            response_body,
-            media: media
-                .iter()
-                .map(|m| MediaRef {
-                    sha256: m.sha256.clone(),
-                    mime: m.mime.clone(),
-                    size: m.data.len() as u64,
-                })
-                .collect(),
-        };
-        let mut records: Vec<Record> = media
-            .into_iter()
-            .map(|m| Record {
-                subject: Subject::Media,
-                msg_id: format!("media-{}", m.sha256),
-                traceparent: traceparent.clone(),
-                payload: Bytes::from(
-                    MediaEvent {
-                        sha256: m.sha256,
-                        mime: m.mime,
-                        size: m.data.len() as u64,
-                        data: m.data,
-                        object_name: String::new(),
-                        request_id: request_id.clone(),
-                    }
-                    .encode_to_vec(),
-                ),
-                events: 0,
+        let tokens = llm::record::usage(&whole);
+        (
+            Bytes::from(serde_json::to_vec(&whole).unwrap_or_default()),
+            tokens,
+        )
+    } else {
+        let tokens = llm::record::usage_of_body(&x.response_body);
+        (x.response_body, tokens)
+    };
+    let tokens = tokens.unwrap_or_default();
+    let cost = prices.get(&x.upstream_model).map_or(0.0, |p| {
+        #[allow(clippy::cast_precision_loss)]
+        let (i, o) = (tokens.input as f64, tokens.output as f64);
+        (i * p.input + o * p.output) / 1e6
+    });
+    let request_id = x.request_id.hyphenated().to_string();
+    let simple = x.request_id.simple().to_string();
+    let traceparent = format!("00-{simple}-{}-01", &simple[16..]);
+    let log = LogEvent {
+        request_id: request_id.clone(),
+        received_at_us: x.received_at_us,
+        endpoint: x.endpoint.to_owned(),
+        client_key_id: String::new(),
+        requested_model: x.requested_model,
+        provider: x.provider,
+        upstream_model: x.upstream_model,
+        stream: x.stream,
+        status: u32::from(x.status),
+        error_kind: x.error_kind,
+        error_message: x.error_message,
+        input_tokens: tokens.input,
+        output_tokens: tokens.output,
+        cached_tokens: tokens.cached,
+        cost_usd: cost,
+        latency_us: x.latency_us,
+        ttft_us: x.ttft_us,
+        upstream_latency_us: x.upstream_latency_us,
+        request_body,
+        response_body,
+        media: media
+            .iter()
+            .map(|m| MediaRef {
+                sha256: m.sha256.clone(),
+                mime: m.mime.clone(),
+                size: m.data.len() as u64,
             })
-            .collect();
-        records.push(Record {
-            subject: Subject::Log,
-            msg_id: request_id,
-            traceparent,
-            payload: Bytes::from(log.encode_to_vec()),
-            events: 1,
-        });
-        records
-    }
+            .collect(),
+    };
+    let mut records: Vec<Record> = media
+        .into_iter()
+        .map(|m| Record {
+            subject: Subject::Media,
+            msg_id: format!("media-{}", m.sha256),
+            traceparent: traceparent.clone(),
+            payload: Bytes::from(
+                MediaEvent {
+                    sha256: m.sha256,
+                    mime: m.mime,
+                    size: m.data.len() as u64,
+                    data: m.data,
+                    object_name: String::new(),
+                    request_id: request_id.clone(),
+                }
+                .encode_to_vec(),
+            ),
+            events: 0,
+        })
+        .collect();
+    records.push(Record {
+        subject: Subject::Log,
+        msg_id: request_id,
+        traceparent,
+        payload: Bytes::from(log.encode_to_vec()),
+        events: 1,
+    });
+    records
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
