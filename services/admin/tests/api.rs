@@ -153,6 +153,11 @@ async fn exercise(store: Store) {
     );
     let text = api.json("/api/v1/logs?q=HELLO&limit=500").await;
     assert!(text["data"].as_array().unwrap().len() >= 30);
+    let none = api.json("/api/v1/logs?q=no-such-words&limit=500").await;
+    assert!(
+        none["data"].as_array().unwrap().is_empty(),
+        "the text filter was ignored"
+    );
     assert_eq!(api.get("/api/v1/logs?status=9").await.status(), 400);
     assert_eq!(api.get("/api/v1/logs?cursor=nope").await.status(), 400);
 

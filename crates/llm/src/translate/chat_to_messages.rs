@@ -30,8 +30,8 @@ use crate::anthropic::{
 use crate::openai::ErrorBody as OpenAiError;
 use crate::openai::types::{
     ChatCompletion, ChatCompletionChunk, ChatCompletionRequest, ChatMessage, Choice, ChunkChoice,
-    CompletionUsage, Content, ContentPart, Delta, FunctionCall, FunctionCallDelta,
-    PromptTokensDetails, ResponseMessage, ToolCall, ToolCallDelta, ToolChoice,
+    CompletionUsage, Content, ContentPart, Delta, FunctionCallDelta, PromptTokensDetails,
+    ResponseMessage, ToolCall, ToolCallDelta, ToolChoice,
 };
 
 /// Extra request members that mean the same in both APIs and are passed on.
@@ -277,15 +277,7 @@ pub fn response(message: MessagesResponse, created: u64) -> Result<ChatCompletio
             ContentBlock::Thinking { thinking, .. } => reasoning.push_str(&thinking),
             ContentBlock::ToolUse {
                 id, name, input, ..
-            } => tool_calls.push(ToolCall {
-                id,
-                kind: "function".into(),
-                function: FunctionCall {
-                    name,
-                    arguments: serde_json::to_string(&input)
-                        .map_err(|e| TranslateError::Upstream(e.to_string()))?,
-                },
-            }),
+            } => tool_calls.push(super::tool_call(id, name, &input)),
             // Redacted thinking and server-tool blocks have no OpenAI form.
             _ => {}
         }

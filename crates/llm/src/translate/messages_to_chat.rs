@@ -27,8 +27,8 @@ use crate::anthropic::{
 use crate::openai::ErrorBody as OpenAiError;
 use crate::openai::types::{
     ChatCompletion, ChatCompletionChunk, ChatCompletionRequest, ChatMessage, CompletionUsage,
-    Content, ContentPart, FunctionCall, FunctionDefinition, ImageUrl, NamedFunction,
-    NamedToolChoice, Stop, StreamOptions, Tool, ToolCall, ToolChoice,
+    Content, ContentPart, FunctionDefinition, ImageUrl, NamedFunction, NamedToolChoice, Stop,
+    StreamOptions, Tool, ToolChoice,
 };
 
 /// Anthropic Messages request → OpenAI chat request.
@@ -202,14 +202,7 @@ fn assistant_message(blocks: Vec<ContentBlock>, i: usize) -> Result<ChatMessage,
             ContentBlock::Text { text: t, .. } => text.push_str(&t),
             ContentBlock::ToolUse {
                 id, name, input, ..
-            } => tool_calls.push(ToolCall {
-                id,
-                kind: "function".into(),
-                function: FunctionCall {
-                    name,
-                    arguments: input.to_string(),
-                },
-            }),
+            } => tool_calls.push(super::tool_call(id, name, &input)),
             ContentBlock::Thinking { .. } | ContentBlock::RedactedThinking { .. } => {}
             other => {
                 return Err(TranslateError::Unsupported(format!(

@@ -48,6 +48,23 @@ pub fn stop_reason(finish_reason: Option<&str>) -> &'static str {
     }
 }
 
+/// An Anthropic `tool_use` as an OpenAI tool call (arguments: the input as
+/// compact JSON text).
+pub(crate) fn tool_call(
+    id: String,
+    name: String,
+    input: &serde_json::Value,
+) -> crate::openai::types::ToolCall {
+    crate::openai::types::ToolCall {
+        id,
+        kind: "function".into(),
+        function: crate::openai::types::FunctionCall {
+            name,
+            arguments: input.to_string(),
+        },
+    }
+}
+
 /// Splits a `data:` URI into its media type and base64 payload.
 pub(crate) fn parse_data_uri(uri: &str) -> Option<(&str, &str)> {
     let rest = uri.strip_prefix("data:")?;
