@@ -132,7 +132,7 @@ def main() -> int:
         port = free_port()
         gw = subprocess.Popen(
             [str(BIN / "aiprox"), "gateway", "--config", str(config)],
-            env=dict(os.environ, AIPROX_GATEWAY__LISTEN=f"127.0.0.1:{port}", RUST_LOG="warn"),
+            env=dict(os.environ, AIPROX_GATEWAY__AUTH="open", AIPROX_GATEWAY__LISTEN=f"127.0.0.1:{port}", RUST_LOG="warn"),
             stderr=(workdir / "gateway.log").open("w"),
         )
         procs.append(gw)
@@ -180,7 +180,7 @@ def main() -> int:
             [str(BIN / "aiprox"), "gateway", "--config", str(config)],
             env=dict(
                 os.environ,
-                AIPROX_GATEWAY__LISTEN=f"127.0.0.1:{on_port}",
+                AIPROX_GATEWAY__AUTH="open", AIPROX_GATEWAY__LISTEN=f"127.0.0.1:{on_port}",
                 AIPROX_NATS_URL=f"nats://127.0.0.1:{nats_port}",
                 AIPROX_GATEWAY__EVENTS__SPILL_DIR=str(workdir / "spill"),
                 RUST_LOG="warn",

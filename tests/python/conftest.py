@@ -120,6 +120,7 @@ mappings:
         env = dict(
             os.environ,
             AIPROX_TEST_PROVIDER_KEY=PROVIDER_KEY,
+            AIPROX_GATEWAY__AUTH="open",
             AIPROX_GATEWAY__LISTEN=f"127.0.0.1:{port}",
             RUST_LOG="debug",
         )

@@ -57,6 +57,7 @@ def split(mock_url):
         AIPROX_DATABASE_URL=f"postgres://postgres@127.0.0.1:{pg_port}/postgres",
         AIPROX_NATS_URL=f"nats://127.0.0.1:{nats_port}",
         AIPROX_MEDIA_ROOT=str(work / "media"),
+        AIPROX_GATEWAY__AUTH="open",
         AIPROX_GATEWAY__LISTEN=f"127.0.0.1:{gw_port}",
         AIPROX_GATEWAY__EVENTS__SPILL_DIR=str(work / "spill"),
     )

@@ -31,6 +31,9 @@ pub mod subjects {
     pub const MEDIA_WRITER: &str = "media";
     /// Object store bucket for media blobs larger than a message.
     pub const MEDIA_BUCKET: &str = "aiprox-media";
+    /// Key-value bucket holding the live configuration snapshot, under one key.
+    pub const CONFIG_BUCKET: &str = "aiprox-config";
+    pub const CONFIG_KEY: &str = "snapshot";
 }
 
 /// One message to publish.
@@ -149,6 +152,63 @@ impl Bus {
                 Ok(())
             }
         }
+    }
+}
+
+/// The live configuration: admin puts a whole snapshot, every gateway watches it.
+impl Bus {
+    /// Replaces the snapshot.
+    pub async fn put_config(&self, value: Bytes) -> Result<(), BusError> {
+        match self {
+            Self::Nats(b) => b.put_config(value).await,
+            Self::InProcess(b) => {
+                b.put_config(value);
+                Ok(())
+            }
+        }
+    }
+
+    /// The current snapshot, if one was ever put.
+    pub async fn get_config(&self) -> Result<Option<Bytes>, BusError> {
+        match self {
+            Self::Nats(b) => b.get_config().await,
+            Self::InProcess(b) => Ok(b.get_config()),
+        }
+    }
+
+    /// Sends the current snapshot, then each new one, into the returned channel
+    /// until it is dropped; reconnects by itself when the bus goes away.
+    pub fn watch_config(&self) -> tokio::sync::mpsc::Receiver<Bytes> {
+        let (tx, rx) = tokio::sync::mpsc::channel(4);
+        let bus = self.clone();
+        tokio::spawn(async move {
+            match bus {
+                Self::Nats(b) => loop {
+                    if let Err(e) = b.watch_config(&tx).await {
+                        tracing::warn!(error = %e, "config watch interrupted; watching again");
+                    }
+                    if tx.is_closed() {
+                        break;
+                    }
+                    tokio::time::sleep(Duration::from_millis(250)).await;
+                },
+                Self::InProcess(b) => {
+                    let mut watch = b.subscribe_config();
+                    loop {
+                        let value = watch.borrow_and_update().clone();
+                        if let Some(v) = value
+                            && tx.send(v).await.is_err()
+                        {
+                            break;
+                        }
+                        if watch.changed().await.is_err() {
+                            break;
+                        }
+                    }
+                }
+            }
+        });
+        rx
     }
 }
 

@@ -21,6 +21,7 @@ type Queue = (
 pub struct InProcessBus {
     queues: Arc<Mutex<HashMap<String, Queue>>>,
     blobs: Arc<Mutex<HashMap<String, Bytes>>>,
+    config: Arc<tokio::sync::watch::Sender<Option<Bytes>>>,
 }
 
 #[derive(Debug)]
@@ -65,6 +66,18 @@ impl InProcessBus {
             .get_mut(subject)
             .and_then(|(_, rx)| rx.take());
         InProcessConsumer { receiver }
+    }
+
+    pub fn put_config(&self, value: Bytes) {
+        self.config.send_replace(Some(value));
+    }
+
+    pub fn get_config(&self) -> Option<Bytes> {
+        self.config.borrow().clone()
+    }
+
+    pub fn subscribe_config(&self) -> tokio::sync::watch::Receiver<Option<Bytes>> {
+        self.config.subscribe()
     }
 
     pub fn put_blob(&self, name: &str, data: Bytes) {

@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use async_nats::HeaderMap;
-use async_nats::jetstream::{self, consumer, object_store, stream};
+use async_nats::jetstream::{self, consumer, kv, object_store, stream};
 use bytes::Bytes;
 use futures_util::StreamExt;
 
@@ -70,6 +70,66 @@ impl NatsBus {
                 .map_err(unavailable)?;
         }
         Ok(())
+    }
+
+    /// The config bucket, created when missing. The stream is declared by hand, as
+    /// a KV bucket's stream is (one message per key, rollups, direct gets), so the
+    /// bucket works on NATS servers older than the client's own defaults expect.
+    async fn config_bucket(&self) -> Result<kv::Store, BusError> {
+        if let Ok(store) = self.js.get_key_value(subjects::CONFIG_BUCKET).await {
+            return Ok(store);
+        }
+        let bucket = subjects::CONFIG_BUCKET;
+        self.js
+            .get_or_create_stream(stream::Config {
+                name: format!("KV_{bucket}"),
+                subjects: vec![format!("$KV.{bucket}.>")],
+                storage: stream::StorageType::File,
+                max_messages_per_subject: 1,
+                discard: stream::DiscardPolicy::New,
+                allow_rollup: true,
+                deny_delete: true,
+                allow_direct: true,
+                duplicate_window: Duration::from_secs(120),
+                ..stream::Config::default()
+            })
+            .await
+            .map_err(unavailable)?;
+        self.js.get_key_value(bucket).await.map_err(unavailable)
+    }
+
+    pub async fn put_config(&self, value: Bytes) -> Result<(), BusError> {
+        let bucket = self.config_bucket().await?;
+        bucket
+            .put(subjects::CONFIG_KEY, value)
+            .await
+            .map_err(unavailable)?;
+        Ok(())
+    }
+
+    pub async fn get_config(&self) -> Result<Option<Bytes>, BusError> {
+        let bucket = self.config_bucket().await?;
+        bucket.get(subjects::CONFIG_KEY).await.map_err(unavailable)
+    }
+
+    /// Every value of the config key from the current one on, into `tx`. Returns
+    /// when the watch breaks (NATS went away); the caller watches again.
+    pub async fn watch_config(
+        &self,
+        tx: &tokio::sync::mpsc::Sender<Bytes>,
+    ) -> Result<(), BusError> {
+        let bucket = self.config_bucket().await?;
+        let mut watch = bucket
+            .watch_with_history(subjects::CONFIG_KEY)
+            .await
+            .map_err(unavailable)?;
+        while let Some(entry) = watch.next().await {
+            let entry = entry.map_err(unavailable)?;
+            if entry.operation == kv::Operation::Put && tx.send(entry.value).await.is_err() {
+                return Ok(());
+            }
+        }
+        Err(BusError::Unavailable("the config watch ended".into()))
     }
 
     pub fn max_payload(&self) -> usize {

@@ -8,10 +8,12 @@
 //! - [`Store::list_logs`]: the Logs page's filters with keyset pagination.
 //! - A few read queries the tests and the admin API use.
 
+mod config;
 mod postgres;
 mod query;
 mod sqlite;
 
+pub use config::{KeyRow, MappingRow, ProviderRow};
 pub use query::{Cursor, LogFilter, LogSummary, SeriesPoint, Split, UsageSummary};
 
 use std::collections::BTreeMap;

@@ -16,7 +16,8 @@ use tokio_util::sync::CancellationToken;
 use crate::config::{Config, ConfigError};
 use crate::error::Error;
 use crate::record::Recorder;
-use crate::routing::Routes;
+use crate::routing::{Routes, Source};
+use arc_swap::ArcSwap;
 
 /// Shared by every handler: the routing table and the settings.
 #[derive(Debug, Clone)]
@@ -26,8 +27,9 @@ pub struct AppState {
 
 #[derive(Debug)]
 struct Inner {
-    routes: Routes,
-    max_body_bytes: usize,
+    routes: ArcSwap<Routes>,
+    settings: crate::config::Settings,
+    created: u64,
     recorder: Option<Recorder>,
 }
 
@@ -36,13 +38,40 @@ impl AppState {
         let created = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_secs());
+        let routes = Routes::build(&Source {
+            config,
+            keys: &[],
+            created,
+            previous: None,
+            strict: true,
+        })?;
         Ok(Self {
             inner: Arc::new(Inner {
-                routes: Routes::build(config, created)?,
-                max_body_bytes: config.settings.max_body_bytes,
+                routes: ArcSwap::from_pointee(routes),
+                settings: config.settings.clone(),
+                created,
                 recorder,
             }),
         })
+    }
+
+    /// The current routing table and keys. Lock-free; hold it for one request.
+    pub fn routes(&self) -> Arc<Routes> {
+        self.inner.routes.load_full()
+    }
+
+    /// Replaces the routing table for the requests that start from now on.
+    pub fn swap_routes(&self, routes: Routes) {
+        self.inner.routes.store(Arc::new(routes));
+    }
+
+    pub fn settings(&self) -> &crate::config::Settings {
+        &self.inner.settings
+    }
+
+    /// When the gateway started (Unix seconds): the `created` of listed models.
+    pub fn created(&self) -> u64 {
+        self.inner.created
     }
 
     /// The log pipeline, when events are on.
@@ -50,21 +79,19 @@ impl AppState {
         self.inner.recorder.as_ref()
     }
 
-    pub fn routes(&self) -> &Routes {
-        &self.inner.routes
-    }
-
     pub fn max_body_bytes(&self) -> usize {
-        self.inner.max_body_bytes
+        self.inner.settings.max_body_bytes
     }
 }
 
 /// Who and when: the request's id and arrival, for handlers, spans and the log.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct RequestContext {
     pub id: uuid::Uuid,
     pub received_at_us: i64,
     pub started: std::time::Instant,
+    /// The client key's id, once authenticated.
+    pub key_id: Option<Arc<str>>,
 }
 
 /// Gives every request a fresh UUIDv7 (never the client's: ids must be unique to
@@ -78,6 +105,7 @@ async fn request_id(mut request: Request, next: Next) -> Response {
         id,
         received_at_us,
         started: std::time::Instant::now(),
+        key_id: None,
     });
     let span = tracing::debug_span!("request", request_id = %id, method = %request.method(), path = request.uri().path());
     let mut response = tracing::Instrument::instrument(next.run(request), span).await;
@@ -86,6 +114,41 @@ async fn request_id(mut request: Request, next: Next) -> Response {
         response.headers_mut().insert("x-request-id", v);
     }
     response
+}
+
+/// The client key from `Authorization: Bearer` or `x-api-key` (what the OpenAI
+/// and Anthropic SDKs send).
+fn client_key(headers: &axum::http::HeaderMap) -> Option<&str> {
+    headers
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| {
+            v.strip_prefix("Bearer ")
+                .or_else(|| v.strip_prefix("bearer "))
+        })
+        .or_else(|| headers.get("x-api-key").and_then(|v| v.to_str().ok()))
+        .map(str::trim)
+        .filter(|k| !k.is_empty())
+}
+
+/// Checks the client key against the current snapshot's keys and records who
+/// called; refusals in the error shape of the API called.
+async fn authenticate(
+    axum::extract::State(state): axum::extract::State<AppState>,
+    mut request: Request,
+    next: Next,
+) -> Response {
+    let verdict = state.routes().authenticate(client_key(request.headers()));
+    match verdict {
+        Ok(key_id) => {
+            if let Some(ctx) = request.extensions_mut().get_mut::<RequestContext>() {
+                ctx.key_id = key_id;
+            }
+            next.run(request).await
+        }
+        Err(e) if request.uri().path().starts_with("/v1/messages") => e.into_anthropic_response(),
+        Err(e) => e.into_response(),
+    }
 }
 
 async fn unknown_route(method: Method, uri: Uri) -> Response {
@@ -123,8 +186,11 @@ async fn metrics(axum::extract::State(state): axum::extract::State<AppState>) ->
 pub fn router(state: AppState, readiness: Readiness) -> Router {
     Router::new()
         .route("/metrics", axum::routing::get(metrics))
-        .merge(crate::routes::openai::router())
-        .merge(crate::routes::anthropic::router())
+        .merge(
+            crate::routes::openai::router()
+                .merge(crate::routes::anthropic::router())
+                .route_layer(middleware::from_fn_with_state(state.clone(), authenticate)),
+        )
         .fallback(unknown_route)
         .method_not_allowed_fallback(method_not_allowed)
         .with_state(state)
@@ -140,6 +206,7 @@ pub struct Application {
     readiness: Readiness,
     settings: crate::config::Settings,
     publisher: Option<tokio::task::JoinHandle<()>>,
+    watcher: Option<tokio::task::JoinHandle<()>>,
 }
 
 impl Application {
@@ -147,7 +214,7 @@ impl Application {
     /// publisher on `bus` (no logging without one) and binds the listener.
     pub async fn build(config: Config, bus: Option<events::Bus>) -> anyhow::Result<Self> {
         config.validate()?;
-        let (recorder, publisher) = match bus {
+        let (recorder, publisher) = match bus.clone() {
             Some(bus) => {
                 let (r, p) = crate::publish::start(
                     bus,
@@ -165,6 +232,10 @@ impl Application {
             None => (None, None),
         };
         let state = AppState::new(&config, recorder)?;
+        let watcher = match bus {
+            Some(bus) => Some(start_live_config(bus, &state).await),
+            None => None,
+        };
         let listener = TcpListener::bind(config.settings.listen)
             .await
             .map_err(|e| {
@@ -180,6 +251,7 @@ impl Application {
             readiness,
             settings: config.settings,
             publisher,
+            watcher,
         })
     }
 
@@ -200,6 +272,7 @@ impl Application {
             readiness,
             settings,
             publisher,
+            watcher,
         } = self;
         let addr = listener.local_addr()?;
         tracing::info!(%addr, "gateway listening");
@@ -230,6 +303,9 @@ impl Application {
                 Ok(())
             }
         };
+        if let Some(watcher) = watcher {
+            watcher.abort();
+        }
         // Every request is answered and its recorder dropped: flush the log.
         if let Some(publisher) = publisher
             && tokio::time::timeout(settings.shutdown_grace, publisher)
@@ -240,6 +316,32 @@ impl Application {
         }
         served
     }
+}
+
+/// Applies the published configuration snapshot, when there is one, before the
+/// gateway serves (a key revoked before this replica started must not work even
+/// for a moment), then follows every change in the background.
+async fn start_live_config(bus: events::Bus, state: &AppState) -> tokio::task::JoinHandle<()> {
+    let applied = match tokio::time::timeout(std::time::Duration::from_secs(5), bus.get_config())
+        .await
+    {
+        Ok(Ok(Some(bytes))) => crate::live::apply(state, &bytes).then_some(bytes),
+        Ok(Ok(None)) => {
+            tracing::info!("no configuration snapshot published yet; serving the file's");
+            None
+        }
+        Ok(Err(e)) => {
+            tracing::warn!(error = %e, "cannot read the configuration snapshot; serving the file's until it arrives");
+            None
+        }
+        Err(_) => {
+            tracing::warn!(
+                "timed out reading the configuration snapshot; serving the file's until it arrives"
+            );
+            None
+        }
+    };
+    tokio::spawn(crate::live::watch(bus, state.clone(), applied))
 }
 
 /// Builds and runs a gateway until `shutdown`.

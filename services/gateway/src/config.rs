@@ -10,7 +10,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use secrecy::SecretString;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use url::Url;
 
 /// Everything the gateway needs to run.
@@ -49,6 +49,23 @@ pub struct Settings {
     pub events: crate::publish::EventSettings,
     /// Prices by upstream model name, USD per million tokens, for the logged cost.
     pub prices: BTreeMap<String, crate::publish::Price>,
+    /// Who may call the API. Unset: `required` for `aiprox gateway`, `auto` for
+    /// `aiprox all`.
+    pub auth: Option<AuthMode>,
+}
+
+/// Client authentication.
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum AuthMode {
+    /// Every request carries a client API key the admin API issued
+    /// (`Authorization: Bearer` or `x-api-key`).
+    Required,
+    /// Anyone may call; a known key is still recorded in the log.
+    Open,
+    /// Open while no client key exists and the gateway listens on loopback only;
+    /// `required` as soon as the first key is created.
+    Auto,
 }
 
 impl Default for Settings {
@@ -61,6 +78,7 @@ impl Default for Settings {
             drain_delay: Duration::ZERO,
             events: crate::publish::EventSettings::default(),
             prices: BTreeMap::new(),
+            auth: None,
         }
     }
 }
@@ -94,14 +112,14 @@ impl Default for Timeouts {
 }
 
 /// Per-provider timeout overrides.
-#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, Deserialize, Serialize, PartialEq, Eq)]
 #[serde(default, deny_unknown_fields)]
 pub struct TimeoutOverrides {
-    #[serde(with = "humantime_serde")]
+    #[serde(with = "humantime_serde", skip_serializing_if = "Option::is_none")]
     pub connect: Option<Duration>,
-    #[serde(with = "humantime_serde")]
+    #[serde(with = "humantime_serde", skip_serializing_if = "Option::is_none")]
     pub first_byte: Option<Duration>,
-    #[serde(with = "humantime_serde")]
+    #[serde(with = "humantime_serde", skip_serializing_if = "Option::is_none")]
     pub idle: Option<Duration>,
 }
 
@@ -116,7 +134,7 @@ impl TimeoutOverrides {
 }
 
 /// One upstream, by kind.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum ProviderConfig {
     /// OpenAI, or any API that speaks its protocol (Ollama's `/v1`, vLLM, DeepSeek,
@@ -131,7 +149,7 @@ pub enum ProviderConfig {
     Demo(DemoConfig),
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
 pub struct OpenAiConfig {
     /// The API root, including the version segment: `https://api.openai.com/v1`,
@@ -139,8 +157,12 @@ pub struct OpenAiConfig {
     pub base_url: Url,
     /// Name of the environment variable holding the API key; keys never sit in the
     /// file. Unset for keyless local servers.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub api_key_env: Option<String>,
+    /// The API key sealed with `AIPROX_SECRET_KEY` (see [`crate::secret`]), as the
+    /// admin API stores it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub api_key_sealed: Option<String>,
     /// Extra headers sent with every upstream request (`OpenAI-Organization`, a
     /// gateway tenant header…).
     #[serde(default)]
@@ -152,15 +174,18 @@ pub struct OpenAiConfig {
     pub timeouts: TimeoutOverrides,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
 pub struct AnthropicConfig {
     /// The API root, without `/v1`. Default `https://api.anthropic.com`.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub base_url: Option<Url>,
     /// Name of the environment variable holding the API key (sent as `x-api-key`).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub api_key_env: Option<String>,
+    /// The API key sealed with `AIPROX_SECRET_KEY`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub api_key_sealed: Option<String>,
     /// `anthropic-version` sent upstream, unless an Anthropic client sends its own.
     #[serde(default = "anthropic_version")]
     pub anthropic_version: String,
@@ -183,11 +208,15 @@ fn default_max_tokens() -> u32 {
     4096
 }
 
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
 pub struct DemoConfig {
     /// Pause between streamed words, so streaming is visible to a person.
-    #[serde(default, with = "humantime_serde")]
+    #[serde(
+        default,
+        with = "humantime_serde",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub word_delay: Option<Duration>,
     /// Models listed by `GET /v1/models` as `provider/model`.
     #[serde(default)]
@@ -195,7 +224,7 @@ pub struct DemoConfig {
 }
 
 /// Where an alias points.
-#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
 pub struct MappingConfig {
     pub provider: String,
@@ -211,7 +240,7 @@ pub struct ConfigError {
 }
 
 impl ConfigError {
-    fn new(key: impl Into<String>, message: impl Into<String>) -> Self {
+    pub fn new(key: impl Into<String>, message: impl Into<String>) -> Self {
         Self {
             key: key.into(),
             message: message.into(),
@@ -219,11 +248,19 @@ impl ConfigError {
     }
 }
 
-/// A provider's API key, read from the environment at start-up.
+/// A provider's API key: unsealed (see [`crate::secret`]) or read from the
+/// environment variable named.
 pub(crate) fn read_api_key(
     provider: &str,
     var: Option<&str>,
+    sealed: Option<&str>,
 ) -> Result<Option<SecretString>, ConfigError> {
+    if let Some(sealed) = sealed {
+        return crate::secret::SecretKey::from_env()
+            .and_then(|key| key.open(provider, sealed))
+            .map(Some)
+            .map_err(|e| ConfigError::new(format!("providers.{provider}.api_key"), e.to_string()));
+    }
     let Some(var) = var else { return Ok(None) };
     match std::env::var(var) {
         Ok(v) if !v.is_empty() => Ok(Some(SecretString::from(v))),
@@ -234,43 +271,62 @@ pub(crate) fn read_api_key(
     }
 }
 
-impl Config {
-    /// Checks what types cannot: names, references, URLs, headers and key variables.
-    pub fn validate(&self) -> Result<(), ConfigError> {
-        for (name, provider) in &self.providers {
-            if name.is_empty() || name.contains('/') {
+impl ProviderConfig {
+    /// Checks what types cannot, short of reading key variables: the name, the
+    /// URL's scheme, header names and values.
+    pub fn check(&self, name: &str) -> Result<(), ConfigError> {
+        if name.is_empty() || name.contains('/') || name.chars().any(char::is_whitespace) {
+            return Err(ConfigError::new(
+                format!("providers.{name}"),
+                "a provider name must be non-empty, without '/' or spaces",
+            ));
+        }
+        let http = match self {
+            Self::Openai(p) => Some((Some(&p.base_url), &p.headers)),
+            Self::Anthropic(p) => Some((p.base_url.as_ref(), &p.headers)),
+            Self::Demo(_) => None,
+        };
+        let Some((base_url, headers)) = http else {
+            return Ok(());
+        };
+        if let Some(base_url) = base_url
+            && (!matches!(base_url.scheme(), "http" | "https") || !base_url.has_host())
+        {
+            return Err(ConfigError::new(
+                format!("providers.{name}.base_url"),
+                "must be an http:// or https:// URL",
+            ));
+        }
+        for (header, value) in headers {
+            if http::HeaderName::try_from(header.as_str()).is_err()
+                || http::HeaderValue::try_from(value.as_str()).is_err()
+            {
                 return Err(ConfigError::new(
-                    format!("providers.{name}"),
-                    "a provider name must be non-empty and contain no '/'",
+                    format!("providers.{name}.headers.{header}"),
+                    "not a valid HTTP header",
                 ));
             }
-            let http = match provider {
-                ProviderConfig::Openai(p) => Some((&p.base_url, &p.api_key_env, &p.headers)),
-                ProviderConfig::Anthropic(p) => p
-                    .base_url
-                    .as_ref()
-                    .map(|url| (url, &p.api_key_env, &p.headers)),
-                ProviderConfig::Demo(_) => None,
-            };
-            if let Some((base_url, api_key_env, headers)) = http {
-                if !matches!(base_url.scheme(), "http" | "https") {
-                    return Err(ConfigError::new(
-                        format!("providers.{name}.base_url"),
-                        "must be an http:// or https:// URL",
-                    ));
-                }
-                read_api_key(name, api_key_env.as_deref())?;
-                for (header, value) in headers {
-                    if http::HeaderName::try_from(header.as_str()).is_err()
-                        || http::HeaderValue::try_from(value.as_str()).is_err()
-                    {
-                        return Err(ConfigError::new(
-                            format!("providers.{name}.headers.{header}"),
-                            "not a valid HTTP header",
-                        ));
-                    }
-                }
-            }
+        }
+        Ok(())
+    }
+
+    /// The key's environment variable and sealed value, for kinds that take a key.
+    pub fn api_key_source(&self) -> (Option<&str>, Option<&str>) {
+        match self {
+            Self::Openai(p) => (p.api_key_env.as_deref(), p.api_key_sealed.as_deref()),
+            Self::Anthropic(p) => (p.api_key_env.as_deref(), p.api_key_sealed.as_deref()),
+            Self::Demo(_) => (None, None),
+        }
+    }
+}
+
+impl Config {
+    /// Checks what types cannot: names, references, URLs, headers and keys.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        for (name, provider) in &self.providers {
+            provider.check(name)?;
+            let (env, sealed) = provider.api_key_source();
+            read_api_key(name, env, sealed)?;
         }
         for (alias, mapping) in &self.mappings {
             if !self.providers.contains_key(&mapping.provider) {

@@ -12,6 +12,12 @@ use llm::translate::{chat_to_messages, messages_to_chat};
 pub enum Error {
     #[error(transparent)]
     InvalidRequest(#[from] InvalidRequest),
+    #[error(
+        "You didn't provide an API key. Send it as `Authorization: Bearer <key>` or `x-api-key: <key>`."
+    )]
+    MissingApiKey,
+    #[error("Incorrect API key provided.")]
+    InvalidApiKey,
     #[error("The model `{0}` does not exist or you do not have access to it.")]
     ModelNotFound(String),
     #[error("Request body is larger than the {limit}-byte limit.")]
@@ -64,6 +70,7 @@ impl Error {
             | Self::Untranslatable(_)
             | Self::InvalidMessagesRequest(_) => StatusCode::BAD_REQUEST,
             Self::BodyTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::MissingApiKey | Self::InvalidApiKey => StatusCode::UNAUTHORIZED,
             Self::UnknownRoute { .. } => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             Self::UpstreamUnreachable { .. } | Self::UpstreamProtocol { .. } => {
@@ -84,6 +91,8 @@ impl Error {
         Some(match self {
             Self::InvalidRequest(e) => e.code(),
             Self::ModelNotFound(_) => "model_not_found",
+            Self::MissingApiKey => "missing_api_key",
+            Self::InvalidApiKey => "invalid_api_key",
             Self::BodyTooLarge { .. } => "request_too_large",
             Self::BodyRead(_) => "invalid_body",
             Self::UnknownRoute { .. } => "unknown_url",

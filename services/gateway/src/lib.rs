@@ -17,6 +17,8 @@
 //!   exchange into a bounded queue (never waiting); a background publisher builds
 //!   `LogEvent`/`MediaEvent`s and publishes them on the bus, spilling to disk while
 //!   the bus is away.
+//! - [`live`]: the configuration snapshot the admin API publishes, watched and
+//!   swapped in whole; [`secret`]: provider keys sealed at rest.
 //! - [`app`]: builds the server on a port ([`Application`]), the request-id layer,
 //!   `/metrics`, and graceful shutdown (in-flight streams finish, events flush).
 
@@ -25,12 +27,14 @@ pub mod chat;
 pub mod config;
 pub mod embeddings;
 pub mod error;
+pub mod live;
 pub mod messages;
 pub mod providers;
 pub mod publish;
 pub mod record;
 pub mod routes;
 pub mod routing;
+pub mod secret;
 pub mod stream;
 
 pub use app::{AppState, Application, run};

@@ -277,7 +277,7 @@ fn prepare(prices: &BTreeMap<String, Price>, x: Exchange) -> Vec<Record> {
         request_id: request_id.clone(),
         received_at_us: x.received_at_us,
         endpoint: x.endpoint.to_owned(),
-        client_key_id: String::new(),
+        client_key_id: x.key_id.as_deref().unwrap_or_default().to_owned(),
         requested_model: x.requested_model,
         provider: x.provider,
         upstream_model: x.upstream_model,

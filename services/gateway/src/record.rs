@@ -27,6 +27,8 @@ pub struct Exchange {
     pub started: Instant,
     pub endpoint: &'static str,
     pub dialect: Dialect,
+    /// The client key's id; `None` on an open gateway without a known key.
+    pub key_id: Option<std::sync::Arc<str>>,
     pub requested_model: String,
     pub provider: String,
     pub upstream_model: String,
@@ -57,6 +59,7 @@ impl Exchange {
             started: ctx.started,
             endpoint,
             dialect,
+            key_id: ctx.key_id.clone(),
             requested_model: String::new(),
             provider: String::new(),
             upstream_model: String::new(),

@@ -1,20 +1,36 @@
-//! Model resolution: which provider serves a requested model, under which name.
+//! Model resolution and client keys: which provider serves a requested model,
+//! under which name, and who may ask. One immutable [`Routes`] per configuration
+//! snapshot; the gateway swaps it whole when the configuration changes.
 
 use std::collections::HashMap;
+use std::net::SocketAddr;
 use std::sync::Arc;
 
 use llm::openai::Model;
+use sha2::{Digest, Sha256};
 
-use crate::config::{Config, ConfigError};
+use crate::config::{AuthMode, Config, ConfigError, ProviderConfig};
 use crate::error::Error;
 use crate::providers::Provider;
 
-/// An immutable routing table, built once from the configuration.
+/// An immutable routing table and key set.
 #[derive(Debug)]
 pub struct Routes {
-    providers: HashMap<String, Arc<Provider>>,
+    providers: HashMap<String, Built>,
     aliases: HashMap<String, Target>,
     models: Vec<Model>,
+    /// SHA-256 of each active client key → its id.
+    keys: HashMap<[u8; 32], Arc<str>>,
+    /// Requests without a known key are let through.
+    open: bool,
+}
+
+/// A provider with the configuration it was built from, so the next snapshot can
+/// keep it (and its connection pool) when that configuration did not change.
+#[derive(Debug)]
+struct Built {
+    config: ProviderConfig,
+    provider: Arc<Provider>,
 }
 
 /// Where a request goes.
@@ -25,52 +41,121 @@ pub struct Target {
     pub model: Arc<str>,
 }
 
+/// A client key the gateway accepts: its id and the SHA-256 of the key.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ClientKey {
+    pub id: String,
+    /// Hex SHA-256 of the whole key.
+    pub sha256: String,
+}
+
+/// The SHA-256 a client key is known by.
+pub fn key_hash(key: &str) -> [u8; 32] {
+    Sha256::digest(key.as_bytes()).into()
+}
+
+/// What the routing table is built from.
+#[derive(Debug)]
+pub struct Source<'a> {
+    pub config: &'a Config,
+    pub keys: &'a [ClientKey],
+    /// `created` of every listed model (Unix seconds).
+    pub created: u64,
+    /// The table this one replaces: unchanged providers are kept.
+    pub previous: Option<&'a Routes>,
+    /// A provider that cannot be built fails the whole build (start-up) rather than
+    /// being left out with an error logged (a live update must not take the other
+    /// providers down).
+    pub strict: bool,
+}
+
 impl Routes {
-    pub fn build(config: &Config, created: u64) -> Result<Self, ConfigError> {
-        config.validate()?;
+    pub fn build(source: &Source<'_>) -> Result<Self, ConfigError> {
+        let config = source.config;
+        if source.strict {
+            config.validate()?;
+        }
         let mut providers = HashMap::new();
-        for (name, provider) in &config.providers {
+        for (name, provider_config) in &config.providers {
+            let kept = source
+                .previous
+                .and_then(|p| p.providers.get(name))
+                .filter(|b| b.config == *provider_config)
+                .map(|b| b.provider.clone());
+            let provider = match kept {
+                Some(p) => p,
+                None => match Provider::build(name, provider_config, &config.settings)
+                    .and_then(|p| provider_config.check(name).map(|()| p))
+                {
+                    Ok(p) => Arc::new(p),
+                    Err(e) if source.strict => return Err(e),
+                    Err(e) => {
+                        tracing::error!(error = %e, provider = %name, "provider left out of the configuration");
+                        continue;
+                    }
+                },
+            };
             providers.insert(
                 name.clone(),
-                Arc::new(Provider::build(name, provider, &config.settings)?),
+                Built {
+                    config: provider_config.clone(),
+                    provider,
+                },
             );
         }
         let mut aliases = HashMap::new();
         let mut models = Vec::new();
         for (alias, mapping) in &config.mappings {
-            // `validate` guarantees the provider exists.
-            let Some(provider) = providers.get(&mapping.provider) else {
+            let Some(built) = providers.get(&mapping.provider) else {
+                tracing::error!(%alias, provider = %mapping.provider, "mapping left out: no such provider");
                 continue;
             };
             aliases.insert(
                 alias.clone(),
                 Target {
                     provider_name: mapping.provider.as_str().into(),
-                    provider: provider.clone(),
+                    provider: built.provider.clone(),
                     model: mapping.model.as_str().into(),
                 },
             );
             models.push(Model {
                 id: alias.clone(),
                 object: "model",
-                created,
+                created: source.created,
                 owned_by: mapping.provider.clone(),
             });
         }
-        for (name, provider) in &config.providers {
-            for model in Provider::listed_models(provider) {
+        for (name, built) in &providers {
+            for model in Provider::listed_models(&built.config) {
                 models.push(Model {
                     id: format!("{name}/{model}"),
                     object: "model",
-                    created,
+                    created: source.created,
                     owned_by: name.clone(),
                 });
             }
         }
+        models.sort_by(|a, b| a.id.cmp(&b.id));
+        let mut keys = HashMap::new();
+        for key in source.keys {
+            let mut hash = [0u8; 32];
+            if hex::decode_to_slice(&key.sha256, &mut hash).is_ok() {
+                keys.insert(hash, Arc::from(key.id.as_str()));
+            } else {
+                tracing::error!(key_id = %key.id, "client key left out: its hash is not hex SHA-256");
+            }
+        }
+        let open = match config.settings.auth.unwrap_or(AuthMode::Required) {
+            AuthMode::Open => true,
+            AuthMode::Required => false,
+            AuthMode::Auto => keys.is_empty() && is_loopback(config.settings.listen),
+        };
         Ok(Self {
             providers,
             aliases,
             models,
+            keys,
+            open,
         })
     }
 
@@ -86,15 +171,31 @@ impl Routes {
         {
             return Ok(Target {
                 provider_name: provider.into(),
-                provider: p.clone(),
+                provider: p.provider.clone(),
                 model: upstream.into(),
             });
         }
         Err(Error::ModelNotFound(model.to_owned()))
     }
 
-    /// What `GET /v1/models` lists: every alias, then every listed provider model.
+    /// What `GET /v1/models` lists: every alias and every listed provider model.
     pub fn models(&self) -> &[Model] {
         &self.models
     }
+
+    /// Who is calling: `Ok(Some(id))` for a known key, `Ok(None)` for an unknown
+    /// or missing key when the gateway is open, else the refusal.
+    pub fn authenticate(&self, key: Option<&str>) -> Result<Option<Arc<str>>, Error> {
+        let known = key.and_then(|k| self.keys.get(&key_hash(k)).cloned());
+        match (known, key) {
+            (Some(id), _) => Ok(Some(id)),
+            _ if self.open => Ok(None),
+            (None, None) => Err(Error::MissingApiKey),
+            (None, Some(_)) => Err(Error::InvalidApiKey),
+        }
+    }
+}
+
+fn is_loopback(addr: SocketAddr) -> bool {
+    addr.ip().is_loopback()
 }

@@ -75,7 +75,7 @@ impl Stack {
             format!(
                 "providers:\n  mock: {{kind: openai, base_url: '{}'}}\n\
                  mappings:\n  gpt4: {{provider: mock, model: gpt-4o}}\n\
-                 gateway:\n  shutdown_grace: 20s\n  prices: {{gpt-4o: {{input: 2.5, output: 10.0}}}}\n",
+                 gateway:\n  auth: open\n  shutdown_grace: 20s\n  prices: {{gpt-4o: {{input: 2.5, output: 10.0}}}}\n",
                 mock.base_url()
             ),
         )

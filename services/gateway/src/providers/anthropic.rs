@@ -54,7 +54,12 @@ impl Anthropic {
         config: &AnthropicConfig,
         settings: &Settings,
     ) -> Result<Self, ConfigError> {
-        let auth = read_api_key(name, config.api_key_env.as_deref())?.map(|key| {
+        let auth = read_api_key(
+            name,
+            config.api_key_env.as_deref(),
+            config.api_key_sealed.as_deref(),
+        )?
+        .map(|key| {
             (
                 HeaderName::from_static("x-api-key"),
                 key.expose_secret().to_owned(),

@@ -39,7 +39,12 @@ impl OpenAiCompatible {
         config: &OpenAiConfig,
         settings: &Settings,
     ) -> Result<Self, ConfigError> {
-        let auth = read_api_key(name, config.api_key_env.as_deref())?.map(|key| {
+        let auth = read_api_key(
+            name,
+            config.api_key_env.as_deref(),
+            config.api_key_sealed.as_deref(),
+        )?
+        .map(|key| {
             (
                 header::AUTHORIZATION,
                 format!("Bearer {}", key.expose_secret()),

@@ -4,8 +4,8 @@ use std::time::Duration;
 
 use gateway::Application;
 use gateway::config::{
-    AnthropicConfig, Config, DemoConfig, MappingConfig, OpenAiConfig, ProviderConfig, Settings,
-    TimeoutOverrides,
+    AnthropicConfig, AuthMode, Config, DemoConfig, MappingConfig, OpenAiConfig, ProviderConfig,
+    Settings, TimeoutOverrides,
 };
 use mock_upstream::MockUpstream;
 use serde_json::Value;
@@ -26,6 +26,7 @@ pub fn openai_provider(base_url: &str) -> ProviderConfig {
     ProviderConfig::Openai(OpenAiConfig {
         base_url: base_url.parse().unwrap(),
         api_key_env: Some("AIPROX_TEST_PROVIDER_KEY".into()),
+        api_key_sealed: None,
         headers: BTreeMap::from([("x-tenant".to_owned(), "team-a".to_owned())]),
         models: vec!["gpt-4o".into(), "gpt-4o-mini".into()],
         timeouts: TimeoutOverrides::default(),
@@ -36,6 +37,7 @@ pub fn anthropic_provider(base_url: &str) -> ProviderConfig {
     ProviderConfig::Anthropic(AnthropicConfig {
         base_url: Some(base_url.parse().unwrap()),
         api_key_env: Some("AIPROX_TEST_PROVIDER_KEY".into()),
+        api_key_sealed: None,
         anthropic_version: "2023-06-01".into(),
         default_max_tokens: 2048,
         headers: BTreeMap::new(),
@@ -52,6 +54,7 @@ pub fn base_config(mock: &MockUpstream) -> Config {
         settings: Settings {
             listen: "127.0.0.1:0".parse().unwrap(),
             shutdown_grace: Duration::from_secs(10),
+            auth: Some(AuthMode::Open),
             ..Settings::default()
         },
         providers: BTreeMap::from([
@@ -96,10 +99,18 @@ pub async fn spawn_app() -> TestApp {
 }
 
 pub async fn spawn_app_with(customise: impl FnOnce(&mut Config)) -> TestApp {
+    spawn_app_on(None, customise).await
+}
+
+/// A gateway publishing on (and taking its live configuration from) `bus`.
+pub async fn spawn_app_on(
+    bus: Option<events::Bus>,
+    customise: impl FnOnce(&mut Config),
+) -> TestApp {
     let mock = MockUpstream::start().await.unwrap();
     let mut config = base_config(&mock);
     customise(&mut config);
-    let app = Application::build(config, None).await.unwrap();
+    let app = Application::build(config, bus).await.unwrap();
     let addr = app.local_addr().unwrap();
     let shutdown = CancellationToken::new();
     let server = tokio::spawn(app.run_until_stopped(shutdown.clone()));

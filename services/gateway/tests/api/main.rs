@@ -6,6 +6,7 @@ mod chat;
 mod errors;
 mod helpers;
 mod lifecycle;
+mod live;
 mod messages_endpoint;
 mod models_embeddings;
 mod streaming;

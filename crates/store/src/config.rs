@@ -1,0 +1,264 @@
+//! The live configuration's tables: providers, model mappings, client API keys.
+//! The same SQL serves both databases (`$n` parameters, `ON CONFLICT`), so each
+//! query is written once and run on whichever pool the store holds.
+
+use sqlx::Row;
+
+use crate::{Store, StoreError};
+
+/// A provider as stored: its settings as JSON, its upstream key sealed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProviderRow {
+    pub name: String,
+    /// The provider's settings (kind, URL, headers…) as JSON, without any key.
+    pub spec: String,
+    /// The upstream API key, encrypted; never in clear.
+    pub api_key_sealed: Option<String>,
+    /// What may be shown of the key (`…abcd`).
+    pub api_key_mask: Option<String>,
+    pub created_at_us: i64,
+    pub updated_at_us: i64,
+}
+
+/// A model alias and its ordered targets (JSON array of `{provider, model}`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MappingRow {
+    pub alias: String,
+    pub targets: String,
+    pub created_at_us: i64,
+    pub updated_at_us: i64,
+}
+
+/// A client API key: its SHA-256 (hex), never the key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyRow {
+    pub id: String,
+    pub name: String,
+    pub hash: String,
+    /// The key's first characters, to recognise it in a list.
+    pub prefix: String,
+    pub created_at_us: i64,
+    pub revoked_at_us: Option<i64>,
+}
+
+/// Runs `$body` with `$pool` bound to the store's pool, whichever kind it is.
+macro_rules! on_pool {
+    ($store:expr, $pool:ident => $body:expr) => {
+        match $store {
+            Store::Postgres($pool) => $body,
+            Store::Sqlite($pool) => $body,
+        }
+    };
+}
+
+const PROVIDER_COLUMNS: &str =
+    "SELECT name, spec, api_key_sealed, api_key_mask, created_at, updated_at FROM providers";
+const MAPPING_COLUMNS: &str = "SELECT alias, targets, created_at, updated_at FROM model_mappings";
+const INSERT_PROVIDER: &str = "INSERT INTO providers (name, spec, api_key_sealed, api_key_mask, created_at, updated_at) \
+                               VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (name) DO NOTHING";
+const INSERT_MAPPING: &str = "INSERT INTO model_mappings (alias, targets, created_at, updated_at) \
+                              VALUES ($1, $2, $3, $4) ON CONFLICT (alias) DO NOTHING";
+const KEY_COLUMNS: &str = "SELECT id, name, hash, prefix, created_at, revoked_at FROM api_keys";
+
+fn provider_of<R: Row>(r: &R) -> Result<ProviderRow, sqlx::Error>
+where
+    for<'a> &'a str: sqlx::ColumnIndex<R>,
+    String: for<'a> sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
+    i64: for<'a> sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
+{
+    Ok(ProviderRow {
+        name: r.try_get("name")?,
+        spec: r.try_get("spec")?,
+        api_key_sealed: r.try_get("api_key_sealed")?,
+        api_key_mask: r.try_get("api_key_mask")?,
+        created_at_us: r.try_get("created_at")?,
+        updated_at_us: r.try_get("updated_at")?,
+    })
+}
+
+fn mapping_of<R: Row>(r: &R) -> Result<MappingRow, sqlx::Error>
+where
+    for<'a> &'a str: sqlx::ColumnIndex<R>,
+    String: for<'a> sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
+    i64: for<'a> sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
+{
+    Ok(MappingRow {
+        alias: r.try_get("alias")?,
+        targets: r.try_get("targets")?,
+        created_at_us: r.try_get("created_at")?,
+        updated_at_us: r.try_get("updated_at")?,
+    })
+}
+
+fn key_of<R: Row>(r: &R) -> Result<KeyRow, sqlx::Error>
+where
+    for<'a> &'a str: sqlx::ColumnIndex<R>,
+    String: for<'a> sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
+    i64: for<'a> sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
+{
+    Ok(KeyRow {
+        id: r.try_get("id")?,
+        name: r.try_get("name")?,
+        hash: r.try_get("hash")?,
+        prefix: r.try_get("prefix")?,
+        created_at_us: r.try_get("created_at")?,
+        revoked_at_us: r.try_get("revoked_at")?,
+    })
+}
+
+impl Store {
+    pub async fn providers(&self) -> Result<Vec<ProviderRow>, StoreError> {
+        let sql = format!("{PROVIDER_COLUMNS} ORDER BY name");
+        on_pool!(self, pool => {
+            let rows = sqlx::query(sqlx::AssertSqlSafe(sql)).fetch_all(pool).await?;
+            Ok(rows.iter().map(provider_of).collect::<Result<_, _>>()?)
+        })
+    }
+
+    pub async fn provider(&self, name: &str) -> Result<Option<ProviderRow>, StoreError> {
+        let sql = format!("{PROVIDER_COLUMNS} WHERE name = $1");
+        on_pool!(self, pool => {
+            let row = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(name).fetch_optional(pool).await?;
+            Ok(row.as_ref().map(provider_of).transpose()?)
+        })
+    }
+
+    /// Adds a provider; `false` when the name is taken.
+    pub async fn insert_provider(&self, p: &ProviderRow) -> Result<bool, StoreError> {
+        on_pool!(self, pool => {
+            let done = sqlx::query(INSERT_PROVIDER)
+                .bind(&p.name).bind(&p.spec).bind(&p.api_key_sealed).bind(&p.api_key_mask)
+                .bind(p.created_at_us).bind(p.updated_at_us)
+                .execute(pool).await?;
+            Ok(done.rows_affected() == 1)
+        })
+    }
+
+    /// Replaces a provider's settings and key; `false` when it does not exist.
+    pub async fn update_provider(&self, p: &ProviderRow) -> Result<bool, StoreError> {
+        let sql = "UPDATE providers SET spec = $2, api_key_sealed = $3, api_key_mask = $4, updated_at = $5 \
+                   WHERE name = $1";
+        on_pool!(self, pool => {
+            let done = sqlx::query(sql)
+                .bind(&p.name).bind(&p.spec).bind(&p.api_key_sealed).bind(&p.api_key_mask)
+                .bind(p.updated_at_us)
+                .execute(pool).await?;
+            Ok(done.rows_affected() == 1)
+        })
+    }
+
+    pub async fn delete_provider(&self, name: &str) -> Result<bool, StoreError> {
+        on_pool!(self, pool => {
+            let done = sqlx::query("DELETE FROM providers WHERE name = $1").bind(name).execute(pool).await?;
+            Ok(done.rows_affected() == 1)
+        })
+    }
+
+    pub async fn mappings(&self) -> Result<Vec<MappingRow>, StoreError> {
+        let sql = format!("{MAPPING_COLUMNS} ORDER BY alias");
+        on_pool!(self, pool => {
+            let rows = sqlx::query(sqlx::AssertSqlSafe(sql)).fetch_all(pool).await?;
+            Ok(rows.iter().map(mapping_of).collect::<Result<_, _>>()?)
+        })
+    }
+
+    pub async fn mapping(&self, alias: &str) -> Result<Option<MappingRow>, StoreError> {
+        let sql = format!("{MAPPING_COLUMNS} WHERE alias = $1");
+        on_pool!(self, pool => {
+            let row = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(alias).fetch_optional(pool).await?;
+            Ok(row.as_ref().map(mapping_of).transpose()?)
+        })
+    }
+
+    /// Adds a mapping; `false` when the alias is taken.
+    pub async fn insert_mapping(&self, m: &MappingRow) -> Result<bool, StoreError> {
+        on_pool!(self, pool => {
+            let done = sqlx::query(INSERT_MAPPING)
+                .bind(&m.alias).bind(&m.targets).bind(m.created_at_us).bind(m.updated_at_us)
+                .execute(pool).await?;
+            Ok(done.rows_affected() == 1)
+        })
+    }
+
+    pub async fn update_mapping(&self, m: &MappingRow) -> Result<bool, StoreError> {
+        let sql = "UPDATE model_mappings SET targets = $2, updated_at = $3 WHERE alias = $1";
+        on_pool!(self, pool => {
+            let done = sqlx::query(sql)
+                .bind(&m.alias).bind(&m.targets).bind(m.updated_at_us)
+                .execute(pool).await?;
+            Ok(done.rows_affected() == 1)
+        })
+    }
+
+    pub async fn delete_mapping(&self, alias: &str) -> Result<bool, StoreError> {
+        on_pool!(self, pool => {
+            let done = sqlx::query("DELETE FROM model_mappings WHERE alias = $1").bind(alias).execute(pool).await?;
+            Ok(done.rows_affected() == 1)
+        })
+    }
+
+    /// Every key, revoked ones included, newest first.
+    pub async fn keys(&self) -> Result<Vec<KeyRow>, StoreError> {
+        let sql = format!("{KEY_COLUMNS} ORDER BY created_at DESC, id");
+        on_pool!(self, pool => {
+            let rows = sqlx::query(sqlx::AssertSqlSafe(sql)).fetch_all(pool).await?;
+            Ok(rows.iter().map(key_of).collect::<Result<_, _>>()?)
+        })
+    }
+
+    pub async fn insert_key(&self, k: &KeyRow) -> Result<(), StoreError> {
+        let sql = "INSERT INTO api_keys (id, name, hash, prefix, created_at, revoked_at) \
+                   VALUES ($1, $2, $3, $4, $5, $6)";
+        on_pool!(self, pool => {
+            sqlx::query(sql)
+                .bind(&k.id).bind(&k.name).bind(&k.hash).bind(&k.prefix)
+                .bind(k.created_at_us).bind(k.revoked_at_us)
+                .execute(pool).await?;
+            Ok(())
+        })
+    }
+
+    /// Revokes a key; `None` when there is no such key, else the key as it now is
+    /// (revoking twice keeps the first time).
+    pub async fn revoke_key(&self, id: &str, now_us: i64) -> Result<Option<KeyRow>, StoreError> {
+        let sql = "UPDATE api_keys SET revoked_at = COALESCE(revoked_at, $2) WHERE id = $1 \
+                   RETURNING id, name, hash, prefix, created_at, revoked_at";
+        on_pool!(self, pool => {
+            let row = sqlx::query(sql).bind(id).bind(now_us).fetch_optional(pool).await?;
+            Ok(row.as_ref().map(key_of).transpose()?)
+        })
+    }
+
+    /// Writes the seed configuration if no seed was ever applied, in one
+    /// transaction; `false` when the database was seeded before.
+    pub async fn seed_config(
+        &self,
+        providers: &[ProviderRow],
+        mappings: &[MappingRow],
+        now_us: i64,
+    ) -> Result<bool, StoreError> {
+        on_pool!(self, pool => {
+            let mut tx = pool.begin().await?;
+            let seeded: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM config_seeded")
+                .fetch_one(&mut *tx).await?;
+            if seeded > 0 {
+                return Ok(false);
+            }
+            for p in providers {
+                sqlx::query(INSERT_PROVIDER)
+                    .bind(&p.name).bind(&p.spec).bind(&p.api_key_sealed).bind(&p.api_key_mask)
+                    .bind(p.created_at_us).bind(p.updated_at_us)
+                    .execute(&mut *tx).await?;
+            }
+            for m in mappings {
+                sqlx::query(INSERT_MAPPING)
+                    .bind(&m.alias).bind(&m.targets).bind(m.created_at_us).bind(m.updated_at_us)
+                    .execute(&mut *tx).await?;
+            }
+            sqlx::query("INSERT INTO config_seeded (seeded_at) VALUES ($1)")
+                .bind(now_us).execute(&mut *tx).await?;
+            tx.commit().await?;
+            Ok(true)
+        })
+    }
+}
