@@ -17,6 +17,8 @@ pub struct ApiError {
 pub enum Kind {
     Invalid,
     NotFound,
+    /// The change conflicts with what is stored (a name taken, a provider in use).
+    Conflict,
     Unauthorized,
     Unavailable,
 }
@@ -59,6 +61,10 @@ fn is_uuid(id: &str) -> bool {
 pub struct AdminCore {
     pub store: Store,
     pub media_root: PathBuf,
+    /// Sends the configuration to the gateways after every change.
+    pub publisher: crate::config::Publisher,
+    /// Seals provider API keys; without it only `api_key_env` is accepted.
+    pub secret: Option<gateway::secret::SecretKey>,
 }
 
 impl AdminCore {

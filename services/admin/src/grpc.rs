@@ -5,6 +5,7 @@ use std::sync::Arc;
 use secrecy::{ExposeSecret, SecretString};
 use tonic::{Request, Response, Status};
 
+use crate::config::{KeyInput, MappingInput, ProviderInput, Target};
 use crate::core::{AdminCore, ApiError, Kind, LogQuery, media_url};
 use crate::proto::admin_service_server::AdminService;
 use crate::proto::{self as pb};
@@ -15,6 +16,7 @@ impl From<ApiError> for Status {
         match e.kind {
             Kind::Invalid => Status::invalid_argument(message),
             Kind::NotFound => Status::not_found(message),
+            Kind::Conflict => Status::already_exists(message),
             Kind::Unauthorized => Status::unauthenticated(message),
             Kind::Unavailable => Status::unavailable(message),
         }
@@ -147,6 +149,105 @@ impl AdminService for Grpc {
         Ok(Response::new(usage(&s)))
     }
 
+    async fn list_providers(
+        &self,
+        _: Request<pb::ListProvidersRequest>,
+    ) -> Reply<pb::ListProvidersResponse> {
+        let providers = self.0.list_providers().await?;
+        Ok(Response::new(pb::ListProvidersResponse {
+            providers: providers.into_iter().map(provider).collect(),
+        }))
+    }
+
+    async fn get_provider(&self, request: Request<pb::GetProviderRequest>) -> Reply<pb::Provider> {
+        let p = self.0.get_provider(&request.into_inner().name).await?;
+        Ok(Response::new(provider(p)))
+    }
+
+    async fn create_provider(&self, request: Request<pb::Provider>) -> Reply<pb::Provider> {
+        let input = provider_input(request.into_inner());
+        Ok(Response::new(provider(
+            self.0.create_provider(&input).await?,
+        )))
+    }
+
+    async fn update_provider(&self, request: Request<pb::Provider>) -> Reply<pb::Provider> {
+        let input = provider_input(request.into_inner());
+        let name = input.name.clone();
+        Ok(Response::new(provider(
+            self.0.update_provider(&name, &input).await?,
+        )))
+    }
+
+    async fn delete_provider(
+        &self,
+        request: Request<pb::DeleteProviderRequest>,
+    ) -> Reply<pb::Deleted> {
+        let name = request.into_inner().name;
+        self.0.delete_provider(&name).await?;
+        Ok(Response::new(pb::Deleted { name }))
+    }
+
+    async fn list_mappings(
+        &self,
+        _: Request<pb::ListMappingsRequest>,
+    ) -> Reply<pb::ListMappingsResponse> {
+        let mappings = self.0.list_mappings().await?;
+        Ok(Response::new(pb::ListMappingsResponse {
+            mappings: mappings.into_iter().map(mapping).collect(),
+        }))
+    }
+
+    async fn get_mapping(&self, request: Request<pb::GetMappingRequest>) -> Reply<pb::Mapping> {
+        let m = self.0.get_mapping(&request.into_inner().alias).await?;
+        Ok(Response::new(mapping(m)))
+    }
+
+    async fn create_mapping(&self, request: Request<pb::Mapping>) -> Reply<pb::Mapping> {
+        let input = mapping_input(request.into_inner());
+        Ok(Response::new(mapping(self.0.create_mapping(&input).await?)))
+    }
+
+    async fn update_mapping(&self, request: Request<pb::Mapping>) -> Reply<pb::Mapping> {
+        let input = mapping_input(request.into_inner());
+        let alias = input.alias.clone();
+        Ok(Response::new(mapping(
+            self.0.update_mapping(&alias, &input).await?,
+        )))
+    }
+
+    async fn delete_mapping(
+        &self,
+        request: Request<pb::DeleteMappingRequest>,
+    ) -> Reply<pb::Deleted> {
+        let alias = request.into_inner().alias;
+        self.0.delete_mapping(&alias).await?;
+        Ok(Response::new(pb::Deleted { name: alias }))
+    }
+
+    async fn create_key(&self, request: Request<pb::CreateKeyRequest>) -> Reply<pb::CreatedKey> {
+        let input = KeyInput {
+            name: request.into_inner().name,
+        };
+        let created = self.0.create_key(&input).await?;
+        Ok(Response::new(pb::CreatedKey {
+            key: Some(key(created.key)),
+            secret: created.secret,
+        }))
+    }
+
+    async fn list_keys(&self, _: Request<pb::ListKeysRequest>) -> Reply<pb::ListKeysResponse> {
+        let keys = self.0.list_keys().await?;
+        Ok(Response::new(pb::ListKeysResponse {
+            keys: keys.into_iter().map(key).collect(),
+        }))
+    }
+
+    async fn revoke_key(&self, request: Request<pb::RevokeKeyRequest>) -> Reply<pb::ClientKey> {
+        let k = self.0.revoke_key(&request.into_inner().id).await?;
+        Ok(Response::new(key(k)))
+    }
+
     async fn get_usage_series(
         &self,
         request: Request<pb::UsageSeriesRequest>,
@@ -168,6 +269,92 @@ impl AdminService for Grpc {
         }))
     }
 }
+
+fn provider(p: crate::config::Provider) -> pb::Provider {
+    pb::Provider {
+        name: p.name,
+        kind: p.kind,
+        base_url: p.base_url,
+        api_key: None,
+        api_key_env: p.api_key_env,
+        api_key_masked: p.api_key_masked,
+        has_api_key: p.has_api_key,
+        headers: p.headers.into_iter().collect(),
+        models: p.models,
+        anthropic_version: p.anthropic_version,
+        default_max_tokens: p.default_max_tokens,
+        timeouts: Some(pb::Timeouts {
+            connect_ms: p.timeouts.connect_ms,
+            first_byte_ms: p.timeouts.first_byte_ms,
+            idle_ms: p.timeouts.idle_ms,
+        }),
+        word_delay_ms: p.word_delay_ms,
+        created_at_ms: p.created_at_ms,
+        updated_at_ms: p.updated_at_ms,
+    }
+}
+
+fn provider_input(p: pb::Provider) -> ProviderInput {
+    ProviderInput {
+        name: p.name,
+        kind: p.kind,
+        base_url: p.base_url,
+        api_key: p.api_key,
+        api_key_env: p.api_key_env,
+        headers: p.headers.into_iter().collect(),
+        models: p.models,
+        anthropic_version: p.anthropic_version,
+        default_max_tokens: p.default_max_tokens,
+        timeouts: p.timeouts.map(|t| crate::config::Timeouts {
+            connect_ms: t.connect_ms,
+            first_byte_ms: t.first_byte_ms,
+            idle_ms: t.idle_ms,
+        }),
+        word_delay_ms: p.word_delay_ms,
+    }
+}
+
+fn mapping(m: crate::config::Mapping) -> pb::Mapping {
+    pb::Mapping {
+        alias: m.alias,
+        targets: m
+            .targets
+            .into_iter()
+            .map(|t| pb::MappingTarget {
+                provider: t.provider,
+                model: t.model,
+            })
+            .collect(),
+        created_at_ms: m.created_at_ms,
+        updated_at_ms: m.updated_at_ms,
+    }
+}
+
+fn mapping_input(m: pb::Mapping) -> MappingInput {
+    MappingInput {
+        alias: m.alias,
+        targets: m
+            .targets
+            .into_iter()
+            .map(|t| Target {
+                provider: t.provider,
+                model: t.model,
+            })
+            .collect(),
+    }
+}
+
+fn key(k: crate::config::Key) -> pb::ClientKey {
+    pb::ClientKey {
+        id: k.id,
+        name: k.name,
+        prefix: k.prefix,
+        created_at_ms: k.created_at_ms,
+        revoked_at_ms: k.revoked_at_ms,
+    }
+}
+
+type Reply<T> = Result<Response<T>, Status>;
 
 fn usage(s: &store::UsageSummary) -> pb::UsageSummary {
     let q = |h, p| store::UsageSummary::quantile_ms(h, p);

@@ -57,11 +57,13 @@ impl Api {
         let sha = "cd".repeat(32);
         std::fs::create_dir_all(media.path().join("cd")).unwrap();
         std::fs::write(media.path().join(format!("cd/{sha}.png")), b"\x89PNG").unwrap();
-        let app = admin::router(
-            store.clone(),
-            SecretString::from(TOKEN),
-            media.path().to_owned(),
-        );
+        let core = admin::core::AdminCore {
+            store: store.clone(),
+            media_root: media.path().to_owned(),
+            publisher: admin::config::Publisher::new(store.clone(), None),
+            secret: None,
+        };
+        let app = admin::router(core, SecretString::from(TOKEN));
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         tokio::spawn(async move { axum::serve(listener, app).await });

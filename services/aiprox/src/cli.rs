@@ -78,11 +78,64 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             let admin = admin_config(&config).ok_or_else(|| {
                 anyhow::anyhow!("admin_token: set AIPROX_ADMIN_TOKEN; every admin call needs it")
             })?;
+            let bus = match &config.nats_url {
+                Some(url) => Some(nats(url).await?),
+                None => {
+                    tracing::warn!("no nats_url: configuration changes reach no gateway");
+                    None
+                }
+            };
             let store = database(&config).await?;
             store.migrate().await?;
-            admin::run(admin, store, telemetry::shutdown::on_signal()).await
+            seed(&config, &store).await?;
+            admin::run(
+                admin,
+                admin::Deps {
+                    store,
+                    bus,
+                    secret: secret_key()?,
+                },
+                telemetry::shutdown::on_signal(),
+            )
+            .await
         }
         Command::All => all(config).await,
+    }
+}
+
+/// Writes the file's providers and mappings into the database at its first start;
+/// from then on the database (edited through the admin API) is the truth.
+async fn seed(config: &Config, store: &store::Store) -> anyhow::Result<()> {
+    let seeded = admin::config::seed(store, &config.providers, &config.mappings)
+        .await
+        .map_err(|e| {
+            anyhow::anyhow!("database_url: cannot seed the configuration: {}", e.message)
+        })?;
+    if seeded {
+        tracing::info!(
+            providers = config.providers.len(),
+            mappings = config.mappings.len(),
+            "configuration seeded from the file into the database"
+        );
+    } else {
+        tracing::info!(
+            "configuration from the database (the file seeded it at the first start; change it through the admin API)"
+        );
+    }
+    Ok(())
+}
+
+/// The key provider API keys are sealed with; `None` (logged) when not set.
+fn secret_key() -> anyhow::Result<Option<gateway::secret::SecretKey>> {
+    match gateway::secret::SecretKey::from_env() {
+        Ok(key) => Ok(Some(key)),
+        Err(gateway::secret::SecretError::Missing) => {
+            tracing::warn!(
+                "AIPROX_SECRET_KEY is not set: providers can reference keys by api_key_env only"
+            );
+            Ok(None)
+        }
+        Err(e) => Err(anyhow::anyhow!("{e}")),
     }
 }
 
@@ -137,12 +190,33 @@ async fn database(config: &Config) -> anyhow::Result<store::Store> {
 
 /// Gateway, logger and media writer in one process. On shutdown the gateway goes
 /// first (streams finish, events flush onto the bus), then the consumers drain.
-async fn all(config: Config) -> anyhow::Result<()> {
+async fn all(mut config: Config) -> anyhow::Result<()> {
     let bus = match &config.nats_url {
         Some(url) => nats(url).await?,
         None => Bus::InProcess(events::memory::InProcessBus::new()),
     };
+    // Open on loopback until the first client key is created.
+    config.gateway.auth = config
+        .gateway
+        .auth
+        .or(Some(gateway::config::AuthMode::Auto));
+    let secret_file = config.media_root.parent().map_or_else(
+        || std::path::PathBuf::from("data/secret.key"),
+        |dir| dir.join("secret.key"),
+    );
+    gateway::secret::use_default_file(&secret_file).map_err(|e| {
+        anyhow::anyhow!(
+            "cannot create {} (or set AIPROX_SECRET_KEY): {e}",
+            secret_file.display()
+        )
+    })?;
     let store = database(&config).await?;
+    store.migrate().await?;
+    seed(&config, &store).await?;
+    // The stored configuration reaches the gateway before it serves, admin API or
+    // not (keys created earlier must be enforced).
+    let publisher = admin::config::Publisher::new(store.clone(), Some(bus.clone()));
+    publisher.publish().await;
     let store_for_admin = store.clone();
     let signal = telemetry::shutdown::on_signal();
     let consumers = CancellationToken::new();
@@ -160,7 +234,11 @@ async fn all(config: Config) -> anyhow::Result<()> {
     let admin = match admin_config(&config) {
         Some(admin) => Some(tokio::spawn(admin::run(
             admin,
-            store_for_admin,
+            admin::Deps {
+                store: store_for_admin,
+                bus: Some(bus.clone()),
+                secret: secret_key()?,
+            },
             consumers.clone(),
         ))),
         None => {

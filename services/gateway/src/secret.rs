@@ -15,12 +15,45 @@ use sha2::{Digest, Sha256};
 
 /// The environment variable holding the master secret.
 pub const ENV: &str = "AIPROX_SECRET_KEY";
+/// Or a file holding it (a mounted Kubernetes secret).
+pub const ENV_FILE: &str = "AIPROX_SECRET_KEY_FILE";
+
+/// The file `aiprox all` keeps a generated secret in when none is given.
+static DEFAULT_FILE: std::sync::OnceLock<std::path::PathBuf> = std::sync::OnceLock::new();
+
+/// Uses (creating it when missing, readable by its owner only) a file holding a
+/// random secret when neither variable is set: a first `aiprox all` can store
+/// provider keys without any set-up.
+pub fn use_default_file(path: &std::path::Path) -> std::io::Result<()> {
+    if std::env::var_os(ENV).is_some() || std::env::var_os(ENV_FILE).is_some() {
+        return Ok(());
+    }
+    if !path.exists() {
+        let mut bytes = [0u8; 32];
+        getrandom::fill(&mut bytes).map_err(|e| std::io::Error::other(e.to_string()))?;
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir)?;
+        }
+        let mut options = std::fs::OpenOptions::new();
+        options.write(true).create_new(true);
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+        std::io::Write::write_all(
+            &mut options.open(path)?,
+            base64::engine::general_purpose::STANDARD
+                .encode(bytes)
+                .as_bytes(),
+        )?;
+    }
+    let _ = DEFAULT_FILE.set(path.to_owned());
+    Ok(())
+}
 const MIN_LEN: usize = 32;
 const PREFIX: &str = "v1.";
 
 #[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
 pub enum SecretError {
-    #[error("{ENV} is not set: it is needed to store and use provider API keys")]
+    #[error("{ENV} (or {ENV_FILE}) is not set: it is needed to store and use provider API keys")]
     Missing,
     #[error("{ENV} is too short: use at least {MIN_LEN} characters (`openssl rand -base64 32`)")]
     TooShort,
@@ -50,10 +83,19 @@ impl SecretKey {
         Ok(Self(Key::from(digest)))
     }
 
-    /// The key from `AIPROX_SECRET_KEY`.
+    /// The key from `AIPROX_SECRET_KEY`, else the file `AIPROX_SECRET_KEY_FILE`
+    /// names, else the default file (see [`use_default_file`]).
     pub fn from_env() -> Result<Self, SecretError> {
-        match std::env::var(ENV) {
-            Ok(v) if !v.trim().is_empty() => Self::new(&SecretString::from(v)),
+        if let Ok(v) = std::env::var(ENV)
+            && !v.trim().is_empty()
+        {
+            return Self::new(&SecretString::from(v));
+        }
+        let file = std::env::var_os(ENV_FILE)
+            .map(std::path::PathBuf::from)
+            .or_else(|| DEFAULT_FILE.get().cloned());
+        match file.map(std::fs::read_to_string) {
+            Some(Ok(text)) if !text.trim().is_empty() => Self::new(&SecretString::from(text)),
             _ => Err(SecretError::Missing),
         }
     }

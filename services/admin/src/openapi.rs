@@ -1,0 +1,46 @@
+//! The OpenAPI document of the HTTP face, generated from the handlers'
+//! annotations and the request and response types (`GET /api/v1/openapi.json`).
+
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+
+use crate::config::{
+    CreatedKey, Key, KeyInput, Mapping, MappingInput, Provider, ProviderInput, Target, Timeouts,
+};
+use crate::http;
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "aiprox admin API", description = "Logs, usage statistics, providers, model mappings and client keys. Every call needs `Authorization: Bearer <AIPROX_ADMIN_TOKEN>`. The same calls exist over gRPC: `aiprox.v1.AdminService`."),
+    paths(
+        http::list_logs, http::get_log, http::get_media, http::summary, http::series,
+        http::list_providers, http::create_provider, http::get_provider, http::update_provider, http::delete_provider,
+        http::list_mappings, http::create_mapping, http::get_mapping, http::update_mapping, http::delete_mapping,
+        http::list_keys, http::create_key, http::revoke_key,
+    ),
+    components(schemas(
+        http::ErrorBody, http::ErrorDetail, http::LogPage, http::LogItem, http::LogDetail, http::MediaLink,
+        http::Usage, http::Percentiles, http::SeriesPoint,
+        Provider, ProviderInput, Timeouts, Mapping, MappingInput, Target, Key, KeyInput, CreatedKey,
+    )),
+    modifiers(&AdminToken),
+    security(("admin_token" = [])),
+)]
+pub struct ApiDoc;
+
+struct AdminToken;
+
+impl Modify for AdminToken {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "admin_token",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        );
+    }
+}
+
+/// The document as JSON.
+pub fn document() -> String {
+    ApiDoc::openapi().to_pretty_json().unwrap_or_default()
+}
