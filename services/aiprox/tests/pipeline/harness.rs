@@ -96,7 +96,12 @@ impl Stack {
     }
 
     pub fn spawn(&self, command: &'static str, extra: &[(&str, &str)]) -> Proc {
-        let log = std::fs::File::create(self.dir.path().join(format!("{command}.log"))).unwrap();
+        self.spawn_named(command, command, extra)
+    }
+
+    /// Like [`Stack::spawn`], logging to `<name>.log` (two processes of one kind).
+    pub fn spawn_named(&self, name: &str, command: &'static str, extra: &[(&str, &str)]) -> Proc {
+        let log = std::fs::File::create(self.dir.path().join(format!("{name}.log"))).unwrap();
         let mut c = Command::new(env!("CARGO_BIN_EXE_aiprox"));
         c.arg(command)
             .arg("--config")
@@ -136,9 +141,17 @@ impl Stack {
     }
 
     pub async fn wait_ready(&self) {
+        self.wait_ready_at(self.gateway_port).await;
+    }
+
+    pub async fn wait_ready_at(&self, port: u16) {
         let deadline = Instant::now() + Duration::from_secs(30);
         while Instant::now() < deadline {
-            if let Ok(r) = self.client.get(self.url("/readyz")).send().await
+            if let Ok(r) = self
+                .client
+                .get(format!("http://127.0.0.1:{port}/readyz"))
+                .send()
+                .await
                 && r.status() == 200
             {
                 return;

@@ -8,3 +8,4 @@
 mod faults;
 mod happy_path;
 mod harness;
+mod live_config;
