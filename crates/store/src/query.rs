@@ -191,7 +191,8 @@ macro_rules! push_common {
             if let Some(text) = &f.text {
                 let pattern = like(text);
                 q.push(concat!(
-                    " AND EXISTS (SELECT 1 FROM request_contents c WHERE c.request_id = l.request_id AND (c.request_body ",
+                    " AND EXISTS (SELECT 1 FROM request_contents c WHERE c.received_at = l.received_at \
+                     AND c.request_id = l.request_id AND (c.request_body ",
                     $ci_like
                 ))
                 .push_bind(pattern.clone())

@@ -1,0 +1,169 @@
+//! `cargo run --release -p admin-logs [ROWS]`: fills a throw-away PostgreSQL with
+//! ROWS (default 10,000,000) request logs over ten days (8 models, 4 providers, 50
+//! client keys, 5 % 429s, 1 % 500s, half streamed, bodies in `request_contents`),
+//! then times the Logs page's first page (50 rows, newest first) for each filter:
+//! - through the store (`Store::list_logs`, the SQL alone), and
+//! - through the admin HTTP API (`GET /api/v1/logs`, auth, JSON and all),
+//!
+//! so the API's own cost shows against the query's. Each query runs once to warm
+//! the cache, then 15 times; the table gives the median, p95 and max.
+
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use secrecy::SecretString;
+use store::{LogFilter, Store};
+
+const DAY_US: i64 = 86_400_000_000;
+const TOKEN: &str = "bench-admin-token";
+const RUNS: usize = 15;
+
+fn stats(mut samples: Vec<Duration>) -> (f64, f64, f64) {
+    samples.sort();
+    let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+    let p95 = samples[(samples.len() * 95 / 100).min(samples.len() - 1)];
+    (ms(samples[samples.len() / 2]), ms(p95), ms(samples[samples.len() - 1]))
+}
+
+async fn fill(pool: &sqlx::PgPool, rows: i64, first_day_us: i64) -> anyhow::Result<()> {
+    let per_day = rows / 10;
+    let step_us = DAY_US / per_day.max(1);
+    for day in 0..10 {
+        let start_us = first_day_us + day * DAY_US;
+        let started = Instant::now();
+        sqlx::query(
+            "INSERT INTO request_logs (request_id, received_at, endpoint, client_key_id, requested_model, \
+             provider, upstream_model, stream, status, error_kind, error_message, input_tokens, output_tokens, \
+             cached_tokens, cost_usd, latency_us, ttft_us, upstream_latency_us) \
+             SELECT gen_random_uuid(), timestamptz 'epoch' + ($1 + i * $2) * interval '1 microsecond', \
+             '/v1/chat/completions', 'key_' || lpad((i % 50)::text, 2, '0'), \
+             (ARRAY['gpt4','gpt-4o-mini','claude','claude-haiku','llama3','deepseek','mistral','demo'])[1 + (i * 7) % 8], \
+             (ARRAY['openai','anthropic','ollama','deepseek'])[1 + i % 4], 'upstream-model', i % 2 = 0, \
+             CASE WHEN i % 100 = 0 THEN 500 WHEN i % 20 = 1 THEN 429 ELSE 200 END, \
+             CASE WHEN i % 100 = 0 THEN 'upstream_error' WHEN i % 20 = 1 THEN 'rate_limited' ELSE '' END, \
+             '', 100 + i % 900, 10 + i % 300, 0, 0.001, 100000 + (i * 7919) % 5000000, \
+             50000 + (i * 31) % 400000, 90000 + (i * 7919) % 5000000 \
+             FROM generate_series(0, $3 - 1) AS i",
+        )
+        .bind(start_us)
+        .bind(step_us)
+        .bind(per_day)
+        .execute(pool)
+        .await?;
+        sqlx::query(
+            "INSERT INTO request_contents (request_id, received_at, request_body, response_body) \
+             SELECT request_id, received_at, \
+             '{\"model\":\"' || requested_model || '\",\"messages\":[{\"role\":\"user\",\"content\":\"question ' || md5(request_id::text) || '\"}]}', \
+             '{\"choices\":[{\"message\":{\"role\":\"assistant\",\"content\":\"an answer\"}}]}' \
+             FROM request_logs WHERE received_at >= timestamptz 'epoch' + $1 * interval '1 microsecond' \
+             AND received_at < timestamptz 'epoch' + $2 * interval '1 microsecond'",
+        )
+        .bind(start_us)
+        .bind(start_us + DAY_US)
+        .execute(pool)
+        .await?;
+        eprintln!("day {day}: {per_day} rows in {:.1} s", started.elapsed().as_secs_f64());
+    }
+    sqlx::query("ANALYZE").execute(pool).await?;
+    Ok(())
+}
+
+#[allow(clippy::print_stdout, clippy::too_many_lines)]
+fn main() -> anyhow::Result<()> {
+    let rows: i64 = std::env::args()
+        .nth(1)
+        .and_then(|a| a.parse().ok())
+        .unwrap_or(10_000_000);
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    runtime.block_on(async move {
+        let pg = test_services::Postgres::start();
+        let url = pg.create_database("logs");
+        let store = Store::connect(&url).await?;
+        store.migrate().await?;
+        let now_us = i64::try_from(SystemTime::now().duration_since(UNIX_EPOCH)?.as_micros())?;
+        let first_day_us = now_us - now_us.rem_euclid(DAY_US) - 9 * DAY_US;
+        store.ensure_partitions(first_day_us, 11).await?;
+        let pool = sqlx::PgPool::connect(&url).await?;
+        let filled = Instant::now();
+        fill(&pool, rows, first_day_us).await?;
+        let fill_secs = filled.elapsed().as_secs_f64();
+        let count: i64 = sqlx::query_scalar("SELECT count(*) FROM request_logs").fetch_one(&pool).await?;
+        let size: String = sqlx::query_scalar(
+            "SELECT pg_size_pretty(sum(pg_total_relation_size(c.oid))) FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid",
+        )
+        .fetch_one(&pool)
+        .await?;
+        // A rare needle: part of one row's body.
+        let needle: String = sqlx::query_scalar(
+            "SELECT substr(md5(request_id::text), 1, 12) FROM request_logs ORDER BY received_at LIMIT 1 OFFSET $1",
+        )
+        .bind(rows / 2)
+        .fetch_one(&pool)
+        .await?;
+
+        let core = admin::core::AdminCore {
+            store: store.clone(),
+            media_root: std::env::temp_dir(),
+            publisher: admin::config::Publisher::new(store.clone(), None),
+            secret: None,
+        };
+        let app = admin::router(core, SecretString::from(TOKEN));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let base = format!("http://{}", listener.local_addr()?);
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        let client = reqwest::Client::new();
+
+        let last_hour = (now_us - 3_600_000_000) / 1000;
+        let yesterday_ms = (now_us - DAY_US) / 1000;
+        let cases: Vec<(&str, LogFilter, String)> = vec![
+            ("none (newest 50)", LogFilter::default(), String::new()),
+            ("model = claude", LogFilter { model: Some("claude".into()), ..LogFilter::default() }, "model=claude".into()),
+            ("provider = ollama", LogFilter { provider: Some("ollama".into()), ..LogFilter::default() }, "provider=ollama".into()),
+            ("client key (1 of 50)", LogFilter { client_key_id: Some("key_07".into()), ..LogFilter::default() }, "key=key_07".into()),
+            ("status 5xx (1 %)", LogFilter { status_class: Some(5), ..LogFilter::default() }, "status=5".into()),
+            ("status 4xx (5 %)", LogFilter { status_class: Some(4), ..LogFilter::default() }, "status=4".into()),
+            ("error kind", LogFilter { error_kind: Some("upstream_error".into()), ..LogFilter::default() }, "error_kind=upstream_error".into()),
+            ("streamed + model", LogFilter { stream: Some(true), model: Some("gpt4".into()), ..LogFilter::default() }, "stream=true&model=gpt4".into()),
+            ("latency ≥ 4.9 s (2 %)", LogFilter { min_latency_us: Some(4_900_000), ..LogFilter::default() }, "min_latency_ms=4900".into()),
+            ("last hour + key + 4xx", LogFilter { from_us: Some(last_hour * 1000), client_key_id: Some("key_21".into()), status_class: Some(4), ..LogFilter::default() }, format!("from={last_hour}&key=key_21&status=4")),
+            ("a day ago, model (time range)", LogFilter { to_us: Some(yesterday_ms * 1000), model: Some("mistral".into()), ..LogFilter::default() }, format!("to={yesterday_ms}&model=mistral")),
+            ("text, common word", LogFilter { text: Some("question".into()), ..LogFilter::default() }, "q=question".into()),
+            ("text, one row's id (rare)", LogFilter { text: Some(needle.clone()), ..LogFilter::default() }, format!("q={needle}")),
+        ];
+
+        println!("{count} rows in `request_logs` over ten daily partitions (+ bodies in `request_contents`), {size} on disk, filled in {fill_secs:.0} s.");
+        println!();
+        println!("| filter | rows on page | store median ms | store p95 ms | HTTP median ms | HTTP p95 ms | HTTP max ms |");
+        println!("|---|---:|---:|---:|---:|---:|---:|");
+        for (name, filter, query) in cases {
+            let mut direct = Vec::new();
+            let mut found = 0;
+            for run in 0..=RUNS {
+                let t = Instant::now();
+                let (page, _) = store.list_logs(&filter, None, 50).await?;
+                if run > 0 {
+                    direct.push(t.elapsed());
+                }
+                found = page.len();
+            }
+            let mut http = Vec::new();
+            for run in 0..=RUNS {
+                let t = Instant::now();
+                let resp = client
+                    .get(format!("{base}/api/v1/logs?limit=50&{query}"))
+                    .bearer_auth(TOKEN)
+                    .send()
+                    .await?;
+                anyhow::ensure!(resp.status() == 200, "{name}: {}", resp.status());
+                let body: serde_json::Value = resp.json().await?;
+                if run > 0 {
+                    http.push(t.elapsed());
+                }
+                anyhow::ensure!(body["data"].as_array().map_or(0, Vec::len) == found, "{name}: HTTP and store disagree");
+            }
+            let (d50, d95, _) = stats(direct);
+            let (h50, h95, hmax) = stats(http);
+            println!("| {name} | {found} | {d50:.1} | {d95:.1} | {h50:.1} | {h95:.1} | {hmax:.1} |");
+        }
+        Ok(())
+    })
+}
