@@ -21,7 +21,11 @@ fn stats(mut samples: Vec<Duration>) -> (f64, f64, f64) {
     samples.sort();
     let ms = |d: Duration| d.as_secs_f64() * 1000.0;
     let p95 = samples[(samples.len() * 95 / 100).min(samples.len() - 1)];
-    (ms(samples[samples.len() / 2]), ms(p95), ms(samples[samples.len() - 1]))
+    (
+        ms(samples[samples.len() / 2]),
+        ms(p95),
+        ms(samples[samples.len() - 1]),
+    )
 }
 
 async fn fill(pool: &sqlx::PgPool, rows: i64, first_day_us: i64) -> anyhow::Result<()> {
@@ -61,7 +65,10 @@ async fn fill(pool: &sqlx::PgPool, rows: i64, first_day_us: i64) -> anyhow::Resu
         .bind(start_us + DAY_US)
         .execute(pool)
         .await?;
-        eprintln!("day {day}: {per_day} rows in {:.1} s", started.elapsed().as_secs_f64());
+        eprintln!(
+            "day {day}: {per_day} rows in {:.1} s",
+            started.elapsed().as_secs_f64()
+        );
     }
     sqlx::query("ANALYZE").execute(pool).await?;
     Ok(())
@@ -73,7 +80,9 @@ fn main() -> anyhow::Result<()> {
         .nth(1)
         .and_then(|a| a.parse().ok())
         .unwrap_or(10_000_000);
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
     runtime.block_on(async move {
         let pg = test_services::Postgres::start();
         let url = pg.create_database("logs");
