@@ -353,9 +353,9 @@ pub async fn snapshot(store: &Store) -> Result<ConfigSnapshot, ApiError> {
                 .collect(),
         );
     }
-    snapshot.keys = store
-        .keys()
-        .await?
+    let keys = store.keys().await?;
+    snapshot.keys_issued = !keys.is_empty();
+    snapshot.keys = keys
         .into_iter()
         .filter(|k| k.revoked_at_us.is_none())
         .map(|k| ClientKey {

@@ -380,10 +380,9 @@ async fn keys(api: &Api) -> String {
         .await;
     assert_eq!(status, 200);
     assert!(revoked["revoked_at_ms"].as_i64().unwrap() > 0);
-    assert!(
-        api.snapshot().await.keys.is_empty(),
-        "a revoked key leaves the snapshot"
-    );
+    let snap = api.snapshot().await;
+    assert!(snap.keys.is_empty(), "a revoked key leaves the snapshot");
+    assert!(snap.keys_issued, "auto mode stays closed once keys were issued");
     assert_eq!(
         api.call("DELETE", "/api/v1/keys/key_missing", None).await.0,
         404

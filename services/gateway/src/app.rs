@@ -41,6 +41,7 @@ impl AppState {
         let routes = Routes::build(&Source {
             config,
             keys: &[],
+            keys_issued: false,
             created,
             previous: None,
             strict: true,

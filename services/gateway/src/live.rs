@@ -25,6 +25,10 @@ pub struct ConfigSnapshot {
     pub mappings: BTreeMap<String, Vec<MappingConfig>>,
     /// Active client keys only: a revoked key is simply absent.
     pub keys: Vec<ClientKey>,
+    /// Whether any key was ever issued, revoked ones included: `auto` stays
+    /// closed once it has been, so revoking the last key does not open the gateway.
+    #[serde(default)]
+    pub keys_issued: bool,
 }
 
 impl ConfigSnapshot {
@@ -59,6 +63,7 @@ pub fn routes_of(
     Routes::build(&Source {
         config: &config,
         keys: &snapshot.keys,
+        keys_issued: snapshot.keys_issued,
         created,
         previous,
         strict: false,

@@ -59,6 +59,8 @@ pub fn key_hash(key: &str) -> [u8; 32] {
 pub struct Source<'a> {
     pub config: &'a Config,
     pub keys: &'a [ClientKey],
+    /// Keys were issued (some may be revoked since): `auto` is closed.
+    pub keys_issued: bool,
     /// `created` of every listed model (Unix seconds).
     pub created: u64,
     /// The table this one replaces: unchanged providers are kept.
@@ -148,7 +150,9 @@ impl Routes {
         let open = match config.settings.auth.unwrap_or(AuthMode::Required) {
             AuthMode::Open => true,
             AuthMode::Required => false,
-            AuthMode::Auto => keys.is_empty() && is_loopback(config.settings.listen),
+            AuthMode::Auto => {
+                !source.keys_issued && keys.is_empty() && is_loopback(config.settings.listen)
+            }
         };
         Ok(Self {
             providers,

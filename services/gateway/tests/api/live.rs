@@ -39,6 +39,7 @@ fn snapshot(app: &TestApp, aliases: &[(&str, &str)], keys: &[&str]) -> ConfigSna
                 sha256: hex(&key_hash(k)),
             })
             .collect(),
+        keys_issued: !keys.is_empty(),
     }
 }
 
@@ -185,7 +186,8 @@ async fn auto_mode_is_open_on_loopback_until_the_first_key_exists() {
     })
     .await;
     assert_eq!(chat(&app, "gpt4", None).await.0, 200);
-    Bus::InProcess(bus)
+    let app_bus = Bus::InProcess(bus);
+    app_bus
         .put_config(snapshot(&app, &[("gpt4", "gpt-4o")], &[KEY]).to_bytes())
         .await
         .unwrap();
@@ -194,6 +196,15 @@ async fn auto_mode_is_open_on_loopback_until_the_first_key_exists() {
     })
     .await;
     assert_eq!(chat(&app, "gpt4", Some(KEY)).await.0, 200);
+    // Revoking the last key does not open the gateway again.
+    let mut revoked = snapshot(&app, &[("gpt4", "gpt-4o")], &[]);
+    revoked.keys_issued = true;
+    app_bus.put_config(revoked.to_bytes()).await.unwrap();
+    eventually(Duration::from_secs(1), || async {
+        chat(&app, "gpt4", Some(KEY)).await.0 == 401
+    })
+    .await;
+    assert_eq!(chat(&app, "gpt4", None).await.0, 401);
 }
 
 #[tokio::test]
