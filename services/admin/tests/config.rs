@@ -382,7 +382,10 @@ async fn keys(api: &Api) -> String {
     assert!(revoked["revoked_at_ms"].as_i64().unwrap() > 0);
     let snap = api.snapshot().await;
     assert!(snap.keys.is_empty(), "a revoked key leaves the snapshot");
-    assert!(snap.keys_issued, "auto mode stays closed once keys were issued");
+    assert!(
+        snap.keys_issued,
+        "auto mode stays closed once keys were issued"
+    );
     assert_eq!(
         api.call("DELETE", "/api/v1/keys/key_missing", None).await.0,
         404
