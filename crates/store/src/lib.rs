@@ -198,6 +198,26 @@ impl Store {
         }
     }
 
+    /// The oldest and newest log times (Unix µs), `None` without logs. Index-only.
+    pub async fn log_time_range(&self) -> Result<Option<(i64, i64)>, StoreError> {
+        let range: (Option<i64>, Option<i64>) = match self {
+            Self::Postgres(pool) => {
+                sqlx::query_as(
+                    "SELECT (extract(epoch from min(received_at)) * 1000000)::int8, \
+                     (extract(epoch from max(received_at)) * 1000000)::int8 FROM request_logs",
+                )
+                .fetch_one(pool)
+                .await?
+            }
+            Self::Sqlite(pool) => {
+                sqlx::query_as("SELECT min(received_at), max(received_at) FROM request_logs")
+                    .fetch_one(pool)
+                    .await?
+            }
+        };
+        Ok(range.0.zip(range.1))
+    }
+
     pub async fn log_count(&self) -> Result<i64, StoreError> {
         let q = "SELECT count(*) FROM request_logs";
         Ok(match self {

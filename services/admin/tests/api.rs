@@ -91,6 +91,54 @@ impl Api {
     }
 }
 
+/// Text search scans back in growing time windows, a page at a time: over logs
+/// spread across ten days, paging with a small limit finds every match once, in
+/// order, the same as one unbounded query.
+async fn search_across_windows(api: &Api) {
+    let day_us = 86_400_000_000;
+    let base_us = NOW_MS * 1000 - 12 * day_us;
+    api.store.ensure_partitions(base_us, 11).await.unwrap();
+    let spread: Vec<LogEvent> = (0..30u32)
+        .map(|i| LogEvent {
+            request_id: format!("01900000-0000-7000-9000-{i:012}"),
+            received_at_us: base_us + i64::from(i) * 8 * 3_600_000_000,
+            request_body: format!(
+                r#"{{"content":"{} {i}"}}"#,
+                if i % 3 == 0 { "needle" } else { "hay" }
+            )
+            .into_bytes()
+            .into(),
+            ..event(100 + i)
+        })
+        .collect();
+    api.store.insert_batch(&spread).await.unwrap();
+    let expected: Vec<String> = (0..30u32)
+        .rev()
+        .filter(|i| i % 3 == 0)
+        .map(|i| format!("01900000-0000-7000-9000-{i:012}"))
+        .collect();
+    let mut found = Vec::new();
+    let mut cursor = String::new();
+    for _ in 0..100 {
+        let page = api
+            .json(&format!("/api/v1/logs?q=needle&limit=2&cursor={cursor}"))
+            .await;
+        assert!(page["data"].as_array().unwrap().len() <= 2);
+        found.extend(
+            page["data"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|r| r["request_id"].as_str().unwrap().to_owned()),
+        );
+        match page["next_cursor"].as_str() {
+            Some(c) => cursor = c.to_owned(),
+            None => break,
+        }
+    }
+    assert_eq!(found, expected);
+}
+
 async fn exercise(store: Store) {
     let api = Api::start(store).await;
     api.store
@@ -186,6 +234,7 @@ async fn exercise(store: Store) {
     );
 
     grpc(&api).await;
+    search_across_windows(&api).await;
 
     // Stats from the rollups match the rows inserted in the range.
     let s = api
