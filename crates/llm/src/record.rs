@@ -22,13 +22,57 @@ fn n(v: &Value) -> u64 {
 }
 
 /// The usage of a whole response body, read without building the rest of it.
+///
+/// Both vendors put `usage` after the content, near the end of the top-level
+/// object, so the last `"usage":` in the body is the one (inside a string the quotes
+/// would be escaped): only that object is parsed. Anything unexpected falls back to
+/// reading the body through.
 pub fn usage_of_body(body: &[u8]) -> Option<Tokens> {
+    if let Some(at) = memchr::memmem::rfind(body, b"\"usage\":")
+        && at > 0
+        && body[at - 1] != b'\\'
+        && let Some(tokens) = usage_at(&body[at + 8..])
+    {
+        return Some(tokens);
+    }
     #[derive(serde::Deserialize)]
     struct Only {
         usage: Option<Value>,
     }
     let only: Only = serde_json::from_slice(body).ok()?;
     usage(&only.usage?)
+}
+
+/// The usage object at the start of `rest` (after `"usage":`), when it is a member
+/// of the top-level object: what follows it holds only scalar members and closes
+/// exactly one object.
+fn usage_at(rest: &[u8]) -> Option<Tokens> {
+    let mut stream = serde_json::Deserializer::from_slice(rest).into_iter::<Value>();
+    let value = stream.next()?.ok()?;
+    let tail = rest.get(stream.byte_offset()..)?;
+    let (mut in_string, mut escaped, mut closes) = (false, false, 0);
+    for &b in tail {
+        if in_string {
+            match b {
+                _ if escaped => escaped = false,
+                b'\\' => escaped = true,
+                b'"' => in_string = false,
+                _ => {}
+            }
+            continue;
+        }
+        match b {
+            b'"' if closes == 0 => in_string = true,
+            b'}' => closes += 1,
+            b'{' | b'[' | b']' | b'"' => return None,
+            _ if closes > 0 && !b.is_ascii_whitespace() => return None,
+            _ => {}
+        }
+    }
+    if closes != 1 || !value.is_object() {
+        return None;
+    }
+    usage(&value)
 }
 
 /// The usage of a response body (or a `usage` object) in either API's shape.
@@ -342,6 +386,49 @@ mod tests {
     use super::*;
 
     const PNG: &str = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg==";
+
+    /// The full read, as a reference for the fast path.
+    fn usage_read_through(body: &[u8]) -> Option<Tokens> {
+        let v: Value = serde_json::from_slice(body).ok()?;
+        usage(v.get("usage")?)
+    }
+
+    #[test]
+    fn the_fast_usage_read_agrees_with_reading_the_body_through() {
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../../fixtures");
+        let mut checked = 0;
+        for sub in ["openai", "anthropic"] {
+            for entry in std::fs::read_dir(format!("{dir}/{sub}")).unwrap() {
+                let path = entry.unwrap().path();
+                let name = path.file_name().unwrap().to_string_lossy().into_owned();
+                if !name.ends_with(".json") || !name.contains("response") {
+                    continue;
+                }
+                let body = std::fs::read(&path).unwrap();
+                let expected = usage_read_through(&body);
+                assert_eq!(usage_of_body(&body), expected, "{name}");
+                checked += usize::from(expected.is_some());
+            }
+        }
+        assert!(checked >= 5, "only {checked} fixtures with usage");
+        let tricky: [&[u8]; 6] = [
+            // A nested "usage" key before the top-level one (Anthropic tool input).
+            br#"{"content":[{"type":"tool_use","input":{"usage":{"input_tokens":99}}}],"usage":{"input_tokens":5,"output_tokens":2}}"#,
+            // Usage first, a nested one after it: the last match is not top level.
+            br#"{"usage":{"prompt_tokens":1,"completion_tokens":1},"x":{"usage":{"prompt_tokens":7,"completion_tokens":7}}}"#,
+            // The words inside a string.
+            br#"{"choices":[{"message":{"content":"say \"usage\": {\"prompt_tokens\": 3}"}}],"usage":{"prompt_tokens":4,"completion_tokens":1}}"#,
+            // usage followed by another member, with spaces.
+            br#"{"usage" : {"prompt_tokens":4,"completion_tokens":1} , "system_fingerprint":"fp"}"#,
+            // No usage, and usage null.
+            br#"{"choices":[]}"#,
+            br#"{"usage":null}"#,
+        ];
+        for body in tricky {
+            let (fast, through) = (usage_of_body(body), usage_read_through(body));
+            assert_eq!(fast, through, "{}", String::from_utf8_lossy(body));
+        }
+    }
 
     #[test]
     fn usage_in_both_shapes() {

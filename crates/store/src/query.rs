@@ -92,11 +92,7 @@ impl Store {
                      l.endpoint, l.requested_model, l.provider, l.stream, l.status, l.error_kind, \
                      l.input_tokens, l.output_tokens, l.latency_us, l.ttft_us FROM request_logs l WHERE true",
                 );
-                let at = |q: &mut QueryBuilder<Postgres>, us: i64| {
-                    q.push("timestamptz 'epoch' + ")
-                        .push_bind(us)
-                        .push(" * interval '1 microsecond'");
-                };
+                let at = pg_at;
                 if let Some(v) = filter.from_us {
                     q.push(" AND l.received_at >= ");
                     at(&mut q, v);
@@ -162,8 +158,19 @@ impl Store {
     }
 }
 
+/// A time in Unix µs as Postgres compares it with `received_at`.
+fn pg_at(q: &mut QueryBuilder<Postgres>, us: i64) {
+    q.push("timestamptz 'epoch' + ")
+        .push_bind(us)
+        .push(" * interval '1 microsecond'");
+}
+
+fn sqlite_at(q: &mut QueryBuilder<Sqlite>, us: i64) {
+    q.push_bind(us);
+}
+
 macro_rules! push_common {
-    ($name:ident, $db:ty, $ci_like:literal) => {
+    ($name:ident, $db:ty, $ci_like:literal, $at:ident) => {
         fn $name(q: &mut QueryBuilder<$db>, f: &LogFilter) {
             if let Some(v) = &f.model {
                 q.push(" AND l.requested_model = ").push_bind(v.clone());
@@ -198,14 +205,26 @@ macro_rules! push_common {
                 .push_bind(pattern.clone())
                 .push(concat!(" ESCAPE '\\' OR c.response_body ", $ci_like))
                 .push_bind(pattern)
-                .push(" ESCAPE '\\'))");
+                .push(" ESCAPE '\\')");
+                // The range again on the bodies' side, so only the range's part of
+                // them (its partitions, its index range) is read, whatever join the
+                // planner picks.
+                if let Some(v) = f.from_us {
+                    q.push(" AND c.received_at >= ");
+                    $at(q, v);
+                }
+                if let Some(v) = f.to_us {
+                    q.push(" AND c.received_at < ");
+                    $at(q, v);
+                }
+                q.push(")");
             }
         }
     };
 }
 
-push_common!(push_common_pg, Postgres, "ILIKE ");
-push_common!(push_common_sqlite, Sqlite, "LIKE ");
+push_common!(push_common_pg, Postgres, "ILIKE ", pg_at);
+push_common!(push_common_sqlite, Sqlite, "LIKE ", sqlite_at);
 
 fn summary<R: Row>(row: &R) -> Result<LogSummary, sqlx::Error>
 where
