@@ -28,7 +28,10 @@ fn n(v: &Value) -> u64 {
 /// would be escaped): only that object is parsed. Anything unexpected falls back to
 /// reading the body through.
 pub fn usage_of_body(body: &[u8]) -> Option<Tokens> {
-    if let Some(at) = memchr::memmem::rfind(body, b"\"usage\":")
+    // Built once: building the searcher costs more than searching a body.
+    static USAGE: std::sync::LazyLock<memchr::memmem::FinderRev<'static>> =
+        std::sync::LazyLock::new(|| memchr::memmem::FinderRev::new(b"\"usage\":"));
+    if let Some(at) = USAGE.rfind(body)
         && at > 0
         && body[at - 1] != b'\\'
         && let Some(tokens) = usage_at(&body[at + 8..])
@@ -47,8 +50,12 @@ pub fn usage_of_body(body: &[u8]) -> Option<Tokens> {
 /// of the top-level object: what follows it holds only scalar members and closes
 /// exactly one object.
 fn usage_at(rest: &[u8]) -> Option<Tokens> {
-    let mut stream = serde_json::Deserializer::from_slice(rest).into_iter::<Value>();
-    let value = stream.next()?.ok()?;
+    if rest.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
+        return None;
+    }
+    // Typed: no map or string is built for the dozen members a usage object has.
+    let mut stream = serde_json::Deserializer::from_slice(rest).into_iter::<UsageFields>();
+    let fields = stream.next()?.ok()?;
     let tail = rest.get(stream.byte_offset()..)?;
     let (mut in_string, mut escaped, mut closes) = (false, false, 0);
     for &b in tail {
@@ -69,10 +76,53 @@ fn usage_at(rest: &[u8]) -> Option<Tokens> {
             _ => {}
         }
     }
-    if closes != 1 || !value.is_object() {
+    if closes != 1 {
         return None;
     }
-    usage(&value)
+    fields.tokens()
+}
+
+/// The members of a usage object, in either API's shape.
+#[derive(serde::Deserialize)]
+struct UsageFields {
+    prompt_tokens: Option<u64>,
+    completion_tokens: Option<u64>,
+    prompt_tokens_details: Option<PromptDetails>,
+    input_tokens: Option<u64>,
+    output_tokens: Option<u64>,
+    cache_read_input_tokens: Option<u64>,
+    cache_creation_input_tokens: Option<u64>,
+}
+
+#[derive(serde::Deserialize)]
+struct PromptDetails {
+    cached_tokens: Option<u64>,
+}
+
+impl UsageFields {
+    /// The same reading as [`usage`].
+    fn tokens(&self) -> Option<Tokens> {
+        let n = |v: Option<u64>| v.unwrap_or(0);
+        if self.prompt_tokens.is_some() {
+            return Some(Tokens {
+                input: n(self.prompt_tokens),
+                output: n(self.completion_tokens),
+                cached: n(self
+                    .prompt_tokens_details
+                    .as_ref()
+                    .and_then(|d| d.cached_tokens)),
+            });
+        }
+        if self.input_tokens.is_some() || self.output_tokens.is_some() {
+            let cached = n(self.cache_read_input_tokens);
+            return Some(Tokens {
+                input: n(self.input_tokens) + cached + n(self.cache_creation_input_tokens),
+                output: n(self.output_tokens),
+                cached,
+            });
+        }
+        None
+    }
 }
 
 /// The usage of a response body (or a `usage` object) in either API's shape.
