@@ -183,15 +183,24 @@ impl Bus {
         let bus = self.clone();
         tokio::spawn(async move {
             match bus {
-                Self::Nats(b) => loop {
-                    if let Err(e) = b.watch_config(&tx).await {
-                        tracing::warn!(error = %e, "config watch interrupted; watching again");
+                Self::Nats(b) => {
+                    // Quick to come back after a blip, quiet while NATS stays away.
+                    let mut pause = Duration::from_millis(250);
+                    loop {
+                        let started = tokio::time::Instant::now();
+                        if let Err(e) = b.watch_config(&tx).await {
+                            tracing::warn!(error = %e, retry_in = ?pause, "config watch interrupted; watching again");
+                        }
+                        if tx.is_closed() {
+                            break;
+                        }
+                        if started.elapsed() > Duration::from_secs(30) {
+                            pause = Duration::from_millis(250);
+                        }
+                        tokio::time::sleep(pause).await;
+                        pause = (pause * 2).min(Duration::from_secs(5));
                     }
-                    if tx.is_closed() {
-                        break;
-                    }
-                    tokio::time::sleep(Duration::from_millis(250)).await;
-                },
+                }
                 Self::InProcess(b) => {
                     let mut watch = b.subscribe_config();
                     loop {
