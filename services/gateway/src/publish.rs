@@ -377,7 +377,8 @@ fn batch_logs(records: Vec<Record>, max_bytes: usize) -> Vec<Record> {
         if pending.is_empty() {
             return;
         }
-        let mut payload = Vec::new();
+        // Sized once: growing it would copy the batch's bodies again and again.
+        let mut payload = Vec::with_capacity(pending.iter().map(|r| r.payload.len() + 11).sum());
         for r in pending.iter() {
             prost::encoding::encode_key(
                 1,
