@@ -137,17 +137,14 @@ pub fn router(core: AdminCore, token: SecretString) -> Router {
 #[derive(Debug, Clone)]
 pub struct Deps {
     pub store: Store,
-    /// Where configuration snapshots go (`None`: nowhere, a lone admin).
-    pub bus: Option<events::Bus>,
+    /// Sends the configuration to the gateways after every change.
+    pub publisher: crate::config::Publisher,
     /// Seals provider API keys (`AIPROX_SECRET_KEY`).
     pub secret: Option<gateway::secret::SecretKey>,
 }
 
-/// Publishes the stored configuration once (at start, so gateways and database
-/// agree), then serves the admin API until `shutdown`.
+/// Serves the admin API until `shutdown`.
 pub async fn run(config: Config, deps: Deps, shutdown: CancellationToken) -> anyhow::Result<()> {
-    let publisher = crate::config::Publisher::new(deps.store.clone(), deps.bus);
-    publisher.publish().await;
     let listener = TcpListener::bind(config.listen)
         .await
         .map_err(|e| anyhow::anyhow!("admin.listen: cannot bind {}: {e}", config.listen))?;
@@ -155,7 +152,7 @@ pub async fn run(config: Config, deps: Deps, shutdown: CancellationToken) -> any
     let core = AdminCore {
         store: deps.store,
         media_root: config.media_root,
-        publisher,
+        publisher: deps.publisher,
         secret: deps.secret,
     };
     axum::serve(listener, router(core, config.token))

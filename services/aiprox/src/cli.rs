@@ -86,13 +86,12 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 }
             };
             let store = database(&config).await?;
-            store.migrate().await?;
-            seed(&config, &store).await?;
+            let publisher = stored_config(&config, &store, bus).await?;
             admin::run(
                 admin,
                 admin::Deps {
                     store,
-                    bus,
+                    publisher,
                     secret: secret_key()?,
                 },
                 telemetry::shutdown::on_signal(),
@@ -101,6 +100,21 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::All => all(config).await,
     }
+}
+
+/// Migrates and seeds the database, then publishes the stored configuration once
+/// (so gateways and database agree from the start); the publisher is the admin
+/// API's for every later change.
+async fn stored_config(
+    config: &Config,
+    store: &store::Store,
+    bus: Option<Bus>,
+) -> anyhow::Result<admin::config::Publisher> {
+    store.migrate().await?;
+    seed(config, store).await?;
+    let publisher = admin::config::Publisher::new(store.clone(), bus);
+    publisher.publish().await;
+    Ok(publisher)
 }
 
 /// Writes the file's providers and mappings into the database at its first start;
@@ -211,12 +225,9 @@ async fn all(mut config: Config) -> anyhow::Result<()> {
         )
     })?;
     let store = database(&config).await?;
-    store.migrate().await?;
-    seed(&config, &store).await?;
     // The stored configuration reaches the gateway before it serves, admin API or
     // not (keys created earlier must be enforced).
-    let publisher = admin::config::Publisher::new(store.clone(), Some(bus.clone()));
-    publisher.publish().await;
+    let publisher = stored_config(&config, &store, Some(bus.clone())).await?;
     let store_for_admin = store.clone();
     let signal = telemetry::shutdown::on_signal();
     let consumers = CancellationToken::new();
@@ -236,7 +247,7 @@ async fn all(mut config: Config) -> anyhow::Result<()> {
             admin,
             admin::Deps {
                 store: store_for_admin,
-                bus: Some(bus.clone()),
+                publisher,
                 secret: secret_key()?,
             },
             consumers.clone(),

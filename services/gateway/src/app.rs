@@ -56,9 +56,10 @@ impl AppState {
         })
     }
 
-    /// The current routing table and keys. Lock-free; hold it for one request.
-    pub fn routes(&self) -> Arc<Routes> {
-        self.inner.routes.load_full()
+    /// The current routing table and keys. Lock-free and without touching the
+    /// shared reference count; hold it for one request at most.
+    pub fn routes(&self) -> arc_swap::Guard<Arc<Routes>> {
+        self.inner.routes.load()
     }
 
     /// Replaces the routing table for the requests that start from now on.
