@@ -1,9 +1,11 @@
 //! What the request log needs from bodies, computed off the request path.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 
 use base64::Engine;
 use bytes::Bytes;
+use serde_json::value::RawValue;
 use serde_json::{Map, Value, json};
 use sha2::{Digest, Sha256};
 
@@ -28,10 +30,22 @@ fn n(v: &Value) -> u64 {
 /// would be escaped): only that object is parsed. Anything unexpected falls back to
 /// reading the body through.
 pub fn usage_of_body(body: &[u8]) -> Option<Tokens> {
-    // Built once: building the searcher costs more than searching a body.
-    static USAGE: std::sync::LazyLock<memchr::memmem::FinderRev<'static>> =
+    // Built once: building a searcher costs more than searching a body.
+    static USAGE: std::sync::LazyLock<memchr::memmem::Finder<'static>> =
+        std::sync::LazyLock::new(|| memchr::memmem::Finder::new(b"\"usage\":"));
+    static USAGE_REV: std::sync::LazyLock<memchr::memmem::FinderRev<'static>> =
         std::sync::LazyLock::new(|| memchr::memmem::FinderRev::new(b"\"usage\":"));
-    if let Some(at) = USAGE.rfind(body)
+    // The last 1 KiB holds a usage object and what follows it; searched forward
+    // (vectorised, unlike the reverse search) for its last match.
+    let window = body.len().saturating_sub(1024);
+    let last = USAGE
+        .find_iter(&body[window..])
+        .last()
+        .map(|at| window + at)
+        .or_else(|| {
+            USAGE_REV.rfind(&body[..window + USAGE.needle().len().min(body.len() - window)])
+        });
+    if let Some(at) = last
         && at > 0
         && body[at - 1] != b'\\'
         && let Some(tokens) = usage_at(&body[at + 8..])
@@ -50,13 +64,8 @@ pub fn usage_of_body(body: &[u8]) -> Option<Tokens> {
 /// of the top-level object: what follows it holds only scalar members and closes
 /// exactly one object.
 fn usage_at(rest: &[u8]) -> Option<Tokens> {
-    if rest.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
-        return None;
-    }
-    // Typed: no map or string is built for the dozen members a usage object has.
-    let mut stream = serde_json::Deserializer::from_slice(rest).into_iter::<UsageFields>();
-    let fields = stream.next()?.ok()?;
-    let tail = rest.get(stream.byte_offset()..)?;
+    let (fields, len) = read_usage(rest)?;
+    let tail = rest.get(len..)?;
     let (mut in_string, mut escaped, mut closes) = (false, false, 0);
     for &b in tail {
         if in_string {
@@ -82,21 +91,17 @@ fn usage_at(rest: &[u8]) -> Option<Tokens> {
     fields.tokens()
 }
 
-/// The members of a usage object, in either API's shape.
-#[derive(serde::Deserialize)]
+/// The members of a usage object, in either API's shape: `None` for an absent
+/// member, `Some(0)` for one present but not a count (as [`usage`] reads it).
+#[derive(Default)]
 struct UsageFields {
     prompt_tokens: Option<u64>,
     completion_tokens: Option<u64>,
-    prompt_tokens_details: Option<PromptDetails>,
+    cached_tokens: Option<u64>,
     input_tokens: Option<u64>,
     output_tokens: Option<u64>,
     cache_read_input_tokens: Option<u64>,
     cache_creation_input_tokens: Option<u64>,
-}
-
-#[derive(serde::Deserialize)]
-struct PromptDetails {
-    cached_tokens: Option<u64>,
 }
 
 impl UsageFields {
@@ -107,10 +112,7 @@ impl UsageFields {
             return Some(Tokens {
                 input: n(self.prompt_tokens),
                 output: n(self.completion_tokens),
-                cached: n(self
-                    .prompt_tokens_details
-                    .as_ref()
-                    .and_then(|d| d.cached_tokens)),
+                cached: n(self.cached_tokens),
             });
         }
         if self.input_tokens.is_some() || self.output_tokens.is_some() {
@@ -122,6 +124,167 @@ impl UsageFields {
             });
         }
         None
+    }
+}
+
+/// Reads the usage object at the start of `b`: the counts at its top and inside
+/// `prompt_tokens_details`, every other member passed over. Returns the fields and
+/// where the object ends. Anything it would have to interpret (an escaped name, a
+/// fraction, a negative number, a count that is not a number, a nested `usage`)
+/// makes it give up, and the caller reads the body through.
+fn read_usage(b: &[u8]) -> Option<(UsageFields, usize)> {
+    let mut f = UsageFields::default();
+    let mut members = Members::of(b)?;
+    while let Some((name, value)) = members.next()? {
+        let slot = match name {
+            b"prompt_tokens" => &mut f.prompt_tokens,
+            b"completion_tokens" => &mut f.completion_tokens,
+            b"input_tokens" => &mut f.input_tokens,
+            b"output_tokens" => &mut f.output_tokens,
+            b"cache_read_input_tokens" => &mut f.cache_read_input_tokens,
+            b"cache_creation_input_tokens" => &mut f.cache_creation_input_tokens,
+            b"prompt_tokens_details" => {
+                // The last one counts, as in a parsed object.
+                f.cached_tokens = None;
+                if let Some(mut details) = Members::of(value) {
+                    while let Some((name, value)) = details.next()? {
+                        if name == b"cached_tokens" {
+                            f.cached_tokens = Some(read_count(value)?);
+                        }
+                    }
+                }
+                continue;
+            }
+            b"usage" => return None,
+            _ => continue,
+        };
+        *slot = Some(read_count(value)?);
+    }
+    Some((f, members.end()))
+}
+
+/// A count: a plain unsigned integer, or `null` (read as 0, as [`usage`] reads it).
+fn read_count(value: &[u8]) -> Option<u64> {
+    if value == b"null" {
+        return Some(0);
+    }
+    if value.is_empty() || !value.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    value.iter().try_fold(0u64, |n, &d| {
+        n.checked_mul(10)?.checked_add(u64::from(d - b'0'))
+    })
+}
+
+/// The members of the JSON object at the start of a slice, one at a time, as raw
+/// (name, value) bytes. Values are passed over by their structure (strings,
+/// nesting), never interpreted, so picking the one or two members a reader needs
+/// costs little more than finding them. A name holding an escape, or anything
+/// malformed, ends the walk with `None`: the caller then reads the JSON properly.
+struct Members<'a> {
+    b: &'a [u8],
+    at: usize,
+}
+
+impl<'a> Members<'a> {
+    /// The object at the start of `b` (after any whitespace); `None` when `b` does
+    /// not start with one.
+    fn of(b: &'a [u8]) -> Option<Self> {
+        let at = skip_space(b, 0);
+        (b.get(at) == Some(&b'{')).then_some(Self { b, at: at + 1 })
+    }
+
+    /// The next member, or `Some(None)` once the object is closed.
+    fn next(&mut self) -> Option<Option<(&'a [u8], &'a [u8])>> {
+        let b = self.b;
+        let mut i = skip_space(b, self.at);
+        match *b.get(i)? {
+            b'}' => {
+                self.at = i + 1;
+                return Some(None);
+            }
+            b',' => i = skip_space(b, i + 1),
+            _ => {}
+        }
+        if *b.get(i)? != b'"' {
+            return None;
+        }
+        let (end, escapes) = string_end(b, i + 1)?;
+        if escapes {
+            return None;
+        }
+        let name = &b[i + 1..end];
+        i = skip_space(b, end + 1);
+        if *b.get(i)? != b':' {
+            return None;
+        }
+        let start = skip_space(b, i + 1);
+        let stop = value_end(b, start)?;
+        self.at = stop;
+        Some(Some((name, &b[start..stop])))
+    }
+
+    /// Where the object ends, once [`Members::next`] has said it is closed.
+    fn end(&self) -> usize {
+        self.at
+    }
+}
+
+/// Past the whitespace at `i`.
+fn skip_space(b: &[u8], mut i: usize) -> usize {
+    while let Some(b' ' | b'\n' | b'\r' | b'\t') = b.get(i) {
+        i += 1;
+    }
+    i
+}
+
+/// The closing quote of the string whose text starts at `from`, and whether the
+/// text holds escapes.
+fn string_end(b: &[u8], from: usize) -> Option<(usize, bool)> {
+    let mut i = from;
+    let mut escapes = false;
+    loop {
+        i += memchr::memchr2(b'"', b'\\', b.get(i..)?)?;
+        if b[i] == b'"' {
+            return Some((i, escapes));
+        }
+        escapes = true;
+        i += 2;
+    }
+}
+
+/// The end of the value starting at `start`.
+fn value_end(b: &[u8], start: usize) -> Option<usize> {
+    match *b.get(start)? {
+        b'"' => string_end(b, start + 1).map(|(end, _)| end + 1),
+        b'{' | b'[' => {
+            let mut depth = 0usize;
+            let mut i = start;
+            loop {
+                match *b.get(i)? {
+                    b'"' => {
+                        i = string_end(b, i + 1)?.0 + 1;
+                        continue;
+                    }
+                    b'{' | b'[' => depth += 1,
+                    b'}' | b']' => {
+                        depth -= 1;
+                        if depth == 0 {
+                            return Some(i + 1);
+                        }
+                    }
+                    _ => {}
+                }
+                i += 1;
+            }
+        }
+        _ => {
+            let len = b[start..]
+                .iter()
+                .position(|c| matches!(c, b',' | b'}' | b']') || c.is_ascii_whitespace())
+                .unwrap_or(b.len() - start);
+            (len > 0).then_some(start + len)
+        }
     }
 }
 
@@ -150,7 +313,9 @@ pub fn usage(body: &Value) -> Option<Tokens> {
 pub fn is_usage_chunk(payload: &[u8]) -> bool {
     // Cheap screen first: this runs on every streamed chunk, and only the last one
     // has a usage object.
-    if memchr::memmem::find(payload, b"\"usage\"").is_none() {
+    static USAGE: std::sync::LazyLock<memchr::memmem::Finder<'static>> =
+        std::sync::LazyLock::new(|| memchr::memmem::Finder::new(b"\"usage\""));
+    if USAGE.find(payload).is_none() {
         return false;
     }
     #[derive(serde::Deserialize)]
@@ -164,56 +329,115 @@ pub fn is_usage_chunk(payload: &[u8]) -> bool {
         .is_ok_and(|p| p.choices.is_empty() && p.usage.is_some())
 }
 
-/// The parts of a chunk assembly reads (no catch-all map: parsing stays cheap).
+/// The parts of a chunk assembly reads (no catch-all map: parsing stays cheap;
+/// strings borrowed from the chunk unless they hold escapes).
 #[derive(serde::Deserialize)]
-struct LeanChunk {
-    #[serde(default)]
-    id: String,
-    #[serde(default)]
-    model: String,
+struct LeanChunk<'a> {
+    #[serde(default, borrow)]
+    choices: Vec<LeanChoice<'a>>,
+    #[serde(default, borrow)]
+    usage: Option<&'a RawValue>,
+}
+
+/// What only the first chunk is read for.
+#[derive(serde::Deserialize)]
+struct ChunkHead<'a> {
+    #[serde(default, borrow)]
+    id: Cow<'a, str>,
+    #[serde(default, borrow)]
+    model: Cow<'a, str>,
     #[serde(default)]
     created: u64,
-    #[serde(default)]
-    choices: Vec<LeanChoice>,
-    #[serde(default)]
-    usage: Option<Value>,
 }
 
-#[derive(serde::Deserialize)]
-struct LeanChoice {
+#[derive(serde::Deserialize, Debug, PartialEq)]
+struct LeanChoice<'a> {
     #[serde(default)]
     index: u32,
-    #[serde(default)]
-    delta: crate::openai::types::Delta,
-    #[serde(default)]
-    finish_reason: Option<String>,
+    #[serde(default, borrow)]
+    delta: LeanDelta<'a>,
+    #[serde(default, borrow)]
+    finish_reason: Option<Cow<'a, str>>,
 }
 
-/// OpenAI chunks (the `data:` payloads) → the `chat.completion` they add up to.
-pub fn assemble_openai(chunks: &[Bytes]) -> Value {
-    let mut id = String::new();
-    let mut model = String::new();
-    let mut created = 0;
+/// A delta's text and tool call parts; `null` content reads as absent.
+#[derive(Default, serde::Deserialize, Debug, PartialEq)]
+struct LeanDelta<'a> {
+    #[serde(default, borrow)]
+    content: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    reasoning_content: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    tool_calls: Option<Vec<LeanToolCall<'a>>>,
+}
+
+#[derive(serde::Deserialize, Debug, PartialEq)]
+struct LeanToolCall<'a> {
+    #[serde(default)]
+    index: u32,
+    #[serde(default, borrow)]
+    id: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    function: Option<LeanFunction<'a>>,
+}
+
+#[derive(serde::Deserialize, Debug, PartialEq)]
+struct LeanFunction<'a> {
+    #[serde(default, borrow)]
+    name: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    arguments: Option<Cow<'a, str>>,
+}
+
+/// The parts of an OpenAI chunk assembly reads. Only `choices` and a non-null
+/// `usage` are parsed; the chunk's other members (id, model, fingerprints…, the
+/// same in every chunk) are passed over by [`Members`] without being read. A chunk
+/// the walk cannot read is parsed whole, and skipped if that fails too.
+fn read_chunk(chunk: &[u8]) -> Option<LeanChunk<'_>> {
+    let whole = || serde_json::from_slice::<LeanChunk<'_>>(chunk).ok();
+    let Some(mut members) = Members::of(chunk) else {
+        return whole();
+    };
+    let mut out = LeanChunk {
+        choices: Vec::new(),
+        usage: None,
+    };
+    loop {
+        match members.next() {
+            Some(Some((b"choices", value))) => out.choices = serde_json::from_slice(value).ok()?,
+            Some(Some((b"usage", value))) if value != b"null" => {
+                out.usage = serde_json::from_slice(value).ok()?;
+            }
+            Some(Some(_)) => {}
+            Some(None) => return Some(out),
+            None => return whole(),
+        }
+    }
+}
+
+/// OpenAI chunks (the `data:` payloads) → the `chat.completion` body they add up
+/// to, and its usage. Written straight from the pieces (no `Value` built): this
+/// runs for every streamed request.
+pub fn assemble_openai(chunks: &[Bytes]) -> (Vec<u8>, Option<Tokens>) {
+    let mut head: Option<ChunkHead<'_>> = None;
     let mut content = String::new();
     let mut has_content = false;
     let mut reasoning = String::new();
-    let mut finish = Value::Null;
-    let mut usage = Value::Null;
+    let mut finish: Option<Cow<'_, str>> = None;
+    let mut usage: Option<&RawValue> = None;
     let mut calls: BTreeMap<u32, (String, String, String)> = BTreeMap::new();
     for chunk in chunks {
-        let Ok(c) = serde_json::from_slice::<LeanChunk>(chunk) else {
+        let Some(c) = read_chunk(chunk) else {
             continue;
         };
-        if id.is_empty() {
-            id = c.id;
-            model = c.model;
-            created = c.created;
+        if head.as_ref().is_none_or(|h| h.id.is_empty()) {
+            head = serde_json::from_slice::<ChunkHead<'_>>(chunk).ok();
         }
-        if let Some(u) = c.usage.filter(Value::is_object) {
-            usage = u;
+        if let Some(u) = c.usage.filter(|u| u.get().starts_with('{')) {
+            usage = Some(u);
         }
         for choice in c.choices.into_iter().filter(|c| c.index == 0) {
-            if let Some(text) = choice.delta.content.flatten() {
+            if let Some(text) = choice.delta.content {
                 has_content = true;
                 content.push_str(&text);
             }
@@ -223,7 +447,7 @@ pub fn assemble_openai(chunks: &[Bytes]) -> Value {
             for call in choice.delta.tool_calls.into_iter().flatten() {
                 let entry = calls.entry(call.index).or_default();
                 if let Some(id) = call.id {
-                    entry.0 = id;
+                    entry.0 = id.into_owned();
                 }
                 if let Some(f) = call.function {
                     if let Some(name) = f.name {
@@ -235,27 +459,91 @@ pub fn assemble_openai(chunks: &[Bytes]) -> Value {
                 }
             }
             if let Some(f) = choice.finish_reason {
-                finish = Value::String(f);
+                finish = Some(f);
             }
         }
     }
-    let mut message = json!({"role": "assistant", "content": if has_content { Value::String(content) } else { Value::Null }});
-    if !reasoning.is_empty() {
-        message["reasoning_content"] = reasoning.into();
-    }
-    if !calls.is_empty() {
-        message["tool_calls"] = calls
-            .into_values()
-            .map(|(id, name, arguments)| {
-                json!({"id": id, "type": "function", "function": {"name": name, "arguments": arguments}})
-            })
-            .collect();
-    }
-    json!({
-        "id": id, "object": "chat.completion", "created": created, "model": model,
-        "choices": [{"index": 0, "message": message, "finish_reason": finish}],
-        "usage": usage,
-    })
+    let tokens = usage.and_then(|u| {
+        read_usage(u.get().as_bytes())
+            .and_then(|(fields, _)| fields.tokens())
+            .or_else(|| usage_of_value(u))
+    });
+    let head = head.unwrap_or(ChunkHead {
+        id: Cow::Borrowed(""),
+        model: Cow::Borrowed(""),
+        created: 0,
+    });
+    let completion = Completion {
+        id: &head.id,
+        object: "chat.completion",
+        created: head.created,
+        model: &head.model,
+        choices: [CompletionChoice {
+            index: 0,
+            message: CompletionMessage {
+                role: "assistant",
+                content: has_content.then_some(content.as_str()),
+                reasoning_content: (!reasoning.is_empty()).then_some(reasoning.as_str()),
+                tool_calls: calls
+                    .values()
+                    .map(|(id, name, arguments)| CompletionToolCall {
+                        id,
+                        kind: "function",
+                        function: CompletionFunction { name, arguments },
+                    })
+                    .collect(),
+            },
+            finish_reason: finish.as_deref(),
+        }],
+        usage,
+    };
+    (serde_json::to_vec(&completion).unwrap_or_default(), tokens)
+}
+
+fn usage_of_value(raw: &RawValue) -> Option<Tokens> {
+    usage(&serde_json::from_str::<Value>(raw.get()).ok()?)
+}
+
+/// The `chat.completion` a stream adds up to, in the order OpenAI writes it.
+#[derive(serde::Serialize)]
+struct Completion<'a> {
+    id: &'a str,
+    object: &'static str,
+    created: u64,
+    model: &'a str,
+    choices: [CompletionChoice<'a>; 1],
+    usage: Option<&'a RawValue>,
+}
+
+#[derive(serde::Serialize)]
+struct CompletionChoice<'a> {
+    index: u32,
+    message: CompletionMessage<'a>,
+    finish_reason: Option<&'a str>,
+}
+
+#[derive(serde::Serialize)]
+struct CompletionMessage<'a> {
+    role: &'static str,
+    content: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reasoning_content: Option<&'a str>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    tool_calls: Vec<CompletionToolCall<'a>>,
+}
+
+#[derive(serde::Serialize)]
+struct CompletionToolCall<'a> {
+    id: &'a str,
+    #[serde(rename = "type")]
+    kind: &'static str,
+    function: CompletionFunction<'a>,
+}
+
+#[derive(serde::Serialize)]
+struct CompletionFunction<'a> {
+    name: &'a str,
+    arguments: &'a str,
 }
 
 /// Anthropic events (the `data:` payloads) → the message they add up to.
@@ -357,9 +645,12 @@ pub fn media_reference(sha256: &str) -> String {
 /// without being re-serialised.
 pub fn extract_media(body: &Bytes) -> (Bytes, Vec<Media>) {
     // Every form carries base64; a body without the word has nothing to cut.
-    if memchr::memmem::find(body, b"base64").is_none()
-        && memchr::memmem::find(body, b"input_audio").is_none()
-    {
+    // The searchers are built once: building one costs more than a search.
+    static BASE64: std::sync::LazyLock<memchr::memmem::Finder<'static>> =
+        std::sync::LazyLock::new(|| memchr::memmem::Finder::new(b"base64"));
+    static AUDIO: std::sync::LazyLock<memchr::memmem::Finder<'static>> =
+        std::sync::LazyLock::new(|| memchr::memmem::Finder::new(b"input_audio"));
+    if BASE64.find(body).is_none() && AUDIO.find(body).is_none() {
         return (body.clone(), Vec::new());
     }
     let Ok(mut value) = serde_json::from_slice::<Value>(body) else {
@@ -480,6 +771,129 @@ mod tests {
         }
     }
 
+    /// Random usage objects, members and spacing: the fast read must agree with the
+    /// full one on every body (including those where it gives up and reads through).
+    #[test]
+    fn the_fast_usage_read_agrees_on_random_bodies() {
+        let mut seed = 0x9E37_79B9_7F4A_7C15_u64;
+        let mut next = move |n: usize| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            usize::try_from(seed % n as u64).unwrap()
+        };
+        let names = [
+            "prompt_tokens",
+            "completion_tokens",
+            "total_tokens",
+            "prompt_tokens_details",
+            "completion_tokens_details",
+            "cached_tokens",
+            "input_tokens",
+            "output_tokens",
+            "cache_read_input_tokens",
+            "cache_creation_input_tokens",
+            "server_tool_use",
+            "service_tier",
+            "prompt_tokens",
+            "input_tokens",
+            "output_tokens",
+            "completion_tokens",
+            "prompt_tokens_details",
+            "usage",
+            "prompt\\u005ftokens",
+        ];
+        let scalars = [
+            "0",
+            "7",
+            "1234567",
+            "null",
+            "24",
+            "8",
+            "3",
+            "0",
+            "100",
+            "5",
+            "1.5",
+            "-3",
+            "2e3",
+            "\"12\"",
+            "true",
+            "\"a \\\"}]{[ b\"",
+            "[1, {\"prompt_tokens\": 9}]",
+            "18446744073709551616",
+        ];
+        let space = [" ", "", "\n  ", ""];
+        // A member's value: mostly counts; sometimes an object of members like
+        // `prompt_tokens_details` holds; sometimes anything at all.
+        let value = |next: &mut dyn FnMut(usize) -> usize| -> String {
+            let pick = next(8);
+            if pick > 2 {
+                next(100_000).to_string()
+            } else if pick == 0 {
+                let inner = [
+                    "cached_tokens",
+                    "audio_tokens",
+                    "prompt_tokens",
+                    "cached_tokens",
+                ];
+                let mut o = String::from("{");
+                for i in 0..next(4) {
+                    if i > 0 {
+                        o.push(',');
+                    }
+                    let v = if next(3) > 0 {
+                        next(1000).to_string()
+                    } else {
+                        scalars[next(scalars.len())].to_owned()
+                    };
+                    o += &format!("\"{}\":{v}", inner[next(inner.len())]);
+                }
+                o + "}"
+            } else {
+                scalars[next(scalars.len())].to_owned()
+            }
+        };
+        let (mut checked, mut fast_reads) = (0, 0);
+        for _ in 0..5000 {
+            let mut usage = String::from("{");
+            for i in 0..next(8) {
+                if i > 0 {
+                    usage.push(',');
+                }
+                let sp = space[next(space.len())];
+                let v = value(&mut next);
+                usage += &format!("{sp}\"{}\"{sp}:{sp}{v}", names[next(names.len())]);
+            }
+            usage.push('}');
+            let body = match next(3) {
+                0 => format!(
+                    r#"{{"id":"x","choices":[{{"message":{{"content":"hi"}}}}],"usage":{usage}}}"#
+                ),
+                1 => format!(
+                    r#"{{"usage" : {usage} , "service_tier":"default","system_fingerprint":"fp"}}"#
+                ),
+                _ => format!(r#"{{"usage":{usage},"content":[{{"text":"x"}}]}}"#),
+            };
+            let (fast, through) = (
+                usage_of_body(body.as_bytes()),
+                usage_read_through(body.as_bytes()),
+            );
+            assert_eq!(fast, through, "{body}");
+            checked += usize::from(through.is_some());
+            fast_reads += usize::from(
+                read_usage(usage.as_bytes())
+                    .and_then(|(f, _)| f.tokens())
+                    .is_some(),
+            );
+        }
+        assert!(checked > 1000, "only {checked} bodies with usage");
+        assert!(
+            fast_reads > 500,
+            "the fast read gave up on all but {fast_reads}"
+        );
+    }
+
     #[test]
     fn usage_in_both_shapes() {
         assert_eq!(
@@ -548,6 +962,50 @@ mod tests {
         assert_eq!(same, plain);
     }
 
+    /// The member-by-member chunk read must agree with parsing the chunk whole, on
+    /// every recorded chunk and on chunks built to trip it.
+    #[test]
+    fn the_fast_chunk_read_agrees_with_parsing_it_whole() {
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../../fixtures/openai");
+        let mut chunks: Vec<Vec<u8>> = Vec::new();
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.extension().is_some_and(|e| e == "sse") {
+                let events = crate::sse::Decoder::new()
+                    .feed(&std::fs::read(&path).unwrap())
+                    .unwrap();
+                chunks.extend(events.into_iter().map(|e| e.data.into_bytes()));
+            }
+        }
+        assert!(chunks.len() > 30, "only {} recorded chunks", chunks.len());
+        let built: [&[u8]; 9] = [
+            br#"{"id":"a","choices":[{"index":0,"delta":{"content":"say \"hi\"\n\u00e9 \ud83d\ude00"},"finish_reason":null}],"usage":null}"#,
+            br#"{ "choices" : [ { "index" : 1 , "delta" : { "content" : null , "role" : "assistant" } } , {"index":0,"delta":{"reasoning_content":"hmm"}} ] }"#,
+            br#"{"choices":[{"index":0,"delta":{"tool_calls":[{"index":0,"id":"c1","function":{"name":"f","arguments":"{\"a\":"}}]},"finish_reason":"tool_calls"}]}"#,
+            br#"{"choices":[],"usage":{"prompt_tokens":3,"completion_tokens":1}}"#,
+            br#"{"choices":[{"index":0,"delta":{"content":["not","text"]}}]}"#,
+            br#"{"choices":null}"#,
+            br#"{"ch\u006fices":[{"index":0,"delta":{"content":"x"}}]}"#,
+            br#"{"choices":[{"index":-1,"delta":{"content":"x"}}]}"#,
+            br#"{"choices":[{"index":0,"delta":{"content":"unterminated}}]}"#,
+        ];
+        chunks.extend(built.iter().map(|c| c.to_vec()));
+        for chunk in &chunks {
+            let fast = read_chunk(chunk);
+            let whole = serde_json::from_slice::<LeanChunk<'_>>(chunk).ok();
+            let text = String::from_utf8_lossy(chunk);
+            assert_eq!(fast.is_some(), whole.is_some(), "{text}");
+            if let (Some(fast), Some(whole)) = (fast, whole) {
+                assert_eq!(fast.choices, whole.choices, "{text}");
+                assert_eq!(
+                    fast.usage.map(RawValue::get),
+                    whole.usage.map(RawValue::get),
+                    "{text}"
+                );
+            }
+        }
+    }
+
     #[test]
     fn streams_assemble_into_whole_responses() {
         let path = |p: &str| format!("{}/../../fixtures/{p}", env!("CARGO_MANIFEST_DIR"));
@@ -560,20 +1018,25 @@ mod tests {
                 .map(|e| Bytes::from(e.data))
                 .collect()
         };
-        let text = assemble_openai(&payloads("openai/chat_stream_basic.sse"));
+        let (body, tokens) = assemble_openai(&payloads("openai/chat_stream_basic.sse"));
+        let text: Value = serde_json::from_slice(&body).unwrap();
         assert_eq!(
             text["choices"][0]["message"]["content"],
             "The capital of Mexico is Mexico City."
         );
-        assert_eq!(
-            usage(&text),
-            Some(Tokens {
-                input: 14,
-                output: 8,
-                cached: 0
-            })
-        );
-        let tools = assemble_openai(&payloads("openai/chat_stream_parallel_tool_calls.sse"));
+        let expected = Some(Tokens {
+            input: 14,
+            output: 8,
+            cached: 0,
+        });
+        assert_eq!(usage(&text), expected);
+        assert_eq!(tokens, expected);
+        assert_eq!(text["object"], "chat.completion");
+        assert_eq!(text["choices"][0]["finish_reason"], "stop");
+        assert_eq!(text["choices"][0]["message"]["role"], "assistant");
+        assert!(text["choices"][0]["message"].get("tool_calls").is_none());
+        let (body, _) = assemble_openai(&payloads("openai/chat_stream_parallel_tool_calls.sse"));
+        let tools: Value = serde_json::from_slice(&body).unwrap();
         let calls = tools["choices"][0]["message"]["tool_calls"]
             .as_array()
             .unwrap();

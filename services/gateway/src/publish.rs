@@ -125,16 +125,20 @@ impl Publisher {
             if batch.is_empty() {
                 continue;
             }
-            // Decoding and hashing images, assembling streams: CPU work that must
-            // not hold up a runtime thread serving requests.
+            // Decoding and hashing images, assembling streams, encoding: CPU work
+            // that must not hold up a runtime thread serving requests.
             let exchanges = std::mem::take(&mut batch);
             let count = exchanges.len() as u64;
             let prices = self.prices.clone();
-            let records: Vec<Record> = match tokio::task::spawn_blocking(move || {
-                exchanges
-                    .into_iter()
-                    .flat_map(|x| prepare(&prices, x))
-                    .collect()
+            let max_bytes = self.bus.max_payload().min(8 << 20) / 2;
+            let records = match tokio::task::spawn_blocking(move || {
+                let mut logs = Vec::with_capacity(exchanges.len());
+                let mut records = Vec::new();
+                for x in exchanges {
+                    logs.push(prepare(&prices, x, &mut records));
+                }
+                batch_logs(&logs, max_bytes, &mut records);
+                records
             })
             .await
             {
@@ -145,7 +149,6 @@ impl Publisher {
                     continue;
                 }
             };
-            let records = batch_logs(records, self.bus.max_payload().min(8 << 20) / 2);
             if self.spill.is_empty() {
                 let failed = self.send(records).await;
                 if !failed.is_empty() {
@@ -246,20 +249,20 @@ impl Publisher {
     }
 }
 
-/// Builds the events of one exchange: media cut out of the request, a stream
-/// assembled, tokens and cost computed.
-fn prepare(prices: &BTreeMap<String, Price>, x: Exchange) -> Vec<Record> {
-    let (request_body, media) = llm::record::extract_media(&x.request_body);
+/// Builds the log event of one exchange (media cut out of the request, a stream
+/// assembled, tokens and cost computed); its media events go to `media`.
+fn prepare(prices: &BTreeMap<String, Price>, x: Exchange, media: &mut Vec<Record>) -> LogEvent {
+    let (request_body, found) = llm::record::extract_media(&x.request_body);
     let (response_body, tokens) = if x.stream {
-        let whole = match x.dialect {
+        let (whole, tokens) = match x.dialect {
             Dialect::OpenAi => llm::record::assemble_openai(&x.frames),
-            Dialect::Anthropic => llm::record::assemble_anthropic(&x.frames),
+            Dialect::Anthropic => {
+                let whole = llm::record::assemble_anthropic(&x.frames);
+                let tokens = llm::record::usage(&whole);
+                (serde_json::to_vec(&whole).unwrap_or_default(), tokens)
+            }
         };
-        let tokens = llm::record::usage(&whole);
-        (
-            Bytes::from(serde_json::to_vec(&whole).unwrap_or_default()),
-            tokens,
-        )
+        (Bytes::from(whole), tokens)
     } else {
         let tokens = llm::record::usage_of_body(&x.response_body);
         (x.response_body, tokens)
@@ -270,11 +273,41 @@ fn prepare(prices: &BTreeMap<String, Price>, x: Exchange) -> Vec<Record> {
         let (i, o) = (tokens.input as f64, tokens.output as f64);
         (i * p.input + o * p.output) / 1e6
     });
-    let request_id = x.request_id.hyphenated().to_string();
-    let simple = x.request_id.simple().to_string();
-    let traceparent = format!("00-{simple}-{}-01", &simple[16..]);
-    let log = LogEvent {
-        request_id: request_id.clone(),
+    // Written straight, not through `fmt`: this runs for every request.
+    let request_id = x
+        .request_id
+        .hyphenated()
+        .encode_lower(&mut uuid::Uuid::encode_buffer())
+        .to_owned();
+    let refs = found
+        .iter()
+        .map(|m| MediaRef {
+            sha256: m.sha256.clone(),
+            mime: m.mime.clone(),
+            size: m.data.len() as u64,
+        })
+        .collect();
+    for m in found {
+        media.push(Record {
+            subject: Subject::Media,
+            msg_id: format!("media-{}", m.sha256),
+            traceparent: traceparent(x.request_id),
+            payload: Bytes::from(
+                MediaEvent {
+                    sha256: m.sha256,
+                    mime: m.mime,
+                    size: m.data.len() as u64,
+                    data: m.data,
+                    object_name: String::new(),
+                    request_id: request_id.clone(),
+                }
+                .encode_to_vec(),
+            ),
+            events: 0,
+        });
+    }
+    LogEvent {
+        request_id,
         received_at_us: x.received_at_us,
         endpoint: x.endpoint.to_owned(),
         client_key_id: x.key_id.as_deref().unwrap_or_default().to_owned(),
@@ -294,43 +327,22 @@ fn prepare(prices: &BTreeMap<String, Price>, x: Exchange) -> Vec<Record> {
         upstream_latency_us: x.upstream_latency_us,
         request_body,
         response_body,
-        media: media
-            .iter()
-            .map(|m| MediaRef {
-                sha256: m.sha256.clone(),
-                mime: m.mime.clone(),
-                size: m.data.len() as u64,
-            })
-            .collect(),
-    };
-    let mut records: Vec<Record> = media
-        .into_iter()
-        .map(|m| Record {
-            subject: Subject::Media,
-            msg_id: format!("media-{}", m.sha256),
-            traceparent: traceparent.clone(),
-            payload: Bytes::from(
-                MediaEvent {
-                    sha256: m.sha256,
-                    mime: m.mime,
-                    size: m.data.len() as u64,
-                    data: m.data,
-                    object_name: String::new(),
-                    request_id: request_id.clone(),
-                }
-                .encode_to_vec(),
-            ),
-            events: 0,
-        })
-        .collect();
-    records.push(Record {
-        subject: Subject::Log,
-        msg_id: request_id,
-        traceparent,
-        payload: Bytes::from(log.encode_to_vec()),
-        events: 1,
-    });
-    records
+        media: refs,
+    }
+}
+
+/// The W3C trace context of a request: its id as the trace id, the second half as
+/// the parent span.
+fn traceparent(id: uuid::Uuid) -> String {
+    let mut buf = uuid::Uuid::encode_buffer();
+    let simple = id.simple().encode_lower(&mut buf);
+    let mut out = String::with_capacity(55);
+    out.push_str("00-");
+    out.push_str(simple);
+    out.push('-');
+    out.push_str(&simple[16..]);
+    out.push_str("-01");
+    out
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -366,55 +378,56 @@ const LINGER: Duration = Duration::from_millis(5);
 /// payload limit and a replay re-sends little.
 const BATCH_EVENTS: usize = 64;
 
-/// Packs consecutive single log events into `LogBatch` messages (media records
-/// pass as they are). The encoding of a `LogBatch` is its events' encodings, each
-/// as field 1: no re-encoding.
-fn batch_logs(records: Vec<Record>, max_bytes: usize) -> Vec<Record> {
-    let mut out = Vec::with_capacity(records.len());
-    let mut pending: Vec<Record> = Vec::new();
-    let mut size = 0;
-    let flush = |pending: &mut Vec<Record>, out: &mut Vec<Record>| {
-        if pending.is_empty() {
-            return;
+/// Packs log events into `LogBatch` messages, appended to `out`, each encoded once
+/// straight into its message: the encoding of a `LogBatch` is its events'
+/// encodings, each as field 1.
+fn batch_logs(logs: &[LogEvent], max_bytes: usize, out: &mut Vec<Record>) {
+    let mut start = 0;
+    let mut lens = Vec::with_capacity(BATCH_EVENTS);
+    while start < logs.len() {
+        // The batch: up to BATCH_EVENTS events, cut before the byte bound (one
+        // event alone may pass it).
+        let mut size = 0;
+        let mut end = start;
+        lens.clear();
+        while end < logs.len() && end - start < BATCH_EVENTS {
+            let len = logs[end].encoded_len();
+            let framed = 1 + prost::encoding::encoded_len_varint(len as u64) + len;
+            if end > start && size + framed > max_bytes {
+                break;
+            }
+            size += framed;
+            lens.push(len);
+            end += 1;
         }
+        let batch = &logs[start..end];
         // Sized once: growing it would copy the batch's bodies again and again.
-        let mut payload = Vec::with_capacity(pending.iter().map(|r| r.payload.len() + 11).sum());
-        for r in pending.iter() {
+        let mut payload = Vec::with_capacity(size);
+        for (event, &len) in batch.iter().zip(&lens) {
             prost::encoding::encode_key(
                 1,
                 prost::encoding::WireType::LengthDelimited,
                 &mut payload,
             );
-            prost::encoding::encode_varint(r.payload.len() as u64, &mut payload);
-            payload.extend_from_slice(&r.payload);
+            prost::encoding::encode_varint(len as u64, &mut payload);
+            event.encode_raw(&mut payload);
         }
-        let first = &pending[0];
-        let last = &pending[pending.len() - 1];
+        let (first, last) = (&batch[0], &batch[batch.len() - 1]);
+        let request_id = uuid::Uuid::try_parse(&first.request_id).unwrap_or_default();
         out.push(Record {
             subject: Subject::Log,
-            msg_id: format!("logs-{}-{}-{}", first.msg_id, last.msg_id, pending.len()),
-            traceparent: first.traceparent.clone(),
+            msg_id: format!(
+                "logs-{}-{}-{}",
+                first.request_id,
+                last.request_id,
+                batch.len()
+            ),
+            traceparent: traceparent(request_id),
             payload: Bytes::from(payload),
-            events: u32::try_from(pending.len()).unwrap_or(u32::MAX),
+            events: u32::try_from(batch.len()).unwrap_or(u32::MAX),
         });
-        pending.clear();
-    };
-    for r in records {
-        if r.subject != Subject::Log {
-            out.push(r);
-            continue;
-        }
-        if pending.len() >= BATCH_EVENTS
-            || (size + r.payload.len() > max_bytes && !pending.is_empty())
-        {
-            flush(&mut pending, &mut out);
-            size = 0;
-        }
-        size += r.payload.len() + 8;
-        pending.push(r);
+        start = end;
     }
-    flush(&mut pending, &mut out);
-    out
 }
 
 /// The spill directory: files `<seq>.spill` of length-prefixed records.
@@ -621,11 +634,19 @@ mod tests {
         }
     }
 
+    fn event(i: usize) -> LogEvent {
+        LogEvent {
+            request_id: uuid::Uuid::from_u128(i as u128).hyphenated().to_string(),
+            request_body: Bytes::from(vec![b'x'; 100]),
+            ..LogEvent::default()
+        }
+    }
+
     #[test]
     fn log_events_are_batched_and_decode_back_in_order() {
-        let mut records: Vec<Record> = (0..150).map(log).collect();
-        records.insert(10, media(1));
-        let batched = batch_logs(records, usize::MAX);
+        let events: Vec<LogEvent> = (0..150).map(event).collect();
+        let mut batched = vec![media(1)];
+        batch_logs(&events, usize::MAX, &mut batched);
         let kinds: Vec<(Subject, u32)> = batched.iter().map(|r| (r.subject, r.events)).collect();
         assert_eq!(
             kinds,
@@ -636,22 +657,28 @@ mod tests {
                 (Subject::Log, 22)
             ]
         );
-        let ids: Vec<String> = batched
+        let decoded: Vec<LogEvent> = batched
             .iter()
             .filter(|r| r.subject == Subject::Log)
             .flat_map(|r| LogBatch::decode(r.payload.clone()).unwrap().events)
-            .map(|e| e.request_id)
             .collect();
+        assert_eq!(decoded, events);
+        // Each batch is named by its first and last request and traced as the first.
+        let first = &batched[1];
         assert_eq!(
-            ids,
-            (0..150).map(|i| format!("req-{i}")).collect::<Vec<_>>()
+            first.msg_id,
+            format!("logs-{}-{}-64", events[0].request_id, events[63].request_id)
         );
+        let trace = uuid::Uuid::from_u128(0).simple().to_string();
+        assert_eq!(first.traceparent, format!("00-{trace}-{}-01", &trace[16..]));
         // The byte bound cuts batches too.
-        let cut = batch_logs((0..10).map(log).collect(), 300);
+        let mut cut = Vec::new();
+        batch_logs(&events[..10], 300, &mut cut);
         assert!(
             cut.iter().all(|r| r.payload.len() <= 300),
             "a batch past the byte bound"
         );
+        assert!(cut.len() > 1);
         assert_eq!(cut.iter().map(|r| r.events).sum::<u32>(), 10);
     }
 
