@@ -49,6 +49,7 @@ for round in 1 2 3 4 5 6; do
     echo "$side $rps $(( (c1 - c0) * 10000 / req )) $(( (n1 - n0) * 10000 / req ))" >> "$WORK/runs"
   done
 done
+curl -s "http://127.0.0.1:$ON_PORT/metrics" | awk '/^aiprox_events_(published|spilled|replayed|dropped)_total|^aiprox_event_publish_failures_total/{printf "%s=%s ", $1, $2} END{print ""}' > "$WORK/metrics"
 python3 - "$WORK/runs" <<'P'
 import statistics, sys
 runs = [l.split() for l in open(sys.argv[1])]
@@ -61,3 +62,5 @@ print(f"| gateway alone on CPU 1; wrk, mock, nats-server on CPU 0 | {mo:,.0f} | 
       f"| {', '.join(f'{r[0]:,.0f}' for r in off)} | {', '.join(f'{r[0]:,.0f}' for r in on)} "
       f"| {statistics.median(r[1] for r in off)} / {statistics.median(r[1] for r in on)} | {statistics.median(r[2] for r in on)} |")
 P
+echo
+echo "Publishing gateway counters: $(cat "$WORK/metrics")"
