@@ -2,8 +2,8 @@
 # Publishing on versus off with the gateway on a core of its own: the gateways are
 # pinned to CPU 1, wrk, the mock upstream and nats-server to CPU 0, so the numbers
 # are the gateway's own cost of publishing, not nats-server's CPU taken from the
-# same cores (in production NATS runs on other nodes). Six alternating 8 s rounds;
-# medians compared. Needs the release binaries (`bash bench/run.sh` builds them).
+# same cores (in production NATS runs on other nodes). Alternating rounds (ROUNDS,
+# default 6, of SECS, default 8, seconds); medians compared. Needs the release binaries (`bash bench/run.sh` builds them).
 # Prints a markdown table.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -37,12 +37,12 @@ L
 cpu() { awk '{print $14+$15}' "/proc/$1/stat"; }
 for p in $OFF_PORT $ON_PORT; do taskset -c 0 wrk -t2 -c32 -d2s -s "$WORK/post.lua" "http://127.0.0.1:$p/v1/chat/completions" >/dev/null; done
 : > "$WORK/runs"
-for round in 1 2 3 4 5 6; do
+for round in $(seq "${ROUNDS:-6}"); do
   if [ $((round % 2)) = 1 ]; then sides="off on"; else sides="on off"; fi
   for side in $sides; do
     if [ "$side" = off ]; then P=$OFF; PORT=$OFF_PORT; else P=$ON; PORT=$ON_PORT; fi
     c0=$(cpu $P); n0=$(cpu $NATS)
-    out=$(taskset -c 0 wrk -t2 -c32 -d8s -s "$WORK/post.lua" "http://127.0.0.1:$PORT/v1/chat/completions")
+    out=$(taskset -c 0 wrk -t2 -c32 -d"${SECS:-8}"s -s "$WORK/post.lua" "http://127.0.0.1:$PORT/v1/chat/completions")
     c1=$(cpu $P); n1=$(cpu $NATS)
     req=$(echo "$out" | awk '/requests in/{print $1}')
     rps=$(echo "$out" | awk '/Requests\/sec/{print $2}')

@@ -65,30 +65,44 @@ pub fn usage_of_body(body: &[u8]) -> Option<Tokens> {
 /// exactly one object.
 fn usage_at(rest: &[u8]) -> Option<Tokens> {
     let (fields, len) = read_usage(rest)?;
-    let tail = rest.get(len..)?;
-    let (mut in_string, mut escaped, mut closes) = (false, false, 0);
-    for &b in tail {
-        if in_string {
-            match b {
-                _ if escaped => escaped = false,
-                b'\\' => escaped = true,
-                b'"' => in_string = false,
-                _ => {}
-            }
-            continue;
-        }
-        match b {
-            b'"' if closes == 0 => in_string = true,
-            b'}' => closes += 1,
-            b'{' | b'[' | b']' | b'"' => return None,
-            _ if closes > 0 && !b.is_ascii_whitespace() => return None,
-            _ => {}
-        }
-    }
-    if closes != 1 {
+    if !closes_top_level(rest.get(len..)?) {
         return None;
     }
     fields.tokens()
+}
+
+/// Whether `tail`, what follows a member's value, holds only members with scalar
+/// values and then closes the object, with nothing after it: the member belonged
+/// to the top-level object, not to one nested in it.
+fn closes_top_level(tail: &[u8]) -> bool {
+    let mut i = skip_space(tail, 0);
+    loop {
+        match tail.get(i) {
+            Some(b'}') => return skip_space(tail, i + 1) == tail.len(),
+            Some(b',') => {
+                i = skip_space(tail, i + 1);
+                if tail.get(i) != Some(&b'"') {
+                    return false;
+                }
+                let Some((end, _)) = string_end(tail, i + 1) else {
+                    return false;
+                };
+                i = skip_space(tail, end + 1);
+                if tail.get(i) != Some(&b':') {
+                    return false;
+                }
+                i = skip_space(tail, i + 1);
+                if matches!(tail.get(i), Some(b'{' | b'[') | None) {
+                    return false;
+                }
+                let Some(end) = value_end(tail, i) else {
+                    return false;
+                };
+                i = skip_space(tail, end);
+            }
+            _ => return false,
+        }
+    }
 }
 
 /// The members of a usage object, in either API's shape: `None` for an absent
@@ -257,23 +271,26 @@ fn string_end(b: &[u8], from: usize) -> Option<(usize, bool)> {
 fn value_end(b: &[u8], start: usize) -> Option<usize> {
     match *b.get(start)? {
         b'"' => string_end(b, start + 1).map(|(end, _)| end + 1),
-        b'{' | b'[' => {
+        open @ (b'{' | b'[') => {
+            // Only the value's own kind of bracket counts: in valid JSON the other
+            // kind is balanced inside it. Found by a vectorised search.
+            let close = if open == b'{' { b'}' } else { b']' };
             let mut depth = 0usize;
             let mut i = start;
             loop {
-                match *b.get(i)? {
+                i += memchr::memchr3(b'"', open, close, b.get(i..)?)?;
+                match b[i] {
                     b'"' => {
                         i = string_end(b, i + 1)?.0 + 1;
                         continue;
                     }
-                    b'{' | b'[' => depth += 1,
-                    b'}' | b']' => {
+                    c if c == open => depth += 1,
+                    _ => {
                         depth -= 1;
                         if depth == 0 {
                             return Some(i + 1);
                         }
                     }
-                    _ => {}
                 }
                 i += 1;
             }

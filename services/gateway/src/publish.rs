@@ -17,6 +17,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use events::proto::{LogEvent, MediaEvent, MediaRef};
 use events::{Bus, Outgoing, subjects};
+use futures_util::FutureExt;
 use prost::Message;
 use serde::Deserialize;
 use tokio::sync::mpsc;
@@ -108,11 +109,10 @@ impl Publisher {
                 // Linger: let a busy gateway gather a bigger batch, so one wake-up
                 // and one acknowledgement serve many requests (costs the log 5 ms).
                 tokio::time::sleep(LINGER).await;
-                while batch.len() < 1024 {
-                    match rx.try_recv() {
-                        Ok(x) => batch.push(x),
-                        Err(_) => break,
-                    }
+                // What arrived meanwhile, taken in one go (not one `try_recv` each).
+                let room = 1024usize.saturating_sub(batch.len());
+                if room > 0 {
+                    let _ = rx.recv_many(&mut batch, room).now_or_never();
                 }
             }
             if !self.spill.is_empty() {
