@@ -20,4 +20,15 @@ python3 bench/gateway.py "$@"
   echo
   ./target/release/logger-ingest 100000
 } >> bench/RESULTS.md
+{
+  echo
+  echo "## Publishing on versus off, side by side on one core"
+  echo
+  echo "\`bench/publishing-side-by-side.sh\`: both gateways pinned to CPU 1 and loaded at the same time (wrk, the mock and"
+  echo "nats-server on CPU 0), so the machine's drift slows both alike; the ratio of the requests they serve in the same"
+  echo "seconds is the cost. Five 10 s runs each."
+  echo
+  bash bench/publishing-side-by-side.sh | sed -n 1,3p
+  KIND=stream bash bench/publishing-side-by-side.sh | sed -n 3p
+} >> bench/RESULTS.md
 tail -n 8 bench/RESULTS.md

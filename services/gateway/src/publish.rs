@@ -44,6 +44,10 @@ pub struct EventSettings {
     pub spill_dir: PathBuf,
     /// Spill size limit in bytes; past it, events are dropped (counted).
     pub spill_max_bytes: u64,
+    /// How long the publisher waits, after the first event of a batch, for more
+    /// to join it: longer means fewer, larger messages (less CPU per request) and
+    /// events reaching the log later.
+    pub linger_ms: u64,
 }
 
 impl Default for EventSettings {
@@ -52,6 +56,7 @@ impl Default for EventSettings {
             queue_capacity: 10_000,
             spill_dir: PathBuf::from("data/spill"),
             spill_max_bytes: 1024 * 1024 * 1024,
+            linger_ms: 5,
         }
     }
 }
@@ -75,6 +80,7 @@ pub fn start(
         spill,
         metrics: metrics.clone(),
         prices: Arc::new(prices),
+        linger: Duration::from_millis(settings.linger_ms),
     };
     let task = tokio::spawn(publisher.run(rx));
     Ok((Recorder::new(tx, metrics), task))
@@ -85,6 +91,7 @@ struct Publisher {
     spill: Spill,
     metrics: Arc<Metrics>,
     prices: Arc<BTreeMap<String, Price>>,
+    linger: Duration,
 }
 
 impl Publisher {
@@ -107,8 +114,8 @@ impl Publisher {
             }
             if received != usize::MAX && received < 256 {
                 // Linger: let a busy gateway gather a bigger batch, so one wake-up
-                // and one acknowledgement serve many requests (costs the log 5 ms).
-                tokio::time::sleep(LINGER).await;
+                // and one acknowledgement serve many requests.
+                tokio::time::sleep(self.linger).await;
                 // What arrived meanwhile, taken in one go (not one `try_recv` each).
                 let room = 1024usize.saturating_sub(batch.len());
                 if room > 0 {
@@ -370,9 +377,6 @@ struct Record {
     /// Log events carried (a batch carries several; media none).
     events: u32,
 }
-
-/// How long the publisher waits to gather more events after the first.
-const LINGER: Duration = Duration::from_millis(5);
 
 /// Most log events in one message: bounded so a batch stays far below the bus's
 /// payload limit and a replay re-sends little.
