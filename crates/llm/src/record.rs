@@ -275,6 +275,18 @@ fn value_end(b: &[u8], start: usize) -> Option<usize> {
             // Only the value's own kind of bracket counts: in valid JSON the other
             // kind is balanced inside it. Found by a vectorised search.
             let close = if open == b'{' { b'}' } else { b']' };
+            // Most values nest nothing: their end is the first closing bracket, if
+            // no escape or nested bracket precedes it and it lies outside strings
+            // (an even number of quotes before it).
+            let body = b.get(start + 1..)?;
+            if let Some(at) = memchr::memchr(close, body) {
+                let inner = &body[..at];
+                if memchr::memchr2(open, b'\\', inner).is_none()
+                    && memchr::memchr_iter(b'"', inner).count() % 2 == 0
+                {
+                    return Some(start + at + 2);
+                }
+            }
             let mut depth = 0usize;
             let mut i = start;
             loop {
@@ -839,6 +851,8 @@ mod tests {
             "\"a \\\"}]{[ b\"",
             "[1, {\"prompt_tokens\": 9}]",
             "18446744073709551616",
+            "\"x}y]\"",
+            "[\"]\", 2]",
         ];
         let space = [" ", "", "\n  ", ""];
         // A member's value: mostly counts; sometimes an object of members like
