@@ -282,7 +282,7 @@ fn value_end(b: &[u8], start: usize) -> Option<usize> {
             if let Some(at) = memchr::memchr(close, body) {
                 let inner = &body[..at];
                 if memchr::memchr2(open, b'\\', inner).is_none()
-                    && memchr::memchr_iter(b'"', inner).count() % 2 == 0
+                    && memchr::memchr_iter(b'"', inner).count().is_multiple_of(2)
                 {
                     return Some(start + at + 2);
                 }
