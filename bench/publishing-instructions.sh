@@ -11,41 +11,12 @@
 # production (the comparison errs against publishing).
 # KEEP=dir keeps the callgrind dumps there (callgrind_annotate reads them).
 # Needs the release binaries (`bash bench/run.sh` builds them). Prints a markdown table.
-set -euo pipefail
-cd "$(dirname "$0")/.."
-BIN=target/release
-WORK=$(mktemp -d)
-trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$WORK"' EXIT
-port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-MOCK_PORT=$(port); NATS_PORT=$(port)
-$BIN/mock-upstream --listen 127.0.0.1:$MOCK_PORT --no-record --chunks 20 >/dev/null 2>&1 &
-nats-server -js -a 127.0.0.1 -p $NATS_PORT -sd "$WORK/nats" >/dev/null 2>&1 &
-cat > "$WORK/aiprox.yaml" <<Y
-providers:
-  mock: {kind: openai, base_url: "http://127.0.0.1:$MOCK_PORT/v1"}
-mappings:
-  gpt4: {provider: mock, model: gpt-4o}
-Y
-cat > "$WORK/post.lua" <<'L'
-wrk.method = "POST"
-wrk.body = '{"model":"gpt4","messages":[{"role":"user","content":"Hello there, how are you today?"}]}'
-wrk.headers["Content-Type"] = "application/json"
-L
-cat > "$WORK/stream.lua" <<'L'
-wrk.method = "POST"
-wrk.body = '{"model":"gpt4","stream":true,"stream_options":{"include_usage":true},"messages":[{"role":"user","content":"Hello there, how are you today?"}]}'
-wrk.headers["Content-Type"] = "application/json"
-L
+source "$(dirname "$0")/lib.sh"
 SECONDS_RUN=${SECONDS_RUN:-15}
 measure() { # side script -> "instructions requests"
-  local side=$1 script=$2 gw_port env=()
+  local side=$1 script=$2 gw_port
   gw_port=$(port)
-  if [ "$side" = on ]; then
-    env=(AIPROX_NATS_URL=nats://127.0.0.1:$NATS_PORT AIPROX_GATEWAY__EVENTS__SPILL_DIR="$WORK/spill")
-  fi
-  env "${env[@]}" AIPROX_GATEWAY__AUTH=open AIPROX_GATEWAY__LISTEN=127.0.0.1:$gw_port RUST_LOG=warn \
-    valgrind --tool=callgrind --callgrind-out-file="$WORK/cg.$side.%p" \
-    $BIN/aiprox gateway --config "$WORK/aiprox.yaml" >/dev/null 2>"$WORK/vg.$side" &
+  gateway "$side" "$gw_port" valgrind --tool=callgrind --callgrind-out-file="$WORK/cg.$side.%p"
   local gw=$!
   for _ in $(seq 200); do
     curl -sf "http://127.0.0.1:$gw_port/healthz" >/dev/null 2>&1 && break
@@ -69,14 +40,14 @@ measure() { # side script -> "instructions requests"
 }
 echo "| scenario | off instructions/req | on instructions/req | publishing adds | requests off / on |"
 echo "|---|---:|---:|---:|---:|"
-for scenario in post stream; do
+for scenario in chat stream; do
   read -r ir_off req_off < <(measure off $scenario)
   read -r ir_on req_on < <(measure on $scenario)
   python3 - "$scenario" "$ir_off" "$req_off" "$ir_on" "$req_on" <<'P'
 import sys
 name, ir_off, req_off, ir_on, req_on = sys.argv[1], *map(int, sys.argv[2:])
 off, on = ir_off / req_off, ir_on / req_on
-label = {"post": "non-streaming", "stream": "streaming (20 chunks)"}[name]
+label = {"chat": "non-streaming", "stream": "streaming (20 chunks)"}[name]
 print(f"| {label} | {off:,.0f} | {on:,.0f} | {(on / off - 1) * 100:.1f} % | {req_off:,} / {req_on:,} |")
 P
 done

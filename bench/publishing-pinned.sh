@@ -3,46 +3,24 @@
 # pinned to CPU 1, wrk, the mock upstream and nats-server to CPU 0, so the numbers
 # are the gateway's own cost of publishing, not nats-server's CPU taken from the
 # same cores (in production NATS runs on other nodes). Alternating rounds (ROUNDS,
-# default 6, of SECS, default 8, seconds); medians compared. Needs the release binaries (`bash bench/run.sh` builds them).
-# Prints a markdown table.
-set -euo pipefail
-cd "$(dirname "$0")/.."
-BIN=target/release
-WORK=$(mktemp -d)
-trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$WORK"' EXIT
-port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-MOCK_PORT=$(port); NATS_PORT=$(port); OFF_PORT=$(port); ON_PORT=$(port)
-taskset -c 0 $BIN/mock-upstream --listen 127.0.0.1:$MOCK_PORT --no-record >/dev/null 2>&1 &
-taskset -c 0 nats-server -js -a 127.0.0.1 -p $NATS_PORT -sd "$WORK/nats" >/dev/null 2>&1 &
-NATS=$!
-cat > "$WORK/aiprox.yaml" <<Y
-providers:
-  mock: {kind: openai, base_url: "http://127.0.0.1:$MOCK_PORT/v1"}
-mappings:
-  gpt4: {provider: mock, model: gpt-4o}
-Y
-AIPROX_GATEWAY__AUTH=open AIPROX_GATEWAY__LISTEN=127.0.0.1:$OFF_PORT RUST_LOG=warn \
-  taskset -c 1 $BIN/aiprox gateway --config "$WORK/aiprox.yaml" >/dev/null 2>&1 &
+# default 6, of SECS, default 8, seconds); medians compared. Needs the release
+# binaries (`bash bench/run.sh` builds them). Prints a markdown table.
+UPSTREAM_CPU=0 source "$(dirname "$0")/lib.sh"
+OFF_PORT=$(port); ON_PORT=$(port)
+gateway off $OFF_PORT taskset -c 1
 OFF=$!
-AIPROX_GATEWAY__AUTH=open AIPROX_GATEWAY__LISTEN=127.0.0.1:$ON_PORT AIPROX_NATS_URL=nats://127.0.0.1:$NATS_PORT \
-  AIPROX_GATEWAY__EVENTS__SPILL_DIR="$WORK/spill" RUST_LOG=warn \
-  taskset -c 1 $BIN/aiprox gateway --config "$WORK/aiprox.yaml" >/dev/null 2>&1 &
+gateway on $ON_PORT taskset -c 1
 ON=$!
 sleep 1.5
-cat > "$WORK/post.lua" <<'L'
-wrk.method = "POST"
-wrk.body = '{"model":"gpt4","messages":[{"role":"user","content":"Hello there, how are you today?"}]}'
-wrk.headers["Content-Type"] = "application/json"
-L
 cpu() { awk '{print $14+$15}' "/proc/$1/stat"; }
-for p in $OFF_PORT $ON_PORT; do taskset -c 0 wrk -t2 -c32 -d2s -s "$WORK/post.lua" "http://127.0.0.1:$p/v1/chat/completions" >/dev/null; done
+for p in $OFF_PORT $ON_PORT; do taskset -c 0 wrk -t2 -c32 -d2s -s "$WORK/chat.lua" "http://127.0.0.1:$p/v1/chat/completions" >/dev/null; done
 : > "$WORK/runs"
 for round in $(seq "${ROUNDS:-6}"); do
   if [ $((round % 2)) = 1 ]; then sides="off on"; else sides="on off"; fi
   for side in $sides; do
     if [ "$side" = off ]; then P=$OFF; PORT=$OFF_PORT; else P=$ON; PORT=$ON_PORT; fi
     c0=$(cpu $P); n0=$(cpu $NATS)
-    out=$(taskset -c 0 wrk -t2 -c32 -d"${SECS:-8}"s -s "$WORK/post.lua" "http://127.0.0.1:$PORT/v1/chat/completions")
+    out=$(taskset -c 0 wrk -t2 -c32 -d"${SECS:-8}"s -s "$WORK/chat.lua" "http://127.0.0.1:$PORT/v1/chat/completions")
     c1=$(cpu $P); n1=$(cpu $NATS)
     req=$(echo "$out" | awk '/requests in/{print $1}')
     rps=$(echo "$out" | awk '/Requests\/sec/{print $2}')

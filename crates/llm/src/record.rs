@@ -37,14 +37,14 @@ pub fn usage_of_body(body: &[u8]) -> Option<Tokens> {
         std::sync::LazyLock::new(|| memchr::memmem::FinderRev::new(b"\"usage\":"));
     // The last 1 KiB holds a usage object and what follows it; searched forward
     // (vectorised, unlike the reverse search) for its last match.
+    // Failing that, the reverse search over the rest (a match may straddle the cut).
     let window = body.len().saturating_sub(1024);
+    let straddle = (window + USAGE.needle().len() - 1).min(body.len());
     let last = USAGE
         .find_iter(&body[window..])
         .last()
         .map(|at| window + at)
-        .or_else(|| {
-            USAGE_REV.rfind(&body[..window + USAGE.needle().len().min(body.len() - window)])
-        });
+        .or_else(|| USAGE_REV.rfind(&body[..straddle]));
     if let Some(at) = last
         && at > 0
         && body[at - 1] != b'\\'
@@ -119,7 +119,8 @@ struct UsageFields {
 }
 
 impl UsageFields {
-    /// The same reading as [`usage`].
+    /// The tokens these counts add up to: OpenAI's shape when `prompt_tokens` is
+    /// present, else Anthropic's (`input_tokens` counting cache reads and writes).
     fn tokens(&self) -> Option<Tokens> {
         let n = |v: Option<u64>| v.unwrap_or(0);
         if self.prompt_tokens.is_some() {
@@ -320,22 +321,20 @@ fn value_end(b: &[u8], start: usize) -> Option<usize> {
 /// The usage of a response body (or a `usage` object) in either API's shape.
 pub fn usage(body: &Value) -> Option<Tokens> {
     let u = body.get("usage").filter(|u| u.is_object()).unwrap_or(body);
-    if u.get("prompt_tokens").is_some() {
-        return Some(Tokens {
-            input: n(&u["prompt_tokens"]),
-            output: n(&u["completion_tokens"]),
-            cached: n(&u["prompt_tokens_details"]["cached_tokens"]),
-        });
+    let count = |v: Option<&Value>| v.map(n);
+    UsageFields {
+        prompt_tokens: count(u.get("prompt_tokens")),
+        completion_tokens: count(u.get("completion_tokens")),
+        cached_tokens: count(
+            u.get("prompt_tokens_details")
+                .and_then(|d| d.get("cached_tokens")),
+        ),
+        input_tokens: count(u.get("input_tokens")),
+        output_tokens: count(u.get("output_tokens")),
+        cache_read_input_tokens: count(u.get("cache_read_input_tokens")),
+        cache_creation_input_tokens: count(u.get("cache_creation_input_tokens")),
     }
-    if u.get("input_tokens").is_some() || u.get("output_tokens").is_some() {
-        let cached = n(&u["cache_read_input_tokens"]);
-        return Some(Tokens {
-            input: n(&u["input_tokens"]) + cached + n(&u["cache_creation_input_tokens"]),
-            output: n(&u["output_tokens"]),
-            cached,
-        });
-    }
-    None
+    .tokens()
 }
 
 /// Whether an OpenAI chunk is the usage chunk (`choices: []` with a usage).
