@@ -421,19 +421,40 @@ struct LeanFunction<'a> {
 /// `usage` are parsed; the chunk's other members (id, model, fingerprints…, the
 /// same in every chunk) are passed over by [`Members`] without being read. A chunk
 /// the walk cannot read is parsed whole, and skipped if that fails too.
-fn read_chunk(chunk: &[u8]) -> Option<LeanChunk<'_>> {
+///
+/// `skip` carries, from one chunk to the next, the previous chunk and how much of
+/// it the walk passed over without reading anything (the members before
+/// `choices`): a chunk that starts with the same bytes is in the same state there,
+/// so its walk starts at that point. In a stream those bytes (id, object, created,
+/// model, fingerprints) repeat in every chunk and are over half of it.
+fn read_chunk<'a>(chunk: &'a [u8], skip: &mut Option<(&'a [u8], usize)>) -> Option<LeanChunk<'a>> {
     let whole = || serde_json::from_slice::<LeanChunk<'_>>(chunk).ok();
     let Some(mut members) = Members::of(chunk) else {
         return whole();
     };
+    if let Some((prev, at)) = *skip
+        && chunk.get(..at) == prev.get(..at)
+    {
+        members.at = at;
+    }
     let mut out = LeanChunk {
         choices: Vec::new(),
         usage: None,
     };
+    // Nothing read yet: the walk so far can be skipped in the next chunk.
+    let mut unread = true;
     loop {
+        let at = members.at;
         match members.next() {
-            Some(Some((b"choices", value))) => out.choices = serde_json::from_slice(value).ok()?,
+            Some(Some((b"choices", value))) => {
+                if unread {
+                    *skip = Some((chunk, at));
+                    unread = false;
+                }
+                out.choices = serde_json::from_slice(value).ok()?;
+            }
             Some(Some((b"usage", value))) if value != b"null" => {
+                unread = false;
                 out.usage = serde_json::from_slice(value).ok()?;
             }
             Some(Some(_)) => {}
@@ -454,8 +475,9 @@ pub fn assemble_openai(chunks: &[Bytes]) -> (Vec<u8>, Option<Tokens>) {
     let mut finish: Option<Cow<'_, str>> = None;
     let mut usage: Option<&RawValue> = None;
     let mut calls: BTreeMap<u32, (String, String, String)> = BTreeMap::new();
+    let mut skip = None;
     for chunk in chunks {
-        let Some(c) = read_chunk(chunk) else {
+        let Some(c) = read_chunk(chunk, &mut skip) else {
             continue;
         };
         if head.as_ref().is_none_or(|h| h.id.is_empty()) {
@@ -1008,7 +1030,12 @@ mod tests {
             }
         }
         assert!(chunks.len() > 30, "only {} recorded chunks", chunks.len());
-        let built: [&[u8]; 9] = [
+        let built: [&[u8]; 12] = [
+            // Usage before choices, twice: the second chunk must not skip it.
+            br#"{"id":"u","usage":{"prompt_tokens":3,"completion_tokens":1},"choices":[]}"#,
+            br#"{"id":"u","usage":{"prompt_tokens":3,"completion_tokens":1},"choices":[]}"#,
+            // The same start as the chunk before, then other members.
+            br#"{"id":"u","usage":{"prompt_tokens":3,"completion_tokens":1},"x":1,"choices":[{"index":0,"delta":{"content":"y"}}]}"#,
             br#"{"id":"a","choices":[{"index":0,"delta":{"content":"say \"hi\"\n\u00e9 \ud83d\ude00"},"finish_reason":null}],"usage":null}"#,
             br#"{ "choices" : [ { "index" : 1 , "delta" : { "content" : null , "role" : "assistant" } } , {"index":0,"delta":{"reasoning_content":"hmm"}} ] }"#,
             br#"{"choices":[{"index":0,"delta":{"tool_calls":[{"index":0,"id":"c1","function":{"name":"f","arguments":"{\"a\":"}}]},"finish_reason":"tool_calls"}]}"#,
@@ -1020,8 +1047,9 @@ mod tests {
             br#"{"choices":[{"index":0,"delta":{"content":"unterminated}}]}"#,
         ];
         chunks.extend(built.iter().map(|c| c.to_vec()));
+        let mut skip = None;
         for chunk in &chunks {
-            let fast = read_chunk(chunk);
+            let fast = read_chunk(chunk, &mut skip);
             let whole = serde_json::from_slice::<LeanChunk<'_>>(chunk).ok();
             let text = String::from_utf8_lossy(chunk);
             assert_eq!(fast.is_some(), whole.is_some(), "{text}");
