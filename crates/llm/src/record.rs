@@ -340,10 +340,15 @@ pub fn usage(body: &Value) -> Option<Tokens> {
 /// Whether an OpenAI chunk is the usage chunk (`choices: []` with a usage).
 pub fn is_usage_chunk(payload: &[u8]) -> bool {
     // Cheap screen first: this runs on every streamed chunk, and only the last one
-    // has a usage object.
+    // has a usage object; the others (OpenAI's and vLLM's) say `"usage":null`, which
+    // the parse below would read as no usage anyway.
     static USAGE: std::sync::LazyLock<memchr::memmem::Finder<'static>> =
         std::sync::LazyLock::new(|| memchr::memmem::Finder::new(b"\"usage\""));
-    if USAGE.find(payload).is_none() {
+    let not_null = |at: usize| {
+        let i = skip_space(payload, at + 7);
+        payload.get(i) == Some(&b':') && payload.get(skip_space(payload, i + 1)) != Some(&b'n')
+    };
+    if !USAGE.find_iter(payload).any(not_null) {
         return false;
     }
     #[derive(serde::Deserialize)]
@@ -365,6 +370,9 @@ struct LeanChunk<'a> {
     choices: Vec<LeanChoice<'a>>,
     #[serde(default, borrow)]
     usage: Option<&'a RawValue>,
+    /// Where the `choices` value lies in the chunk, when the walk found it.
+    #[serde(skip)]
+    choices_at: Option<(usize, usize)>,
 }
 
 /// What only the first chunk is read for.
@@ -378,6 +386,21 @@ struct ChunkHead<'a> {
     created: u64,
 }
 
+/// A string borrowed from the chunk unless it holds escapes. (A bare
+/// `Option<Cow<str>>` field is always decoded into an owned copy: serde borrows a
+/// `Cow` only when it is the field's own type, as here.)
+#[derive(serde::Deserialize, Debug, PartialEq)]
+#[serde(transparent)]
+struct Text<'a>(#[serde(borrow)] Cow<'a, str>);
+
+impl std::ops::Deref for Text<'_> {
+    type Target = str;
+
+    fn deref(&self) -> &str {
+        &self.0
+    }
+}
+
 #[derive(serde::Deserialize, Debug, PartialEq)]
 struct LeanChoice<'a> {
     #[serde(default)]
@@ -385,16 +408,16 @@ struct LeanChoice<'a> {
     #[serde(default, borrow)]
     delta: LeanDelta<'a>,
     #[serde(default, borrow)]
-    finish_reason: Option<Cow<'a, str>>,
+    finish_reason: Option<Text<'a>>,
 }
 
 /// A delta's text and tool call parts; `null` content reads as absent.
 #[derive(Default, serde::Deserialize, Debug, PartialEq)]
 struct LeanDelta<'a> {
     #[serde(default, borrow)]
-    content: Option<Cow<'a, str>>,
+    content: Option<Text<'a>>,
     #[serde(default, borrow)]
-    reasoning_content: Option<Cow<'a, str>>,
+    reasoning_content: Option<Text<'a>>,
     #[serde(default, borrow)]
     tool_calls: Option<Vec<LeanToolCall<'a>>>,
 }
@@ -404,7 +427,7 @@ struct LeanToolCall<'a> {
     #[serde(default)]
     index: u32,
     #[serde(default, borrow)]
-    id: Option<Cow<'a, str>>,
+    id: Option<Text<'a>>,
     #[serde(default, borrow)]
     function: Option<LeanFunction<'a>>,
 }
@@ -412,9 +435,9 @@ struct LeanToolCall<'a> {
 #[derive(serde::Deserialize, Debug, PartialEq)]
 struct LeanFunction<'a> {
     #[serde(default, borrow)]
-    name: Option<Cow<'a, str>>,
+    name: Option<Text<'a>>,
     #[serde(default, borrow)]
-    arguments: Option<Cow<'a, str>>,
+    arguments: Option<Text<'a>>,
 }
 
 /// The parts of an OpenAI chunk assembly reads. Only `choices` and a non-null
@@ -440,6 +463,7 @@ fn read_chunk<'a>(chunk: &'a [u8], skip: &mut Option<(&'a [u8], usize)>) -> Opti
     let mut out = LeanChunk {
         choices: Vec::new(),
         usage: None,
+        choices_at: None,
     };
     // Nothing read yet: the walk so far can be skipped in the next chunk.
     let mut unread = true;
@@ -452,6 +476,8 @@ fn read_chunk<'a>(chunk: &'a [u8], skip: &mut Option<(&'a [u8], usize)>) -> Opti
                     unread = false;
                 }
                 out.choices = serde_json::from_slice(value).ok()?;
+                let start = members.at - value.len();
+                out.choices_at = Some((start, members.at));
             }
             Some(Some((b"usage", value))) if value != b"null" => {
                 unread = false;
@@ -464,10 +490,101 @@ fn read_chunk<'a>(chunk: &'a [u8], skip: &mut Option<(&'a [u8], usize)>) -> Opti
     }
 }
 
+/// A chunk read whole whose choices are a single text delta (choice 0, nothing but
+/// `content` and perhaps a finish reason, which chunks like it repeat, so reading
+/// it again changes nothing; no usage anywhere in the chunk): in a stream, the
+/// chunks after it differ from it only inside that text (and in members after
+/// `choices`, such as `obfuscation`). A chunk whose bytes equal the template's up to
+/// the text and from the text's end to the end of `choices` is in the same parse
+/// state at both points, so its choices are the template's with its own text: it
+/// is read by comparing bytes and finding one string's end, not by parsing.
+struct Template<'a> {
+    chunk: &'a [u8],
+    text_start: usize,
+    text_end: usize,
+    choices_end: usize,
+}
+
+impl<'a> Template<'a> {
+    fn of(chunk: &'a [u8], c: &LeanChunk<'_>) -> Option<Self> {
+        let (start, end) = c.choices_at?;
+        let [choice] = c.choices.as_slice() else {
+            return None;
+        };
+        let delta = &choice.delta;
+        if choice.index != 0
+            || c.usage.is_some()
+            || delta.reasoning_content.is_some()
+            || delta.tool_calls.is_some()
+        {
+            return None;
+        }
+        // The text borrowed from the chunk (no escapes): where it lies.
+        let Some(Text(Cow::Borrowed(text))) = &delta.content else {
+            return None;
+        };
+        let text_start = (text.as_ptr() as usize).checked_sub(chunk.as_ptr() as usize)?;
+        let text_end = text_start + text.len();
+        (text_start > start
+            && text_end < end
+            && chunk.get(text_start - 1) == Some(&b'"')
+            && chunk.get(text_end) == Some(&b'"'))
+        .then_some(Self {
+            chunk,
+            text_start,
+            text_end,
+            choices_end: end,
+        })
+    }
+
+    /// The text of a chunk like the template, and where its walk goes on (just past
+    /// `choices`); `None` when the chunk is not like it.
+    fn read<'c>(&self, chunk: &'c [u8]) -> Option<(Cow<'c, str>, usize)> {
+        if chunk.get(..self.text_start)? != &self.chunk[..self.text_start] {
+            return None;
+        }
+        let (end, escapes) = string_end(chunk, self.text_start)?;
+        let tail = &self.chunk[self.text_end..self.choices_end];
+        if chunk.get(end..end + tail.len())? != tail {
+            return None;
+        }
+        let raw = &chunk[self.text_start..end];
+        let text = if !escapes && raw.iter().all(|&c| c >= 0x20) {
+            Cow::Borrowed(std::str::from_utf8(raw).ok()?)
+        } else {
+            Cow::Owned(serde_json::from_slice(&chunk[self.text_start - 1..=end]).ok()?)
+        };
+        Some((text, end + tail.len()))
+    }
+}
+
+/// The members after `choices` of a chunk read by its template: a non-null `usage`
+/// is kept; `None` when the walk fails or meets anything else it must read.
+fn read_rest(chunk: &[u8], at: usize) -> Option<Option<&RawValue>> {
+    let mut members = Members { b: chunk, at };
+    let mut usage = None;
+    loop {
+        match members.next()? {
+            Some((b"choices", _)) => return None,
+            Some((b"usage", value)) if value != b"null" => {
+                usage = Some(serde_json::from_slice(value).ok()?);
+            }
+            Some(_) => {}
+            None => return Some(usage),
+        }
+    }
+}
+
 /// OpenAI chunks (the `data:` payloads) → the `chat.completion` body they add up
 /// to, and its usage. Written straight from the pieces (no `Value` built): this
 /// runs for every streamed request.
 pub fn assemble_openai(chunks: &[Bytes]) -> (Vec<u8>, Option<Tokens>) {
+    assemble_openai_with(chunks, true)
+}
+
+/// [`assemble_openai`], with or without reading chunks by their [`Template`] (the
+/// tests compare both).
+fn assemble_openai_with(chunks: &[Bytes], templates: bool) -> (Vec<u8>, Option<Tokens>) {
     let mut head: Option<ChunkHead<'_>> = None;
     let mut content = String::new();
     let mut has_content = false;
@@ -476,10 +593,22 @@ pub fn assemble_openai(chunks: &[Bytes]) -> (Vec<u8>, Option<Tokens>) {
     let mut usage: Option<&RawValue> = None;
     let mut calls: BTreeMap<u32, (String, String, String)> = BTreeMap::new();
     let mut skip = None;
+    let mut template: Option<Template<'_>> = None;
     for chunk in chunks {
+        if let Some((text, rest)) = template.as_ref().and_then(|t| t.read(chunk))
+            && let Some(u) = read_rest(chunk, rest)
+        {
+            has_content = true;
+            content.push_str(&text);
+            if let Some(u) = u.filter(|u| u.get().starts_with('{')) {
+                usage = Some(u);
+            }
+            continue;
+        }
         let Some(c) = read_chunk(chunk, &mut skip) else {
             continue;
         };
+        template = Template::of(chunk, &c).filter(|_| templates);
         if head.as_ref().is_none_or(|h| h.id.is_empty()) {
             head = serde_json::from_slice::<ChunkHead<'_>>(chunk).ok();
         }
@@ -497,7 +626,7 @@ pub fn assemble_openai(chunks: &[Bytes]) -> (Vec<u8>, Option<Tokens>) {
             for call in choice.delta.tool_calls.into_iter().flatten() {
                 let entry = calls.entry(call.index).or_default();
                 if let Some(id) = call.id {
-                    entry.0 = id.into_owned();
+                    entry.0 = id.0.into_owned();
                 }
                 if let Some(f) = call.function {
                     if let Some(name) = f.name {
@@ -509,7 +638,7 @@ pub fn assemble_openai(chunks: &[Bytes]) -> (Vec<u8>, Option<Tokens>) {
                 }
             }
             if let Some(f) = choice.finish_reason {
-                finish = Some(f);
+                finish = Some(f.0);
             }
         }
     }
@@ -776,6 +905,32 @@ fn walk(value: &mut Value, found: &mut Vec<Media>) {
 mod tests {
     use super::*;
 
+    /// A seeded xorshift: `next(n)` is a number below `n`, the same run to run.
+    fn random(mut seed: u64) -> impl FnMut(usize) -> usize {
+        move |n| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            usize::try_from(seed % n as u64).unwrap()
+        }
+    }
+
+    /// Every chunk of the recorded OpenAI streams, in order.
+    fn recorded_chunks() -> Vec<Vec<u8>> {
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../../fixtures/openai");
+        let mut chunks = Vec::new();
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.extension().is_some_and(|e| e == "sse") {
+                let events = crate::sse::Decoder::new()
+                    .feed(&std::fs::read(&path).unwrap())
+                    .unwrap();
+                chunks.extend(events.into_iter().map(|e| e.data.into_bytes()));
+            }
+        }
+        chunks
+    }
+
     const PNG: &str = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg==";
 
     /// The full read, as a reference for the fast path.
@@ -825,13 +980,7 @@ mod tests {
     /// full one on every body (including those where it gives up and reads through).
     #[test]
     fn the_fast_usage_read_agrees_on_random_bodies() {
-        let mut seed = 0x9E37_79B9_7F4A_7C15_u64;
-        let mut next = move |n: usize| {
-            seed ^= seed << 13;
-            seed ^= seed >> 7;
-            seed ^= seed << 17;
-            usize::try_from(seed % n as u64).unwrap()
-        };
+        let mut next = random(0x9E37_79B9_7F4A_7C15_u64);
         let names = [
             "prompt_tokens",
             "completion_tokens",
@@ -1018,17 +1167,7 @@ mod tests {
     /// every recorded chunk and on chunks built to trip it.
     #[test]
     fn the_fast_chunk_read_agrees_with_parsing_it_whole() {
-        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../../fixtures/openai");
-        let mut chunks: Vec<Vec<u8>> = Vec::new();
-        for entry in std::fs::read_dir(dir).unwrap() {
-            let path = entry.unwrap().path();
-            if path.extension().is_some_and(|e| e == "sse") {
-                let events = crate::sse::Decoder::new()
-                    .feed(&std::fs::read(&path).unwrap())
-                    .unwrap();
-                chunks.extend(events.into_iter().map(|e| e.data.into_bytes()));
-            }
-        }
+        let mut chunks = recorded_chunks();
         assert!(chunks.len() > 30, "only {} recorded chunks", chunks.len());
         let built: [&[u8]; 12] = [
             // Usage before choices, twice: the second chunk must not skip it.
@@ -1062,6 +1201,123 @@ mod tests {
                 );
             }
         }
+    }
+
+    /// The screen in front of the usage-chunk parse must never turn away a chunk
+    /// the parse would call a usage chunk.
+    #[test]
+    fn the_usage_chunk_screen_agrees_with_parsing() {
+        #[derive(serde::Deserialize)]
+        struct Probe {
+            #[serde(default)]
+            choices: Vec<serde::de::IgnoredAny>,
+            #[serde(default)]
+            usage: Option<serde::de::IgnoredAny>,
+        }
+        let parsed = |c: &[u8]| {
+            serde_json::from_slice::<Probe>(c)
+                .is_ok_and(|p| p.choices.is_empty() && p.usage.is_some())
+        };
+        let mut chunks = recorded_chunks();
+        let built: [&[u8]; 8] = [
+            br#"{"choices":[],"usage" : {"prompt_tokens":1}}"#,
+            br#"{"choices":[], "usage" :
+ null}"#,
+            br#"{"choices":[],"usage":5}"#,
+            br#"{"x":"say \"usage\": 1","choices":[],"usage":{}}"#,
+            br#"{"usage":null,"choices":[],"usage":{"prompt_tokens":1}}"#,
+            br#"{"choices":[],"usage":{"prompt_tokens":1},"x":{"usage":null}}"#,
+            br#"{"choices":[],"usage":nul}"#,
+            br#"{"choices":[{"index":0}],"usage":{"prompt_tokens":1}}"#,
+        ];
+        chunks.extend(built.iter().map(|c| c.to_vec()));
+        let mut usage_chunks = 0;
+        for chunk in &chunks {
+            let expected = parsed(chunk);
+            assert_eq!(
+                is_usage_chunk(chunk),
+                expected,
+                "{}",
+                String::from_utf8_lossy(chunk)
+            );
+            usage_chunks += usize::from(expected);
+        }
+        assert!(usage_chunks >= 4, "only {usage_chunks} usage chunks");
+    }
+
+    /// Streams of random chunks (text deltas with and without escapes, role and
+    /// finish chunks, tool calls, other choices, usage, varying members after
+    /// `choices`, broken chunks): reading chunks by their template must assemble
+    /// exactly what reading every chunk does.
+    #[test]
+    fn chunks_read_by_template_assemble_as_chunks_read_whole() {
+        let mut next = random(0x6A09_E667_F3BC_C909_u64);
+        let texts = [
+            "The",
+            " quick",
+            "",
+            "say \\\"hi\\\"",
+            "a\\nb",
+            "\\u00e9\\ud83d\\ude00",
+            "caf\u{e9}",
+            "\\\\",
+            "brackets ]}[{ , :",
+            "\"},\"x\":\"",
+            "tab\\t",
+        ];
+        let prefix =
+            r#"{"id":"chatcmpl-1","object":"chat.completion.chunk","created":1,"model":"m","#;
+        let (mut streams, mut fast) = (0, 0);
+        for _ in 0..400 {
+            let mut chunks = Vec::new();
+            for _ in 0..next(25) {
+                let text = texts[next(texts.len())];
+                let choices = match next(18) {
+                    0 => format!(r#"[{{"index":0,"delta":{{"role":"assistant","content":"{text}"}}}}]"#),
+                    1 => r#"[{"index":0,"delta":{},"finish_reason":"stop"}]"#.to_owned(),
+                    2 => r#"[{"index":0,"delta":{"tool_calls":[{"index":0,"function":{"arguments":"{}"}}]}}]"#.to_owned(),
+                    3 => format!(r#"[{{"index":1,"delta":{{"content":"{text}"}}}}]"#),
+                    4 => format!(r#"[{{"index":0,"delta":{{"reasoning_content":"{text}"}}}}]"#),
+                    5 => "[]".to_owned(),
+                    6 => r#"[{"index":0,"delta":{"content":null}}]"#.to_owned(),
+                    // The same start as a text delta, then something more.
+                    7 => format!(r#"[{{"index":0,"delta":{{"content":"{text}"}},"finish_reason":"stop"}}]"#),
+                    8 => format!(
+                        r#"[{{"index":0,"delta":{{"content":"{text}","tool_calls":[{{"index":0,"function":{{"arguments":"x"}}}}]}}}}]"#
+                    ),
+                    9 => format!(r#"[{{"index":0,"delta":{{"content":"{text}"}}}},{{"index":1,"delta":{{"content":"z"}}}}]"#),
+                    10 => format!(r#"[{{"index":0,"delta":{{"content":"{text}","reasoning_content":"r"}}}}]"#),
+                    11 => format!(r#"[{{"index":0,"delta":{{"content":"{text}"}}}}]"#),
+                    _ => format!(
+                        r#"[{{"index":0,"delta":{{"content":"{text}"}},"logprobs":null,"finish_reason":null}}]"#
+                    ),
+                };
+                let rest = match next(8) {
+                    0 => r#","usage":{"prompt_tokens":5,"completion_tokens":2}"#.to_owned(),
+                    1 => r#","choices":[]"#.to_owned(),
+                    2 => r#","usage":null,"extra":{"a":[1,"]"]}"#.to_owned(),
+                    3 => r#","obfuscation":"open"#.to_owned(),
+                    _ => format!(r#","usage":null,"obfuscation":"{}""#, "x".repeat(next(20))),
+                };
+                chunks.push(Bytes::from(format!(
+                    "{prefix}\"choices\":{choices}{rest}}}"
+                )));
+            }
+            let whole = assemble_openai_with(&chunks, false);
+            assert_eq!(assemble_openai_with(&chunks, true), whole, "{chunks:?}");
+            streams += 1;
+            let (mut skip, mut template) = (None, None::<Template<'_>>);
+            for chunk in &chunks {
+                if template.as_ref().and_then(|t| t.read(chunk)).is_some() {
+                    fast += 1;
+                } else if let Some(c) = read_chunk(chunk, &mut skip) {
+                    template = Template::of(chunk, &c);
+                }
+            }
+        }
+        assert_eq!(streams, 400);
+        // Most text chunks follow another one: they must be read by template.
+        assert!(fast > 200, "only {fast} chunks read by template");
     }
 
     #[test]
