@@ -77,6 +77,13 @@ impl Exchange {
         }
     }
 
+    /// The bytes of body and frames the log keeps: what preparing it costs.
+    pub fn weight(&self) -> usize {
+        self.request_body.len()
+            + self.response_body.len()
+            + self.frames.iter().map(Bytes::len).sum::<usize>()
+    }
+
     /// Marks the time spent waiting on the upstream since `since`.
     pub fn upstream_done(&mut self, since: Instant) {
         self.upstream_latency_us = micros(since.elapsed());
