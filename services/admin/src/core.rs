@@ -44,6 +44,33 @@ impl From<store::StoreError> for ApiError {
     }
 }
 
+/// Microseconds since the Unix epoch: the stored timestamps' unit.
+pub(crate) fn now_us() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_micros()).unwrap_or(i64::MAX))
+}
+
+/// A refused input: 400 with its code.
+pub(crate) fn invalid(code: &'static str, message: impl Into<String>) -> ApiError {
+    ApiError::new(Kind::Invalid, code, message)
+}
+
+/// A name or alias: 1 to 200 characters, no spaces or control characters.
+pub(crate) fn name_ok(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 200
+        && !name.chars().any(|c| c.is_whitespace() || c.is_control())
+}
+
+/// JSON of what is about to be stored; a failure is an error, never an empty value.
+pub(crate) fn to_json<T: serde::Serialize + ?Sized>(value: &T) -> Result<String, ApiError> {
+    serde_json::to_string(value).map_err(|e| {
+        tracing::error!(error = %e, "not serialisable");
+        ApiError::new(Kind::Unavailable, "serialisation_failed", e.to_string())
+    })
+}
+
 /// How long one page of a text search may scan before answering with what it
 /// found so far (and a cursor to go on).
 pub const SEARCH_BUDGET: std::time::Duration = std::time::Duration::from_millis(60);
@@ -66,9 +93,9 @@ pub struct AdminCore {
     pub store: Store,
     pub media_root: PathBuf,
     /// Sends the configuration to the gateways after every change.
-    pub publisher: crate::config::Publisher,
+    pub publisher: crate::publisher::Publisher,
     /// Seals provider API keys; without it only `api_key_env` is accepted.
-    pub secret: Option<gateway::secret::SecretKey>,
+    pub secret: Option<config_model::secret::SecretKey>,
 }
 
 impl AdminCore {

@@ -5,10 +5,12 @@ use std::sync::Arc;
 use secrecy::{ExposeSecret, SecretString};
 use tonic::{Request, Response, Status};
 
-use crate::config::{KeyInput, MappingInput, ProviderInput, Target};
 use crate::core::{AdminCore, ApiError, Kind, LogQuery, media_url};
+use crate::keys::KeyInput;
+use crate::mappings::{MappingInput, Target};
 use crate::proto::admin_service_server::AdminService;
 use crate::proto::{self as pb};
+use crate::providers::{KindName, ProviderInput};
 
 impl From<ApiError> for Status {
     fn from(e: ApiError) -> Self {
@@ -270,7 +272,7 @@ impl AdminService for Grpc {
     }
 }
 
-fn provider(p: crate::config::Provider) -> pb::Provider {
+fn provider(p: crate::providers::Provider) -> pb::Provider {
     pb::Provider {
         name: p.name,
         kind: p.kind,
@@ -297,7 +299,7 @@ fn provider(p: crate::config::Provider) -> pb::Provider {
 fn provider_input(p: pb::Provider) -> ProviderInput {
     ProviderInput {
         name: p.name,
-        kind: p.kind,
+        kind: KindName::from(p.kind),
         base_url: p.base_url,
         api_key: p.api_key,
         api_key_env: p.api_key_env,
@@ -305,7 +307,7 @@ fn provider_input(p: pb::Provider) -> ProviderInput {
         models: p.models,
         anthropic_version: p.anthropic_version,
         default_max_tokens: p.default_max_tokens,
-        timeouts: p.timeouts.map(|t| crate::config::Timeouts {
+        timeouts: p.timeouts.map(|t| crate::providers::Timeouts {
             connect_ms: t.connect_ms,
             first_byte_ms: t.first_byte_ms,
             idle_ms: t.idle_ms,
@@ -314,7 +316,7 @@ fn provider_input(p: pb::Provider) -> ProviderInput {
     }
 }
 
-fn mapping(m: crate::config::Mapping) -> pb::Mapping {
+fn mapping(m: crate::mappings::Mapping) -> pb::Mapping {
     pb::Mapping {
         alias: m.alias,
         targets: m
@@ -344,7 +346,7 @@ fn mapping_input(m: pb::Mapping) -> MappingInput {
     }
 }
 
-fn key(k: crate::config::Key) -> pb::ClientKey {
+fn key(k: crate::keys::Key) -> pb::ClientKey {
     pb::ClientKey {
         id: k.id,
         name: k.name,

@@ -13,8 +13,10 @@ use store::{LogFilter, UsageSummary};
 use utoipa::{IntoParams, ToSchema};
 
 use crate::AppState;
-use crate::config::{CreatedKey, Key, KeyInput, Mapping, MappingInput, Provider, ProviderInput};
 use crate::core::{self, ApiError, Kind, LogQuery};
+use crate::keys::{CreatedKey, Key, KeyInput};
+use crate::mappings::{Mapping, MappingInput};
+use crate::providers::{Provider, ProviderInput};
 
 /// An [`ApiError`] as the HTTP face answers it: `{"error": {"code", "message"}}`.
 pub struct HttpError(pub ApiError);

@@ -1,5 +1,6 @@
 //! The admin API: the request log, media, usage statistics, providers, model
-//! mappings and client keys. One core ([`core`], [`config`]) behind two faces on
+//! mappings and client keys. One core ([`core`]; configuration in [`providers`],
+//! [`mappings`], [`keys`], published by [`publisher`]) behind two faces on
 //! one port: HTTP/JSON under `/api/v1` ([`http`], described by the OpenAPI
 //! document at `/api/v1/openapi.json`, [`openapi`]) and gRPC
 //! `aiprox.v1.AdminService` ([`grpc`]). Every call needs the admin token
@@ -10,13 +11,16 @@
 //! - Stats from the rollups: `GET /api/v1/stats/summary`, `GET /api/v1/stats/series`.
 //! - Configuration: `/api/v1/providers`, `/api/v1/mappings`, `/api/v1/keys`. Every
 //!   change is saved in the database, then published whole to the gateways
-//!   ([`config::Publisher`]).
+//!   ([`publisher::Publisher`]).
 
-pub mod config;
 pub mod core;
 pub mod grpc;
 pub mod http;
+pub mod keys;
+pub mod mappings;
 pub mod openapi;
+pub mod providers;
+pub mod publisher;
 
 #[allow(clippy::all, clippy::pedantic, missing_docs)]
 pub mod proto {
@@ -41,8 +45,9 @@ use tokio_util::sync::CancellationToken;
 use crate::core::{AdminCore, ApiError, Kind};
 use crate::http::HttpError;
 
+/// The admin's own settings.
 #[derive(Debug, Clone)]
-pub struct Config {
+pub struct Settings {
     pub listen: SocketAddr,
     /// Every call must carry it as `Authorization: Bearer <token>`.
     pub token: SecretString,
@@ -76,11 +81,18 @@ async fn require_token(State(state): State<AppState>, request: Request, next: Ne
 }
 
 async fn openapi_json() -> Response {
-    (
-        [(header::CONTENT_TYPE, "application/json")],
-        openapi::document(),
-    )
-        .into_response()
+    match openapi::document() {
+        Ok(document) => ([(header::CONTENT_TYPE, "application/json")], document).into_response(),
+        Err(e) => {
+            tracing::error!(error = %e, "OpenAPI document not serialisable");
+            HttpError(ApiError::new(
+                Kind::Unavailable,
+                "openapi_failed",
+                "the OpenAPI document could not be written",
+            ))
+            .into_response()
+        }
+    }
 }
 
 /// The admin API: HTTP/JSON and gRPC on one router (gRPC requests are told apart
@@ -138,13 +150,13 @@ pub fn router(core: AdminCore, token: SecretString) -> Router {
 pub struct Deps {
     pub store: Store,
     /// Sends the configuration to the gateways after every change.
-    pub publisher: crate::config::Publisher,
+    pub publisher: crate::publisher::Publisher,
     /// Seals provider API keys (`AIPROX_SECRET_KEY`).
-    pub secret: Option<gateway::secret::SecretKey>,
+    pub secret: Option<config_model::secret::SecretKey>,
 }
 
 /// Serves the admin API until `shutdown`.
-pub async fn run(config: Config, deps: Deps, shutdown: CancellationToken) -> anyhow::Result<()> {
+pub async fn run(config: Settings, deps: Deps, shutdown: CancellationToken) -> anyhow::Result<()> {
     let listener = TcpListener::bind(config.listen)
         .await
         .map_err(|e| anyhow::anyhow!("admin.listen: cannot bind {}: {e}", config.listen))?;

@@ -4,10 +4,10 @@
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use crate::config::{
-    CreatedKey, Key, KeyInput, Mapping, MappingInput, Provider, ProviderInput, Target, Timeouts,
-};
 use crate::http;
+use crate::keys::{CreatedKey, Key, KeyInput};
+use crate::mappings::{Mapping, MappingInput, Target};
+use crate::providers::{Provider, ProviderInput, Timeouts};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -41,6 +41,6 @@ impl Modify for AdminToken {
 }
 
 /// The document as JSON.
-pub fn document() -> String {
-    ApiDoc::openapi().to_pretty_json().unwrap_or_default()
+pub fn document() -> Result<String, serde_json::Error> {
+    ApiDoc::openapi().to_pretty_json()
 }

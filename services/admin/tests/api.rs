@@ -60,7 +60,7 @@ impl Api {
         let core = admin::core::AdminCore {
             store: store.clone(),
             media_root: media.path().to_owned(),
-            publisher: admin::config::Publisher::new(store.clone(), None),
+            publisher: admin::publisher::Publisher::new(store.clone(), None),
             secret: None,
         };
         let app = admin::router(core, SecretString::from(TOKEN));

@@ -6,10 +6,10 @@
 
 use std::time::Duration;
 
+use config_model::ConfigSnapshot;
+use config_model::key_hash;
 use events::Bus;
 use events::memory::InProcessBus;
-use gateway::live::ConfigSnapshot;
-use gateway::routing::key_hash;
 use secrecy::SecretString;
 use serde_json::{Value, json};
 use store::Store;
@@ -30,14 +30,14 @@ impl Api {
     async fn start(store: Store) -> Self {
         store.migrate().await.unwrap();
         let bus = Bus::InProcess(InProcessBus::new());
-        let secret = gateway::secret::SecretKey::new(&SecretString::from(
+        let secret = config_model::secret::SecretKey::new(&SecretString::from(
             "test-master-secret-0123456789abcdef0123456789".to_owned(),
         ))
         .unwrap();
         let core = admin::core::AdminCore {
             store: store.clone(),
             media_root: std::env::temp_dir(),
-            publisher: admin::config::Publisher::new(store, Some(bus.clone())),
+            publisher: admin::publisher::Publisher::new(store, Some(bus.clone())),
             secret: Some(secret),
         };
         let app = admin::router(core, SecretString::from(TOKEN));
@@ -120,7 +120,7 @@ async fn providers(api: &Api) {
 
     // The published snapshot carries the key sealed, never in clear.
     let snap = api.snapshot().await;
-    let gateway::config::ProviderConfig::Openai(p) = &snap.providers["openai"] else {
+    let config_model::ProviderConfig::Openai(p) = &snap.providers["openai"] else {
         panic!("openai kind")
     };
     let sealed = p.api_key_sealed.clone().expect("sealed key");
@@ -175,8 +175,7 @@ async fn providers(api: &Api) {
     assert_eq!(status, 200, "{updated}");
     assert_eq!(updated["has_api_key"], true);
     assert_eq!(updated["models"], json!(["gpt-4o", "gpt-4o-mini"]));
-    let gateway::config::ProviderConfig::Openai(p) = &api.snapshot().await.providers["openai"]
-    else {
+    let config_model::ProviderConfig::Openai(p) = &api.snapshot().await.providers["openai"] else {
         panic!()
     };
     assert_eq!(p.api_key_sealed.as_deref(), Some(sealed.as_str()));

@@ -109,10 +109,10 @@ async fn stored_config(
     config: &Config,
     store: &store::Store,
     bus: Option<Bus>,
-) -> anyhow::Result<admin::config::Publisher> {
+) -> anyhow::Result<admin::publisher::Publisher> {
     store.migrate().await?;
     seed(config, store).await?;
-    let publisher = admin::config::Publisher::new(store.clone(), bus);
+    let publisher = admin::publisher::Publisher::new(store.clone(), bus);
     publisher.publish().await;
     Ok(publisher)
 }
@@ -120,7 +120,7 @@ async fn stored_config(
 /// Writes the file's providers and mappings into the database at its first start;
 /// from then on the database (edited through the admin API) is the truth.
 async fn seed(config: &Config, store: &store::Store) -> anyhow::Result<()> {
-    let seeded = admin::config::seed(store, &config.providers, &config.mappings)
+    let seeded = admin::publisher::seed(store, &config.providers, &config.mappings)
         .await
         .map_err(|e| {
             anyhow::anyhow!("database_url: cannot seed the configuration: {}", e.message)
@@ -140,10 +140,10 @@ async fn seed(config: &Config, store: &store::Store) -> anyhow::Result<()> {
 }
 
 /// The key provider API keys are sealed with; `None` (logged) when not set.
-fn secret_key() -> anyhow::Result<Option<gateway::secret::SecretKey>> {
-    match gateway::secret::SecretKey::from_env() {
+fn secret_key() -> anyhow::Result<Option<config_model::secret::SecretKey>> {
+    match config_model::secret::SecretKey::from_env() {
         Ok(key) => Ok(Some(key)),
-        Err(gateway::secret::SecretError::Missing) => {
+        Err(config_model::secret::SecretError::Missing) => {
             tracing::warn!(
                 "AIPROX_SECRET_KEY is not set: providers can reference keys by api_key_env only"
             );
@@ -161,8 +161,8 @@ fn required_nats<'a>(config: &'a Config, component: &str) -> anyhow::Result<&'a 
     })
 }
 
-fn admin_config(config: &Config) -> Option<admin::Config> {
-    config.admin_token.clone().map(|token| admin::Config {
+fn admin_config(config: &Config) -> Option<admin::Settings> {
+    config.admin_token.clone().map(|token| admin::Settings {
         listen: config.admin.listen,
         token,
         media_root: config.media_root.clone(),
@@ -218,7 +218,7 @@ async fn all(mut config: Config) -> anyhow::Result<()> {
         || std::path::PathBuf::from("data/secret.key"),
         |dir| dir.join("secret.key"),
     );
-    gateway::secret::use_default_file(&secret_file).map_err(|e| {
+    config_model::secret::use_default_file(&secret_file).map_err(|e| {
         anyhow::anyhow!(
             "cannot create {} (or set AIPROX_SECRET_KEY): {e}",
             secret_file.display()

@@ -9,9 +9,10 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+use config_model::{ProviderConfig, Target};
 use figment::Figment;
 use figment::providers::{Env, Format, Yaml};
-use gateway::config::{MappingConfig, ProviderConfig, Settings};
+use gateway::config::Settings;
 use serde::Deserialize;
 use telemetry::LogFormat;
 
@@ -46,7 +47,7 @@ pub struct Config {
     #[serde(default = "default_media_root")]
     pub media_root: std::path::PathBuf,
     #[serde(default)]
-    pub logger: logger::Config,
+    pub logger: logger::Settings,
     /// The admin API's token (`AIPROX_ADMIN_TOKEN`); without it the admin API does
     /// not start.
     #[serde(default)]
@@ -57,8 +58,9 @@ pub struct Config {
     pub gateway: Settings,
     #[serde(default)]
     pub providers: BTreeMap<String, ProviderConfig>,
+    /// Aliases, each with one target (more are added through the admin API).
     #[serde(default)]
-    pub mappings: BTreeMap<String, MappingConfig>,
+    pub mappings: BTreeMap<String, Target>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -90,7 +92,11 @@ impl Config {
         gateway::Config {
             settings: self.gateway.clone(),
             providers: self.providers.clone(),
-            mappings: self.mappings.clone(),
+            mappings: self
+                .mappings
+                .iter()
+                .map(|(alias, target)| (alias.clone(), vec![target.clone()]))
+                .collect(),
         }
     }
 }
@@ -215,7 +221,7 @@ mod tests {
             let config = load(None).unwrap();
             assert_eq!(config.gateway.listen.to_string(), "0.0.0.0:7000");
             assert_eq!(config.gateway.max_body_bytes, 10);
-            let gateway::config::ProviderConfig::Openai(local) = &config.providers["local"] else {
+            let config_model::ProviderConfig::Openai(local) = &config.providers["local"] else {
                 panic!("wrong kind");
             };
             assert_eq!(local.base_url.as_str(), "http://b.example/v1");

@@ -13,10 +13,12 @@ use telemetry::health::Readiness;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-use crate::config::{Config, ConfigError};
+use config_model::ConfigError;
+
+use crate::config::Config;
 use crate::error::Error;
 use crate::record::Recorder;
-use crate::routing::{Routes, Source};
+use crate::routing::{RoutingTable, Source};
 use arc_swap::ArcSwap;
 
 /// Shared by every handler: the routing table and the settings.
@@ -27,7 +29,7 @@ pub struct AppState {
 
 #[derive(Debug)]
 struct Inner {
-    routes: ArcSwap<Routes>,
+    routing: ArcSwap<RoutingTable>,
     settings: crate::config::Settings,
     created: u64,
     recorder: Option<Recorder>,
@@ -38,7 +40,7 @@ impl AppState {
         let created = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_secs());
-        let routes = Routes::build(&Source {
+        let routes = RoutingTable::build(&Source {
             config,
             keys: &[],
             keys_issued: false,
@@ -48,7 +50,7 @@ impl AppState {
         })?;
         Ok(Self {
             inner: Arc::new(Inner {
-                routes: ArcSwap::from_pointee(routes),
+                routing: ArcSwap::from_pointee(routes),
                 settings: config.settings.clone(),
                 created,
                 recorder,
@@ -58,13 +60,13 @@ impl AppState {
 
     /// The current routing table and keys. Lock-free and without touching the
     /// shared reference count; hold it for one request at most.
-    pub fn routes(&self) -> arc_swap::Guard<Arc<Routes>> {
-        self.inner.routes.load()
+    pub fn routing(&self) -> arc_swap::Guard<Arc<RoutingTable>> {
+        self.inner.routing.load()
     }
 
     /// Replaces the routing table for the requests that start from now on.
-    pub fn swap_routes(&self, routes: Routes) {
-        self.inner.routes.store(Arc::new(routes));
+    pub fn swap_routing(&self, routes: RoutingTable) {
+        self.inner.routing.store(Arc::new(routes));
     }
 
     pub fn settings(&self) -> &crate::config::Settings {
@@ -140,7 +142,7 @@ async fn authenticate(
     mut request: Request,
     next: Next,
 ) -> Response {
-    let verdict = state.routes().authenticate(client_key(request.headers()));
+    let verdict = state.routing().authenticate(client_key(request.headers()));
     match verdict {
         Ok(key_id) => {
             if let Some(ctx) = request.extensions_mut().get_mut::<RequestContext>() {

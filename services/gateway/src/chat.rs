@@ -16,7 +16,7 @@ pub async fn complete(state: &AppState, body: &Bytes, x: &mut Exchange) -> Resul
     x.requested_model.clone_from(&req.model);
     x.stream = req.stream;
     x.client_wants_usage = req.include_usage;
-    let target = state.routes().resolve(&req.model)?;
+    let target = state.routing().resolve(&req.model)?;
     x.provider = target.provider_name.to_string();
     x.upstream_model = target.model.to_string();
     let span = tracing::Span::current();

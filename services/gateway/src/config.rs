@@ -1,4 +1,6 @@
-//! Gateway configuration: server settings, providers and model mappings.
+//! The gateway's settings (listener, limits, timeouts, the log pipeline, prices,
+//! client authentication) and the configuration it serves: providers and model
+//! mappings, whose types live in the `config-model` crate it shares with the admin.
 //!
 //! Loaded by the `aiprox` binary from defaults, an optional `aiprox.yaml` and
 //! `AIPROX_…` environment variables; [`Config::validate`] then checks what serde
@@ -7,11 +9,12 @@
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::time::Duration;
 
+use config_model::{ConfigError, ProviderConfig, Target, Timeouts};
 use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
-use url::Url;
 
 /// Everything the gateway needs to run.
 #[derive(Debug, Clone, Deserialize)]
@@ -22,9 +25,10 @@ pub struct Config {
     /// Upstream LLM APIs by name. The name is what `provider/model` addresses.
     #[serde(default)]
     pub providers: BTreeMap<String, ProviderConfig>,
-    /// Model aliases clients may request, each pointing at a provider's model.
+    /// Model aliases clients may request, each with its targets in order of
+    /// preference (the first serves today; the rest are for fallbacks).
     #[serde(default)]
-    pub mappings: BTreeMap<String, MappingConfig>,
+    pub mappings: BTreeMap<String, Vec<Target>>,
 }
 
 /// Server settings.
@@ -46,9 +50,9 @@ pub struct Settings {
     #[serde(with = "humantime_serde")]
     pub drain_delay: Duration,
     /// The log pipeline's queue and spill.
-    pub events: crate::publish::EventSettings,
+    pub events: EventSettings,
     /// Prices by upstream model name, USD per million tokens, for the logged cost.
-    pub prices: BTreeMap<String, crate::publish::Price>,
+    pub prices: BTreeMap<String, Price>,
     /// Who may call the API. Unset: `required` for `aiprox gateway`, `auto` for
     /// `aiprox all`.
     pub auth: Option<AuthMode>,
@@ -76,179 +80,49 @@ impl Default for Settings {
             timeouts: Timeouts::default(),
             shutdown_grace: Duration::from_secs(30),
             drain_delay: Duration::ZERO,
-            events: crate::publish::EventSettings::default(),
+            events: EventSettings::default(),
             prices: BTreeMap::new(),
             auth: None,
         }
     }
 }
 
-/// Upstream timeouts.
-#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
-#[serde(default, deny_unknown_fields)]
-pub struct Timeouts {
-    /// TCP (and TLS) connection set-up. A provider that cannot be reached fails fast
-    /// with a 502.
-    #[serde(with = "humantime_serde")]
-    pub connect: Duration,
-    /// From sending the request to the response headers. A non-streamed completion
-    /// arrives whole, so this bounds its generation time; a 504 past it.
-    #[serde(with = "humantime_serde")]
-    pub first_byte: Duration,
-    /// Longest silence between two pieces of a response body (stream chunks). A
-    /// stream that stalls longer ends with an error event.
-    #[serde(with = "humantime_serde")]
-    pub idle: Duration,
+/// USD per million tokens.
+#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Price {
+    pub input: f64,
+    pub output: f64,
 }
 
-impl Default for Timeouts {
+/// How the pipeline holds events it cannot publish yet.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct EventSettings {
+    /// Exchanges waiting for the publisher; past it, events are dropped (counted).
+    pub queue_capacity: usize,
+    /// Where events wait while the bus is unreachable.
+    pub spill_dir: PathBuf,
+    /// Spill size limit in bytes; past it, events are dropped (counted).
+    pub spill_max_bytes: u64,
+    /// How long the publisher waits, after the first event of a batch, for more
+    /// to join it: longer means fewer, larger messages (less CPU per request) and
+    /// events reaching the log later.
+    pub linger_ms: u64,
+}
+
+impl Default for EventSettings {
     fn default() -> Self {
         Self {
-            connect: Duration::from_secs(10),
-            first_byte: Duration::from_secs(600),
-            idle: Duration::from_secs(300),
+            queue_capacity: 10_000,
+            spill_dir: PathBuf::from("data/spill"),
+            spill_max_bytes: 1024 * 1024 * 1024,
+            linger_ms: 5,
         }
     }
 }
 
-/// Per-provider timeout overrides.
-#[derive(Debug, Clone, Copy, Default, Deserialize, Serialize, PartialEq, Eq)]
-#[serde(default, deny_unknown_fields)]
-pub struct TimeoutOverrides {
-    #[serde(with = "humantime_serde", skip_serializing_if = "Option::is_none")]
-    pub connect: Option<Duration>,
-    #[serde(with = "humantime_serde", skip_serializing_if = "Option::is_none")]
-    pub first_byte: Option<Duration>,
-    #[serde(with = "humantime_serde", skip_serializing_if = "Option::is_none")]
-    pub idle: Option<Duration>,
-}
-
-impl TimeoutOverrides {
-    pub fn apply(&self, defaults: Timeouts) -> Timeouts {
-        Timeouts {
-            connect: self.connect.unwrap_or(defaults.connect),
-            first_byte: self.first_byte.unwrap_or(defaults.first_byte),
-            idle: self.idle.unwrap_or(defaults.idle),
-        }
-    }
-}
-
-/// One upstream, by kind.
-#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
-#[serde(tag = "kind", rename_all = "snake_case")]
-pub enum ProviderConfig {
-    /// OpenAI, or any API that speaks its protocol (Ollama's `/v1`, vLLM, DeepSeek,
-    /// Groq, Together, LM Studio…).
-    #[serde(alias = "openai_compatible")]
-    Openai(OpenAiConfig),
-    /// Anthropic's Messages API, with full two-way translation for OpenAI clients
-    /// and native pass-through for Anthropic clients.
-    Anthropic(AnthropicConfig),
-    /// Answers by itself, with no upstream: echoes the last user message. For a
-    /// first run without any vendor key, and for demos.
-    Demo(DemoConfig),
-}
-
-#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Eq)]
-#[serde(deny_unknown_fields)]
-pub struct OpenAiConfig {
-    /// The API root, including the version segment: `https://api.openai.com/v1`,
-    /// `http://localhost:11434/v1`.
-    pub base_url: Url,
-    /// Name of the environment variable holding the API key; keys never sit in the
-    /// file. Unset for keyless local servers.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub api_key_env: Option<String>,
-    /// The API key sealed with `AIPROX_SECRET_KEY` (see [`crate::secret`]), as the
-    /// admin API stores it.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub api_key_sealed: Option<String>,
-    /// Extra headers sent with every upstream request (`OpenAI-Organization`, a
-    /// gateway tenant header…).
-    #[serde(default)]
-    pub headers: BTreeMap<String, String>,
-    /// Models listed by `GET /v1/models` as `provider/model`.
-    #[serde(default)]
-    pub models: Vec<String>,
-    #[serde(default)]
-    pub timeouts: TimeoutOverrides,
-}
-
-#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Eq)]
-#[serde(deny_unknown_fields)]
-pub struct AnthropicConfig {
-    /// The API root, without `/v1`. Default `https://api.anthropic.com`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub base_url: Option<Url>,
-    /// Name of the environment variable holding the API key (sent as `x-api-key`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub api_key_env: Option<String>,
-    /// The API key sealed with `AIPROX_SECRET_KEY`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub api_key_sealed: Option<String>,
-    /// `anthropic-version` sent upstream, unless an Anthropic client sends its own.
-    #[serde(default = "anthropic_version")]
-    pub anthropic_version: String,
-    /// `max_tokens` for OpenAI requests that set none: Anthropic requires it.
-    #[serde(default = "default_max_tokens")]
-    pub default_max_tokens: u32,
-    #[serde(default)]
-    pub headers: BTreeMap<String, String>,
-    #[serde(default)]
-    pub models: Vec<String>,
-    #[serde(default)]
-    pub timeouts: TimeoutOverrides,
-}
-
-fn anthropic_version() -> String {
-    "2023-06-01".to_owned()
-}
-
-fn default_max_tokens() -> u32 {
-    4096
-}
-
-#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq, Eq)]
-#[serde(deny_unknown_fields)]
-pub struct DemoConfig {
-    /// Pause between streamed words, so streaming is visible to a person.
-    #[serde(
-        default,
-        with = "humantime_serde",
-        skip_serializing_if = "Option::is_none"
-    )]
-    pub word_delay: Option<Duration>,
-    /// Models listed by `GET /v1/models` as `provider/model`.
-    #[serde(default)]
-    pub models: Vec<String>,
-}
-
-/// Where an alias points.
-#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Eq)]
-#[serde(deny_unknown_fields)]
-pub struct MappingConfig {
-    pub provider: String,
-    pub model: String,
-}
-
-/// A configuration problem, naming the key.
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
-#[error("{key}: {message}")]
-pub struct ConfigError {
-    pub key: String,
-    pub message: String,
-}
-
-impl ConfigError {
-    pub fn new(key: impl Into<String>, message: impl Into<String>) -> Self {
-        Self {
-            key: key.into(),
-            message: message.into(),
-        }
-    }
-}
-
-/// A provider's API key: unsealed (see [`crate::secret`]) or read from the
+/// A provider's API key: unsealed (see `config_model::secret`) or read from the
 /// environment variable named.
 pub(crate) fn read_api_key(
     provider: &str,
@@ -256,7 +130,7 @@ pub(crate) fn read_api_key(
     sealed: Option<&str>,
 ) -> Result<Option<SecretString>, ConfigError> {
     if let Some(sealed) = sealed {
-        return crate::secret::SecretKey::from_env()
+        return config_model::secret::SecretKey::from_env()
             .and_then(|key| key.open(provider, sealed))
             .map(Some)
             .map_err(|e| ConfigError::new(format!("providers.{provider}.api_key"), e.to_string()));
@@ -271,55 +145,6 @@ pub(crate) fn read_api_key(
     }
 }
 
-impl ProviderConfig {
-    /// Checks what types cannot, short of reading key variables: the name, the
-    /// URL's scheme, header names and values.
-    pub fn check(&self, name: &str) -> Result<(), ConfigError> {
-        if name.is_empty() || name.contains('/') || name.chars().any(char::is_whitespace) {
-            return Err(ConfigError::new(
-                format!("providers.{name}"),
-                "a provider name must be non-empty, without '/' or spaces",
-            ));
-        }
-        let http = match self {
-            Self::Openai(p) => Some((Some(&p.base_url), &p.headers)),
-            Self::Anthropic(p) => Some((p.base_url.as_ref(), &p.headers)),
-            Self::Demo(_) => None,
-        };
-        let Some((base_url, headers)) = http else {
-            return Ok(());
-        };
-        if let Some(base_url) = base_url
-            && (!matches!(base_url.scheme(), "http" | "https") || !base_url.has_host())
-        {
-            return Err(ConfigError::new(
-                format!("providers.{name}.base_url"),
-                "must be an http:// or https:// URL",
-            ));
-        }
-        for (header, value) in headers {
-            if http::HeaderName::try_from(header.as_str()).is_err()
-                || http::HeaderValue::try_from(value.as_str()).is_err()
-            {
-                return Err(ConfigError::new(
-                    format!("providers.{name}.headers.{header}"),
-                    "not a valid HTTP header",
-                ));
-            }
-        }
-        Ok(())
-    }
-
-    /// The key's environment variable and sealed value, for kinds that take a key.
-    pub fn api_key_source(&self) -> (Option<&str>, Option<&str>) {
-        match self {
-            Self::Openai(p) => (p.api_key_env.as_deref(), p.api_key_sealed.as_deref()),
-            Self::Anthropic(p) => (p.api_key_env.as_deref(), p.api_key_sealed.as_deref()),
-            Self::Demo(_) => (None, None),
-        }
-    }
-}
-
 impl Config {
     /// Checks what types cannot: names, references, URLs, headers and keys.
     pub fn validate(&self) -> Result<(), ConfigError> {
@@ -328,18 +153,27 @@ impl Config {
             let (env, sealed) = provider.api_key_source();
             read_api_key(name, env, sealed)?;
         }
-        for (alias, mapping) in &self.mappings {
-            if !self.providers.contains_key(&mapping.provider) {
-                return Err(ConfigError::new(
-                    format!("mappings.{alias}.provider"),
-                    format!("unknown provider '{}'", mapping.provider),
-                ));
-            }
-            if mapping.model.is_empty() {
-                return Err(ConfigError::new(
-                    format!("mappings.{alias}.model"),
-                    "must not be empty",
-                ));
+        for (alias, targets) in &self.mappings {
+            // One target is the YAML's form: its problems are named without an index.
+            let one = targets.len() == 1;
+            for (i, target) in targets.iter().enumerate() {
+                let key = if one {
+                    format!("mappings.{alias}")
+                } else {
+                    format!("mappings.{alias}.targets[{i}]")
+                };
+                if !self.providers.contains_key(&target.provider) {
+                    return Err(ConfigError::new(
+                        format!("{key}.provider"),
+                        format!("unknown provider '{}'", target.provider),
+                    ));
+                }
+                if target.model.is_empty() {
+                    return Err(ConfigError::new(
+                        format!("{key}.model"),
+                        "must not be empty",
+                    ));
+                }
             }
         }
         Ok(())

@@ -13,7 +13,7 @@ use crate::record::{Answer, Exchange};
 pub async fn embed(state: &AppState, body: &Bytes, x: &mut Exchange) -> Result<Answer, Error> {
     let req = EmbeddingsRequest::parse(body)?;
     x.requested_model.clone_from(&req.model);
-    let target = state.routes().resolve(&req.model)?;
+    let target = state.routing().resolve(&req.model)?;
     x.provider = target.provider_name.to_string();
     x.upstream_model = target.model.to_string();
     let span = tracing::Span::current();

@@ -18,7 +18,8 @@
 //!   `LogEvent`/`MediaEvent`s and publishes them on the bus, spilling to disk while
 //!   the bus is away.
 //! - [`live`]: the configuration snapshot the admin API publishes, watched and
-//!   swapped in whole; [`secret`]: provider keys sealed at rest.
+//!   swapped in whole (its types, and provider keys sealed at rest, are the
+//!   `config-model` crate's).
 //! - [`app`]: builds the server on a port ([`Application`]), the request-id layer,
 //!   `/metrics`, and graceful shutdown (in-flight streams finish, events flush).
 
@@ -34,7 +35,6 @@ pub mod publish;
 pub mod record;
 pub mod routes;
 pub mod routing;
-pub mod secret;
 pub mod stream;
 
 pub use app::{AppState, Application, run};

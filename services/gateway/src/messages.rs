@@ -29,7 +29,7 @@ pub async fn create(
     let raw = RawRequest::parse(body).map_err(Error::InvalidMessagesRequest)?;
     x.requested_model.clone_from(&raw.model);
     x.stream = raw.stream;
-    let target = state.routes().resolve(&raw.model)?;
+    let target = state.routing().resolve(&raw.model)?;
     x.provider = target.provider_name.to_string();
     x.upstream_model = target.model.to_string();
     let span = tracing::Span::current();

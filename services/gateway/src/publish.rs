@@ -19,47 +19,12 @@ use events::proto::{LogEvent, MediaEvent, MediaRef};
 use events::{Bus, Outgoing, subjects};
 use futures_util::FutureExt;
 use prost::Message;
-use serde::Deserialize;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
+use crate::config::{EventSettings, Price};
 use crate::record::{Exchange, Metrics, Recorder};
 use crate::stream::Dialect;
-
-/// USD per million tokens.
-#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq)]
-#[serde(deny_unknown_fields)]
-pub struct Price {
-    pub input: f64,
-    pub output: f64,
-}
-
-/// How the pipeline holds events it cannot publish yet.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct EventSettings {
-    /// Exchanges waiting for the publisher; past it, events are dropped (counted).
-    pub queue_capacity: usize,
-    /// Where events wait while the bus is unreachable.
-    pub spill_dir: PathBuf,
-    /// Spill size limit in bytes; past it, events are dropped (counted).
-    pub spill_max_bytes: u64,
-    /// How long the publisher waits, after the first event of a batch, for more
-    /// to join it: longer means fewer, larger messages (less CPU per request) and
-    /// events reaching the log later.
-    pub linger_ms: u64,
-}
-
-impl Default for EventSettings {
-    fn default() -> Self {
-        Self {
-            queue_capacity: 10_000,
-            spill_dir: PathBuf::from("data/spill"),
-            spill_max_bytes: 1024 * 1024 * 1024,
-            linger_ms: 5,
-        }
-    }
-}
 
 /// Starts the publisher; the returned recorder feeds it. The task ends once every
 /// recorder clone is gone and the queue is flushed.

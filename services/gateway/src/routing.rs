@@ -1,21 +1,23 @@
 //! Model resolution and client keys: which provider serves a requested model,
-//! under which name, and who may ask. One immutable [`Routes`] per configuration
+//! under which name, and who may ask. One immutable [`RoutingTable`] per configuration
 //! snapshot; the gateway swaps it whole when the configuration changes.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+use config_model::{ClientKey, key_hash};
 use llm::openai::Model;
-use sha2::{Digest, Sha256};
 
-use crate::config::{AuthMode, Config, ConfigError, ProviderConfig};
+use config_model::{ConfigError, ProviderConfig};
+
+use crate::config::{AuthMode, Config};
 use crate::error::Error;
 use crate::providers::Provider;
 
 /// An immutable routing table and key set.
 #[derive(Debug)]
-pub struct Routes {
+pub struct RoutingTable {
     providers: HashMap<String, Built>,
     aliases: HashMap<String, Target>,
     models: Vec<Model>,
@@ -41,19 +43,6 @@ pub struct Target {
     pub model: Arc<str>,
 }
 
-/// A client key the gateway accepts: its id and the SHA-256 of the key.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct ClientKey {
-    pub id: String,
-    /// Hex SHA-256 of the whole key.
-    pub sha256: String,
-}
-
-/// The SHA-256 a client key is known by.
-pub fn key_hash(key: &str) -> [u8; 32] {
-    Sha256::digest(key.as_bytes()).into()
-}
-
 /// What the routing table is built from.
 #[derive(Debug)]
 pub struct Source<'a> {
@@ -64,14 +53,14 @@ pub struct Source<'a> {
     /// `created` of every listed model (Unix seconds).
     pub created: u64,
     /// The table this one replaces: unchanged providers are kept.
-    pub previous: Option<&'a Routes>,
+    pub previous: Option<&'a RoutingTable>,
     /// A provider that cannot be built fails the whole build (start-up) rather than
     /// being left out with an error logged (a live update must not take the other
     /// providers down).
     pub strict: bool,
 }
 
-impl Routes {
+impl RoutingTable {
     pub fn build(source: &Source<'_>) -> Result<Self, ConfigError> {
         let config = source.config;
         if source.strict {
@@ -107,7 +96,12 @@ impl Routes {
         }
         let mut aliases = HashMap::new();
         let mut models = Vec::new();
-        for (alias, mapping) in &config.mappings {
+        for (alias, targets) in &config.mappings {
+            // The first target serves; the others wait for fallbacks.
+            let Some(mapping) = targets.first() else {
+                tracing::error!(%alias, "mapping left out: no target");
+                continue;
+            };
             let Some(built) = providers.get(&mapping.provider) else {
                 tracing::error!(%alias, provider = %mapping.provider, "mapping left out: no such provider");
                 continue;
@@ -128,7 +122,7 @@ impl Routes {
             });
         }
         for (name, built) in &providers {
-            for model in Provider::listed_models(&built.config) {
+            for model in built.config.models() {
                 models.push(Model {
                     id: format!("{name}/{model}"),
                     object: "model",

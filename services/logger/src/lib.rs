@@ -17,7 +17,7 @@ use tokio_util::sync::CancellationToken;
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
-pub struct Config {
+pub struct Settings {
     /// About how many events one transaction writes: messages are fetched
     /// `batch_max / 16` at a time, each a gateway's batch of up to 64 events.
     pub batch_max: usize,
@@ -28,7 +28,7 @@ pub struct Config {
     pub retention_days: Option<u32>,
 }
 
-impl Default for Config {
+impl Default for Settings {
     fn default() -> Self {
         Self {
             batch_max: 1000,
@@ -40,7 +40,7 @@ impl Default for Config {
 
 const DAY_US: i64 = 86_400_000_000;
 
-fn messages_per_fetch(config: &Config) -> usize {
+fn messages_per_fetch(config: &Settings) -> usize {
     (config.batch_max / 16).max(1)
 }
 
@@ -52,7 +52,7 @@ fn now_us() -> i64 {
 
 /// Runs until `shutdown`: migrations first, then the consume-write-ack loop.
 pub async fn run(
-    config: Config,
+    config: Settings,
     bus: Bus,
     store: Store,
     shutdown: CancellationToken,
@@ -100,7 +100,7 @@ pub async fn run(
     Ok(())
 }
 
-async fn maintain(store: &Store, config: &Config) {
+async fn maintain(store: &Store, config: &Settings) {
     if let Err(e) = store.ensure_partitions(now_us(), 3).await {
         tracing::warn!(error = %e, "cannot create partitions ahead");
     }

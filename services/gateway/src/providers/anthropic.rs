@@ -16,7 +16,9 @@ use secrecy::ExposeSecret;
 
 use super::http::{EventStream, Upstream};
 use super::{Completion, LlmProvider, StreamError, StreamStart};
-use crate::config::{AnthropicConfig, ConfigError, Settings, read_api_key};
+use config_model::{AnthropicConfig, ConfigError};
+
+use crate::config::{Settings, read_api_key};
 use crate::error::Error;
 use crate::stream::{Translate, translate};
 

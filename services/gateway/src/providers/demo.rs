@@ -12,8 +12,8 @@ use llm::openai::{ChatRequest, EmbeddingsRequest, Usage};
 use serde_json::json;
 
 use super::{Completion, LlmProvider, StreamError, StreamStart};
-use crate::config::DemoConfig;
 use crate::error::Error;
+use config_model::DemoConfig;
 
 #[derive(Debug)]
 pub struct Demo {

@@ -10,8 +10,8 @@ use futures_util::{Stream, StreamExt};
 use llm::sse;
 
 use super::StreamError;
-use crate::config::{ConfigError, Timeouts};
 use crate::error::Error;
+use config_model::{ConfigError, Timeouts};
 
 /// An upstream HTTP API.
 #[derive(Debug)]

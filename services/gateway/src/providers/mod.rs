@@ -17,7 +17,9 @@ use bytes::Bytes;
 use futures_util::Stream;
 use llm::openai::{ChatRequest, EmbeddingsRequest, ErrorBody};
 
-use crate::config::{ProviderConfig, Settings};
+use config_model::ProviderConfig;
+
+use crate::config::Settings;
 use crate::error::Error;
 
 /// A whole (non-streamed) successful answer, in OpenAI's shape.
@@ -138,7 +140,7 @@ impl Provider {
         name: &str,
         config: &ProviderConfig,
         settings: &Settings,
-    ) -> Result<Self, crate::config::ConfigError> {
+    ) -> Result<Self, config_model::ConfigError> {
         Ok(match config {
             ProviderConfig::Openai(c) => {
                 Self::OpenAi(openai::OpenAiCompatible::build(name, c, settings)?)
@@ -151,14 +153,6 @@ impl Provider {
     }
 
     /// Models this provider lists in `GET /v1/models`.
-    pub fn listed_models(config: &ProviderConfig) -> &[String] {
-        match config {
-            ProviderConfig::Openai(c) => &c.models,
-            ProviderConfig::Anthropic(c) => &c.models,
-            ProviderConfig::Demo(c) => &c.models,
-        }
-    }
-
     pub async fn chat(&self, req: &ChatRequest, model: &str) -> Result<Completion, Error> {
         match self {
             Self::OpenAi(p) => p.chat(req, model).await,

@@ -8,7 +8,9 @@ use secrecy::ExposeSecret;
 
 use super::http::{EventStream, Upstream};
 use super::{ChunkStream, Completion, LlmProvider, StreamError, StreamStart};
-use crate::config::{ConfigError, OpenAiConfig, Settings, read_api_key};
+use config_model::{ConfigError, OpenAiConfig};
+
+use crate::config::{Settings, read_api_key};
 use crate::error::Error;
 use crate::stream::{Translate, translate};
 

@@ -53,12 +53,12 @@ async fn embeddings(
 async fn list_models(State(state): State<AppState>) -> Json<ModelList> {
     Json(ModelList {
         object: "list",
-        data: state.routes().models().to_vec(),
+        data: state.routing().models().to_vec(),
     })
 }
 
 async fn get_model(State(state): State<AppState>, Path(id): Path<String>) -> Response {
-    let routes = state.routes();
+    let routes = state.routing();
     match routes.models().iter().find(|m| m.id == id) {
         Some(model) => Json(model.clone()).into_response(),
         None => match routes.resolve(&id) {

@@ -2,11 +2,11 @@ use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use gateway::Application;
-use gateway::config::{
-    AnthropicConfig, AuthMode, Config, DemoConfig, MappingConfig, OpenAiConfig, ProviderConfig,
-    Settings, TimeoutOverrides,
+use config_model::{
+    AnthropicConfig, DemoConfig, OpenAiConfig, ProviderConfig, Target, TimeoutOverrides,
 };
+use gateway::Application;
+use gateway::config::{AuthMode, Config, Settings};
 use mock_upstream::MockUpstream;
 use serde_json::Value;
 use tokio::task::JoinHandle;
@@ -71,24 +71,24 @@ pub fn base_config(mock: &MockUpstream) -> Config {
         mappings: BTreeMap::from([
             (
                 "gpt4".to_owned(),
-                MappingConfig {
+                vec![Target {
                     provider: "mock".into(),
                     model: "gpt-4o".into(),
-                },
+                }],
             ),
             (
                 "demo".to_owned(),
-                MappingConfig {
+                vec![Target {
                     provider: "demo".into(),
                     model: "echo".into(),
-                },
+                }],
             ),
             (
                 "claude".to_owned(),
-                MappingConfig {
+                vec![Target {
                     provider: "claude".into(),
                     model: "claude-haiku-4-5".into(),
-                },
+                }],
             ),
         ]),
     }

@@ -3,11 +3,10 @@
 
 use std::time::{Duration, Instant};
 
+use config_model::{ClientKey, ConfigSnapshot, Target, key_hash};
 use events::Bus;
 use events::memory::InProcessBus;
-use gateway::config::{AuthMode, MappingConfig};
-use gateway::live::ConfigSnapshot;
-use gateway::routing::{ClientKey, key_hash};
+use gateway::config::AuthMode;
 use prost::Message;
 use serde_json::{Value, json};
 
@@ -24,7 +23,7 @@ fn snapshot(app: &TestApp, aliases: &[(&str, &str)], keys: &[&str]) -> ConfigSna
             .map(|(alias, model)| {
                 (
                     (*alias).to_owned(),
-                    vec![MappingConfig {
+                    vec![Target {
                         provider: "mock".into(),
                         model: (*model).into(),
                     }],
@@ -123,9 +122,13 @@ async fn a_published_snapshot_adds_aliases_and_keys_and_a_revoked_key_stops_work
 
     // Publish: a new alias and a key.
     let bus = Bus::InProcess(bus);
-    bus.put_config(snapshot(&app, &[("fresh", "gpt-4o-mini")], &[KEY]).to_bytes())
-        .await
-        .unwrap();
+    bus.put_config(
+        snapshot(&app, &[("fresh", "gpt-4o-mini")], &[KEY])
+            .to_bytes()
+            .unwrap(),
+    )
+    .await
+    .unwrap();
     eventually(Duration::from_secs(1), || async {
         chat(&app, "fresh", Some(KEY)).await.0 == 200
     })
@@ -168,9 +171,13 @@ async fn a_published_snapshot_adds_aliases_and_keys_and_a_revoked_key_stops_work
     assert_eq!(key_ids.first().map(String::as_str), Some("key_0"));
 
     // Revoke (the key leaves the snapshot): refused within a second.
-    bus.put_config(snapshot(&app, &[("fresh", "gpt-4o-mini")], &[]).to_bytes())
-        .await
-        .unwrap();
+    bus.put_config(
+        snapshot(&app, &[("fresh", "gpt-4o-mini")], &[])
+            .to_bytes()
+            .unwrap(),
+    )
+    .await
+    .unwrap();
     let took = eventually(Duration::from_secs(1), || async {
         chat(&app, "fresh", Some(KEY)).await.0 == 401
     })
@@ -188,7 +195,11 @@ async fn auto_mode_is_open_on_loopback_until_the_first_key_exists() {
     assert_eq!(chat(&app, "gpt4", None).await.0, 200);
     let app_bus = Bus::InProcess(bus);
     app_bus
-        .put_config(snapshot(&app, &[("gpt4", "gpt-4o")], &[KEY]).to_bytes())
+        .put_config(
+            snapshot(&app, &[("gpt4", "gpt-4o")], &[KEY])
+                .to_bytes()
+                .unwrap(),
+        )
         .await
         .unwrap();
     eventually(Duration::from_secs(1), || async {
@@ -199,7 +210,10 @@ async fn auto_mode_is_open_on_loopback_until_the_first_key_exists() {
     // Revoking the last key does not open the gateway again.
     let mut revoked = snapshot(&app, &[("gpt4", "gpt-4o")], &[]);
     revoked.keys_issued = true;
-    app_bus.put_config(revoked.to_bytes()).await.unwrap();
+    app_bus
+        .put_config(revoked.to_bytes().unwrap())
+        .await
+        .unwrap();
     eventually(Duration::from_secs(1), || async {
         chat(&app, "gpt4", Some(KEY)).await.0 == 401
     })
@@ -223,7 +237,7 @@ async fn an_unreadable_snapshot_is_refused_and_the_current_configuration_stays()
     // A snapshot whose provider cannot be built (sealed key, no secret here) leaves
     // that provider out and keeps the rest.
     let mut snap = snapshot(&app, &[("fresh", "gpt-4o")], &[]);
-    let Some(gateway::config::ProviderConfig::Openai(mut broken)) =
+    let Some(config_model::ProviderConfig::Openai(mut broken)) =
         snap.providers.get("mock").cloned()
     else {
         panic!("mock is an OpenAI provider")
@@ -232,16 +246,16 @@ async fn an_unreadable_snapshot_is_refused_and_the_current_configuration_stays()
     broken.api_key_sealed = Some("v1.not-a-sealed-key".into());
     snap.providers.insert(
         "broken".into(),
-        gateway::config::ProviderConfig::Openai(broken),
+        config_model::ProviderConfig::Openai(broken),
     );
     snap.mappings.insert(
         "via-broken".into(),
-        vec![MappingConfig {
+        vec![Target {
             provider: "broken".into(),
             model: "gpt-4o".into(),
         }],
     );
-    bus.put_config(snap.to_bytes()).await.unwrap();
+    bus.put_config(snap.to_bytes().unwrap()).await.unwrap();
     eventually(Duration::from_secs(1), || async {
         chat(&app, "fresh", None).await.0 == 200
     })

@@ -1,0 +1,68 @@
+//! The configuration as the admin publishes it (JetStream KV bucket `aiprox-config`,
+//! or the in-process bus of `aiprox all`) and every gateway applies: the whole of
+//! it, so applying one needs no history.
+
+use std::collections::BTreeMap;
+
+use bytes::Bytes;
+use serde::{Deserialize, Serialize};
+
+use crate::client_key::ClientKey;
+use crate::mapping::Target;
+use crate::provider::ProviderConfig;
+
+/// The configuration as published: serialized as JSON.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ConfigSnapshot {
+    /// Providers by name, sealed keys included.
+    pub providers: BTreeMap<String, ProviderConfig>,
+    /// Alias → targets in order of preference (the first serves today; the rest
+    /// are for fallbacks).
+    pub mappings: BTreeMap<String, Vec<Target>>,
+    /// Active client keys only: a revoked key is simply absent.
+    pub keys: Vec<ClientKey>,
+    /// Whether any key was ever issued, revoked ones included: `auto` stays
+    /// closed once it has been, so revoking the last key does not open the gateway.
+    #[serde(default)]
+    pub keys_issued: bool,
+}
+
+impl ConfigSnapshot {
+    pub fn to_bytes(&self) -> Result<Bytes, serde_json::Error> {
+        serde_json::to_vec(self).map(Bytes::from)
+    }
+
+    pub fn from_bytes(bytes: &[u8]) -> Result<Self, serde_json::Error> {
+        serde_json::from_slice(bytes)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::provider::DemoConfig;
+
+    #[test]
+    fn a_snapshot_reads_back_as_written() {
+        let snapshot = ConfigSnapshot {
+            providers: BTreeMap::from([(
+                "d".to_owned(),
+                ProviderConfig::Demo(DemoConfig::default()),
+            )]),
+            mappings: BTreeMap::from([(
+                "a".to_owned(),
+                vec![Target {
+                    provider: "d".into(),
+                    model: "m".into(),
+                }],
+            )]),
+            keys: vec![ClientKey {
+                id: "k".into(),
+                sha256: "00".repeat(32),
+            }],
+            keys_issued: true,
+        };
+        let bytes = snapshot.to_bytes().unwrap();
+        assert_eq!(ConfigSnapshot::from_bytes(&bytes).unwrap(), snapshot);
+    }
+}

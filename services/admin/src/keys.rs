@@ -1,0 +1,96 @@
+//! Client API keys through the admin API: created with a random secret shown once,
+//! stored as its SHA-256, listed without it, revoked.
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use config_model::key_hash;
+use serde::{Deserialize, Serialize};
+use store::KeyRow;
+use utoipa::ToSchema;
+
+use crate::core::{AdminCore, ApiError, Kind, invalid, now_us};
+
+#[derive(Debug, Clone, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct KeyInput {
+    /// Who or what the key is for.
+    pub name: String,
+}
+
+/// A client API key as listed: never the key.
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+pub struct Key {
+    pub id: String,
+    pub name: String,
+    /// The key's first characters, to recognise it.
+    pub prefix: String,
+    pub created_at_ms: i64,
+    pub revoked_at_ms: Option<i64>,
+}
+
+/// A new key: the only time the key itself is shown.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct CreatedKey {
+    pub key: Key,
+    /// Give it to the client; only its SHA-256 is stored.
+    pub secret: String,
+}
+
+fn key_view(row: &KeyRow) -> Key {
+    Key {
+        id: row.id.clone(),
+        name: row.name.clone(),
+        prefix: row.prefix.clone(),
+        created_at_ms: row.created_at_us / 1000,
+        revoked_at_ms: row.revoked_at_us.map(|us| us / 1000),
+    }
+}
+
+fn random(n: usize) -> Result<Vec<u8>, ApiError> {
+    let mut bytes = vec![0u8; n];
+    getrandom::fill(&mut bytes).map_err(|e| {
+        tracing::error!(error = %e, "no randomness");
+        ApiError::new(Kind::Unavailable, "no_randomness", "cannot generate a key")
+    })?;
+    Ok(bytes)
+}
+
+impl AdminCore {
+    pub async fn create_key(&self, input: &KeyInput) -> Result<CreatedKey, ApiError> {
+        let name = input.name.trim();
+        if name.is_empty() || name.len() > 200 {
+            return Err(invalid(
+                "invalid_name",
+                "a key's name is 1 to 200 characters",
+            ));
+        }
+        let secret = format!("sk-aiprox-{}", URL_SAFE_NO_PAD.encode(random(32)?));
+        let id = format!("key_{}", hex::encode(random(8)?));
+        let row = KeyRow {
+            id,
+            name: name.to_owned(),
+            hash: hex::encode(key_hash(&secret)),
+            prefix: secret.chars().take(14).collect(),
+            created_at_us: now_us(),
+            revoked_at_us: None,
+        };
+        self.store.insert_key(&row).await?;
+        self.publisher.publish().await;
+        Ok(CreatedKey {
+            key: key_view(&row),
+            secret,
+        })
+    }
+
+    pub async fn list_keys(&self) -> Result<Vec<Key>, ApiError> {
+        Ok(self.store.keys().await?.iter().map(key_view).collect())
+    }
+
+    pub async fn revoke_key(&self, id: &str) -> Result<Key, ApiError> {
+        let row = self.store.revoke_key(id, now_us()).await?.ok_or_else(|| {
+            ApiError::new(Kind::NotFound, "key_not_found", format!("no key {id}"))
+        })?;
+        self.publisher.publish().await;
+        Ok(key_view(&row))
+    }
+}
