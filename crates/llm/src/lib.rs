@@ -8,15 +8,26 @@
 //! - [`anthropic`]: the Anthropic Messages API: typed requests, responses, stream
 //!   events and errors.
 //! - [`translate`]: pure conversions between the two, one file per direction.
-//! - [`record`]: what logging needs from bodies: token usage in either API's shape,
-//!   a stream assembled into the whole response it stands for, and base64 media
-//!   cut out of a request and replaced by `aiprox-media://<sha256>` references.
+//! - [`usage`]: token usage in either API's shape, read out of a response body or
+//!   stream chunk without parsing the rest of it.
+//! - [`assemble`]: a stream (OpenAI chunks, Anthropic events) assembled into the
+//!   whole response it stands for, so the log holds one body per request.
+//! - [`media`]: base64 media cut out of a request body and replaced by
+//!   `aiprox-media://<sha256>` references, each part kept once.
 //! - [`raw`]: [`raw::RawObject`], a JSON object whose values stay unparsed text, which
 //!   is how unknown fields cross the gateway unchanged.
+//!
+//! Test builds add `fixtures`: the recorded vendor payloads that the tests of
+//! several modules read.
 
 pub mod anthropic;
+pub mod assemble;
+pub mod media;
 pub mod openai;
 pub mod raw;
-pub mod record;
 pub mod sse;
 pub mod translate;
+pub mod usage;
+
+#[cfg(test)]
+mod fixtures;

@@ -1,0 +1,327 @@
+//! Streamed responses assembled into the whole response they stand for, so that the
+//! request log holds one response body per request however it was served.
+//!
+//! - [`openai`]: OpenAI chunks (`chat.completion.chunk` payloads) → the
+//!   `chat.completion` body they add up to, and its usage. This runs for every
+//!   streamed request, on streams of mostly tiny chunks, so each chunk is read lean:
+//!   its members are walked (by the walker of [`crate::usage`]) and only `choices`
+//!   and a non-null `usage` are parsed, into types whose strings borrow from the
+//!   chunk; the body is written straight from those pieces, no `Value` built.
+//! - [`anthropic`]: Anthropic Messages stream events → the `message` they add up
+//!   to, read through the typed [`StreamEvent`]s.
+
+use std::borrow::Cow;
+use std::collections::BTreeMap;
+
+use bytes::Bytes;
+use serde_json::value::RawValue;
+use serde_json::{Map, Value, json};
+
+use crate::anthropic::{BlockDelta, ContentBlock, StreamEvent};
+use crate::usage::{Members, Tokens};
+
+/// The parts of a chunk assembly reads (no catch-all map: parsing stays cheap;
+/// strings borrowed from the chunk unless they hold escapes).
+#[derive(serde::Deserialize)]
+struct LeanChunk<'a> {
+    #[serde(default, borrow)]
+    choices: Vec<LeanChoice<'a>>,
+    #[serde(default, borrow)]
+    usage: Option<&'a RawValue>,
+}
+
+/// What only the first chunk is read for.
+#[derive(serde::Deserialize)]
+struct ChunkHead<'a> {
+    #[serde(default, borrow)]
+    id: Cow<'a, str>,
+    #[serde(default, borrow)]
+    model: Cow<'a, str>,
+    #[serde(default)]
+    created: u64,
+}
+
+/// A string borrowed from the chunk unless it holds escapes. (A bare
+/// `Option<Cow<str>>` field is always decoded into an owned copy: serde borrows a
+/// `Cow` only when it is the field's own type, as here.)
+#[derive(serde::Deserialize, Debug, PartialEq)]
+#[serde(transparent)]
+struct Text<'a>(#[serde(borrow)] Cow<'a, str>);
+
+impl std::ops::Deref for Text<'_> {
+    type Target = str;
+
+    fn deref(&self) -> &str {
+        &self.0
+    }
+}
+
+#[derive(serde::Deserialize, Debug, PartialEq)]
+struct LeanChoice<'a> {
+    #[serde(default)]
+    index: u32,
+    #[serde(default, borrow)]
+    delta: LeanDelta<'a>,
+    #[serde(default, borrow)]
+    finish_reason: Option<Text<'a>>,
+}
+
+/// A delta's text and tool call parts; `null` content reads as absent.
+#[derive(Default, serde::Deserialize, Debug, PartialEq)]
+struct LeanDelta<'a> {
+    #[serde(default, borrow)]
+    content: Option<Text<'a>>,
+    #[serde(default, borrow)]
+    reasoning_content: Option<Text<'a>>,
+    #[serde(default, borrow)]
+    tool_calls: Option<Vec<LeanToolCall<'a>>>,
+}
+
+#[derive(serde::Deserialize, Debug, PartialEq)]
+struct LeanToolCall<'a> {
+    #[serde(default)]
+    index: u32,
+    #[serde(default, borrow)]
+    id: Option<Text<'a>>,
+    #[serde(default, borrow)]
+    function: Option<LeanFunction<'a>>,
+}
+
+#[derive(serde::Deserialize, Debug, PartialEq)]
+struct LeanFunction<'a> {
+    #[serde(default, borrow)]
+    name: Option<Text<'a>>,
+    #[serde(default, borrow)]
+    arguments: Option<Text<'a>>,
+}
+
+/// The parts of an OpenAI chunk assembly reads. Only `choices` and a non-null
+/// `usage` are parsed; the chunk's other members (id, model, fingerprints…, the
+/// same in every chunk) are passed over by the member walker without being read. A
+/// chunk the walk cannot read is parsed whole, and skipped if that fails too.
+fn read_chunk(chunk: &[u8]) -> Option<LeanChunk<'_>> {
+    let whole = || serde_json::from_slice::<LeanChunk<'_>>(chunk).ok();
+    let Some(mut members) = Members::of(chunk) else {
+        return whole();
+    };
+    let mut out = LeanChunk {
+        choices: Vec::new(),
+        usage: None,
+    };
+    loop {
+        match members.next() {
+            Some(Some((b"choices", value))) => out.choices = serde_json::from_slice(value).ok()?,
+            Some(Some((b"usage", value))) if value != b"null" => {
+                out.usage = serde_json::from_slice(value).ok()?;
+            }
+            Some(Some(_)) => {}
+            Some(None) => return Some(out),
+            None => return whole(),
+        }
+    }
+}
+
+/// OpenAI chunks (the `data:` payloads) → the `chat.completion` body they add up
+/// to, and its usage. Written straight from the pieces (no `Value` built): this
+/// runs for every streamed request.
+pub fn openai(chunks: &[Bytes]) -> (Vec<u8>, Option<Tokens>) {
+    let mut head: Option<ChunkHead<'_>> = None;
+    let mut content = String::new();
+    let mut has_content = false;
+    let mut reasoning = String::new();
+    let mut finish: Option<Cow<'_, str>> = None;
+    let mut usage: Option<&RawValue> = None;
+    let mut calls: BTreeMap<u32, (String, String, String)> = BTreeMap::new();
+    for chunk in chunks {
+        let Some(c) = read_chunk(chunk) else {
+            continue;
+        };
+        if head.as_ref().is_none_or(|h| h.id.is_empty()) {
+            head = serde_json::from_slice::<ChunkHead<'_>>(chunk).ok();
+        }
+        if let Some(u) = c.usage.filter(|u| u.get().starts_with('{')) {
+            usage = Some(u);
+        }
+        for choice in c.choices.into_iter().filter(|c| c.index == 0) {
+            if let Some(text) = choice.delta.content {
+                has_content = true;
+                content.push_str(&text);
+            }
+            if let Some(r) = choice.delta.reasoning_content {
+                reasoning.push_str(&r);
+            }
+            for call in choice.delta.tool_calls.into_iter().flatten() {
+                let entry = calls.entry(call.index).or_default();
+                if let Some(id) = call.id {
+                    entry.0 = id.0.into_owned();
+                }
+                if let Some(f) = call.function {
+                    if let Some(name) = f.name {
+                        entry.1.push_str(&name);
+                    }
+                    if let Some(args) = f.arguments {
+                        entry.2.push_str(&args);
+                    }
+                }
+            }
+            if let Some(f) = choice.finish_reason {
+                finish = Some(f.0);
+            }
+        }
+    }
+    let tokens = usage.and_then(crate::usage::of_raw);
+    let head = head.unwrap_or(ChunkHead {
+        id: Cow::Borrowed(""),
+        model: Cow::Borrowed(""),
+        created: 0,
+    });
+    let completion = Completion {
+        id: &head.id,
+        object: "chat.completion",
+        created: head.created,
+        model: &head.model,
+        choices: [CompletionChoice {
+            index: 0,
+            message: CompletionMessage {
+                role: "assistant",
+                content: has_content.then_some(content.as_str()),
+                reasoning_content: (!reasoning.is_empty()).then_some(reasoning.as_str()),
+                tool_calls: calls
+                    .values()
+                    .map(|(id, name, arguments)| CompletionToolCall {
+                        id,
+                        kind: "function",
+                        function: CompletionFunction { name, arguments },
+                    })
+                    .collect(),
+            },
+            finish_reason: finish.as_deref(),
+        }],
+        usage,
+    };
+    (serde_json::to_vec(&completion).unwrap_or_default(), tokens)
+}
+
+/// The `chat.completion` a stream adds up to, in the order OpenAI writes it.
+#[derive(serde::Serialize)]
+struct Completion<'a> {
+    id: &'a str,
+    object: &'static str,
+    created: u64,
+    model: &'a str,
+    choices: [CompletionChoice<'a>; 1],
+    usage: Option<&'a RawValue>,
+}
+
+#[derive(serde::Serialize)]
+struct CompletionChoice<'a> {
+    index: u32,
+    message: CompletionMessage<'a>,
+    finish_reason: Option<&'a str>,
+}
+
+#[derive(serde::Serialize)]
+struct CompletionMessage<'a> {
+    role: &'static str,
+    content: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reasoning_content: Option<&'a str>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    tool_calls: Vec<CompletionToolCall<'a>>,
+}
+
+#[derive(serde::Serialize)]
+struct CompletionToolCall<'a> {
+    id: &'a str,
+    #[serde(rename = "type")]
+    kind: &'static str,
+    function: CompletionFunction<'a>,
+}
+
+#[derive(serde::Serialize)]
+struct CompletionFunction<'a> {
+    name: &'a str,
+    arguments: &'a str,
+}
+
+/// Anthropic events (the `data:` payloads) → the message they add up to.
+pub fn anthropic(events: &[Bytes]) -> Value {
+    let mut message = Map::new();
+    let mut blocks: BTreeMap<u32, Value> = BTreeMap::new();
+    let mut partial: BTreeMap<u32, String> = BTreeMap::new();
+    let mut error = Value::Null;
+    for data in events {
+        let Ok(event) = serde_json::from_slice::<StreamEvent>(data) else {
+            continue;
+        };
+        match event {
+            StreamEvent::MessageStart { message: m } => {
+                if let Ok(Value::Object(m)) = serde_json::to_value(m) {
+                    message = m;
+                }
+            }
+            StreamEvent::ContentBlockStart {
+                index,
+                content_block,
+            } => {
+                if matches!(content_block, ContentBlock::ToolUse { .. }) {
+                    partial.insert(index, String::new());
+                }
+                blocks.insert(
+                    index,
+                    serde_json::to_value(content_block).unwrap_or(Value::Null),
+                );
+            }
+            StreamEvent::ContentBlockDelta { index, delta } => {
+                let Some(block) = blocks.get_mut(&index) else {
+                    continue;
+                };
+                let append = |block: &mut Value, key: &str, text: &str| {
+                    let old = block[key].as_str().unwrap_or("").to_owned();
+                    block[key] = Value::String(old + text);
+                };
+                match delta {
+                    BlockDelta::TextDelta { text } => append(block, "text", &text),
+                    BlockDelta::ThinkingDelta { thinking } => append(block, "thinking", &thinking),
+                    BlockDelta::SignatureDelta { signature } => {
+                        append(block, "signature", &signature);
+                    }
+                    BlockDelta::InputJsonDelta { partial_json } => {
+                        partial.entry(index).or_default().push_str(&partial_json);
+                    }
+                    BlockDelta::CitationsDelta { .. } => {}
+                }
+            }
+            StreamEvent::ContentBlockStop { index } => {
+                if let (Some(json), Some(block)) = (partial.remove(&index), blocks.get_mut(&index))
+                    && !json.trim().is_empty()
+                {
+                    block["input"] = serde_json::from_str(&json).unwrap_or(Value::String(json));
+                }
+            }
+            StreamEvent::MessageDelta { delta, usage } => {
+                message.insert("stop_reason".into(), json!(delta.stop_reason));
+                message.insert("stop_sequence".into(), json!(delta.stop_sequence));
+                let u = message.entry("usage").or_insert_with(|| json!({}));
+                if let Ok(Value::Object(delta_usage)) = serde_json::to_value(usage) {
+                    for (k, v) in delta_usage {
+                        u[k] = v;
+                    }
+                }
+            }
+            StreamEvent::Error { error: e } => error = json!({"type": "error", "error": e}),
+            StreamEvent::MessageStop | StreamEvent::Ping => {}
+        }
+    }
+    message.insert(
+        "content".into(),
+        Value::Array(blocks.into_values().collect()),
+    );
+    if !error.is_null() {
+        message.insert("error".into(), error);
+    }
+    Value::Object(message)
+}
+
+#[cfg(test)]
+mod tests;

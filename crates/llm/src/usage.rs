@@ -1,0 +1,380 @@
+//! Token usage read out of response bodies and stream chunks, in either API's shape,
+//! for the request log and for pricing.
+//!
+//! Reading it runs for every request, and only `usage` is wanted from a body that
+//! may be large, so the body is not parsed: both vendors put `usage` near the end
+//! of the top-level object, so the last `"usage":` is found by a byte search and
+//! only that object is read, member by member. The member walker (`Members`) passes
+//! over JSON values by their structure, without interpreting them, so picking a few
+//! members costs little more than finding them; stream assembly
+//! ([`crate::assemble`]) walks chunks with it too. Whatever the walker would have to
+//! interpret sends the read back to a full parse, so the fast path never answers
+//! differently from it (the tests check both on recorded and random bodies).
+//!
+//! [`is_usage_chunk`] picks out the streamed OpenAI chunk that carries the usage,
+//! behind a byte screen: it runs on every chunk, and only the last one has usage.
+
+use serde_json::Value;
+use serde_json::value::RawValue;
+
+/// Token counts, normalised: `input` includes cached tokens (as OpenAI counts).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Tokens {
+    pub input: u64,
+    pub output: u64,
+    pub cached: u64,
+}
+
+fn n(v: &Value) -> u64 {
+    v.as_u64().unwrap_or(0)
+}
+
+/// The usage of a whole response body, read without building the rest of it.
+///
+/// Both vendors put `usage` after the content, near the end of the top-level
+/// object, so the last `"usage":` in the body is the one (inside a string the quotes
+/// would be escaped): only that object is parsed. Anything unexpected falls back to
+/// reading the body through.
+pub fn of_body(body: &[u8]) -> Option<Tokens> {
+    // Built once: building a searcher costs more than searching a body.
+    static USAGE: std::sync::LazyLock<memchr::memmem::Finder<'static>> =
+        std::sync::LazyLock::new(|| memchr::memmem::Finder::new(b"\"usage\":"));
+    static USAGE_REV: std::sync::LazyLock<memchr::memmem::FinderRev<'static>> =
+        std::sync::LazyLock::new(|| memchr::memmem::FinderRev::new(b"\"usage\":"));
+    // The last 1 KiB holds a usage object and what follows it; searched forward
+    // (vectorised, unlike the reverse search) for its last match.
+    // Failing that, the reverse search over the rest (a match may straddle the cut).
+    let window = body.len().saturating_sub(1024);
+    let straddle = (window + USAGE.needle().len() - 1).min(body.len());
+    let last = USAGE
+        .find_iter(&body[window..])
+        .last()
+        .map(|at| window + at)
+        .or_else(|| USAGE_REV.rfind(&body[..straddle]));
+    if let Some(at) = last
+        && at > 0
+        && body[at - 1] != b'\\'
+        && let Some(tokens) = usage_at(&body[at + 8..])
+    {
+        return Some(tokens);
+    }
+    #[derive(serde::Deserialize)]
+    struct Only {
+        usage: Option<Value>,
+    }
+    let only: Only = serde_json::from_slice(body).ok()?;
+    of_value(&only.usage?)
+}
+
+/// The usage object at the start of `rest` (after `"usage":`), when it is a member
+/// of the top-level object: what follows it holds only scalar members and closes
+/// exactly one object.
+fn usage_at(rest: &[u8]) -> Option<Tokens> {
+    let (fields, len) = read_usage(rest)?;
+    if !closes_top_level(rest.get(len..)?) {
+        return None;
+    }
+    fields.tokens()
+}
+
+/// Whether `tail`, what follows a member's value, holds only members with scalar
+/// values and then closes the object, with nothing after it: the member belonged
+/// to the top-level object, not to one nested in it.
+fn closes_top_level(tail: &[u8]) -> bool {
+    let mut i = skip_space(tail, 0);
+    loop {
+        match tail.get(i) {
+            Some(b'}') => return skip_space(tail, i + 1) == tail.len(),
+            Some(b',') => {
+                i = skip_space(tail, i + 1);
+                if tail.get(i) != Some(&b'"') {
+                    return false;
+                }
+                let Some((end, _)) = string_end(tail, i + 1) else {
+                    return false;
+                };
+                i = skip_space(tail, end + 1);
+                if tail.get(i) != Some(&b':') {
+                    return false;
+                }
+                i = skip_space(tail, i + 1);
+                if matches!(tail.get(i), Some(b'{' | b'[') | None) {
+                    return false;
+                }
+                let Some(end) = value_end(tail, i) else {
+                    return false;
+                };
+                i = skip_space(tail, end);
+            }
+            _ => return false,
+        }
+    }
+}
+
+/// The members of a usage object, in either API's shape: `None` for an absent
+/// member, `Some(0)` for one present but not a count (as [`of_value`] reads it).
+#[derive(Default)]
+struct UsageFields {
+    prompt_tokens: Option<u64>,
+    completion_tokens: Option<u64>,
+    cached_tokens: Option<u64>,
+    input_tokens: Option<u64>,
+    output_tokens: Option<u64>,
+    cache_read_input_tokens: Option<u64>,
+    cache_creation_input_tokens: Option<u64>,
+}
+
+impl UsageFields {
+    /// The tokens these counts add up to: OpenAI's shape when `prompt_tokens` is
+    /// present, else Anthropic's (`input_tokens` counting cache reads and writes).
+    fn tokens(&self) -> Option<Tokens> {
+        let n = |v: Option<u64>| v.unwrap_or(0);
+        if self.prompt_tokens.is_some() {
+            return Some(Tokens {
+                input: n(self.prompt_tokens),
+                output: n(self.completion_tokens),
+                cached: n(self.cached_tokens),
+            });
+        }
+        if self.input_tokens.is_some() || self.output_tokens.is_some() {
+            let cached = n(self.cache_read_input_tokens);
+            return Some(Tokens {
+                input: n(self.input_tokens) + cached + n(self.cache_creation_input_tokens),
+                output: n(self.output_tokens),
+                cached,
+            });
+        }
+        None
+    }
+}
+
+/// Reads the usage object at the start of `b`: the counts at its top and inside
+/// `prompt_tokens_details`, every other member passed over. Returns the fields and
+/// where the object ends. Anything it would have to interpret (an escaped name, a
+/// fraction, a negative number, a count that is not a number, a nested `usage`)
+/// makes it give up, and the caller reads the body through.
+fn read_usage(b: &[u8]) -> Option<(UsageFields, usize)> {
+    let mut f = UsageFields::default();
+    let mut members = Members::of(b)?;
+    while let Some((name, value)) = members.next()? {
+        let slot = match name {
+            b"prompt_tokens" => &mut f.prompt_tokens,
+            b"completion_tokens" => &mut f.completion_tokens,
+            b"input_tokens" => &mut f.input_tokens,
+            b"output_tokens" => &mut f.output_tokens,
+            b"cache_read_input_tokens" => &mut f.cache_read_input_tokens,
+            b"cache_creation_input_tokens" => &mut f.cache_creation_input_tokens,
+            b"prompt_tokens_details" => {
+                // The last one counts, as in a parsed object.
+                f.cached_tokens = None;
+                if let Some(mut details) = Members::of(value) {
+                    while let Some((name, value)) = details.next()? {
+                        if name == b"cached_tokens" {
+                            f.cached_tokens = Some(read_count(value)?);
+                        }
+                    }
+                }
+                continue;
+            }
+            b"usage" => return None,
+            _ => continue,
+        };
+        *slot = Some(read_count(value)?);
+    }
+    Some((f, members.end()))
+}
+
+/// A count: a plain unsigned integer, or `null` (read as 0, as [`of_value`] reads it).
+fn read_count(value: &[u8]) -> Option<u64> {
+    if value == b"null" {
+        return Some(0);
+    }
+    if value.is_empty() || !value.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    value.iter().try_fold(0u64, |n, &d| {
+        n.checked_mul(10)?.checked_add(u64::from(d - b'0'))
+    })
+}
+
+/// The members of the JSON object at the start of a slice, one at a time, as raw
+/// (name, value) bytes. Values are passed over by their structure (strings,
+/// nesting), never interpreted, so picking the one or two members a reader needs
+/// costs little more than finding them. A name holding an escape, or anything
+/// malformed, ends the walk with `None`: the caller then reads the JSON properly.
+pub(crate) struct Members<'a> {
+    b: &'a [u8],
+    at: usize,
+}
+
+impl<'a> Members<'a> {
+    /// The object at the start of `b` (after any whitespace); `None` when `b` does
+    /// not start with one.
+    pub(crate) fn of(b: &'a [u8]) -> Option<Self> {
+        let at = skip_space(b, 0);
+        (b.get(at) == Some(&b'{')).then_some(Self { b, at: at + 1 })
+    }
+
+    /// The next member, or `Some(None)` once the object is closed.
+    pub(crate) fn next(&mut self) -> Option<Option<(&'a [u8], &'a [u8])>> {
+        let b = self.b;
+        let mut i = skip_space(b, self.at);
+        match *b.get(i)? {
+            b'}' => {
+                self.at = i + 1;
+                return Some(None);
+            }
+            b',' => i = skip_space(b, i + 1),
+            _ => {}
+        }
+        if *b.get(i)? != b'"' {
+            return None;
+        }
+        let (end, escapes) = string_end(b, i + 1)?;
+        if escapes {
+            return None;
+        }
+        let name = &b[i + 1..end];
+        i = skip_space(b, end + 1);
+        if *b.get(i)? != b':' {
+            return None;
+        }
+        let start = skip_space(b, i + 1);
+        let stop = value_end(b, start)?;
+        self.at = stop;
+        Some(Some((name, &b[start..stop])))
+    }
+
+    /// Where the object ends, once [`Members::next`] has said it is closed.
+    fn end(&self) -> usize {
+        self.at
+    }
+}
+
+/// Past the whitespace at `i`.
+fn skip_space(b: &[u8], mut i: usize) -> usize {
+    while let Some(b' ' | b'\n' | b'\r' | b'\t') = b.get(i) {
+        i += 1;
+    }
+    i
+}
+
+/// The closing quote of the string whose text starts at `from`, and whether the
+/// text holds escapes.
+fn string_end(b: &[u8], from: usize) -> Option<(usize, bool)> {
+    let mut i = from;
+    let mut escapes = false;
+    loop {
+        i += memchr::memchr2(b'"', b'\\', b.get(i..)?)?;
+        if b[i] == b'"' {
+            return Some((i, escapes));
+        }
+        escapes = true;
+        i += 2;
+    }
+}
+
+/// The end of the value starting at `start`.
+fn value_end(b: &[u8], start: usize) -> Option<usize> {
+    match *b.get(start)? {
+        b'"' => string_end(b, start + 1).map(|(end, _)| end + 1),
+        open @ (b'{' | b'[') => {
+            // Only the value's own kind of bracket counts: in valid JSON the other
+            // kind is balanced inside it. Found by a vectorised search.
+            let close = if open == b'{' { b'}' } else { b']' };
+            // Most values nest nothing: their end is the first closing bracket, if
+            // no escape or nested bracket precedes it and it lies outside strings
+            // (an even number of quotes before it).
+            let body = b.get(start + 1..)?;
+            if let Some(at) = memchr::memchr(close, body) {
+                let inner = &body[..at];
+                if memchr::memchr2(open, b'\\', inner).is_none()
+                    && memchr::memchr_iter(b'"', inner).count().is_multiple_of(2)
+                {
+                    return Some(start + at + 2);
+                }
+            }
+            let mut depth = 0usize;
+            let mut i = start;
+            loop {
+                i += memchr::memchr3(b'"', open, close, b.get(i..)?)?;
+                match b[i] {
+                    b'"' => {
+                        i = string_end(b, i + 1)?.0 + 1;
+                        continue;
+                    }
+                    c if c == open => depth += 1,
+                    _ => {
+                        depth -= 1;
+                        if depth == 0 {
+                            return Some(i + 1);
+                        }
+                    }
+                }
+                i += 1;
+            }
+        }
+        _ => {
+            let len = b[start..]
+                .iter()
+                .position(|c| matches!(c, b',' | b'}' | b']') || c.is_ascii_whitespace())
+                .unwrap_or(b.len() - start);
+            (len > 0).then_some(start + len)
+        }
+    }
+}
+
+/// The usage of a response body (or a `usage` object) in either API's shape.
+pub fn of_value(body: &Value) -> Option<Tokens> {
+    let u = body.get("usage").filter(|u| u.is_object()).unwrap_or(body);
+    let count = |v: Option<&Value>| v.map(n);
+    UsageFields {
+        prompt_tokens: count(u.get("prompt_tokens")),
+        completion_tokens: count(u.get("completion_tokens")),
+        cached_tokens: count(
+            u.get("prompt_tokens_details")
+                .and_then(|d| d.get("cached_tokens")),
+        ),
+        input_tokens: count(u.get("input_tokens")),
+        output_tokens: count(u.get("output_tokens")),
+        cache_read_input_tokens: count(u.get("cache_read_input_tokens")),
+        cache_creation_input_tokens: count(u.get("cache_creation_input_tokens")),
+    }
+    .tokens()
+}
+
+/// The usage of a `usage` object given as its JSON text (as a stream's usage chunk
+/// holds it): read member by member, or parsed when that gives up.
+pub(crate) fn of_raw(raw: &RawValue) -> Option<Tokens> {
+    read_usage(raw.get().as_bytes())
+        .and_then(|(fields, _)| fields.tokens())
+        .or_else(|| of_value(&serde_json::from_str::<Value>(raw.get()).ok()?))
+}
+
+/// Whether an OpenAI chunk is the usage chunk (`choices: []` with a usage).
+pub fn is_usage_chunk(payload: &[u8]) -> bool {
+    // Cheap screen first: this runs on every streamed chunk, and only the last one
+    // has a usage object; the others (OpenAI's and vLLM's) say `"usage":null`, which
+    // the parse below would read as no usage anyway.
+    static USAGE: std::sync::LazyLock<memchr::memmem::Finder<'static>> =
+        std::sync::LazyLock::new(|| memchr::memmem::Finder::new(b"\"usage\""));
+    let not_null = |at: usize| {
+        let i = skip_space(payload, at + 7);
+        payload.get(i) == Some(&b':') && payload.get(skip_space(payload, i + 1)) != Some(&b'n')
+    };
+    if !USAGE.find_iter(payload).any(not_null) {
+        return false;
+    }
+    #[derive(serde::Deserialize)]
+    struct Probe {
+        #[serde(default)]
+        choices: Vec<serde::de::IgnoredAny>,
+        #[serde(default)]
+        usage: Option<serde::de::IgnoredAny>,
+    }
+    serde_json::from_slice::<Probe>(payload)
+        .is_ok_and(|p| p.choices.is_empty() && p.usage.is_some())
+}
+
+#[cfg(test)]
+mod tests;
