@@ -1,6 +1,7 @@
 //! The events aiprox's services exchange, and the bus that carries them.
 //!
-//! - [`proto`]: `LogEvent`, `MediaEvent` (generated from `proto/aiprox/v1/events.proto`).
+//! - [`proto`]: `LogBatch` of `LogEvent`s, `MediaEvent`, and the gateway's
+//!   `SpillFile` (generated from `proto/aiprox/v1/events.proto`).
 //! - [`subjects`]: stream, subject, consumer and bucket names: the contract between
 //!   the gateway, the logger and the media service.
 //! - [`Bus`]: publish with acknowledgement, durable pull consumers with explicit ack,

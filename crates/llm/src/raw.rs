@@ -2,8 +2,8 @@
 //!
 //! Parsing a request into a [`RawObject`] validates the whole body as JSON but only
 //! allocates one small string per top-level member; re-serialising it copies the
-//! untouched members verbatim. This is how the gateway rewrites `model` and nothing
-//! else, at a fraction of the cost of a full parse into `serde_json::Value`.
+//! untouched members verbatim. This is how the gateway rewrites the members it must
+//! (`model`, and `stream_options` of a logged stream) and nothing else, at a fraction of the cost of a full parse into `serde_json::Value`.
 
 use indexmap::IndexMap;
 use serde::Serialize;

@@ -1,5 +1,5 @@
-//! A mock LLM vendor: a real HTTP server on a free port that answers like OpenAI,
-//! from the payloads recorded in `fixtures/`.
+//! A mock LLM vendor: a real HTTP server on a free port that answers like OpenAI
+//! and like Anthropic, from the payloads recorded in `fixtures/`.
 //!
 //! - [`fixtures`]: the recorded bodies, compiled in.
 //! - [`behavior`]: what the mock does to the next requests: latency, stream chunk

@@ -3,7 +3,8 @@
 //!
 //! - [`config`]: the whole configuration file, layered from defaults, `aiprox.yaml`
 //!   and `AIPROX_…` environment variables, with errors that name the key.
-//! - [`cli`]: the subcommands (`gateway`, `all`) and what each starts.
+//! - [`cli`]: the subcommands (`gateway`, `logger`, `media`, `admin`, `all`,
+//!   `check-config`) and what each starts.
 
 pub mod cli;
 pub mod config;

@@ -15,9 +15,9 @@ use tokio_util::sync::CancellationToken;
 
 use config_model::ConfigError;
 
+use crate::capture::LogQueue;
 use crate::config::Config;
 use crate::error::Error;
-use crate::record::Recorder;
 use crate::routing::{RoutingTable, Source};
 use arc_swap::ArcSwap;
 
@@ -32,11 +32,11 @@ struct Inner {
     routing: ArcSwap<RoutingTable>,
     settings: crate::config::Settings,
     created: u64,
-    recorder: Option<Recorder>,
+    log_queue: Option<LogQueue>,
 }
 
 impl AppState {
-    pub fn new(config: &Config, recorder: Option<Recorder>) -> Result<Self, ConfigError> {
+    pub fn new(config: &Config, log_queue: Option<LogQueue>) -> Result<Self, ConfigError> {
         let created = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_secs());
@@ -53,7 +53,7 @@ impl AppState {
                 routing: ArcSwap::from_pointee(routes),
                 settings: config.settings.clone(),
                 created,
-                recorder,
+                log_queue,
             }),
         })
     }
@@ -79,8 +79,8 @@ impl AppState {
     }
 
     /// The log pipeline, when events are on.
-    pub fn recorder(&self) -> Option<&Recorder> {
-        self.inner.recorder.as_ref()
+    pub fn log_queue(&self) -> Option<&LogQueue> {
+        self.inner.log_queue.as_ref()
     }
 
     pub fn max_body_bytes(&self) -> usize {
@@ -173,8 +173,8 @@ async fn method_not_allowed(method: Method, uri: Uri) -> Response {
 
 async fn metrics(axum::extract::State(state): axum::extract::State<AppState>) -> Response {
     let body = state
-        .recorder()
-        .map(crate::publish::render_metrics)
+        .log_queue()
+        .map(crate::publish::metrics::render)
         .unwrap_or_default();
     (
         [(
@@ -218,7 +218,7 @@ impl Application {
     /// publisher on `bus` (no logging without one) and binds the listener.
     pub async fn build(config: Config, bus: Option<events::Bus>) -> anyhow::Result<Self> {
         config.validate()?;
-        let (recorder, publisher) = match bus.clone() {
+        let (log_queue, publisher) = match bus.clone() {
             Some(bus) => {
                 let (r, p) = crate::publish::start(
                     bus,
@@ -235,7 +235,7 @@ impl Application {
             }
             None => (None, None),
         };
-        let state = AppState::new(&config, recorder)?;
+        let state = AppState::new(&config, log_queue)?;
         let watcher = match bus {
             Some(bus) => Some(start_live_config(bus, &state).await),
             None => None,
@@ -310,7 +310,7 @@ impl Application {
         if let Some(watcher) = watcher {
             watcher.abort();
         }
-        // Every request is answered and its recorder dropped: flush the log.
+        // Every request is answered and its log_queue dropped: flush the log.
         if let Some(publisher) = publisher
             && tokio::time::timeout(settings.shutdown_grace, publisher)
                 .await

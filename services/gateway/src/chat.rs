@@ -6,12 +6,12 @@ use bytes::Bytes;
 use llm::openai::ChatRequest;
 
 use crate::app::AppState;
+use crate::capture::{Exchange, Reply};
 use crate::error::Error;
-use crate::record::{Answer, Exchange};
 use crate::stream;
 
 #[tracing::instrument(name = "chat", skip_all, fields(model, provider, stream))]
-pub async fn complete(state: &AppState, body: &Bytes, x: &mut Exchange) -> Result<Answer, Error> {
+pub async fn complete(state: &AppState, body: &Bytes, x: &mut Exchange) -> Result<Reply, Error> {
     let mut req = ChatRequest::parse(body)?;
     x.requested_model.clone_from(&req.model);
     x.stream = req.stream;
@@ -25,13 +25,13 @@ pub async fn complete(state: &AppState, body: &Bytes, x: &mut Exchange) -> Resul
     span.record("stream", req.stream);
     let sent = Instant::now();
     if req.stream {
-        if state.recorder().is_some() {
+        if state.log_queue().is_some() {
             req.request_usage();
         }
         let start = target.provider.chat_stream(&req, &target.model).await;
         x.upstream_done(sent);
         let start = start?;
-        Ok(Answer::Stream {
+        Ok(Reply::Stream {
             headers: start.headers,
             frames: stream::openai_frames(start.chunks),
         })
@@ -39,7 +39,7 @@ pub async fn complete(state: &AppState, body: &Bytes, x: &mut Exchange) -> Resul
         let completion = target.provider.chat(&req, &target.model).await;
         x.upstream_done(sent);
         let completion = completion?;
-        Ok(Answer::Json {
+        Ok(Reply::Json {
             headers: completion.headers,
             body: completion.body,
         })

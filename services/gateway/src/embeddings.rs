@@ -6,11 +6,11 @@ use bytes::Bytes;
 use llm::openai::EmbeddingsRequest;
 
 use crate::app::AppState;
+use crate::capture::{Exchange, Reply};
 use crate::error::Error;
-use crate::record::{Answer, Exchange};
 
 #[tracing::instrument(name = "embeddings", skip_all, fields(model, provider))]
-pub async fn embed(state: &AppState, body: &Bytes, x: &mut Exchange) -> Result<Answer, Error> {
+pub async fn embed(state: &AppState, body: &Bytes, x: &mut Exchange) -> Result<Reply, Error> {
     let req = EmbeddingsRequest::parse(body)?;
     x.requested_model.clone_from(&req.model);
     let target = state.routing().resolve(&req.model)?;
@@ -23,7 +23,7 @@ pub async fn embed(state: &AppState, body: &Bytes, x: &mut Exchange) -> Result<A
     let completion = target.provider.embeddings(&req, &target.model).await;
     x.upstream_done(sent);
     let completion = completion?;
-    Ok(Answer::Json {
+    Ok(Reply::Json {
         headers: completion.headers,
         body: completion.body,
     })

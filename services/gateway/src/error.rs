@@ -1,5 +1,6 @@
 //! The gateway's one error type. Every error a client can see has a status, a stable
-//! snake_case code and OpenAI's body shape; unexpected errors are logged in full and
+//! snake_case code, and the body shape of the API the client called (OpenAI's, or
+//! Anthropic's on `/v1/messages`); unexpected errors are logged in full and
 //! answered with a generic message.
 
 use axum::http::StatusCode;

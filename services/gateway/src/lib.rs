@@ -1,4 +1,5 @@
-//! The gateway: OpenAI's HTTP API in front of any number of LLM providers.
+//! The gateway: OpenAI's and Anthropic's HTTP APIs in front of any number of LLM
+//! providers.
 //!
 //! - [`config`]: the typed settings, providers and model mappings, validated at
 //!   start-up with errors that name the offending key.
@@ -13,7 +14,7 @@
 //! - [`routes`]: the axum handlers, by API area; thin wrappers around the above.
 //! - [`error`]: the one error type, rendered in the error shape of the API the
 //!   client called.
-//! - [`record`], [`publish`]: the log pipeline. The request path captures each
+//! - [`capture`], [`publish`]: the log pipeline. The request path captures each
 //!   exchange into a bounded queue (never waiting); a background publisher builds
 //!   `LogEvent`/`MediaEvent`s and publishes them on the bus, spilling to disk while
 //!   the bus is away.
@@ -24,6 +25,7 @@
 //!   `/metrics`, and graceful shutdown (in-flight streams finish, events flush).
 
 pub mod app;
+pub mod capture;
 pub mod chat;
 pub mod config;
 pub mod embeddings;
@@ -32,7 +34,6 @@ pub mod live;
 pub mod messages;
 pub mod providers;
 pub mod publish;
-pub mod record;
 pub mod routes;
 pub mod routing;
 pub mod stream;

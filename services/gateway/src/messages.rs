@@ -13,10 +13,10 @@ use llm::openai::types::ChatCompletion;
 use llm::translate::messages_to_chat::{self, StreamTranslator};
 
 use crate::app::AppState;
+use crate::capture::{Exchange, Reply};
 use crate::error::Error;
 use crate::providers::anthropic::NativeStream;
 use crate::providers::{ChunkStream, Provider, StreamError};
-use crate::record::{Answer, Exchange};
 use crate::stream::{Frame, FrameStream, Translate, translate};
 
 #[tracing::instrument(name = "messages", skip_all, fields(model, provider, stream))]
@@ -25,7 +25,7 @@ pub async fn create(
     headers: &HeaderMap,
     body: &Bytes,
     x: &mut Exchange,
-) -> Result<Answer, Error> {
+) -> Result<Reply, Error> {
     let raw = RawRequest::parse(body).map_err(Error::InvalidMessagesRequest)?;
     x.requested_model.clone_from(&raw.model);
     x.stream = raw.stream;
@@ -45,7 +45,7 @@ pub async fn create(
                 .await;
             x.upstream_done(sent);
             let (headers, events) = started?;
-            Ok(Answer::Stream {
+            Ok(Reply::Stream {
                 headers,
                 frames: native_frames(events),
             })
@@ -53,7 +53,7 @@ pub async fn create(
             let c = anthropic.messages(&raw.body, &target.model, headers).await;
             x.upstream_done(sent);
             let c = c?;
-            Ok(Answer::Json {
+            Ok(Reply::Json {
                 headers: c.headers,
                 body: c.body,
             })
@@ -70,7 +70,7 @@ pub async fn create(
         let start = target.provider.chat_stream(&chat, &target.model).await;
         x.upstream_done(sent);
         let start = start?;
-        Ok(Answer::Stream {
+        Ok(Reply::Stream {
             headers: start.headers,
             frames: translated_frames(start.chunks),
         })
@@ -87,7 +87,7 @@ pub async fn create(
         let message =
             messages_to_chat::response(completion).map_err(|e| protocol(e.to_string()))?;
         let body = serde_json::to_vec(&message).map_err(|e| Error::Unexpected(e.into()))?;
-        Ok(Answer::Json {
+        Ok(Reply::Json {
             headers: c.headers,
             body: Bytes::from(body),
         })

@@ -2,7 +2,8 @@
 //!
 //! Requests are held as a [`RawObject`]: the members aiprox interprets (`model`,
 //! `messages`, `stream`, `stream_options`, `input`) are type-checked and read, the
-//! rest travel verbatim. Only `model` is ever rewritten.
+//! rest travel verbatim. Only `model` is rewritten (and `stream_options` when the
+//! gateway asks a stream for its usage).
 
 use std::borrow::Cow;
 

@@ -100,7 +100,11 @@ impl Anthropic {
     }
 
     /// Sends a Messages body; an error status becomes the upstream's error.
-    async fn send(&self, body: Vec<u8>, headers: HeaderMap) -> Result<super::http::Answer, Error> {
+    async fn send(
+        &self,
+        body: Vec<u8>,
+        headers: HeaderMap,
+    ) -> Result<super::http::UpstreamResponse, Error> {
         let answer = self
             .upstream
             .send(&self.messages_url, body, headers)

@@ -24,7 +24,7 @@ pub struct Upstream {
 
 /// A response whose headers arrived.
 #[derive(Debug)]
-pub struct Answer {
+pub struct UpstreamResponse {
     pub status: axum::http::StatusCode,
     /// Upstream headers worth passing to the client.
     pub headers: HeaderMap,
@@ -102,7 +102,7 @@ impl Upstream {
         url: &reqwest::Url,
         body: Vec<u8>,
         extra: HeaderMap,
-    ) -> Result<Answer, Error> {
+    ) -> Result<UpstreamResponse, Error> {
         let mut headers = self.headers.clone();
         headers.extend(extra);
         let request = self
@@ -117,7 +117,7 @@ impl Upstream {
             Ok(Err(e)) => return Err(self.unreachable(&e)),
             Ok(Ok(response)) => response,
         };
-        Ok(Answer {
+        Ok(UpstreamResponse {
             status: response.status(),
             headers: forwarded_headers(response.headers()),
             response,

@@ -1,8 +1,11 @@
 //! The provider kinds aiprox can call, as a closed enum over one small trait.
 //!
 //! - [`openai`]: OpenAI and every API that speaks its protocol; bodies pass through
-//!   with only `model` rewritten.
+//!   with `model` rewritten (and, for a logged stream, usage asked for).
+//! - [`anthropic`]: Anthropic's Messages API, natively for Anthropic clients and
+//!   translated both ways for OpenAI clients.
 //! - [`demo`]: answers without any upstream, so a first run needs no vendor key.
+//! - [`http`]: the one upstream HTTP client they share (timeouts, headers, keys).
 
 pub mod anthropic;
 pub mod demo;

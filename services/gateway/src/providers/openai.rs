@@ -1,5 +1,6 @@
-//! OpenAI and every OpenAI-compatible API. The client's body goes upstream with only
-//! `model` rewritten; the upstream's body comes back untouched.
+//! OpenAI and every OpenAI-compatible API. The client's body goes upstream with
+//! `model` rewritten (and a logged stream asking for its usage, which the client
+//! does not see unless it asked too); the upstream's body comes back untouched.
 
 use axum::http::{HeaderMap, StatusCode, header};
 use bytes::Bytes;

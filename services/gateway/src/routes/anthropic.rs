@@ -7,7 +7,7 @@ use axum::{Extension, Router};
 
 use super::read_body;
 use crate::app::{AppState, RequestContext};
-use crate::record::{self, Exchange};
+use crate::capture::{self, Exchange};
 use crate::stream::Dialect;
 
 pub fn router() -> Router<AppState> {
@@ -27,5 +27,5 @@ async fn messages(
         crate::messages::create(&state, &headers, &body, &mut x).await
     }
     .await;
-    record::finish(state.recorder(), x, result)
+    capture::finish(state.log_queue(), x, result)
 }

@@ -9,7 +9,7 @@ use llm::openai::ModelList;
 
 use super::read_body;
 use crate::app::{AppState, RequestContext};
-use crate::record::{self, Exchange};
+use crate::capture::{self, Exchange};
 use crate::stream::Dialect;
 
 pub fn router() -> Router<AppState> {
@@ -32,7 +32,7 @@ async fn chat_completions(
         crate::chat::complete(&state, &body, &mut x).await
     }
     .await;
-    record::finish(state.recorder(), x, result)
+    capture::finish(state.log_queue(), x, result)
 }
 
 async fn embeddings(
@@ -47,7 +47,7 @@ async fn embeddings(
         crate::embeddings::embed(&state, &body, &mut x).await
     }
     .await;
-    record::finish(state.recorder(), x, result)
+    capture::finish(state.log_queue(), x, result)
 }
 
 async fn list_models(State(state): State<AppState>) -> Json<ModelList> {

@@ -1,11 +1,12 @@
-//! Recording requests for the log, without slowing them: the request path only
-//! moves reference-counted buffers into an [`Exchange`] and hands it to the
-//! [`Recorder`]'s bounded queue; everything costly (media extraction, stream
-//! assembly, token counting, encoding, publishing) happens in [`crate::publish`].
+//! Capturing each request for the log, without slowing it: the request path only
+//! moves reference-counted buffers into an [`Exchange`] and pushes it onto the
+//! bounded [`LogQueue`]; a stream is tapped as it passes ([`TappedStream`]).
+//! Everything costly (media extraction, stream assembly, token counting, encoding,
+//! publishing) happens in [`crate::publish`].
 
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::task::{Context, Poll};
 use std::time::Instant;
 
@@ -17,6 +18,7 @@ use tokio::sync::mpsc;
 use crate::app::RequestContext;
 use crate::error::Error;
 use crate::providers::StreamError;
+use crate::publish::metrics::Metrics;
 use crate::stream::{self, Dialect, Frame, FrameStream};
 
 /// Everything the log keeps about one request, as captured on the request path.
@@ -96,7 +98,7 @@ impl Exchange {
 }
 
 /// What a handler answers before the log is taken.
-pub enum Answer {
+pub enum Reply {
     Json {
         headers: axum::http::HeaderMap,
         body: Bytes,
@@ -107,7 +109,7 @@ pub enum Answer {
     },
 }
 
-impl std::fmt::Debug for Answer {
+impl std::fmt::Debug for Reply {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Self::Json { body, .. } => f.debug_struct("Json").field("len", &body.len()).finish(),
@@ -116,33 +118,21 @@ impl std::fmt::Debug for Answer {
     }
 }
 
-/// Counters of the recording pipeline, exported on `/metrics`.
-#[derive(Debug, Default)]
-pub struct Metrics {
-    pub recorded: AtomicU64,
-    pub published: AtomicU64,
-    pub spilled: AtomicU64,
-    pub replayed: AtomicU64,
-    pub dropped: AtomicU64,
-    pub publish_failures: AtomicU64,
-    pub spill_bytes: AtomicU64,
-}
-
 /// The request path's end of the log pipeline.
 #[derive(Debug, Clone)]
-pub struct Recorder {
+pub struct LogQueue {
     tx: mpsc::Sender<Exchange>,
     pub metrics: Arc<Metrics>,
 }
 
-impl Recorder {
+impl LogQueue {
     pub fn new(tx: mpsc::Sender<Exchange>, metrics: Arc<Metrics>) -> Self {
         Self { tx, metrics }
     }
 
     /// Queues the exchange; never waits. A full queue (the publisher cannot even
     /// spill to disk fast enough) drops it, counted and logged.
-    pub fn record(&self, x: Exchange) {
+    pub fn push(&self, x: Exchange) {
         match self.tx.try_send(x) {
             Ok(()) => {
                 self.metrics.recorded.fetch_add(1, Ordering::Relaxed);
@@ -166,9 +156,9 @@ impl Recorder {
 /// Turns a handler's result into the response, and records the exchange: now for
 /// a whole answer, when the stream ends (or the client leaves) for a stream.
 pub fn finish(
-    recorder: Option<&Recorder>,
+    log_queue: Option<&LogQueue>,
     mut x: Exchange,
-    result: Result<Answer, Error>,
+    result: Result<Reply, Error>,
 ) -> Response {
     match result {
         Err(e) => {
@@ -184,31 +174,31 @@ pub fn finish(
             x.response_body = Bytes::from(body.unwrap_or_default());
             x.latency_us = micros(x.started.elapsed());
             let dialect = x.dialect;
-            if let Some(r) = recorder {
-                r.record(x);
+            if let Some(r) = log_queue {
+                r.push(x);
             }
             match dialect {
                 Dialect::OpenAi => e.into_response(),
                 Dialect::Anthropic => e.into_anthropic_response(),
             }
         }
-        Ok(Answer::Json { headers, body }) => {
+        Ok(Reply::Json { headers, body }) => {
             x.status = 200;
             x.response_body = body.clone();
             x.latency_us = micros(x.started.elapsed());
-            if let Some(r) = recorder {
-                r.record(x);
+            if let Some(r) = log_queue {
+                r.push(x);
             }
             stream::json_response(headers, body)
         }
-        Ok(Answer::Stream { headers, frames }) => {
+        Ok(Reply::Stream { headers, frames }) => {
             x.status = 200;
             let dialect = x.dialect;
             let strip_usage = dialect == Dialect::OpenAi && !x.client_wants_usage;
-            let frames = Box::pin(Recording {
+            let frames = Box::pin(TappedStream {
                 inner: frames,
                 exchange: Some(x),
-                recorder: recorder.cloned(),
+                log_queue: log_queue.cloned(),
                 strip_usage,
                 first: true,
             });
@@ -220,26 +210,26 @@ pub fn finish(
 /// Taps a stream for the log: keeps every frame, marks the first byte and the end,
 /// hides the usage chunk the client did not ask for, and records the exchange when
 /// the stream ends or is dropped (the client went away).
-struct Recording {
+struct TappedStream {
     inner: FrameStream,
     exchange: Option<Exchange>,
-    recorder: Option<Recorder>,
+    log_queue: Option<LogQueue>,
     strip_usage: bool,
     first: bool,
 }
 
-impl Recording {
+impl TappedStream {
     fn done(&mut self) {
         if let Some(mut x) = self.exchange.take() {
             x.latency_us = micros(x.started.elapsed());
-            if let Some(r) = &self.recorder {
-                r.record(x);
+            if let Some(r) = &self.log_queue {
+                r.push(x);
             }
         }
     }
 }
 
-impl Stream for Recording {
+impl Stream for TappedStream {
     type Item = Result<Frame, StreamError>;
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
@@ -262,7 +252,7 @@ impl Stream for Recording {
                 }
                 Poll::Ready(Some(Ok(frame))) => {
                     let first = std::mem::replace(&mut self.first, false);
-                    let strip = self.strip_usage && llm::record::is_usage_chunk(&frame.data);
+                    let strip = self.strip_usage && llm::usage::is_usage_chunk(&frame.data);
                     if let Some(x) = self.exchange.as_mut() {
                         if first {
                             x.ttft_us = micros(x.started.elapsed());
@@ -279,7 +269,7 @@ impl Stream for Recording {
     }
 }
 
-impl Drop for Recording {
+impl Drop for TappedStream {
     fn drop(&mut self) {
         if let Some(x) = self.exchange.as_mut()
             && x.error_kind.is_empty()

@@ -1,0 +1,114 @@
+//! Turns one captured [`Exchange`] into its `LogEvent` and `MediaEvent`s: media
+//! cut out of the request, a stream assembled into the whole response, tokens read
+//! and priced. The CPU-heavy half of the log pipeline, done off the request path.
+
+use std::collections::BTreeMap;
+
+use bytes::Bytes;
+use events::proto::{LogEvent, MediaEvent, MediaRef};
+use prost::Message;
+
+use super::batch::{Outbound, Subject, traceparent};
+use crate::capture::Exchange;
+use crate::config::Price;
+use crate::stream::Dialect;
+
+/// Builds the log event of one exchange (media cut out of the request, a stream
+/// assembled, tokens and cost computed); its media events go to `media`.
+pub(super) fn prepare(
+    prices: &BTreeMap<String, Price>,
+    x: Exchange,
+    media: &mut Vec<Outbound>,
+) -> LogEvent {
+    let (request_body, found) = llm::media::extract(&x.request_body);
+    let (response_body, tokens) = response_and_tokens(&x);
+    let tokens = tokens.unwrap_or_default();
+    let cost = prices.get(&x.upstream_model).map_or(0.0, |p| {
+        #[allow(clippy::cast_precision_loss)]
+        let (i, o) = (tokens.input as f64, tokens.output as f64);
+        (i * p.input + o * p.output) / 1e6
+    });
+    // Written straight, not through `fmt`: this runs for every request.
+    let request_id = x
+        .request_id
+        .hyphenated()
+        .encode_lower(&mut uuid::Uuid::encode_buffer())
+        .to_owned();
+    let refs = found
+        .iter()
+        .map(|m| MediaRef {
+            sha256: m.sha256.clone(),
+            mime: m.mime.clone(),
+            size: m.data.len() as u64,
+        })
+        .collect();
+    for m in found {
+        media.push(Outbound {
+            subject: Subject::Media,
+            msg_id: format!("media-{}", m.sha256),
+            traceparent: traceparent(x.request_id),
+            payload: Bytes::from(
+                MediaEvent {
+                    sha256: m.sha256,
+                    mime: m.mime,
+                    size: m.data.len() as u64,
+                    data: m.data,
+                    object_name: String::new(),
+                    request_id: request_id.clone(),
+                }
+                .encode_to_vec(),
+            ),
+            events: 0,
+        });
+    }
+    LogEvent {
+        request_id,
+        received_at_us: x.received_at_us,
+        endpoint: x.endpoint.to_owned(),
+        client_key_id: x.key_id.as_deref().unwrap_or_default().to_owned(),
+        requested_model: x.requested_model,
+        provider: x.provider,
+        upstream_model: x.upstream_model,
+        stream: x.stream,
+        status: u32::from(x.status),
+        error_kind: x.error_kind,
+        error_message: x.error_message,
+        input_tokens: tokens.input,
+        output_tokens: tokens.output,
+        cached_tokens: tokens.cached,
+        cost_usd: cost,
+        latency_us: x.latency_us,
+        ttft_us: x.ttft_us,
+        upstream_latency_us: x.upstream_latency_us,
+        request_body,
+        response_body,
+        media: refs,
+    }
+}
+
+/// The response as logged (a stream assembled whole) and its token counts.
+fn response_and_tokens(x: &Exchange) -> (Bytes, Option<llm::usage::Tokens>) {
+    if !x.stream {
+        return (
+            x.response_body.clone(),
+            llm::usage::of_body(&x.response_body),
+        );
+    }
+    match x.dialect {
+        Dialect::OpenAi => {
+            let (whole, tokens) = llm::assemble::openai(&x.frames);
+            (Bytes::from(whole), tokens)
+        }
+        Dialect::Anthropic => {
+            let whole = llm::assemble::anthropic(&x.frames);
+            let tokens = llm::usage::of_value(&whole);
+            match serde_json::to_vec(&whole) {
+                Ok(bytes) => (Bytes::from(bytes), tokens),
+                Err(e) => {
+                    tracing::error!(error = %e, "assembled stream not serialisable; logged without its body");
+                    (Bytes::new(), tokens)
+                }
+            }
+        }
+    }
+}
