@@ -3,7 +3,9 @@
 through aiprox, in one run, on loopback only. Standard library only.
 
 Measures requests/s, p50/p99 latency (wrk), the gateway's added latency, its CPU time
-per request (utime+stime from /proc) and its peak RSS (VmHWM).
+per request (utime+stime from /proc) and its peak RSS (VmHWM). The gateway runs
+without a bus (no logging): what publishing costs is measured by
+bench/publishing-side-by-side.sh. Run by bench/run.sh, which builds the binaries.
 """
 
 from __future__ import annotations
@@ -109,7 +111,7 @@ def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--seconds", type=int, default=10)
     ap.add_argument("--chunks", type=int, default=20)
-    ap.add_argument("--out", default=str(ROOT / "bench" / "RESULTS.md"))
+    ap.add_argument("--out", default=str(ROOT / "bench" / "out" / "gateway.md"))
     args = ap.parse_args()
 
     workdir = Path(tempfile.mkdtemp(prefix="aiprox-bench-"))
@@ -164,66 +166,6 @@ def main() -> int:
             rows.append((name, conns, direct, via))
             print(f"{name} c={conns}: direct {direct['rps']:.0f} req/s, via gateway {via['rps']:.0f} req/s", file=sys.stderr)
         rss = peak_rss_mb(gw.pid)
-
-        # Publishing on versus off: a second gateway publishing every request's
-        # log event to a local nats-server (JetStream, file storage).
-        nats_port = free_port()
-        nats = subprocess.Popen(
-            ["nats-server", "-js", "-a", "127.0.0.1", "-p", str(nats_port), "-sd", str(workdir / "nats")],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        procs.append(nats)
-        time.sleep(0.5)
-        on_port = free_port()
-        gw_on = subprocess.Popen(
-            [str(BIN / "aiprox"), "gateway", "--config", str(config)],
-            env=dict(
-                os.environ,
-                AIPROX_GATEWAY__AUTH="open", AIPROX_GATEWAY__LISTEN=f"127.0.0.1:{on_port}",
-                AIPROX_NATS_URL=f"nats://127.0.0.1:{nats_port}",
-                AIPROX_GATEWAY__EVENTS__SPILL_DIR=str(workdir / "spill"),
-                RUST_LOG="warn",
-            ),
-            stderr=(workdir / "gateway-on.log").open("w"),
-        )
-        procs.append(gw_on)
-        on_url = f"http://127.0.0.1:{on_port}"
-        wait_ready(f"{on_url}/readyz")
-        publishing = []
-        # Off and on alternate, three rounds each (off-on, on-off, off-on), and the
-        # medians are compared: a single off-then-on pair on this shared VM is as
-        # much a measure of drift between two 10 s windows as of publishing.
-        for name, kind in (("non-streaming", "chat"), (f"streaming ({args.chunks} chunks)", "stream")):
-            body = json.loads(json.dumps(BODIES[kind]).replace("MODEL", "gpt4"))
-            sides = {"off": (gw_url, gw), "on": (on_url, gw_on)}
-            for url, _ in sides.values():
-                wrk(f"{url}/v1/chat/completions", body, 32, 2, workdir)
-            runs = {"off": [], "on": []}
-            for order in (("off", "on"), ("on", "off"), ("off", "on")):
-                for label in order:
-                    url, proc = sides[label]
-                    cpu0, nats0 = cpu_seconds(proc.pid), cpu_seconds(nats.pid)
-                    r = wrk(f"{url}/v1/chat/completions", body, 32, args.seconds, workdir)
-                    r["cpu_us_per_req"] = (cpu_seconds(proc.pid) - cpu0) / max(r["requests"], 1) * 1e6
-                    r["nats_us_per_req"] = (cpu_seconds(nats.pid) - nats0) / max(r["requests"], 1) * 1e6
-                    runs[label].append(r)
-            results = {}
-            for label, rs in runs.items():
-                rs = sorted(rs, key=lambda r: r["rps"])
-                median = dict(rs[len(rs) // 2])
-                median["all_rps"] = [r["rps"] for r in runs[label]]
-                median["cpu_us_per_req"] = sorted(r["cpu_us_per_req"] for r in rs)[len(rs) // 2]
-                median["nats_us_per_req"] = sorted(r["nats_us_per_req"] for r in rs)[len(rs) // 2]
-                results[label] = median
-            publishing.append((name, results))
-            print(f"{name}: off {results['off']['all_rps']}, on {results['on']['all_rps']}", file=sys.stderr)
-        with urllib.request.urlopen(f"{on_url}/metrics") as m:
-            metrics = m.read().decode()
-        published = re.search(r"aiprox_events_published_total (\d+)", metrics)
-        dropped = re.search(r"aiprox_events_dropped_total (\d+)", metrics)
-        spilled = re.search(r"aiprox_events_spilled_total (\d+)", metrics)
-        rss_on = peak_rss_mb(gw_on.pid)
     finally:
         for p in procs:
             p.terminate()
@@ -234,7 +176,7 @@ def main() -> int:
         "unknown",
     )
     lines = [
-        "# Gateway benchmark",
+        "## Gateway overhead",
         "",
         f"`bash bench/run.sh` on {os.cpu_count()} cores ({cpu_model}), {time.strftime('%Y-%m-%d')}.",
         f"wrk (2 threads), the mock upstream and the gateway share the cores; each row runs {args.seconds} s",
@@ -251,32 +193,9 @@ def main() -> int:
             f"| {v['cpu_us_per_req']:.0f} | {d['non2xx'] + v['non2xx']} {v['socket_errors']} |"
         )
     lines += ["", f"Gateway peak RSS over the whole run: **{rss:.1f} MB**.", ""]
-    lines += [
-        "## Log publishing on versus off",
-        "",
-        "The same gateway binary twice, 32 connections each: without a bus (no logging) and publishing",
-        "every request's `LogEvent` to a local `nats-server -js` (awaiting JetStream acks), which shares the cores.",
-        f"Three {args.seconds} s runs each, alternating off and on (off-on, on-off, off-on); medians compared, every run listed.",
-        "",
-        "| scenario | off req/s (median) | on req/s (median) | throughput cost | runs off | runs on | gateway CPU µs/req off / on | nats-server CPU µs/req (on) |",
-        "|---|---:|---:|---:|---|---|---:|---:|",
-    ]
-    for name, r in publishing:
-        off, on = r["off"], r["on"]
-        lines.append(
-            f"| {name} | {off['rps']:,.0f} | {on['rps']:,.0f} | {(1 - on['rps'] / off['rps']) * 100:.1f} % "
-            f"| {', '.join(f'{x:,.0f}' for x in off['all_rps'])} | {', '.join(f'{x:,.0f}' for x in on['all_rps'])} "
-            f"| {off['cpu_us_per_req']:.0f} / {on['cpu_us_per_req']:.0f} | {on['nats_us_per_req']:.0f} |"
-        )
-    lines += [
-        "",
-        f"Events published by the publishing gateway: {published.group(1) if published else '?'}, "
-        f"spilled to disk: {spilled.group(1) if spilled else '?'}, dropped: {dropped.group(1) if dropped else '?'}; "
-        f"its peak RSS: {rss_on:.1f} MB.",
-        "",
-    ]
     report = "\n".join(lines)
     print(report)
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(report)
     return 0
 

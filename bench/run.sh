@@ -1,17 +1,35 @@
 #!/usr/bin/env bash
-# The gateway benchmark, one command: builds release binaries, installs wrk when
-# missing, and measures the mock upstream directly and through aiprox in the same
-# run. Writes the report to bench/RESULTS.md (and prints it).
+# The benchmarks, one command: builds the release binaries, installs wrk,
+# nats-server and PostgreSQL when missing, then measures in one run:
+# - the gateway's overhead: the mock upstream directly and through aiprox
+#   (bench/gateway.py; its options, `--seconds N` and `--chunks N`, pass through);
+# - the logger's ingest rate into PostgreSQL against direct inserts
+#   (target/release/logger-ingest 100000);
+# - log publishing on versus off, both gateways side by side on one core
+#   (bench/publishing-side-by-side.sh), non-streaming then streaming.
+# Writes the report, headed by the date and commit, to bench/out/run.md (ignored
+# by git) and prints it; its tables are what bench/RESULTS.md shows.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if [ "$(id -u)" -ne 0 ]; then SUDO=sudo; else SUDO=; fi
-if ! command -v wrk >/dev/null; then
-  $SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq wrk >/dev/null
+need=()
+command -v wrk >/dev/null || need+=(wrk)
+command -v nats-server >/dev/null || need+=(nats-server)
+ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need+=(postgresql)
+if [ ${#need[@]} -gt 0 ]; then
+  $SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need[@]}" >/dev/null
 fi
-command -v nats-server >/dev/null || { $SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq nats-server postgresql >/dev/null; }
 cargo build --release --locked -p aiprox -p mock-upstream -p logger-ingest
-python3 bench/gateway.py "$@"
+OUT=bench/out/run.md
+mkdir -p bench/out
 {
+  echo "# bench/run.sh, $(date -u +%Y-%m-%d), commit $(git rev-parse --short HEAD 2>/dev/null || echo unknown)$(git diff --quiet HEAD 2>/dev/null || echo ' (with uncommitted changes)')"
+  echo
+} > "$OUT"
+python3 bench/gateway.py --out bench/out/gateway.md "$@" >/dev/null
+cat bench/out/gateway.md >> "$OUT"
+{
+  echo
   echo "## Logger ingest into PostgreSQL"
   echo
   echo "\`target/release/logger-ingest 100000\`: 100,000 events with 2 KiB of bodies each, a throw-away PostgreSQL"
@@ -19,8 +37,6 @@ python3 bench/gateway.py "$@"
   echo "the logger consumes them from JetStream (pre-published) through its real loop."
   echo
   ./target/release/logger-ingest 100000
-} >> bench/RESULTS.md
-{
   echo
   echo "## Publishing on versus off, side by side on one core"
   echo
@@ -30,5 +46,5 @@ python3 bench/gateway.py "$@"
   echo
   bash bench/publishing-side-by-side.sh | sed -n 1,3p
   KIND=stream bash bench/publishing-side-by-side.sh | sed -n 3p
-} >> bench/RESULTS.md
-tail -n 8 bench/RESULTS.md
+} >> "$OUT"
+cat "$OUT"

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Runs every test aiprox has: format and lint checks, the Rust unit and
-# integration tests, and the end-to-end tests through the official Python SDKs.
+# Runs every test aiprox has: the Markdown check, format and lint checks, the Rust
+# unit and integration tests, and the end-to-end tests through the official Python
+# SDKs.
 # Installs what it needs (Debian packages, a Python venv) on a fresh machine.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -36,11 +37,23 @@ if [ ! -x "$VENV/bin/python" ]; then
 fi
 "$VENV/bin/pip" install -q --disable-pip-version-check -r tests/python/requirements.txt
 
+# --- docs ------------------------------------------------------------------------
+# Every tracked *.md: tables cut by a blank line, rows of the wrong width, unclosed
+# code fences (see the script). The self-test first: the checker still catches them.
+log "markdown check"
+"$VENV/bin/python" scripts/check_markdown.py --self-test
+"$VENV/bin/python" scripts/check_markdown.py
+
 # --- Rust ------------------------------------------------------------------------
 log "cargo fmt --check"
 cargo fmt --all --check
 log "cargo clippy"
 cargo clippy --workspace --all-targets --locked -- -D warnings
+log "services meet through contracts: the admin does not build the gateway"
+if cargo tree -p admin --locked -e normal,build,dev --prefix none | grep -E '^gateway v'; then
+  echo "admin depends on the gateway (cargo tree -p admin); it must use config-model" >&2
+  exit 1
+fi
 log "building"
 cargo build --workspace --bins --locked
 log "Rust tests"
