@@ -20,6 +20,7 @@ pub mod proto {
 use std::time::Duration;
 
 use bytes::Bytes;
+use telemetry::retry::{self, Pause};
 
 pub mod subjects {
     /// The JetStream stream holding every aiprox event.
@@ -185,21 +186,29 @@ impl Bus {
         tokio::spawn(async move {
             match bus {
                 Self::Nats(b) => {
-                    // Quick to come back after a blip, quiet while NATS stays away.
-                    let mut pause = Duration::from_millis(250);
+                    // Quick to come back after a blip, quiet while NATS stays away;
+                    // ends as soon as the receiver is dropped.
+                    let mut pause = Pause::new(retry::policy(
+                        Duration::from_millis(250),
+                        Duration::from_secs(5),
+                    ));
                     loop {
                         let started = tokio::time::Instant::now();
-                        if let Err(e) = b.watch_config(&tx).await {
-                            tracing::warn!(error = %e, retry_in = ?pause, "config watch interrupted; watching again");
-                        }
-                        if tx.is_closed() {
-                            break;
-                        }
+                        let watched = tokio::select! {
+                            watched = b.watch_config(&tx) => watched,
+                            () = tx.closed() => break,
+                        };
                         if started.elapsed() > Duration::from_secs(30) {
-                            pause = Duration::from_millis(250);
+                            pause.reset();
                         }
-                        tokio::time::sleep(pause).await;
-                        pause = (pause * 2).min(Duration::from_secs(5));
+                        let delay = pause.next_delay();
+                        if let Err(e) = watched {
+                            tracing::warn!(error = %e, retry_in = ?delay, "config watch interrupted; watching again");
+                        }
+                        tokio::select! {
+                            () = tokio::time::sleep(delay) => {}
+                            () = tx.closed() => break,
+                        }
                     }
                 }
                 Self::InProcess(b) => {

@@ -4,10 +4,12 @@
 //!   `RUST_LOG`).
 //! - [`shutdown`]: a [`CancellationToken`] cancelled on SIGINT or SIGTERM, the one
 //!   signal that drives every server and consumer loop.
+//! - [`retry`]: the one backoff policy of background work, ending on shutdown.
 //! - [`health`]: `/healthz` (alive) and `/readyz` (ready for traffic), with the
 //!   [`health::Readiness`] flag a service flips off first when it drains.
 
 pub mod health;
+pub mod retry;
 pub mod shutdown;
 
 pub use tokio_util::sync::CancellationToken;

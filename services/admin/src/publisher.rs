@@ -9,6 +9,8 @@ use std::time::Duration;
 use config_model::{ClientKey, ConfigSnapshot, ProviderConfig, Target};
 use events::Bus;
 use store::{MappingRow, ProviderRow, Store};
+use telemetry::retry;
+use tokio_util::sync::CancellationToken;
 
 use crate::core::{ApiError, Kind, now_us, to_json};
 
@@ -98,7 +100,8 @@ pub struct Publisher {
 }
 
 impl Publisher {
-    pub fn new(store: Store, bus: Option<Bus>) -> Self {
+    /// The retry task ends with `shutdown`.
+    pub fn new(store: Store, bus: Option<Bus>, shutdown: CancellationToken) -> Self {
         let publisher = Self {
             bus,
             store,
@@ -106,18 +109,27 @@ impl Publisher {
             retry: Arc::default(),
         };
         if publisher.bus.is_some() {
-            let retrying = publisher.clone();
-            tokio::spawn(async move {
-                loop {
-                    retrying.retry.notified().await;
-                    while let Err(e) = retrying.publish_now().await {
-                        tracing::warn!(error = %e.message, "configuration not published; retrying");
-                        tokio::time::sleep(Duration::from_secs(1)).await;
-                    }
-                }
-            });
+            tokio::spawn(publisher.clone().retry_until(shutdown));
         }
         publisher
+    }
+
+    /// Publishes again, after each failure, until one publish succeeds.
+    async fn retry_until(self, shutdown: CancellationToken) {
+        let policy = retry::policy(Duration::from_secs(1), Duration::from_secs(10));
+        loop {
+            tokio::select! {
+                () = self.retry.notified() => {}
+                () = shutdown.cancelled() => return,
+            }
+            let published =
+                retry::until_ok("configuration not published", policy, &shutdown, || {
+                    self.publish_now()
+                });
+            if published.await.is_none() {
+                return;
+            }
+        }
     }
 
     /// Publishes the current configuration; on failure leaves it to the retry

@@ -60,7 +60,11 @@ impl Api {
         let core = admin::core::AdminCore {
             store: store.clone(),
             media_root: media.path().to_owned(),
-            publisher: admin::publisher::Publisher::new(store.clone(), None),
+            publisher: admin::publisher::Publisher::new(
+                store.clone(),
+                None,
+                tokio_util::sync::CancellationToken::new(),
+            ),
             secret: None,
         };
         let app = admin::router(core, SecretString::from(TOKEN));

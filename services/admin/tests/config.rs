@@ -37,7 +37,11 @@ impl Api {
         let core = admin::core::AdminCore {
             store: store.clone(),
             media_root: std::env::temp_dir(),
-            publisher: admin::publisher::Publisher::new(store, Some(bus.clone())),
+            publisher: admin::publisher::Publisher::new(
+                store,
+                Some(bus.clone()),
+                tokio_util::sync::CancellationToken::new(),
+            ),
             secret: Some(secret),
         };
         let app = admin::router(core, SecretString::from(TOKEN));

@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 use events::Bus;
+use telemetry::retry;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;
@@ -42,63 +43,52 @@ pub enum Command {
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
     let config = crate::config::load(cli.config.as_deref())?;
     telemetry::init_tracing(config.log_format, "info,aiprox=info,gateway=info");
+    if matches!(cli.command, Command::CheckConfig) {
+        return Ok(());
+    }
+    let signal = telemetry::shutdown::on_signal();
     match cli.command {
         Command::CheckConfig => Ok(()),
         Command::Gateway => {
             let bus = match &config.nats_url {
-                Some(url) => Some(nats(url).await?),
+                Some(url) => Some(nats(url, &signal).await?),
                 None => {
                     tracing::warn!("no nats_url: the gateway runs without request logging");
                     None
                 }
             };
-            gateway::run(config.gateway(), bus, telemetry::shutdown::on_signal()).await
+            gateway::run(config.gateway(), bus, signal).await
         }
         Command::Logger => {
-            let bus = nats(required_nats(&config, "logger")?).await?;
+            let bus = nats(required_nats(&config, "logger")?, &signal).await?;
             let store = database(&config).await?;
-            logger::run(
-                config.logger.clone(),
-                bus,
-                store,
-                telemetry::shutdown::on_signal(),
-            )
-            .await
+            logger::run(config.logger.clone(), bus, store, signal).await
         }
         Command::Media => {
-            let bus = nats(required_nats(&config, "media")?).await?;
-            media::run(
-                config.media_root.clone(),
-                bus,
-                telemetry::shutdown::on_signal(),
-            )
-            .await
+            let bus = nats(required_nats(&config, "media")?, &signal).await?;
+            media::run(config.media_root.clone(), bus, signal).await
         }
         Command::Admin => {
-            let admin = admin_config(&config).ok_or_else(|| {
+            let admin = admin_settings(&config).ok_or_else(|| {
                 anyhow::anyhow!("admin_token: set AIPROX_ADMIN_TOKEN; every admin call needs it")
             })?;
             let bus = match &config.nats_url {
-                Some(url) => Some(nats(url).await?),
+                Some(url) => Some(nats(url, &signal).await?),
                 None => {
                     tracing::warn!("no nats_url: configuration changes reach no gateway");
                     None
                 }
             };
             let store = database(&config).await?;
-            let publisher = stored_config(&config, &store, bus).await?;
-            admin::run(
-                admin,
-                admin::Deps {
-                    store,
-                    publisher,
-                    secret: secret_key()?,
-                },
-                telemetry::shutdown::on_signal(),
-            )
-            .await
+            let publisher = stored_config(&config, &store, bus, &signal).await?;
+            let deps = admin::Deps {
+                store,
+                publisher,
+                secret: secret_key()?,
+            };
+            admin::run(admin, deps, signal).await
         }
-        Command::All => all(config).await,
+        Command::All => all(config, signal).await,
     }
 }
 
@@ -109,10 +99,11 @@ async fn stored_config(
     config: &Config,
     store: &store::Store,
     bus: Option<Bus>,
+    shutdown: &CancellationToken,
 ) -> anyhow::Result<admin::publisher::Publisher> {
     store.migrate().await?;
     seed(config, store).await?;
-    let publisher = admin::publisher::Publisher::new(store.clone(), bus);
+    let publisher = admin::publisher::Publisher::new(store.clone(), bus, shutdown.clone());
     publisher.publish().await;
     Ok(publisher)
 }
@@ -161,7 +152,7 @@ fn required_nats<'a>(config: &'a Config, component: &str) -> anyhow::Result<&'a 
     })
 }
 
-fn admin_config(config: &Config) -> Option<admin::Settings> {
+fn admin_settings(config: &Config) -> Option<admin::Settings> {
     config.admin_token.clone().map(|token| admin::Settings {
         listen: config.admin.listen,
         token,
@@ -170,19 +161,20 @@ fn admin_config(config: &Config) -> Option<admin::Settings> {
 }
 
 /// Connects to NATS; creates the stream in the background if NATS is not up yet
-/// (the gateway spills to disk meanwhile).
-async fn nats(url: &str) -> anyhow::Result<Bus> {
+/// (the gateway spills to disk meanwhile), until it is or `shutdown`.
+async fn nats(url: &str, shutdown: &CancellationToken) -> anyhow::Result<Bus> {
     let bus = events::nats::NatsBus::connect(url).await?;
     if let Err(e) = bus.ensure_stream().await {
         tracing::warn!(error = %e, "NATS not ready; retrying in the background");
-        let retry = bus.clone();
+        let retrying = bus.clone();
+        let shutdown = shutdown.clone();
         tokio::spawn(async move {
-            loop {
-                tokio::time::sleep(Duration::from_secs(2)).await;
-                if retry.ensure_stream().await.is_ok() {
-                    tracing::info!("NATS stream ready");
-                    break;
-                }
+            let policy = retry::policy(Duration::from_secs(2), Duration::from_secs(10));
+            let ready = retry::until_ok("NATS stream not ready", policy, &shutdown, || {
+                retrying.ensure_stream()
+            });
+            if ready.await.is_some() {
+                tracing::info!("NATS stream ready");
             }
         });
     }
@@ -202,11 +194,13 @@ async fn database(config: &Config) -> anyhow::Result<store::Store> {
         .map_err(|e| anyhow::anyhow!("database_url: {e}"))
 }
 
-/// Gateway, logger and media writer in one process. On shutdown the gateway goes
-/// first (streams finish, events flush onto the bus), then the consumers drain.
-async fn all(mut config: Config) -> anyhow::Result<()> {
+/// Gateway, logger, media writer (and admin API, with a token) in one process. A
+/// component that fails ends the process at once with its error. On shutdown the
+/// gateway goes first (streams finish, events flush onto the bus), then the others
+/// drain.
+async fn all(mut config: Config, signal: CancellationToken) -> anyhow::Result<()> {
     let bus = match &config.nats_url {
-        Some(url) => nats(url).await?,
+        Some(url) => nats(url, &signal).await?,
         None => Bus::InProcess(events::memory::InProcessBus::new()),
     };
     // Open on loopback until the first client key is created.
@@ -227,47 +221,72 @@ async fn all(mut config: Config) -> anyhow::Result<()> {
     let store = database(&config).await?;
     // The stored configuration reaches the gateway before it serves, admin API or
     // not (keys created earlier must be enforced).
-    let publisher = stored_config(&config, &store, Some(bus.clone())).await?;
-    let store_for_admin = store.clone();
-    let signal = telemetry::shutdown::on_signal();
-    let consumers = CancellationToken::new();
-    let logger = tokio::spawn(logger::run(
-        config.logger.clone(),
-        bus.clone(),
-        store,
-        consumers.clone(),
-    ));
-    let media = tokio::spawn(media::run(
-        config.media_root.clone(),
-        bus.clone(),
-        consumers.clone(),
-    ));
-    let admin = match admin_config(&config) {
-        Some(admin) => Some(tokio::spawn(admin::run(
-            admin,
-            admin::Deps {
-                store: store_for_admin,
+    let others = CancellationToken::new();
+    let publisher = stored_config(&config, &store, Some(bus.clone()), &others).await?;
+    let mut components = tokio::task::JoinSet::new();
+    let named = |name: &'static str, run: anyhow::Result<()>| (name, run);
+    {
+        let (settings, bus, store, stop) = (
+            config.logger.clone(),
+            bus.clone(),
+            store.clone(),
+            others.clone(),
+        );
+        components
+            .spawn(async move { named("logger", logger::run(settings, bus, store, stop).await) });
+    }
+    {
+        let (root, bus, stop) = (config.media_root.clone(), bus.clone(), others.clone());
+        components.spawn(async move { named("media", media::run(root, bus, stop).await) });
+    }
+    match admin_settings(&config) {
+        Some(admin) => {
+            let deps = admin::Deps {
+                store,
                 publisher,
                 secret: secret_key()?,
-            },
-            consumers.clone(),
-        ))),
-        None => {
-            tracing::info!("admin API off: set AIPROX_ADMIN_TOKEN to start it");
-            None
+            };
+            let stop = others.clone();
+            components.spawn(async move { named("admin", admin::run(admin, deps, stop).await) });
         }
+        None => tracing::info!("admin API off: set AIPROX_ADMIN_TOKEN to start it"),
+    }
+    let gateway = gateway::run(config.gateway(), Some(bus), signal.clone());
+    tokio::pin!(gateway);
+    let failed = tokio::select! {
+        served = &mut gateway => {
+            others.cancel();
+            drain(&mut components).await;
+            return served;
+        }
+        Some(ended) = components.join_next() => ended_early(ended),
     };
-    let served = gateway::run(config.gateway(), Some(bus), signal).await;
-    consumers.cancel();
-    let tasks = [("logger", logger), ("media", media)]
-        .into_iter()
-        .chain(admin.map(|a| ("admin", a)));
-    for (name, task) in tasks {
-        match task.await {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => tracing::error!(error = %e, "{name} failed"),
-            Err(e) => tracing::error!(error = %e, "{name} panicked"),
+    // A component ended before shutdown: stop the rest, then say why.
+    signal.cancel();
+    others.cancel();
+    let _ = gateway.await;
+    drain(&mut components).await;
+    Err(failed)
+}
+
+/// Why a component that should run until shutdown ended.
+fn ended_early(
+    ended: Result<(&'static str, anyhow::Result<()>), tokio::task::JoinError>,
+) -> anyhow::Error {
+    match ended {
+        Ok((name, Err(e))) => anyhow::anyhow!("{name}: {e:#}"),
+        Ok((name, Ok(()))) => anyhow::anyhow!("{name} stopped unexpectedly"),
+        Err(e) => anyhow::anyhow!("a component panicked: {e}"),
+    }
+}
+
+/// Waits for the components to finish draining, logging any that failed.
+async fn drain(components: &mut tokio::task::JoinSet<(&'static str, anyhow::Result<()>)>) {
+    while let Some(ended) = components.join_next().await {
+        match ended {
+            Ok((_, Ok(()))) => {}
+            Ok((name, Err(e))) => tracing::error!(error = %e, "{name} failed"),
+            Err(e) => tracing::error!(error = %e, "a component panicked"),
         }
     }
-    served
 }

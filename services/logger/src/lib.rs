@@ -13,6 +13,7 @@ use events::{Bus, Delivery, subjects};
 use prost::Message;
 use serde::Deserialize;
 use store::Store;
+use telemetry::retry::{self, Pause};
 use tokio_util::sync::CancellationToken;
 
 #[derive(Debug, Clone, Deserialize)]
@@ -63,16 +64,23 @@ pub async fn run(
     let mut days: HashSet<i64> = HashSet::new();
     let mut last_maintenance = std::time::Instant::now();
     tracing::info!("logger consuming");
+    let mut pause = Pause::new(retry::policy(
+        Duration::from_secs(1),
+        Duration::from_secs(5),
+    ));
     while !shutdown.is_cancelled() {
         let deliveries = tokio::select! {
             d = consumer.fetch(messages_per_fetch(&config), config.batch_wait) => d,
             () = shutdown.cancelled() => break,
         };
         let deliveries = match deliveries {
-            Ok(d) => d,
+            Ok(d) => {
+                pause.reset();
+                d
+            }
             Err(e) => {
                 tracing::warn!(error = %e, "cannot fetch log events; retrying");
-                tokio::time::sleep(Duration::from_secs(1)).await;
+                pause.wait(&shutdown).await;
                 continue;
             }
         };
@@ -127,7 +135,10 @@ async fn write(
             Err(e) => tracing::error!(error = %e, "undecodable log batch skipped"),
         }
     }
-    let mut backoff = Duration::from_millis(100);
+    let mut pause = Pause::new(retry::policy(
+        Duration::from_millis(100),
+        Duration::from_secs(5),
+    ));
     loop {
         let new_days: Vec<i64> = events
             .iter()
@@ -156,12 +167,10 @@ async fn write(
                 }
             }
         }
-        if shutdown.is_cancelled() {
+        if shutdown.is_cancelled() || !pause.wait(shutdown).await {
             // Unacknowledged: the bus delivers them again after restart.
             return;
         }
-        tokio::time::sleep(backoff).await;
-        backoff = (backoff * 2).min(Duration::from_secs(5));
     }
     for d in deliveries {
         if let Err(e) = d.ack().await {

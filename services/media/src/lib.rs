@@ -14,6 +14,7 @@ use events::proto::MediaEvent;
 use events::{Bus, subjects};
 use prost::Message;
 use sha2::{Digest, Sha256};
+use telemetry::retry::{self, Pause};
 use tokio_util::sync::CancellationToken;
 
 /// Runs until `shutdown`.
@@ -24,16 +25,23 @@ pub async fn run(root: PathBuf, bus: Bus, shutdown: CancellationToken) -> anyhow
         .consumer(subjects::MEDIA_WRITER, subjects::MEDIA)
         .await?;
     tracing::info!(root = %root.display(), "media writer consuming");
+    let mut pause = Pause::new(retry::policy(
+        Duration::from_secs(1),
+        Duration::from_secs(5),
+    ));
     while !shutdown.is_cancelled() {
         let deliveries = tokio::select! {
             d = consumer.fetch(64, Duration::from_millis(500)) => d,
             () = shutdown.cancelled() => break,
         };
         let deliveries = match deliveries {
-            Ok(d) => d,
+            Ok(d) => {
+                pause.reset();
+                d
+            }
             Err(e) => {
                 tracing::warn!(error = %e, "cannot fetch media events; retrying");
-                tokio::time::sleep(Duration::from_secs(1)).await;
+                pause.wait(&shutdown).await;
                 continue;
             }
         };

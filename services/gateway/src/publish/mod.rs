@@ -29,6 +29,7 @@ use events::proto::MediaEvent;
 use events::{Bus, Outgoing};
 use futures_util::FutureExt;
 use prost::Message;
+use telemetry::retry::{self, Pause};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
@@ -99,15 +100,22 @@ enum Woken {
 impl Publisher {
     async fn run(mut self, mut rx: mpsc::Receiver<Exchange>) {
         let mut batch = Vec::new();
-        let mut backoff = ReplayBackoff::default();
+        let mut pause = Pause::new(retry::policy(
+            Duration::from_millis(200),
+            Duration::from_secs(5),
+        ));
+        let mut replay_in = pause.next_delay();
         loop {
-            let woken = self.wait(&mut rx, &mut batch, backoff.delay()).await;
+            let woken = self.wait(&mut rx, &mut batch, replay_in).await;
             if matches!(woken, Woken::Closed) {
                 self.replay().await; // one last attempt
                 break;
             }
             if !self.spill.is_empty() {
-                backoff.after(self.replay().await);
+                if self.replay().await {
+                    pause.reset();
+                }
+                replay_in = pause.next_delay();
             }
             if batch.is_empty() {
                 continue;
@@ -291,29 +299,5 @@ impl Publisher {
         }
         event.object_name = event.sha256.clone();
         Some(Bytes::from(event.encode_to_vec()))
-    }
-}
-
-/// How long to wait before the next replay of the spill: 200 ms, doubling while
-/// the bus stays away, at most 5 s.
-struct ReplayBackoff(Duration);
-
-impl Default for ReplayBackoff {
-    fn default() -> Self {
-        Self(Duration::from_millis(200))
-    }
-}
-
-impl ReplayBackoff {
-    fn delay(&self) -> Duration {
-        self.0
-    }
-
-    fn after(&mut self, replayed: bool) {
-        self.0 = if replayed {
-            Duration::from_millis(200)
-        } else {
-            (self.0 * 2).min(Duration::from_secs(5))
-        };
     }
 }
