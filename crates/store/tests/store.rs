@@ -1,11 +1,111 @@
-//! The same store tests on SQLite and on a throw-away PostgreSQL.
+//! The store's behaviours, each its own test, run once per backend: `sqlite::…`
+//! on a fresh file in a temporary directory, `postgres::…` on a fresh database
+//! (`CREATE DATABASE`) of a throw-away PostgreSQL server that the test
+//! processes of one run share (`test_services::SharedPostgres`). A failure
+//! names the backend and the behaviour: `postgres::log_by_id`.
+//!
+//! Covered: migrations (idempotent); `insert_batch` (new-event counts,
+//! idempotent on whole and overlapping replays); the per-minute rollups (each
+//! request once); one log by id, with its media; `list_logs` (newest first,
+//! cursors, keyset pagination stable while rows arrive, each filter, text search);
+//! the usage summary and series (agreeing with the rows, the p50 bucket, empty
+//! windows); retention (whole days); the configuration rows (providers, model
+//! mappings, client keys, the one-time seed).
+//!
+//! Each test sets up the state it needs itself (the fixtures `migrated`,
+//! `with_logs`). Adding a backend (MySQL) is one more line in `backends!` and
+//! one more `fresh_*_store` function.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use events::proto::{LogEvent, MediaRef};
-use store::Store;
+use store::{Cursor, KeyRow, LogFilter, LogSummary, MappingRow, ProviderRow, Store};
 
-const NOW: i64 = 1_795_660_800_000_000; // 2026-11-26T00:00:00Z
+const NOW: i64 = 1_795_660_800_000_000; // 2026-11-26T02:40:00Z
+const HOUR: i64 = 3_600_000_000;
+const DAY: i64 = 86_400_000_000;
+
+/// Generates, for each behaviour `async fn name(store: Store)` below, one
+/// `#[tokio::test] name` in each backend's module, each given a fresh, empty
+/// (unmigrated) store of its own. A backend is one line in the first arm:
+/// `module => connect`, where `async fn connect(test_name: &str) -> Fresh`.
+macro_rules! backends {
+    ($($test:ident),* $(,)?) => {
+        backends!(@backend sqlite => fresh_sqlite_store; $($test),*);
+        backends!(@backend postgres => fresh_postgres_store; $($test),*);
+    };
+    (@backend $backend:ident => $connect:ident; $($test:ident),*) => {
+        mod $backend {
+            $(
+                #[tokio::test]
+                async fn $test() {
+                    let fresh = super::$connect(stringify!($test)).await;
+                    super::$test(fresh.store.clone()).await;
+                    drop(fresh);
+                }
+            )*
+        }
+    };
+}
+
+backends!(
+    migrate_is_idempotent,
+    insert_batch_counts_new_events,
+    insert_batch_is_idempotent_on_replay,
+    overlapping_replay_adds_only_the_new_events,
+    rollups_count_each_request_once,
+    log_by_id,
+    log_by_id_lists_its_media,
+    list_logs_is_newest_first,
+    cursor_round_trips_and_rejects_garbage,
+    keyset_pagination_stays_stable_while_rows_arrive,
+    filter_by_model,
+    filter_by_status_class,
+    filter_by_stream,
+    filter_by_min_latency,
+    filter_by_time_window,
+    text_search_finds_the_request_body,
+    usage_summary_agrees_with_the_rows,
+    usage_summary_p50_bucket_is_not_below_the_true_median,
+    usage_series_adds_up_to_the_summary_per_model,
+    usage_series_points_start_on_the_step,
+    usage_series_without_split_adds_up_to_the_summary,
+    usage_summary_of_an_empty_window_is_zero,
+    retention_drops_the_days_before_the_cutoff,
+    providers_crud,
+    mappings_crud,
+    keys_are_listed_newest_first_and_revoked_once,
+    seed_config_applies_once,
+);
+
+// --- backends -------------------------------------------------------------------
+
+/// A fresh store of one test and what keeps its database alive until the test
+/// ends (a temporary directory, a server lease).
+struct Fresh {
+    store: Store,
+    _keep: Box<dyn std::any::Any>,
+}
+
+async fn fresh_sqlite_store(_test: &str) -> Fresh {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("aiprox.db").display());
+    Fresh {
+        store: Store::connect(&url).await.unwrap(),
+        _keep: Box::new(dir),
+    }
+}
+
+async fn fresh_postgres_store(test: &str) -> Fresh {
+    let pg = test_services::SharedPostgres::get();
+    let url = pg.fresh_database(test);
+    Fresh {
+        store: Store::connect(&url).await.unwrap(),
+        _keep: Box::new(pg),
+    }
+}
+
+// --- fixtures -------------------------------------------------------------------
 
 fn event(i: u32, minute: i64) -> LogEvent {
     LogEvent {
@@ -45,124 +145,124 @@ fn event(i: u32, minute: i64) -> LogEvent {
     }
 }
 
-async fn exercise(store: Store) {
-    store.migrate().await.unwrap();
-    store.migrate().await.unwrap(); // idempotent
-    store
-        .ensure_partitions(NOW - 86_400_000_000, 4)
-        .await
-        .unwrap();
+/// Events 1..=20, spread over the first three minutes after [`NOW`].
+fn batch() -> Vec<LogEvent> {
+    (1..=20).map(|i| event(i, i64::from(i % 3))).collect()
+}
 
-    let batch: Vec<LogEvent> = (1..=20).map(|i| event(i, i64::from(i % 3))).collect();
-    assert_eq!(store.insert_batch(&batch).await.unwrap(), 20);
-    // A replay (whole, or overlapping with new events) changes nothing but adds the new.
-    assert_eq!(store.insert_batch(&batch).await.unwrap(), 0);
-    let mut mixed = batch[..5].to_vec();
+/// The first five events of [`batch`] again, and event 21.
+fn overlapping_replay() -> Vec<LogEvent> {
+    let mut mixed = batch()[..5].to_vec();
     mixed.push(event(21, 0));
-    assert_eq!(store.insert_batch(&mixed).await.unwrap(), 1);
+    mixed
+}
+
+/// Migrated, with partitions from the day before [`NOW`].
+async fn migrated(store: Store) -> Store {
+    store.migrate().await.unwrap();
+    store.ensure_partitions(NOW - DAY, 4).await.unwrap();
+    store
+}
+
+/// Migrated, holding events 1..=21 written as a batch, its replay and an
+/// overlapping replay: 21 rows, each once.
+async fn with_logs(store: Store) -> Store {
+    let store = migrated(store).await;
+    store.insert_batch(&batch()).await.unwrap();
+    store.insert_batch(&batch()).await.unwrap();
+    store.insert_batch(&overlapping_replay()).await.unwrap();
+    store
+}
+
+/// Every row of [`with_logs`] (fewer than 500).
+async fn all_rows(store: &Store) -> Vec<LogSummary> {
+    store
+        .list_logs(&LogFilter::default(), None, 500)
+        .await
+        .unwrap()
+        .0
+}
+
+async fn filtered(store: &Store, filter: LogFilter) -> Vec<LogSummary> {
+    store.list_logs(&filter, None, 500).await.unwrap().0
+}
+
+fn summary_window() -> (i64, i64) {
+    (NOW - HOUR, NOW + HOUR)
+}
+
+// --- migrations and writes ------------------------------------------------------
+
+async fn migrate_is_idempotent(store: Store) {
+    store.migrate().await.unwrap();
+    store.migrate().await.unwrap();
+    store.ensure_partitions(NOW - DAY, 4).await.unwrap();
+    assert_eq!(store.log_count().await.unwrap(), 0);
+}
+
+async fn insert_batch_counts_new_events(store: Store) {
+    let store = migrated(store).await;
+    assert_eq!(store.insert_batch(&batch()).await.unwrap(), 20);
+}
+
+async fn insert_batch_is_idempotent_on_replay(store: Store) {
+    let store = migrated(store).await;
+    let batch = batch();
+    store.insert_batch(&batch).await.unwrap();
+    assert_eq!(store.insert_batch(&batch).await.unwrap(), 0);
+}
+
+async fn overlapping_replay_adds_only_the_new_events(store: Store) {
+    let store = migrated(store).await;
+    store.insert_batch(&batch()).await.unwrap();
+    store.insert_batch(&batch()).await.unwrap();
+    assert_eq!(store.insert_batch(&overlapping_replay()).await.unwrap(), 1);
 
     assert_eq!(store.log_count().await.unwrap(), 21);
     let ids = store.log_ids().await.unwrap();
     assert_eq!(ids.len(), 21);
     assert!(ids.iter().all(|(_, n)| *n == 1));
+}
 
+async fn rollups_count_each_request_once(store: Store) {
+    let store = with_logs(store).await;
     let totals = store.rollup_totals().await.unwrap();
     assert_eq!(totals.requests, 21);
     assert_eq!(totals.errors, 4); // 5, 10, 15, 20
     assert_eq!(totals.input_tokens, 210);
     assert_eq!(totals.output_tokens, (1..=21).sum::<i64>());
     assert_eq!(totals.histogram_count, 21);
+}
 
+// --- one log --------------------------------------------------------------------
+
+async fn log_by_id(store: Store) {
+    let store = with_logs(store).await;
     let row = store.log(&event(1, 0).request_id).await.unwrap().unwrap();
     assert_eq!(row.received_at_us, event(1, 1).received_at_us);
     assert_eq!(row.requested_model, "claude");
     assert_eq!(row.output_tokens, 1);
     assert!(row.request_body.contains(r#""i":1"#));
+}
+
+async fn log_by_id_lists_its_media(store: Store) {
+    let store = with_logs(store).await;
+    let row = store.log(&event(1, 0).request_id).await.unwrap().unwrap();
     assert_eq!(
         row.media,
         vec![("ab".repeat(32), format!("ab/{}.png", "ab".repeat(32)))]
     );
     assert_eq!(store.media_count().await.unwrap(), 1);
-
-    list_and_page(&store).await;
-
-    // The summary from rollups equals what the rows say.
-    let summary = store
-        .usage_summary(NOW - 3_600_000_000, NOW + 3_600_000_000)
-        .await
-        .unwrap();
-    let (rows, _) = store
-        .list_logs(&store::LogFilter::default(), None, 500)
-        .await
-        .unwrap();
-    assert_eq!(summary.requests, rows.len() as i64);
-    assert_eq!(
-        summary.errors,
-        rows.iter().filter(|r| r.status >= 400).count() as i64
-    );
-    assert_eq!(
-        summary.output_tokens,
-        rows.iter().map(|r| r.output_tokens).sum::<i64>()
-    );
-    assert_eq!(summary.latency_hist.iter().sum::<i64>(), summary.requests);
-    let p50 = store::UsageSummary::quantile_ms(&summary.latency_hist, 0.5).unwrap();
-    let mut latencies: Vec<i64> = rows.iter().map(|r| r.latency_us).collect();
-    latencies.sort_unstable();
-    let true_p50_ms = latencies[(latencies.len() - 1) / 2] as f64 / 1000.0;
-    assert!(
-        true_p50_ms <= p50 as f64,
-        "p50 bucket {p50} ms below the true {true_p50_ms} ms"
-    );
-    // The series adds up to the summary, per model too.
-    let hour = 3_600_000_000;
-    let series = store
-        .usage_series(NOW - hour, NOW + hour, 120_000_000, store::Split::Model)
-        .await
-        .unwrap();
-    assert_eq!(
-        series.iter().map(|p| p.usage.requests).sum::<i64>(),
-        summary.requests
-    );
-    let gpt4: i64 = series
-        .iter()
-        .filter(|p| p.group == "gpt4")
-        .map(|p| p.usage.requests)
-        .sum();
-    assert_eq!(
-        gpt4,
-        rows.iter().filter(|r| r.requested_model == "gpt4").count() as i64
-    );
-    assert!(
-        series
-            .iter()
-            .all(|p| (p.start_us - (NOW - hour)) % 120_000_000 == 0)
-    );
-    let flat = store
-        .usage_series(NOW - hour, NOW + hour, 60_000_000, store::Split::None)
-        .await
-        .unwrap();
-    assert!(flat.iter().all(|p| p.group.is_empty()));
-    assert_eq!(
-        flat.iter().map(|p| p.usage.output_tokens).sum::<i64>(),
-        summary.output_tokens
-    );
-    let empty = store.usage_summary(0, 1).await.unwrap();
-    assert_eq!(empty.requests, 0);
-    assert_eq!(
-        store::UsageSummary::quantile_ms(&empty.latency_hist, 0.5),
-        None
-    );
-
-    // Retention: everything before tomorrow goes.
-    store.drop_before(NOW + 86_400_000_000).await.unwrap();
-    assert_eq!(store.log_count().await.unwrap(), 0);
 }
 
-async fn list_and_page(store: &Store) {
-    use store::{Cursor, LogFilter};
+// --- listing --------------------------------------------------------------------
 
-    let all = LogFilter::default();
-    let (first, next) = store.list_logs(&all, None, 5).await.unwrap();
+async fn list_logs_is_newest_first(store: Store) {
+    let store = with_logs(store).await;
+    let (first, _) = store
+        .list_logs(&LogFilter::default(), None, 5)
+        .await
+        .unwrap();
     assert_eq!(first.len(), 5);
     assert!(
         first
@@ -170,9 +270,23 @@ async fn list_and_page(store: &Store) {
             .all(|w| (w[0].received_at_us, &w[0].request_id)
                 > (w[1].received_at_us, &w[1].request_id))
     );
+}
+
+async fn cursor_round_trips_and_rejects_garbage(store: Store) {
+    let store = with_logs(store).await;
+    let (_, next) = store
+        .list_logs(&LogFilter::default(), None, 5)
+        .await
+        .unwrap();
     let token = next.clone().unwrap().encode();
     assert_eq!(Cursor::decode(&token), next);
     assert_eq!(Cursor::decode("garbage"), None);
+}
+
+async fn keyset_pagination_stays_stable_while_rows_arrive(store: Store) {
+    let store = with_logs(store).await;
+    let all = LogFilter::default();
+    let (first, next) = store.list_logs(&all, None, 5).await.unwrap();
 
     // Page through while newer rows keep arriving: each original row exactly once.
     let mut seen: Vec<String> = first.iter().map(|r| r.request_id.clone()).collect();
@@ -202,48 +316,70 @@ async fn list_and_page(store: &Store) {
         unique.dedup();
         unique.len()
     });
+}
 
-    let count = |f: LogFilter| async move { store.list_logs(&f, None, 500).await.unwrap().0 };
-    let gpt4 = count(LogFilter {
-        model: Some("gpt4".into()),
-        ..LogFilter::default()
-    })
+async fn filter_by_model(store: Store) {
+    let store = with_logs(store).await;
+    let gpt4 = filtered(
+        &store,
+        LogFilter {
+            model: Some("gpt4".into()),
+            ..LogFilter::default()
+        },
+    )
     .await;
     assert!(!gpt4.is_empty() && gpt4.iter().all(|r| r.requested_model == "gpt4"));
-    let errors = count(LogFilter {
-        status_class: Some(5),
-        ..LogFilter::default()
-    })
+}
+
+async fn filter_by_status_class(store: Store) {
+    let store = with_logs(store).await;
+    let errors = filtered(
+        &store,
+        LogFilter {
+            status_class: Some(5),
+            ..LogFilter::default()
+        },
+    )
     .await;
     assert!(errors.iter().all(|r| r.status == 502) && errors.len() >= 4);
-    let streams = count(LogFilter {
-        stream: Some(true),
-        ..LogFilter::default()
-    })
+}
+
+async fn filter_by_stream(store: Store) {
+    let store = with_logs(store).await;
+    let streams = filtered(
+        &store,
+        LogFilter {
+            stream: Some(true),
+            ..LogFilter::default()
+        },
+    )
     .await;
     assert!(streams.iter().all(|r| r.stream));
-    let slow = count(LogFilter {
-        min_latency_us: Some(20_000),
-        ..LogFilter::default()
-    })
+}
+
+async fn filter_by_min_latency(store: Store) {
+    let store = with_logs(store).await;
+    let slow = filtered(
+        &store,
+        LogFilter {
+            min_latency_us: Some(20_000),
+            ..LogFilter::default()
+        },
+    )
     .await;
     assert!(slow.iter().all(|r| r.latency_us >= 20_000) && !slow.is_empty());
-    let text = count(LogFilter {
-        text: Some("\"I\":7,".into()),
-        ..LogFilter::default()
-    })
-    .await;
-    assert_eq!(
-        text.iter()
-            .map(|r| r.request_id.clone())
-            .collect::<Vec<_>>(),
-        vec![event(7, 0).request_id]
-    );
-    let window = count(LogFilter {
-        from_us: Some(NOW + 60_000_000),
-        to_us: Some(NOW + 120_000_000),
-        ..LogFilter::default()
-    })
+}
+
+async fn filter_by_time_window(store: Store) {
+    let store = with_logs(store).await;
+    let window = filtered(
+        &store,
+        LogFilter {
+            from_us: Some(NOW + 60_000_000),
+            to_us: Some(NOW + 120_000_000),
+            ..LogFilter::default()
+        },
+    )
     .await;
     assert!(!window.is_empty());
     assert!(
@@ -253,16 +389,316 @@ async fn list_and_page(store: &Store) {
     );
 }
 
-#[tokio::test]
-async fn sqlite() {
-    let dir = tempfile::tempdir().unwrap();
-    let url = format!("sqlite://{}", dir.path().join("aiprox.db").display());
-    exercise(Store::connect(&url).await.unwrap()).await;
+async fn text_search_finds_the_request_body(store: Store) {
+    let store = with_logs(store).await;
+    let text = filtered(
+        &store,
+        LogFilter {
+            text: Some("\"I\":7,".into()),
+            ..LogFilter::default()
+        },
+    )
+    .await;
+    assert_eq!(
+        text.iter()
+            .map(|r| r.request_id.clone())
+            .collect::<Vec<_>>(),
+        vec![event(7, 0).request_id]
+    );
 }
 
-#[tokio::test]
-async fn postgres() {
-    let pg = test_services::Postgres::start();
-    let url = pg.create_database("store_test");
-    exercise(Store::connect(&url).await.unwrap()).await;
+// --- usage ----------------------------------------------------------------------
+
+/// The summary from rollups equals what the rows say.
+async fn usage_summary_agrees_with_the_rows(store: Store) {
+    let store = with_logs(store).await;
+    let (from, to) = summary_window();
+    let summary = store.usage_summary(from, to).await.unwrap();
+    let rows = all_rows(&store).await;
+    assert_eq!(summary.requests, rows.len() as i64);
+    assert_eq!(
+        summary.errors,
+        rows.iter().filter(|r| r.status >= 400).count() as i64
+    );
+    assert_eq!(
+        summary.output_tokens,
+        rows.iter().map(|r| r.output_tokens).sum::<i64>()
+    );
+    assert_eq!(summary.latency_hist.iter().sum::<i64>(), summary.requests);
+}
+
+async fn usage_summary_p50_bucket_is_not_below_the_true_median(store: Store) {
+    let store = with_logs(store).await;
+    let (from, to) = summary_window();
+    let summary = store.usage_summary(from, to).await.unwrap();
+    let rows = all_rows(&store).await;
+    let p50 = store::UsageSummary::quantile_ms(&summary.latency_hist, 0.5).unwrap();
+    let mut latencies: Vec<i64> = rows.iter().map(|r| r.latency_us).collect();
+    latencies.sort_unstable();
+    let true_p50_ms = latencies[(latencies.len() - 1) / 2] as f64 / 1000.0;
+    assert!(
+        true_p50_ms <= p50 as f64,
+        "p50 bucket {p50} ms below the true {true_p50_ms} ms"
+    );
+}
+
+/// The series adds up to the summary, per model too.
+async fn usage_series_adds_up_to_the_summary_per_model(store: Store) {
+    let store = with_logs(store).await;
+    let (from, to) = summary_window();
+    let summary = store.usage_summary(from, to).await.unwrap();
+    let rows = all_rows(&store).await;
+    let series = store
+        .usage_series(from, to, 120_000_000, store::Split::Model)
+        .await
+        .unwrap();
+    assert_eq!(
+        series.iter().map(|p| p.usage.requests).sum::<i64>(),
+        summary.requests
+    );
+    let gpt4: i64 = series
+        .iter()
+        .filter(|p| p.group == "gpt4")
+        .map(|p| p.usage.requests)
+        .sum();
+    assert_eq!(
+        gpt4,
+        rows.iter().filter(|r| r.requested_model == "gpt4").count() as i64
+    );
+}
+
+async fn usage_series_points_start_on_the_step(store: Store) {
+    let store = with_logs(store).await;
+    let (from, to) = summary_window();
+    let series = store
+        .usage_series(from, to, 120_000_000, store::Split::Model)
+        .await
+        .unwrap();
+    assert!(
+        series
+            .iter()
+            .all(|p| (p.start_us - (NOW - HOUR)) % 120_000_000 == 0)
+    );
+}
+
+async fn usage_series_without_split_adds_up_to_the_summary(store: Store) {
+    let store = with_logs(store).await;
+    let (from, to) = summary_window();
+    let summary = store.usage_summary(from, to).await.unwrap();
+    let flat = store
+        .usage_series(from, to, 60_000_000, store::Split::None)
+        .await
+        .unwrap();
+    assert!(flat.iter().all(|p| p.group.is_empty()));
+    assert_eq!(
+        flat.iter().map(|p| p.usage.output_tokens).sum::<i64>(),
+        summary.output_tokens
+    );
+}
+
+async fn usage_summary_of_an_empty_window_is_zero(store: Store) {
+    let store = with_logs(store).await;
+    let empty = store.usage_summary(0, 1).await.unwrap();
+    assert_eq!(empty.requests, 0);
+    assert_eq!(
+        store::UsageSummary::quantile_ms(&empty.latency_hist, 0.5),
+        None
+    );
+}
+
+// --- retention ------------------------------------------------------------------
+
+async fn retention_drops_the_days_before_the_cutoff(store: Store) {
+    let store = with_logs(store).await;
+    // The cutoff's own day stays.
+    store.drop_before(NOW + HOUR).await.unwrap();
+    assert_eq!(store.log_count().await.unwrap(), 21);
+    // Everything before tomorrow goes.
+    store.drop_before(NOW + DAY).await.unwrap();
+    assert_eq!(store.log_count().await.unwrap(), 0);
+}
+
+// --- configuration rows ---------------------------------------------------------
+
+fn provider(name: &str, spec: &str, at: i64) -> ProviderRow {
+    ProviderRow {
+        name: name.into(),
+        spec: spec.into(),
+        api_key_sealed: Some(format!("sealed-{name}")),
+        api_key_mask: Some("…abcd".into()),
+        created_at_us: at,
+        updated_at_us: at,
+    }
+}
+
+fn mapping(alias: &str, targets: &str, at: i64) -> MappingRow {
+    MappingRow {
+        alias: alias.into(),
+        targets: targets.into(),
+        created_at_us: at,
+        updated_at_us: at,
+    }
+}
+
+fn key(id: &str, at: i64) -> KeyRow {
+    KeyRow {
+        id: id.into(),
+        name: format!("key {id}"),
+        hash: format!("{id:0>64}"),
+        prefix: format!("sk-{id}"),
+        created_at_us: at,
+        revoked_at_us: None,
+    }
+}
+
+async fn providers_crud(store: Store) {
+    let store = migrated(store).await;
+    let openai = provider("openai", r#"{"kind":"openai"}"#, NOW);
+    let mock = provider("mock", r#"{"kind":"mock"}"#, NOW + 1);
+    assert!(store.insert_provider(&openai).await.unwrap());
+    assert!(store.insert_provider(&mock).await.unwrap());
+    // A taken name is refused and changes nothing.
+    assert!(
+        !store
+            .insert_provider(&provider("openai", "{}", NOW + 2))
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        store.providers().await.unwrap(),
+        vec![mock.clone(), openai.clone()]
+    );
+    assert_eq!(
+        store.provider("openai").await.unwrap(),
+        Some(openai.clone())
+    );
+    assert_eq!(store.provider("nope").await.unwrap(), None);
+
+    // An update replaces the settings and key, keeps the creation time.
+    let updated = ProviderRow {
+        spec: r#"{"kind":"openai","url":"http://x"}"#.into(),
+        api_key_sealed: None,
+        api_key_mask: None,
+        created_at_us: 0,
+        updated_at_us: NOW + 3,
+        ..openai.clone()
+    };
+    assert!(store.update_provider(&updated).await.unwrap());
+    assert_eq!(
+        store.provider("openai").await.unwrap(),
+        Some(ProviderRow {
+            created_at_us: NOW,
+            ..updated.clone()
+        })
+    );
+    assert!(
+        !store
+            .update_provider(&provider("nope", "{}", NOW))
+            .await
+            .unwrap()
+    );
+
+    assert!(store.delete_provider("openai").await.unwrap());
+    assert!(!store.delete_provider("openai").await.unwrap());
+    assert_eq!(store.providers().await.unwrap(), vec![mock]);
+}
+
+async fn mappings_crud(store: Store) {
+    let store = migrated(store).await;
+    let fast = mapping("fast", r#"[{"provider":"mock","model":"m"}]"#, NOW);
+    let smart = mapping("smart", r#"[{"provider":"openai","model":"o"}]"#, NOW + 1);
+    assert!(store.insert_mapping(&smart).await.unwrap());
+    assert!(store.insert_mapping(&fast).await.unwrap());
+    assert!(
+        !store
+            .insert_mapping(&mapping("fast", "[]", NOW + 2))
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        store.mappings().await.unwrap(),
+        vec![fast.clone(), smart.clone()]
+    );
+    assert_eq!(store.mapping("fast").await.unwrap(), Some(fast.clone()));
+    assert_eq!(store.mapping("nope").await.unwrap(), None);
+
+    let retargeted = MappingRow {
+        targets: "[]".into(),
+        created_at_us: 0,
+        updated_at_us: NOW + 3,
+        ..fast.clone()
+    };
+    assert!(store.update_mapping(&retargeted).await.unwrap());
+    assert_eq!(
+        store.mapping("fast").await.unwrap(),
+        Some(MappingRow {
+            created_at_us: NOW,
+            ..retargeted
+        })
+    );
+    assert!(
+        !store
+            .update_mapping(&mapping("nope", "[]", NOW))
+            .await
+            .unwrap()
+    );
+
+    assert!(store.delete_mapping("fast").await.unwrap());
+    assert!(!store.delete_mapping("fast").await.unwrap());
+    assert_eq!(store.mappings().await.unwrap(), vec![smart]);
+}
+
+async fn keys_are_listed_newest_first_and_revoked_once(store: Store) {
+    let store = migrated(store).await;
+    let old = key("k1", NOW);
+    let new = key("k2", NOW + 1);
+    store.insert_key(&old).await.unwrap();
+    store.insert_key(&new).await.unwrap();
+    // A key's hash is unique.
+    assert!(
+        store
+            .insert_key(&KeyRow {
+                id: "k3".into(),
+                ..old.clone()
+            })
+            .await
+            .is_err()
+    );
+    assert_eq!(store.keys().await.unwrap(), vec![new.clone(), old.clone()]);
+
+    let revoked = KeyRow {
+        revoked_at_us: Some(NOW + 5),
+        ..old.clone()
+    };
+    assert_eq!(
+        store.revoke_key("k1", NOW + 5).await.unwrap(),
+        Some(revoked.clone())
+    );
+    // Revoking twice keeps the first time.
+    assert_eq!(
+        store.revoke_key("k1", NOW + 9).await.unwrap(),
+        Some(revoked.clone())
+    );
+    assert_eq!(store.revoke_key("nope", NOW).await.unwrap(), None);
+    assert_eq!(store.keys().await.unwrap(), vec![new, revoked]);
+}
+
+async fn seed_config_applies_once(store: Store) {
+    let store = migrated(store).await;
+    let providers = [provider("mock", r#"{"kind":"mock"}"#, NOW)];
+    let mappings = [mapping("fast", "[]", NOW)];
+    assert!(store.seed_config(&providers, &mappings, NOW).await.unwrap());
+    assert_eq!(store.providers().await.unwrap(), providers.to_vec());
+    assert_eq!(store.mappings().await.unwrap(), mappings.to_vec());
+
+    // Once seeded, a later seed (even after a delete) changes nothing.
+    assert!(store.delete_provider("mock").await.unwrap());
+    assert!(
+        !store
+            .seed_config(&[provider("other", "{}", NOW)], &[], NOW + 1)
+            .await
+            .unwrap()
+    );
+    assert_eq!(store.providers().await.unwrap(), vec![]);
+    assert_eq!(store.mappings().await.unwrap(), mappings.to_vec());
 }
