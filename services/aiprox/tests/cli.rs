@@ -47,3 +47,50 @@ fn the_example_configuration_is_valid() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// `aiprox all` whose admin API cannot bind its port ends at once with that error,
+/// instead of serving without it until shutdown.
+#[test]
+fn aiprox_all_ends_at_once_when_a_component_fails_to_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let admin = taken.local_addr().unwrap().to_string();
+    let gateway_port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_aiprox"))
+        .arg("all")
+        .current_dir(dir.path())
+        .env_remove("AIPROX_CONFIG")
+        .env_remove("AIPROX_NATS_URL")
+        .env_remove("AIPROX_DATABASE_URL")
+        .env("AIPROX_ADMIN_TOKEN", "admin-token-for-the-fail-fast-test")
+        .env("AIPROX_ADMIN__LISTEN", &admin)
+        .env("AIPROX_GATEWAY__LISTEN", format!("127.0.0.1:{gateway_port}"))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let started = std::time::Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if started.elapsed() > std::time::Duration::from_secs(20) {
+            child.kill().unwrap();
+            child.wait().unwrap();
+            panic!("aiprox all kept running with its admin API down");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut stderr).unwrap();
+    assert!(!status.success(), "{stderr}");
+    assert!(
+        stderr.contains("admin") && stderr.contains(&admin),
+        "the error names the component and its address: {stderr}"
+    );
+    drop(taken);
+}
