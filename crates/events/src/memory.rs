@@ -1,9 +1,15 @@
-//! The in-process bus of `aiprox all`: unbounded queues per subject and a blob map.
-//! Nothing crosses a process boundary, so there is nothing to lose in transit; what
-//! a consumer took it keeps until it has written it.
+//! The in-process bus of `aiprox all`: queues per subject and a blob map. Nothing
+//! crosses a process boundary, so there is nothing to lose in transit; what a
+//! consumer took it keeps until it has written it.
+//!
+//! The bytes waiting in its queues are bounded ([`InProcessBus::with_backlog_limit`]):
+//! past the bound a publish is refused as a bus that is away would refuse it, so
+//! the gateway spills to disk and replays later, and memory stays flat however
+//! far the consumers fall behind.
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -17,21 +23,72 @@ type Queue = (
     Option<mpsc::UnboundedReceiver<Outgoing>>,
 );
 
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct InProcessBus {
     queues: Arc<Mutex<HashMap<String, Queue>>>,
     blobs: Arc<Mutex<HashMap<String, Bytes>>>,
     config: Arc<tokio::sync::watch::Sender<Option<Bytes>>>,
+    backlog: Arc<Backlog>,
+}
+
+/// Payload bytes published and not yet taken by a consumer, and their bound.
+#[derive(Debug)]
+struct Backlog {
+    bytes: AtomicUsize,
+    max: usize,
+}
+
+impl Backlog {
+    /// Reserves room for `len` bytes; `false` when that would pass the bound (a
+    /// message alone larger than the bound is let in while nothing waits).
+    fn reserve(&self, len: usize) -> bool {
+        self.bytes
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |queued| {
+                (queued == 0 || queued + len <= self.max).then_some(queued + len)
+            })
+            .is_ok()
+    }
+
+    fn release(&self, len: usize) {
+        self.bytes.fetch_sub(len, Ordering::AcqRel);
+    }
 }
 
 #[derive(Debug)]
 pub struct InProcessConsumer {
     receiver: Option<mpsc::UnboundedReceiver<Outgoing>>,
+    backlog: Arc<Backlog>,
+}
+
+impl Default for InProcessBus {
+    fn default() -> Self {
+        Self::with_backlog_limit(usize::MAX)
+    }
 }
 
 impl InProcessBus {
+    /// A bus whose queues hold any amount.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// A bus whose queues hold at most `max_bytes` of payloads waiting for their
+    /// consumers; past that, publishing fails until they catch up.
+    pub fn with_backlog_limit(max_bytes: usize) -> Self {
+        Self {
+            queues: Arc::default(),
+            blobs: Arc::default(),
+            config: Arc::default(),
+            backlog: Arc::new(Backlog {
+                bytes: AtomicUsize::new(0),
+                max: max_bytes,
+            }),
+        }
+    }
+
+    /// Payload bytes waiting for a consumer.
+    pub fn backlog_bytes(&self) -> usize {
+        self.backlog.bytes.load(Ordering::Acquire)
     }
 
     fn sender(&self, subject: &str) -> mpsc::UnboundedSender<Outgoing> {
@@ -50,9 +107,15 @@ impl InProcessBus {
         messages
             .iter()
             .map(|m| {
-                self.sender(m.subject)
-                    .send(m.clone())
-                    .map_err(|_| BusError::Unavailable("the in-process consumer stopped".into()))
+                if !self.backlog.reserve(m.payload.len()) {
+                    return Err(BusError::Unavailable(
+                        "the in-process backlog is full: the consumers are behind".into(),
+                    ));
+                }
+                self.sender(m.subject).send(m.clone()).map_err(|_| {
+                    self.backlog.release(m.payload.len());
+                    BusError::Unavailable("the in-process consumer stopped".into())
+                })
             })
             .collect()
     }
@@ -65,7 +128,10 @@ impl InProcessBus {
             .lock()
             .get_mut(subject)
             .and_then(|(_, rx)| rx.take());
-        InProcessConsumer { receiver }
+        InProcessConsumer {
+            receiver,
+            backlog: self.backlog.clone(),
+        }
     }
 
     pub fn put_config(&self, value: Bytes) {
@@ -103,13 +169,18 @@ impl InProcessConsumer {
         let Ok(Some(first)) = tokio::time::timeout(wait, rx.recv()).await else {
             return out;
         };
+        let mut taken = first.payload.len();
         out.push(delivery(first));
         while out.len() < max {
             match rx.try_recv() {
-                Ok(m) => out.push(delivery(m)),
+                Ok(m) => {
+                    taken += m.payload.len();
+                    out.push(delivery(m));
+                }
                 Err(_) => break,
             }
         }
+        self.backlog.release(taken);
         out
     }
 }

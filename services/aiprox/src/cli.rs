@@ -201,7 +201,9 @@ async fn database(config: &Config) -> anyhow::Result<store::Store> {
 async fn all(mut config: Config, signal: CancellationToken) -> anyhow::Result<()> {
     let bus = match &config.nats_url {
         Some(url) => nats(url, &signal).await?,
-        None => Bus::InProcess(events::memory::InProcessBus::new()),
+        None => Bus::InProcess(events::memory::InProcessBus::with_backlog_limit(
+            config.in_process_backlog_bytes,
+        )),
     };
     // Open on loopback until the first client key is created.
     config.gateway.auth = config

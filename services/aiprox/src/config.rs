@@ -43,6 +43,12 @@ pub struct Config {
     /// in-process bus; the split services need it.
     #[serde(default)]
     pub nats_url: Option<String>,
+    /// `aiprox all` without NATS: the most bytes of events that wait in memory for
+    /// the database writer. Past it they go to the gateway's spill directory and
+    /// are replayed from there, so memory stays flat when requests come faster
+    /// than the writer stores them.
+    #[serde(default = "default_in_process_backlog_bytes")]
+    pub in_process_backlog_bytes: usize,
     /// The shared directory media files are written to.
     #[serde(default = "default_media_root")]
     pub media_root: std::path::PathBuf,
@@ -82,6 +88,10 @@ fn default_database_url() -> String {
     "sqlite://data/aiprox.db".to_owned()
 }
 
+fn default_in_process_backlog_bytes() -> usize {
+    32 * 1024 * 1024
+}
+
 fn default_media_root() -> std::path::PathBuf {
     std::path::PathBuf::from("data/media")
 }
@@ -108,6 +118,7 @@ const SECTIONS: &[&str] = &[
     "log_format",
     "database_url",
     "nats_url",
+    "in_process_backlog_bytes",
     "media_root",
     "logger",
     "admin_token",

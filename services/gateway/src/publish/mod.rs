@@ -100,9 +100,11 @@ enum Woken {
 impl Publisher {
     async fn run(mut self, mut rx: mpsc::Receiver<Exchange>) {
         let mut batch = Vec::new();
+        // At most 1 s: in `aiprox all` a full in-process backlog is routine under
+        // overload, and the writer must not sit idle for long once it has room.
         let mut pause = Pause::new(retry::policy(
             Duration::from_millis(200),
-            Duration::from_secs(5),
+            Duration::from_secs(1),
         ));
         let mut replay_in = pause.next_delay();
         loop {
@@ -215,16 +217,21 @@ impl Publisher {
         }
     }
 
-    /// Publishes the spill, oldest file first; true when it is empty again.
+    /// Publishes the spill, oldest file first; true when it is empty again. A
+    /// file partly published keeps only what is left, so nothing is sent twice.
     async fn replay(&mut self) -> bool {
         while let Some((path, messages)) = self.spill.oldest().await {
             let count: u64 = messages.iter().map(|r| u64::from(r.events)).sum();
             let failed = self.send(messages).await;
+            let left: u64 = failed.iter().map(|r| u64::from(r.events)).sum();
+            self.metrics
+                .replayed
+                .fetch_add(count - left, Ordering::Relaxed);
             if !failed.is_empty() {
+                self.spill.rewrite(&path, &failed).await;
                 return false;
             }
             self.spill.remove(&path).await;
-            self.metrics.replayed.fetch_add(count, Ordering::Relaxed);
         }
         true
     }

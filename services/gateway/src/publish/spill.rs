@@ -146,6 +146,29 @@ impl Spill {
         }
     }
 
+    /// Replaces a file's messages with `left` (the ones a replay could not
+    /// publish), in place: written whole then renamed over it.
+    pub(super) async fn rewrite(&mut self, path: &Path, left: &[Outbound]) {
+        let bytes = encode(left);
+        let len = bytes.len() as u64;
+        let tmp = path.with_extension("tmp");
+        let target = path.to_owned();
+        match off_runtime(move || write_whole(&tmp, &target, &bytes)).await {
+            Ok(()) => {
+                if let Some(entry) = self.files.iter_mut().find(|(p, _)| p == path) {
+                    self.bytes = self.bytes.saturating_sub(entry.1) + len;
+                    entry.1 = len;
+                }
+                self.metrics
+                    .spill_bytes
+                    .store(self.bytes, Ordering::Relaxed);
+            }
+            // The file stays as it was: what was published goes again, and the
+            // consumers' idempotent writes drop it.
+            Err(e) => tracing::warn!(error = %e, path = %path.display(), "spill file not rewritten"),
+        }
+    }
+
     /// The oldest file's messages; unreadable files are skipped (logged).
     pub(super) async fn oldest(&mut self) -> Option<(PathBuf, Vec<Outbound>)> {
         loop {
@@ -225,6 +248,24 @@ mod tests {
         let big: Vec<Outbound> = (0..200).map(log).collect();
         spill.append(&big).await;
         assert_eq!(metrics.dropped.load(Ordering::Relaxed), 200);
+    }
+
+    #[tokio::test]
+    async fn a_rewritten_file_keeps_only_what_is_left() {
+        let dir = tempfile::tempdir().unwrap();
+        let metrics = Arc::new(Metrics::default());
+        let mut spill = Spill::open(dir.path(), 10_000, metrics.clone()).unwrap();
+        spill.append(&[log(1), log(2), log(3)]).await;
+        let full = metrics.spill_bytes.load(Ordering::Relaxed);
+        let (path, _) = spill.oldest().await.unwrap();
+        spill.rewrite(&path, &[log(3)]).await;
+        let (_, left) = spill.oldest().await.unwrap();
+        assert_eq!(left.len(), 1);
+        assert_eq!(left[0].msg_id, "req-3");
+        assert!(metrics.spill_bytes.load(Ordering::Relaxed) < full);
+        drop(spill);
+        let mut reopened = Spill::open(dir.path(), 10_000, metrics).unwrap();
+        assert_eq!(reopened.oldest().await.unwrap().1.len(), 1);
     }
 
     #[tokio::test]

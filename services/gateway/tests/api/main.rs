@@ -7,6 +7,7 @@ mod errors;
 mod helpers;
 mod lifecycle;
 mod live;
+mod logging;
 mod messages_endpoint;
 mod models_embeddings;
 mod streaming;
