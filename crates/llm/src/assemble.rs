@@ -125,81 +125,127 @@ fn read_chunk(chunk: &[u8]) -> Option<LeanChunk<'_>> {
 /// to, and its usage. Written straight from the pieces (no `Value` built): this
 /// runs for every streamed request.
 pub fn openai(chunks: &[Bytes]) -> (Vec<u8>, Option<Tokens>) {
-    let mut head: Option<ChunkHead<'_>> = None;
-    let mut content = String::new();
-    let mut has_content = false;
-    let mut reasoning = String::new();
-    let mut finish: Option<Cow<'_, str>> = None;
-    let mut usage: Option<&RawValue> = None;
-    let mut calls: BTreeMap<u32, (String, String, String)> = BTreeMap::new();
+    let mut assembly = Assembly::default();
     for chunk in chunks {
+        assembly.add_chunk(chunk);
+    }
+    let tokens = assembly.usage.and_then(crate::usage::of_raw);
+    let body = serde_json::to_vec(&assembly.completion()).unwrap_or_default();
+    (body, tokens)
+}
+
+/// What the OpenAI chunks read so far add up to, borrowing from them.
+#[derive(Default)]
+struct Assembly<'a> {
+    /// From the first chunk with an id.
+    head: Option<ChunkHead<'a>>,
+    content: String,
+    /// Whether any chunk had content, even empty.
+    has_content: bool,
+    reasoning: String,
+    finish: Option<Cow<'a, str>>,
+    /// The last usage object.
+    usage: Option<&'a RawValue>,
+    /// By the tool call's index.
+    calls: BTreeMap<u32, AssembledCall>,
+}
+
+/// One tool call, its name and arguments joined from their pieces.
+#[derive(Default)]
+struct AssembledCall {
+    id: String,
+    name: String,
+    arguments: String,
+}
+
+impl<'a> Assembly<'a> {
+    /// Reads one chunk in; a chunk that cannot be read is skipped.
+    fn add_chunk(&mut self, chunk: &'a [u8]) {
         let Some(c) = read_chunk(chunk) else {
-            continue;
+            return;
         };
-        if head.as_ref().is_none_or(|h| h.id.is_empty()) {
-            head = serde_json::from_slice::<ChunkHead<'_>>(chunk).ok();
+        if self.head.as_ref().is_none_or(|h| h.id.is_empty()) {
+            self.head = serde_json::from_slice::<ChunkHead<'_>>(chunk).ok();
         }
         if let Some(u) = c.usage.filter(|u| u.get().starts_with('{')) {
-            usage = Some(u);
+            self.usage = Some(u);
         }
         for choice in c.choices.into_iter().filter(|c| c.index == 0) {
-            if let Some(text) = choice.delta.content {
-                has_content = true;
-                content.push_str(&text);
+            self.add_choice(choice);
+        }
+    }
+
+    /// Appends the first choice's delta and takes its finish reason.
+    fn add_choice(&mut self, choice: LeanChoice<'a>) {
+        if let Some(text) = choice.delta.content {
+            self.has_content = true;
+            self.content.push_str(&text);
+        }
+        if let Some(r) = choice.delta.reasoning_content {
+            self.reasoning.push_str(&r);
+        }
+        for call in choice.delta.tool_calls.into_iter().flatten() {
+            self.add_tool_call(call);
+        }
+        if let Some(f) = choice.finish_reason {
+            self.finish = Some(f.0);
+        }
+    }
+
+    /// A tool call's piece: the id replaces, name and arguments append.
+    fn add_tool_call(&mut self, call: LeanToolCall<'_>) {
+        let entry = self.calls.entry(call.index).or_default();
+        if let Some(id) = call.id {
+            entry.id = id.0.into_owned();
+        }
+        if let Some(f) = call.function {
+            if let Some(name) = f.name {
+                entry.name.push_str(&name);
             }
-            if let Some(r) = choice.delta.reasoning_content {
-                reasoning.push_str(&r);
-            }
-            for call in choice.delta.tool_calls.into_iter().flatten() {
-                let entry = calls.entry(call.index).or_default();
-                if let Some(id) = call.id {
-                    entry.0 = id.0.into_owned();
-                }
-                if let Some(f) = call.function {
-                    if let Some(name) = f.name {
-                        entry.1.push_str(&name);
-                    }
-                    if let Some(args) = f.arguments {
-                        entry.2.push_str(&args);
-                    }
-                }
-            }
-            if let Some(f) = choice.finish_reason {
-                finish = Some(f.0);
+            if let Some(args) = f.arguments {
+                entry.arguments.push_str(&args);
             }
         }
     }
-    let tokens = usage.and_then(crate::usage::of_raw);
-    let head = head.unwrap_or(ChunkHead {
-        id: Cow::Borrowed(""),
-        model: Cow::Borrowed(""),
-        created: 0,
-    });
-    let completion = Completion {
-        id: &head.id,
-        object: "chat.completion",
-        created: head.created,
-        model: &head.model,
-        choices: [CompletionChoice {
-            index: 0,
-            message: CompletionMessage {
-                role: "assistant",
-                content: has_content.then_some(content.as_str()),
-                reasoning_content: (!reasoning.is_empty()).then_some(reasoning.as_str()),
-                tool_calls: calls
-                    .values()
-                    .map(|(id, name, arguments)| CompletionToolCall {
-                        id,
-                        kind: "function",
-                        function: CompletionFunction { name, arguments },
-                    })
-                    .collect(),
+
+    /// The `chat.completion` the chunks add up to.
+    fn completion(&self) -> Completion<'_> {
+        let (id, model, created) = match &self.head {
+            Some(head) => (&*head.id, &*head.model, head.created),
+            None => ("", "", 0),
+        };
+        Completion {
+            id,
+            object: "chat.completion",
+            created,
+            model,
+            choices: [CompletionChoice {
+                index: 0,
+                message: CompletionMessage {
+                    role: "assistant",
+                    content: self.has_content.then_some(self.content.as_str()),
+                    reasoning_content: (!self.reasoning.is_empty())
+                        .then_some(self.reasoning.as_str()),
+                    tool_calls: self.calls.values().map(AssembledCall::completion).collect(),
+                },
+                finish_reason: self.finish.as_deref(),
+            }],
+            usage: self.usage,
+        }
+    }
+}
+
+impl AssembledCall {
+    fn completion(&self) -> CompletionToolCall<'_> {
+        CompletionToolCall {
+            id: &self.id,
+            kind: "function",
+            function: CompletionFunction {
+                name: &self.name,
+                arguments: &self.arguments,
             },
-            finish_reason: finish.as_deref(),
-        }],
-        usage,
-    };
-    (serde_json::to_vec(&completion).unwrap_or_default(), tokens)
+        }
+    }
 }
 
 /// The `chat.completion` a stream adds up to, in the order OpenAI writes it.

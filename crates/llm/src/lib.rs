@@ -7,7 +7,7 @@
 //!   bodies for translation.
 //! - [`anthropic`]: the Anthropic Messages API: typed requests, responses, stream
 //!   events and errors.
-//! - [`translate`]: pure conversions between the two, one file per direction.
+//! - [`translate`]: pure conversions between the two, one module per direction.
 //! - [`usage`]: token usage in either API's shape, read out of a response body or
 //!   stream chunk without parsing the rest of it.
 //! - [`assemble`]: a stream (OpenAI chunks, Anthropic events) assembled into the

@@ -1,5 +1,7 @@
 //! An OpenAI client, an Anthropic upstream: the chat request becomes a Messages
 //! request; the message, its stream and its errors come back in OpenAI's shapes.
+//! The stream is translated by [`StreamTranslator`] (`chat_to_messages/stream.rs`,
+//! whose header lists the stream's own choices).
 //!
 //! Choices where the APIs differ:
 //! - `system` and `developer` messages, wherever they stand, are joined (blank line
@@ -18,20 +20,21 @@
 //!   writes count into `prompt_tokens` (as OpenAI counts cached tokens) and cache
 //!   reads are `prompt_tokens_details.cached_tokens`.
 
-use std::collections::HashMap;
+mod stream;
+
+pub use stream::{StreamFailure, StreamTranslator};
 
 use serde_json::{Map, Value, json};
 
 use super::{TranslateError, finish_reason, parse_data_uri};
 use crate::anthropic::{
-    self, BlockDelta, Content as AContent, ContentBlock, ImageSource, Message, MessagesRequest,
-    MessagesResponse, Metadata, Role, StreamEvent, System, ToolResultContent,
+    self, Content as AContent, ContentBlock, ImageSource, Message, MessagesRequest,
+    MessagesResponse, Metadata, Role, System, ToolResultContent,
 };
 use crate::openai::ErrorBody as OpenAiError;
 use crate::openai::types::{
-    ChatCompletion, ChatCompletionChunk, ChatCompletionRequest, ChatMessage, Choice, ChunkChoice,
-    CompletionUsage, Content, ContentPart, Delta, FunctionCallDelta, PromptTokensDetails,
-    ResponseMessage, ToolCall, ToolCallDelta, ToolChoice,
+    ChatCompletion, ChatCompletionRequest, ChatMessage, Choice, CompletionUsage, Content,
+    ContentPart, PromptTokensDetails, ResponseMessage, Tool, ToolCall, ToolChoice,
 };
 
 /// Extra request members that mean the same in both APIs and are passed on.
@@ -43,43 +46,66 @@ pub fn request(
     model: &str,
     default_max_tokens: u32,
 ) -> Result<MessagesRequest, TranslateError> {
-    if req.n.is_some_and(|n| n > 1) {
+    refuse_several_choices(req.n)?;
+    let system = system_prompt(&req.messages);
+    let messages = turns(req.messages)?;
+    let tool_choice = tool_choice(req.tool_choice, req.parallel_tool_calls)?;
+    Ok(MessagesRequest {
+        model: model.to_owned(),
+        messages,
+        max_tokens: req
+            .max_completion_tokens
+            .or(req.max_tokens)
+            .unwrap_or(default_max_tokens),
+        system,
+        metadata: req.user.map(|u| Metadata { user_id: Some(u) }),
+        stop_sequences: req.stop.map(|s| s.into_vec()).filter(|s| !s.is_empty()),
+        stream: req.stream.filter(|s| *s),
+        temperature: req.temperature.map(|t| t.clamp(0.0, 1.0)),
+        top_p: req.top_p,
+        top_k: None,
+        tools: req.tools.map(tools),
+        tool_choice,
+        extra: passed_extras(&req.extra),
+    })
+}
+
+/// Anthropic returns one message: `n` above 1 cannot be served.
+fn refuse_several_choices(n: Option<u32>) -> Result<(), TranslateError> {
+    if n.is_some_and(|n| n > 1) {
         return Err(TranslateError::Unsupported(
             "'n' above 1 is not supported by this model's provider (Anthropic returns one message)"
                 .into(),
         ));
     }
-    let mut system = Vec::new();
-    let mut messages: Vec<Message> = Vec::new();
-    for (i, message) in req.messages.into_iter().enumerate() {
-        let (role, blocks) = match message {
+    Ok(())
+}
+
+/// The `system` and `developer` messages, wherever they stand, joined (blank line
+/// between) into one prompt.
+fn system_prompt(messages: &[ChatMessage]) -> Option<System> {
+    let parts: Vec<String> = messages
+        .iter()
+        .filter_map(|message| match message {
             ChatMessage::System { content, .. } | ChatMessage::Developer { content, .. } => {
-                system.push(content.text());
-                continue;
+                Some(content.text())
             }
-            ChatMessage::User { content, .. } => (Role::User, user_blocks(content, i)?),
-            ChatMessage::Assistant {
-                content,
-                tool_calls,
-                ..
-            } => (Role::Assistant, assistant_blocks(content, tool_calls, i)?),
-            ChatMessage::Tool {
-                content,
-                tool_call_id,
-            } => (
-                Role::User,
-                vec![ContentBlock::ToolResult {
-                    tool_use_id: tool_call_id,
-                    content: Some(ToolResultContent::Text(content.text())),
-                    is_error: None,
-                    cache_control: None,
-                }],
-            ),
-        };
-        if blocks.is_empty() {
-            continue;
+            _ => None,
+        })
+        .collect();
+    (!parts.is_empty()).then(|| System::Text(parts.join("\n\n")))
+}
+
+/// The user and assistant turns, as Anthropic requires them: alternating, merged
+/// where one role speaks twice, and opening with `user`.
+fn turns(chat: Vec<ChatMessage>) -> Result<Vec<Message>, TranslateError> {
+    let mut messages: Vec<Message> = Vec::new();
+    for (i, message) in chat.into_iter().enumerate() {
+        if let Some((role, blocks)) = turn(message, i)?
+            && !blocks.is_empty()
+        {
+            push_merged(&mut messages, role, blocks);
         }
-        push_merged(&mut messages, role, blocks);
     }
     if messages.first().is_some_and(|m| m.role == Role::Assistant) {
         messages.insert(
@@ -95,9 +121,46 @@ pub fn request(
             "'messages' must contain at least one user or assistant message".into(),
         ));
     }
+    Ok(messages)
+}
 
-    let disable_parallel = req.parallel_tool_calls.map(|p| !p).filter(|d| *d);
-    let tool_choice = match req.tool_choice {
+/// Chat message `i` as a role and its blocks: a `tool` message is a user's
+/// `tool_result`. `None` for the messages that make the system prompt.
+fn turn(
+    message: ChatMessage,
+    i: usize,
+) -> Result<Option<(Role, Vec<ContentBlock>)>, TranslateError> {
+    Ok(Some(match message {
+        ChatMessage::System { .. } | ChatMessage::Developer { .. } => return Ok(None),
+        ChatMessage::User { content, .. } => (Role::User, user_blocks(content, i)?),
+        ChatMessage::Assistant {
+            content,
+            tool_calls,
+            ..
+        } => (Role::Assistant, assistant_blocks(content, tool_calls, i)?),
+        ChatMessage::Tool {
+            content,
+            tool_call_id,
+        } => (
+            Role::User,
+            vec![ContentBlock::ToolResult {
+                tool_use_id: tool_call_id,
+                content: Some(ToolResultContent::Text(content.text())),
+                is_error: None,
+                cache_control: None,
+            }],
+        ),
+    }))
+}
+
+/// `tool_choice` and `parallel_tool_calls` → Anthropic's `tool_choice`, which
+/// carries both.
+fn tool_choice(
+    choice: Option<ToolChoice>,
+    parallel_tool_calls: Option<bool>,
+) -> Result<Option<anthropic::ToolChoice>, TranslateError> {
+    let disable_parallel = parallel_tool_calls.map(|p| !p).filter(|d| *d);
+    Ok(match choice {
         None => disable_parallel.map(|d| anthropic::ToolChoice::Auto {
             disable_parallel_tool_use: Some(d),
         }),
@@ -119,46 +182,33 @@ pub fn request(
             name: named.function.name,
             disable_parallel_tool_use: disable_parallel,
         }),
-    };
-    let tools = req.tools.map(|tools| {
-        tools
-            .into_iter()
-            .map(|t| anthropic::Tool {
-                name: t.function.name,
-                description: t.function.description,
-                input_schema: Some(
-                    t.function
-                        .parameters
-                        .unwrap_or_else(|| json!({"type": "object", "properties": {}})),
-                ),
-                extra: Map::new(),
-            })
-            .collect()
-    });
-    let mut extra = Map::new();
-    for key in PASSED_EXTRAS {
-        if let Some(v) = req.extra.get(*key) {
-            extra.insert((*key).to_owned(), v.clone());
-        }
-    }
-    Ok(MessagesRequest {
-        model: model.to_owned(),
-        messages,
-        max_tokens: req
-            .max_completion_tokens
-            .or(req.max_tokens)
-            .unwrap_or(default_max_tokens),
-        system: (!system.is_empty()).then(|| System::Text(system.join("\n\n"))),
-        metadata: req.user.map(|u| Metadata { user_id: Some(u) }),
-        stop_sequences: req.stop.map(|s| s.into_vec()).filter(|s| !s.is_empty()),
-        stream: req.stream.filter(|s| *s),
-        temperature: req.temperature.map(|t| t.clamp(0.0, 1.0)),
-        top_p: req.top_p,
-        top_k: None,
-        tools,
-        tool_choice,
-        extra,
     })
+}
+
+/// OpenAI function tools → Anthropic tools; a function without parameters takes
+/// an empty object.
+fn tools(tools: Vec<Tool>) -> Vec<anthropic::Tool> {
+    tools
+        .into_iter()
+        .map(|t| anthropic::Tool {
+            name: t.function.name,
+            description: t.function.description,
+            input_schema: Some(
+                t.function
+                    .parameters
+                    .unwrap_or_else(|| json!({"type": "object", "properties": {}})),
+            ),
+            extra: Map::new(),
+        })
+        .collect()
+}
+
+/// The [`PASSED_EXTRAS`] the client sent.
+fn passed_extras(extra: &Map<String, Value>) -> Map<String, Value> {
+    PASSED_EXTRAS
+        .iter()
+        .filter_map(|key| Some(((*key).to_owned(), extra.get(*key)?.clone())))
+        .collect()
 }
 
 fn push_merged(messages: &mut Vec<Message>, role: Role, blocks: Vec<ContentBlock>) {
@@ -334,341 +384,4 @@ pub fn error(status: u16, body: &anthropic::ErrorBody) -> (u16, OpenAiError) {
         ),
     };
     (status, OpenAiError::new(message, kind, None, code))
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Block {
-    Text,
-    Thinking,
-    Tool { openai_index: u32 },
-    Other,
-}
-
-/// Anthropic stream events → OpenAI chunks, one event at a time, nothing held
-/// back: a chunk is ready as soon as its event is.
-#[derive(Debug)]
-pub struct StreamTranslator {
-    include_usage: bool,
-    created: u64,
-    id: String,
-    model: String,
-    input_tokens: u64,
-    output_tokens: u64,
-    cache_read: u64,
-    cache_creation: u64,
-    blocks: HashMap<u32, Block>,
-    partial_json: HashMap<u32, String>,
-    next_tool: u32,
-    started: bool,
-    role_sent: bool,
-    stopped: bool,
-}
-
-impl StreamTranslator {
-    /// `include_usage`: the client's `stream_options.include_usage`; `created`:
-    /// the Unix time the stream started.
-    pub fn new(include_usage: bool, created: u64) -> Self {
-        Self {
-            include_usage,
-            created,
-            id: String::new(),
-            model: String::new(),
-            input_tokens: 0,
-            output_tokens: 0,
-            cache_read: 0,
-            cache_creation: 0,
-            blocks: HashMap::new(),
-            partial_json: HashMap::new(),
-            next_tool: 0,
-            started: false,
-            role_sent: false,
-            stopped: false,
-        }
-    }
-
-    /// Whether `message_stop` arrived: nothing more is expected.
-    pub fn is_done(&self) -> bool {
-        self.stopped
-    }
-
-    /// The usage so far, in OpenAI's shape (for logging).
-    pub fn usage(&self) -> CompletionUsage {
-        usage(
-            self.input_tokens,
-            self.output_tokens,
-            self.cache_read,
-            self.cache_creation,
-        )
-    }
-
-    /// A chunk; the first one also carries `role`, and `content` as OpenAI sends
-    /// it first: `""` before text, `null` before tool calls.
-    fn chunk(&mut self, mut delta: Delta, finish: Option<&str>) -> ChatCompletionChunk {
-        if !self.role_sent {
-            self.role_sent = true;
-            delta.role = Some("assistant".into());
-            if delta.content.is_none() {
-                delta.content = Some(if delta.tool_calls.is_some() {
-                    None
-                } else {
-                    Some(String::new())
-                });
-            }
-        }
-        ChatCompletionChunk {
-            id: self.id.clone(),
-            object: "chat.completion.chunk".into(),
-            created: self.created,
-            model: self.model.clone(),
-            choices: vec![ChunkChoice {
-                index: 0,
-                delta,
-                logprobs: None,
-                finish_reason: finish.map(str::to_owned),
-            }],
-            usage: None,
-            extra: Map::new(),
-        }
-    }
-
-    /// One SSE event's `data` → the chunks it produces. An `error` event becomes
-    /// `Err` with the OpenAI status and body to report.
-    pub fn event(&mut self, data: &str) -> Result<Vec<ChatCompletionChunk>, StreamFailure> {
-        let event: StreamEvent = serde_json::from_str(data).map_err(|e| {
-            StreamFailure::Translate(TranslateError::Upstream(format!(
-                "unreadable Anthropic stream event: {e}"
-            )))
-        })?;
-        if !self.started
-            && !matches!(
-                event,
-                StreamEvent::MessageStart { .. } | StreamEvent::Ping | StreamEvent::Error { .. }
-            )
-        {
-            return Err(StreamFailure::Translate(TranslateError::Upstream(format!(
-                "Anthropic stream event '{}' before message_start",
-                event.name()
-            ))));
-        }
-        let out = match event {
-            StreamEvent::MessageStart { message } => {
-                self.started = true;
-                self.id = message.id;
-                self.model = message.model;
-                let u = message.usage;
-                self.input_tokens = u.input_tokens;
-                self.output_tokens = u.output_tokens;
-                self.cache_read = u.cache_read_input_tokens.unwrap_or(0);
-                self.cache_creation = u.cache_creation_input_tokens.unwrap_or(0);
-                // The role goes out with the first content, once its kind is known.
-                Vec::new()
-            }
-            StreamEvent::ContentBlockStart {
-                index,
-                content_block,
-            } => match content_block {
-                ContentBlock::Text { text, .. } => {
-                    self.blocks.insert(index, Block::Text);
-                    if self.role_sent {
-                        self.text_chunk(text)
-                    } else {
-                        vec![self.chunk(
-                            Delta {
-                                content: Some(Some(text)),
-                                ..Delta::default()
-                            },
-                            None,
-                        )]
-                    }
-                }
-                ContentBlock::Thinking { thinking, .. } => {
-                    self.blocks.insert(index, Block::Thinking);
-                    if self.role_sent {
-                        self.reasoning_chunk(thinking)
-                    } else {
-                        vec![self.chunk(
-                            Delta {
-                                reasoning_content: (!thinking.is_empty()).then_some(thinking),
-                                ..Delta::default()
-                            },
-                            None,
-                        )]
-                    }
-                }
-                ContentBlock::ToolUse { id, name, .. } => {
-                    let openai_index = self.next_tool;
-                    self.next_tool += 1;
-                    self.blocks.insert(index, Block::Tool { openai_index });
-                    self.partial_json.insert(index, String::new());
-                    vec![self.chunk(
-                        Delta {
-                            tool_calls: Some(vec![ToolCallDelta {
-                                index: openai_index,
-                                id: Some(id),
-                                kind: Some("function".into()),
-                                function: Some(FunctionCallDelta {
-                                    name: Some(name),
-                                    arguments: Some(String::new()),
-                                }),
-                            }]),
-                            ..Delta::default()
-                        },
-                        None,
-                    )]
-                }
-                _ => {
-                    self.blocks.insert(index, Block::Other);
-                    Vec::new()
-                }
-            },
-            StreamEvent::ContentBlockDelta { index, delta } => {
-                let block = *self.blocks.get(&index).ok_or_else(|| {
-                    StreamFailure::Translate(TranslateError::Upstream(format!(
-                        "content_block_delta for block {index}, which was never started"
-                    )))
-                })?;
-                match (block, delta) {
-                    (Block::Text, BlockDelta::TextDelta { text }) => self.text_chunk(text),
-                    (Block::Thinking, BlockDelta::ThinkingDelta { thinking }) => {
-                        self.reasoning_chunk(thinking)
-                    }
-                    (Block::Tool { openai_index }, BlockDelta::InputJsonDelta { partial_json }) => {
-                        if partial_json.is_empty() {
-                            Vec::new()
-                        } else {
-                            if let Some(acc) = self.partial_json.get_mut(&index) {
-                                acc.push_str(&partial_json);
-                            }
-                            vec![self.chunk(
-                                Delta {
-                                    tool_calls: Some(vec![ToolCallDelta {
-                                        index: openai_index,
-                                        id: None,
-                                        kind: None,
-                                        function: Some(FunctionCallDelta {
-                                            name: None,
-                                            arguments: Some(partial_json),
-                                        }),
-                                    }]),
-                                    ..Delta::default()
-                                },
-                                None,
-                            )]
-                        }
-                    }
-                    // Signatures and citations have no OpenAI form.
-                    (_, BlockDelta::SignatureDelta { .. } | BlockDelta::CitationsDelta { .. })
-                    | (Block::Other, _) => Vec::new(),
-                    (block, delta) => {
-                        return Err(StreamFailure::Translate(TranslateError::Upstream(format!(
-                            "a {delta:?} delta does not belong in a {block:?} block"
-                        ))));
-                    }
-                }
-            }
-            StreamEvent::ContentBlockStop { index } => {
-                if let Some(json) = self.partial_json.remove(&index)
-                    && !json.trim().is_empty()
-                    && let Err(e) = serde_json::from_str::<Value>(&json)
-                {
-                    return Err(StreamFailure::Translate(TranslateError::Upstream(format!(
-                        "the tool input streamed for block {index} is not valid JSON: {e}"
-                    ))));
-                }
-                Vec::new()
-            }
-            StreamEvent::MessageDelta { delta, usage } => {
-                self.output_tokens = usage.output_tokens;
-                if let Some(v) = usage.input_tokens {
-                    self.input_tokens = v;
-                }
-                if let Some(v) = usage.cache_read_input_tokens {
-                    self.cache_read = v;
-                }
-                if let Some(v) = usage.cache_creation_input_tokens {
-                    self.cache_creation = v;
-                }
-                if delta.stop_reason.is_some() {
-                    vec![self.chunk(
-                        Delta::default(),
-                        Some(finish_reason(delta.stop_reason.as_deref())),
-                    )]
-                } else {
-                    Vec::new()
-                }
-            }
-            StreamEvent::MessageStop => {
-                self.stopped = true;
-                if self.include_usage {
-                    let mut c = self.chunk(Delta::default(), None);
-                    c.choices.clear();
-                    c.usage = Some(self.usage());
-                    vec![c]
-                } else {
-                    Vec::new()
-                }
-            }
-            StreamEvent::Ping => Vec::new(),
-            StreamEvent::Error { error } => {
-                // Mid-stream errors arrive on a 200 stream; 529 is what an
-                // overloaded_error would have had as a status.
-                let body = anthropic::ErrorBody {
-                    kind: "error".into(),
-                    error,
-                    extra: Map::new(),
-                };
-                let (status, openai) = self::error(529, &body);
-                return Err(StreamFailure::Upstream {
-                    status,
-                    body: openai,
-                });
-            }
-        };
-        Ok(out)
-    }
-
-    /// The upstream stream ended: fine after `message_stop`, truncated before.
-    pub fn finish(&self) -> Result<(), TranslateError> {
-        if self.stopped {
-            Ok(())
-        } else {
-            Err(TranslateError::Truncated)
-        }
-    }
-
-    fn text_chunk(&mut self, text: String) -> Vec<ChatCompletionChunk> {
-        if text.is_empty() {
-            return Vec::new();
-        }
-        vec![self.chunk(
-            Delta {
-                content: Some(Some(text)),
-                ..Delta::default()
-            },
-            None,
-        )]
-    }
-
-    fn reasoning_chunk(&mut self, thinking: String) -> Vec<ChatCompletionChunk> {
-        if thinking.is_empty() {
-            return Vec::new();
-        }
-        vec![self.chunk(
-            Delta {
-                reasoning_content: Some(thinking),
-                ..Delta::default()
-            },
-            None,
-        )]
-    }
-}
-
-/// How a translated stream can fail.
-#[derive(Debug, Clone, PartialEq, thiserror::Error)]
-pub enum StreamFailure {
-    #[error(transparent)]
-    Translate(#[from] TranslateError),
-    /// The upstream reported an error mid-stream (`event: error`).
-    #[error("{}", .body.error.message)]
-    Upstream { status: u16, body: OpenAiError },
 }

@@ -1,5 +1,5 @@
 //! Translation between the OpenAI chat and the Anthropic Messages APIs: pure
-//! functions, one file per direction.
+//! functions, one module per direction.
 //!
 //! - [`chat_to_messages`]: an OpenAI client served by an Anthropic upstream
 //!   (request OpenAI → Anthropic; response, stream and errors Anthropic → OpenAI).
