@@ -34,7 +34,11 @@ pub struct Exchange {
     pub requested_model: String,
     pub provider: String,
     pub upstream_model: String,
+    /// The client asked for a stream.
     pub stream: bool,
+    /// The answer was a stream (`false` for a stream request refused before its
+    /// first event: its log keeps the error body the client got).
+    pub streamed: bool,
     /// The client asked for a usage chunk (OpenAI `stream_options.include_usage`).
     pub client_wants_usage: bool,
     pub request_body: Bytes,
@@ -66,6 +70,7 @@ impl Exchange {
             provider: String::new(),
             upstream_model: String::new(),
             stream: false,
+            streamed: false,
             client_wants_usage: false,
             request_body: Bytes::new(),
             status: 0,
@@ -193,6 +198,7 @@ pub fn finish(
         }
         Ok(Reply::Stream { headers, frames }) => {
             x.status = 200;
+            x.streamed = true;
             let dialect = x.dialect;
             let strip_usage = dialect == Dialect::OpenAi && !x.client_wants_usage;
             let frames = Box::pin(TappedStream {

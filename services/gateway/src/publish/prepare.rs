@@ -88,7 +88,7 @@ pub(super) fn prepare(
 
 /// The response as logged (a stream assembled whole) and its token counts.
 fn response_and_tokens(x: &Exchange) -> (Bytes, Option<llm::usage::Tokens>) {
-    if !x.stream {
+    if !x.streamed {
         return (
             x.response_body.clone(),
             llm::usage::of_body(&x.response_body),

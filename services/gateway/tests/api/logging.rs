@@ -12,12 +12,21 @@ use serde_json::json;
 
 use crate::helpers::{TestApp, spawn_app_on};
 
-/// A gateway publishing on an in-process bus, its spill in a temporary directory.
+/// A gateway publishing on an in-process bus, its spill in a temporary directory;
+/// with a provider `dead` that nothing answers.
 pub async fn logged_app(bus: &InProcessBus, spill: &std::path::Path) -> TestApp {
     let spill = spill.to_owned();
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
     spawn_app_on(Some(Bus::InProcess(bus.clone())), move |c| {
         c.settings.events.spill_dir = spill;
         c.settings.events.linger_ms = 1;
+        c.providers.insert(
+            "dead".into(),
+            crate::helpers::openai_provider(&format!("http://{closed}/v1")),
+        );
     })
     .await
 }
@@ -97,4 +106,66 @@ async fn a_full_in_process_backlog_spills_to_disk_and_loses_nothing() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     assert_eq!(metric(&app, "aiprox_event_spill_bytes").await, 0);
+}
+
+/// Sends `body` to `path`; the request id, the status and the body the client got.
+async fn send(app: &TestApp, path: &str, body: &serde_json::Value) -> (String, u16, String) {
+    let response = app
+        .client
+        .post(app.url(path))
+        .header("content-type", "application/json")
+        .header("anthropic-version", "2023-06-01")
+        .body(body.to_string())
+        .send()
+        .await
+        .unwrap();
+    let id = response.headers()["x-request-id"].to_str().unwrap().to_owned();
+    let status = response.status().as_u16();
+    (id, status, response.text().await.unwrap())
+}
+
+#[tokio::test]
+async fn a_stream_refused_before_it_began_is_logged_with_the_error_the_client_got() {
+    let spill = tempfile::tempdir().unwrap();
+    let bus = InProcessBus::new();
+    let app = logged_app(&bus, spill.path()).await;
+    let chat = |model: &str| {
+        json!({"model": model, "stream": true, "messages": [{"role": "user", "content": "hi"}]})
+    };
+    let messages = |model: &str| {
+        json!({"model": model, "stream": true, "max_tokens": 16, "messages": [{"role": "user", "content": "hi"}]})
+    };
+    let mut sent = vec![
+        send(&app, "/v1/chat/completions", &chat("nope")).await,
+        send(&app, "/v1/messages", &messages("nope")).await,
+    ];
+    app.mock.fail_with(mock_upstream::Failure::Status {
+        status: 429,
+        body: None,
+    });
+    for model in ["gpt4", "claude"] {
+        sent.push(send(&app, "/v1/chat/completions", &chat(model)).await);
+        sent.push(send(&app, "/v1/messages", &messages(model)).await);
+    }
+    app.mock.fail_with(mock_upstream::Failure::Status {
+        status: 500,
+        body: Some("{\"error\":{\"message\":\"boom\",\"type\":\"server_error\"}}".into()),
+    });
+    sent.push(send(&app, "/v1/chat/completions", &chat("gpt4")).await);
+    sent.push(send(&app, "/v1/messages", &messages("claude")).await);
+    // An upstream that cannot be reached: 502.
+    sent.push(send(&app, "/v1/chat/completions", &chat("dead/gpt-4o")).await);
+    sent.push(send(&app, "/v1/messages", &messages("dead/gpt-4o")).await);
+
+    let seen = logged_events(&bus, sent.len(), Duration::from_secs(10)).await;
+    for (id, status, body) in &sent {
+        assert!(*status >= 400, "{status} {body}");
+        let (event, _) = seen.get(id).unwrap_or_else(|| panic!("{id} not logged"));
+        assert!(event.stream, "logged as the stream request it was");
+        assert_eq!(event.status, u32::from(*status));
+        let logged: serde_json::Value = serde_json::from_slice(&event.response_body)
+            .unwrap_or_else(|e| panic!("{id}: logged body not JSON ({e}): {:?}", event.response_body));
+        let answered: serde_json::Value = serde_json::from_str(body).unwrap();
+        assert_eq!(logged, answered, "{id}: the log keeps the error the client got");
+    }
 }
