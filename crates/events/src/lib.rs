@@ -241,6 +241,36 @@ impl Consumer {
     }
 }
 
+/// The media type a media file is stored and served under: the image and audio
+/// types a browser shows or plays without running anything (no SVG, which can carry
+/// script), lower-cased; anything else is `application/octet-stream`. A client
+/// chooses the type it writes in its `data:` URL, so this is what keeps a stored
+/// "image" from being served back as HTML.
+pub fn stored_media_type(mime: &str) -> String {
+    const IMAGES: [&str; 8] = [
+        "image/png",
+        "image/jpeg",
+        "image/jpg",
+        "image/gif",
+        "image/webp",
+        "image/avif",
+        "image/bmp",
+        "image/heic",
+    ];
+    let mime = mime.trim().to_ascii_lowercase();
+    let audio = mime.strip_prefix("audio/").is_some_and(|sub| {
+        !sub.is_empty()
+            && sub
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'+'))
+    });
+    if IMAGES.contains(&mime.as_str()) || audio {
+        mime
+    } else {
+        "application/octet-stream".to_owned()
+    }
+}
+
 /// Where a media file lives under the media root: `<sha256[0:2]>/<sha256>.<ext>`.
 pub fn media_path(sha256: &str, mime: &str) -> String {
     let ext = match mime {
@@ -255,4 +285,26 @@ pub fn media_path(sha256: &str, mime: &str) -> String {
     };
     let prefix = sha256.get(..2).unwrap_or("00");
     format!("{prefix}/{sha256}.{ext}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_image_and_audio_types_are_stored_as_such() {
+        for (given, stored) in [
+            ("image/png", "image/png"),
+            ("IMAGE/JPEG", "image/jpeg"),
+            ("audio/wav", "audio/wav"),
+            ("audio/x-m4a", "audio/x-m4a"),
+            ("text/html", "application/octet-stream"),
+            ("image/svg+xml", "application/octet-stream"),
+            ("application/pdf", "application/octet-stream"),
+            ("audio/wav\r\nx-a: 1", "application/octet-stream"),
+            ("", "application/octet-stream"),
+        ] {
+            assert_eq!(stored_media_type(given), stored, "{given:?}");
+        }
+    }
 }

@@ -14,6 +14,8 @@
 //!   whole response it stands for, so the log holds one body per request.
 //! - [`media`]: base64 media cut out of a request body and replaced by
 //!   `aiprox-media://<sha256>` references, each part kept once.
+//! - [`inline_media`]: the checks of media sent inline (base64 that decodes, a
+//!   media type that is one token), before anything goes upstream.
 //! - [`raw`]: [`raw::RawObject`], a JSON object whose values stay unparsed text, which
 //!   is how unknown fields cross the gateway unchanged.
 //!
@@ -22,6 +24,7 @@
 
 pub mod anthropic;
 pub mod assemble;
+pub mod inline_media;
 pub mod media;
 pub mod openai;
 pub mod raw;

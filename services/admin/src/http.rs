@@ -259,7 +259,29 @@ pub async fn get_log(
     responses((status = 200, description = "the file", content_type = "application/octet-stream"), (status = 404, body = ErrorBody)))]
 pub async fn get_media(State(state): State<AppState>, Path(sha): Path<String>) -> Result<Response> {
     let (mime, bytes) = state.core.media(&sha).await?;
-    Ok(([(header::CONTENT_TYPE, mime)], bytes).into_response())
+    // What a client wrote is never trusted to be harmless: only image and audio
+    // types are served as such (files stored before the gateway checked, too), the
+    // browser may not sniff another, nothing in the file may run, and anything
+    // but an image is a download.
+    let mime = events::stored_media_type(&mime);
+    let disposition = if mime.starts_with("image/") {
+        "inline"
+    } else {
+        "attachment"
+    };
+    Ok((
+        [
+            (header::CONTENT_TYPE, mime),
+            (header::X_CONTENT_TYPE_OPTIONS, "nosniff".to_owned()),
+            (
+                header::CONTENT_SECURITY_POLICY,
+                "default-src 'none'; sandbox".to_owned(),
+            ),
+            (header::CONTENT_DISPOSITION, disposition.to_owned()),
+        ],
+        bytes,
+    )
+        .into_response())
 }
 
 #[derive(Debug, Deserialize, IntoParams)]

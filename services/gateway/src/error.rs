@@ -55,6 +55,9 @@ pub enum Error {
         status: StatusCode,
         body: Box<anthropic::ErrorBody>,
     },
+    /// Inline media (a `data:` URL, a base64 source) that cannot be used.
+    #[error(transparent)]
+    InvalidMedia(#[from] llm::inline_media::InvalidMedia),
     #[error("internal error")]
     Unexpected(#[from] anyhow::Error),
 }
@@ -69,7 +72,8 @@ impl Error {
             | Self::BodyRead(_)
             | Self::Unsupported { .. }
             | Self::Untranslatable(_)
-            | Self::InvalidMessagesRequest(_) => StatusCode::BAD_REQUEST,
+            | Self::InvalidMessagesRequest(_)
+            | Self::InvalidMedia(_) => StatusCode::BAD_REQUEST,
             Self::BodyTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Self::MissingApiKey | Self::InvalidApiKey => StatusCode::UNAUTHORIZED,
             Self::UnknownRoute { .. } => StatusCode::NOT_FOUND,
@@ -101,6 +105,7 @@ impl Error {
             Self::Unsupported { .. } => "unsupported_endpoint",
             Self::Untranslatable(_) => "unsupported_by_provider",
             Self::InvalidMessagesRequest(_) => "invalid_request",
+            Self::InvalidMedia(_) => "invalid_image",
             Self::UpstreamUnreachable { .. } => "upstream_unreachable",
             Self::UpstreamTimeout { .. } => "upstream_timeout",
             Self::UpstreamProtocol { .. } => "upstream_protocol_error",
@@ -128,6 +133,7 @@ impl Error {
         let param = match self {
             Self::InvalidRequest(e) => e.param(),
             Self::ModelNotFound(_) => Some("model"),
+            Self::InvalidMedia(e) => Some(e.path.as_str()),
             _ => None,
         };
         ErrorBody::new(self.to_string(), kind, param, self.code())

@@ -27,6 +27,7 @@ pub async fn create(
     x: &mut Exchange,
 ) -> Result<Reply, Error> {
     let raw = RawRequest::parse(body).map_err(Error::InvalidMessagesRequest)?;
+    llm::inline_media::check(body)?;
     x.requested_model.clone_from(&raw.model);
     x.stream = raw.stream;
     let target = state.routing().resolve(&raw.model)?;

@@ -20,7 +20,10 @@ pub(super) fn prepare(
     x: Exchange,
     media: &mut Vec<Outbound>,
 ) -> LogEvent {
-    let (request_body, found) = llm::media::extract(&x.request_body);
+    let (request_body, mut found) = llm::media::extract(&x.request_body);
+    for m in &mut found {
+        m.mime = events::stored_media_type(&m.mime);
+    }
     let (response_body, tokens) = response_and_tokens(&x);
     let tokens = tokens.unwrap_or_default();
     let cost = prices.get(&x.upstream_model).map_or(0.0, |p| {

@@ -5,6 +5,7 @@ mod anthropic_upstream;
 mod chat;
 mod errors;
 mod helpers;
+mod hostile_input;
 mod lifecycle;
 mod live;
 mod logging;
