@@ -168,3 +168,22 @@ def test_overload_mid_stream_raises(client, mock, model):
         with client.messages.stream(model=model, max_tokens=64, messages=[{"role": "user", "content": "x"}]) as stream:
             for _ in stream:
                 pass
+
+
+def test_a_system_turn_among_the_messages_as_claude_code_sends_it(client, mock):
+    """Claude Code (2.1) puts a `role: "system"` turn inside `messages`; Anthropic
+    accepts it, and an OpenAI-compatible provider gets it as a system message at the
+    same position."""
+    message = client.messages.create(
+        model="gpt4",
+        max_tokens=256,
+        system=[{"type": "text", "text": "You are Claude Code."}],
+        messages=[
+            {"role": "user", "content": "What is the capital of France?"},
+            {"role": "system", "content": [{"type": "text", "text": "Answer in one line."}]},
+        ],
+    )
+    assert message.content[0].text == "The capital of France is Paris."
+    sent = mock.last_request()["body"]["messages"]
+    assert [m["role"] for m in sent] == ["system", "user", "system"]
+    assert sent[2]["content"] == "Answer in one line."

@@ -265,6 +265,14 @@ impl ProviderConfig {
                 "must be an http:// or https:// URL",
             ));
         }
+        if let Self::Anthropic(p) = self
+            && http::HeaderValue::try_from(p.anthropic_version.as_str()).is_err()
+        {
+            return Err(ConfigError::new(
+                format!("providers.{name}.anthropic_version"),
+                "not a valid HTTP header value",
+            ));
+        }
         for (header, value) in http.headers {
             if http::HeaderName::try_from(header.as_str()).is_err()
                 || http::HeaderValue::try_from(value.as_str()).is_err()
@@ -276,5 +284,30 @@ impl ProviderConfig {
             }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn anthropic(version: &str) -> ProviderConfig {
+        ProviderConfig::Anthropic(AnthropicConfig {
+            base_url: None,
+            api_key_env: None,
+            api_key_sealed: None,
+            anthropic_version: version.to_owned(),
+            default_max_tokens: 1,
+            headers: BTreeMap::new(),
+            models: vec![],
+            timeouts: TimeoutOverrides::default(),
+        })
+    }
+
+    #[test]
+    fn header_values_with_line_breaks_are_refused_naming_the_key() {
+        assert_eq!(anthropic("2023-06-01").check("a"), Ok(()));
+        let err = anthropic("2023-06-01\r\nx-a: 1").check("a").unwrap_err();
+        assert_eq!(err.key, "providers.a.anthropic_version");
     }
 }

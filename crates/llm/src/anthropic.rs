@@ -111,6 +111,9 @@ pub struct Metadata {
 pub enum Role {
     User,
     Assistant,
+    /// A system turn among the messages: not in Anthropic's documentation, but
+    /// accepted by its API and sent by Claude Code.
+    System,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -179,7 +182,7 @@ pub enum ContentBlock {
     },
     /// Documents, server tool results and anything newer.
     #[serde(untagged)]
-    Other(Value),
+    Other(Map<String, Value>),
 }
 
 impl ContentBlock {

@@ -16,6 +16,8 @@
 //!   `aiprox-media://<sha256>` references, each part kept once.
 //! - [`inline_media`]: the checks of media sent inline (base64 that decodes, a
 //!   media type that is one token), before anything goes upstream.
+//! - [`typed_body`]: a client's JSON body read into typed structs strictly: errors
+//!   name their field, and an object field must be an object.
 //! - [`raw`]: [`raw::RawObject`], a JSON object whose values stay unparsed text, which
 //!   is how unknown fields cross the gateway unchanged.
 //!
@@ -30,6 +32,7 @@ pub mod openai;
 pub mod raw;
 pub mod sse;
 pub mod translate;
+pub mod typed_body;
 pub mod usage;
 
 #[cfg(test)]

@@ -6,7 +6,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use axum::Router;
 use axum::extract::Request;
-use axum::http::{HeaderValue, Method, Uri};
+use axum::http::HeaderValue;
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use telemetry::health::Readiness;
@@ -17,7 +17,9 @@ use config_model::ConfigError;
 
 use crate::capture::LogQueue;
 use crate::config::Config;
+use crate::capture::Exchange;
 use crate::error::Error;
+use crate::stream::Dialect;
 use crate::routing::{RoutingTable, Source};
 use arc_swap::ArcSwap;
 
@@ -33,6 +35,7 @@ struct Inner {
     settings: crate::config::Settings,
     created: u64,
     log_queue: Option<LogQueue>,
+    unrouted: crate::routes::unrouted::Unrouted,
 }
 
 impl AppState {
@@ -54,6 +57,7 @@ impl AppState {
                 settings: config.settings.clone(),
                 created,
                 log_queue,
+                unrouted: crate::routes::unrouted::Unrouted::default(),
             }),
         })
     }
@@ -76,6 +80,11 @@ impl AppState {
     /// When the gateway started (Unix seconds): the `created` of listed models.
     pub fn created(&self) -> u64 {
         self.inner.created
+    }
+
+    /// Requests no route served, counted.
+    pub fn unrouted(&self) -> &crate::routes::unrouted::Unrouted {
+        &self.inner.unrouted
     }
 
     /// The log pipeline, when events are on.
@@ -150,32 +159,76 @@ async fn authenticate(
             }
             next.run(request).await
         }
-        Err(e) if request.uri().path().starts_with("/v1/messages") => e.into_anthropic_response(),
-        Err(e) => e.into_response(),
+        Err(e) => {
+            let path = request.uri().path();
+            let dialect = if path.starts_with("/v1/messages") {
+                Dialect::Anthropic
+            } else {
+                Dialect::OpenAi
+            };
+            if let (Some(queue), Some(ctx)) = (
+                state.log_queue(),
+                request.extensions().get::<RequestContext>(),
+            ) {
+                queue.push(refusal(ctx, path, dialect, &e, client_key(request.headers())));
+            }
+            match dialect {
+                Dialect::Anthropic => e.into_anthropic_response(),
+                Dialect::OpenAi => e.into_response(),
+            }
+        }
     }
 }
 
-async fn unknown_route(method: Method, uri: Uri) -> Response {
-    Error::UnknownRoute {
-        method: method.to_string(),
-        path: uri.path().to_owned(),
-    }
-    .into_response()
+/// The log of a request refused for its key: metadata only (never the body, nor
+/// more of the presented key than its first characters).
+fn refusal(
+    ctx: &RequestContext,
+    path: &str,
+    dialect: Dialect,
+    e: &Error,
+    key: Option<&str>,
+) -> Exchange {
+    let endpoint = ENDPOINTS
+        .iter()
+        .copied()
+        .find(|known| path == *known || path.starts_with(&format!("{known}/")))
+        .unwrap_or("other");
+    let mut x = Exchange::new(ctx, endpoint, dialect);
+    x.status = e.status_code().as_u16();
+    let shown = key.map_or_else(
+        || "no key presented".to_owned(),
+        |k| {
+            let prefix: String = k.chars().take(KEY_PREFIX_CHARS).collect();
+            if k.chars().count() > 2 * KEY_PREFIX_CHARS {
+                format!("key presented: {prefix}…")
+            } else {
+                "key presented: too short to show".to_owned()
+            }
+        },
+    );
+    x.fail(e.code(), format!("{e} ({shown})"));
+    x.latency_us = u64::try_from(ctx.started.elapsed().as_micros()).unwrap_or(u64::MAX);
+    x
 }
 
-async fn method_not_allowed(method: Method, uri: Uri) -> Response {
-    Error::MethodNotAllowed {
-        method: method.to_string(),
-        path: uri.path().to_owned(),
-    }
-    .into_response()
-}
+/// The endpoints a refused request is logged under (anything else: `other`).
+const ENDPOINTS: [&str; 4] = [
+    "/v1/chat/completions",
+    "/v1/embeddings",
+    "/v1/messages",
+    "/v1/models",
+];
+
+/// How much of a refused key the log shows: `sk-aiprox` and nothing secret.
+const KEY_PREFIX_CHARS: usize = 9;
 
 async fn metrics(axum::extract::State(state): axum::extract::State<AppState>) -> Response {
-    let body = state
+    let mut body = state
         .log_queue()
         .map(crate::publish::metrics::render)
         .unwrap_or_default();
+    body.push_str(&state.unrouted().render());
     (
         [(
             axum::http::header::CONTENT_TYPE,
@@ -195,8 +248,8 @@ pub fn router(state: AppState, readiness: Readiness) -> Router {
                 .merge(crate::routes::anthropic::router())
                 .route_layer(middleware::from_fn_with_state(state.clone(), authenticate)),
         )
-        .fallback(unknown_route)
-        .method_not_allowed_fallback(method_not_allowed)
+        .fallback(crate::routes::unrouted::unknown_route)
+        .method_not_allowed_fallback(crate::routes::unrouted::method_not_allowed)
         .with_state(state)
         .merge(telemetry::health::router(readiness))
         .layer(middleware::from_fn(request_id))

@@ -21,6 +21,9 @@ use crate::providers::StreamError;
 use crate::publish::metrics::Metrics;
 use crate::stream::{self, Dialect, Frame, FrameStream};
 
+/// The longest model name accepted (and stored).
+pub const MAX_MODEL_BYTES: usize = 256;
+
 /// Everything the log keeps about one request, as captured on the request path.
 #[derive(Debug)]
 pub struct Exchange {
@@ -91,12 +94,31 @@ impl Exchange {
             + self.frames.iter().map(Bytes::len).sum::<usize>()
     }
 
+    /// Records the model asked for (at most [`MAX_MODEL_BYTES`] of it); a longer
+    /// name is refused: no provider has one, and it would be echoed and stored.
+    pub fn asked_for(&mut self, model: &str) -> Result<(), Error> {
+        let mut end = model.len().min(MAX_MODEL_BYTES);
+        while !model.is_char_boundary(end) {
+            end -= 1;
+        }
+        self.requested_model = model[..end].to_owned();
+        if model.len() > MAX_MODEL_BYTES {
+            return Err(Error::InvalidRequest(
+                llm::openai::InvalidRequest::InvalidValue {
+                    param: "model".into(),
+                    message: "a model name is at most 256 bytes.",
+                },
+            ));
+        }
+        Ok(())
+    }
+
     /// Marks the time spent waiting on the upstream since `since`.
     pub fn upstream_done(&mut self, since: Instant) {
         self.upstream_latency_us = micros(since.elapsed());
     }
 
-    fn fail(&mut self, kind: Option<&str>, message: String) {
+    pub(crate) fn fail(&mut self, kind: Option<&str>, message: String) {
         self.error_kind = kind.unwrap_or("error").to_owned();
         self.error_message = message;
     }

@@ -14,7 +14,7 @@ use crate::stream;
 pub async fn complete(state: &AppState, body: &Bytes, x: &mut Exchange) -> Result<Reply, Error> {
     let mut req = ChatRequest::parse(body)?;
     llm::inline_media::check(body)?;
-    x.requested_model.clone_from(&req.model);
+    x.asked_for(&req.model)?;
     x.stream = req.stream;
     x.client_wants_usage = req.include_usage;
     let target = state.routing().resolve(&req.model)?;

@@ -12,7 +12,7 @@ use crate::error::Error;
 #[tracing::instrument(name = "embeddings", skip_all, fields(model, provider))]
 pub async fn embed(state: &AppState, body: &Bytes, x: &mut Exchange) -> Result<Reply, Error> {
     let req = EmbeddingsRequest::parse(body)?;
-    x.requested_model.clone_from(&req.model);
+    x.asked_for(&req.model)?;
     let target = state.routing().resolve(&req.model)?;
     x.provider = target.provider_name.to_string();
     x.upstream_model = target.model.to_string();

@@ -28,7 +28,7 @@ pub async fn create(
 ) -> Result<Reply, Error> {
     let raw = RawRequest::parse(body).map_err(Error::InvalidMessagesRequest)?;
     llm::inline_media::check(body)?;
-    x.requested_model.clone_from(&raw.model);
+    x.asked_for(&raw.model)?;
     x.stream = raw.stream;
     let target = state.routing().resolve(&raw.model)?;
     x.provider = target.provider_name.to_string();
@@ -61,7 +61,7 @@ pub async fn create(
         };
     }
 
-    let typed: MessagesRequest = serde_json::from_slice(body)
+    let typed: MessagesRequest = llm::typed_body::from_slice(body)
         .map_err(|e| Error::InvalidMessagesRequest(format!("invalid request body: {e}")))?;
     let chat = messages_to_chat::request(typed, &target.model)
         .map_err(|e| Error::Untranslatable(e.to_string()))?;

@@ -137,6 +137,21 @@ pub enum InvalidRequest {
         param: String,
         message: &'static str,
     },
+    /// A field of the typed body that does not read (see [`crate::typed_body`]).
+    #[error("Invalid value for '{param}': {message}")]
+    Field { param: String, message: String },
+}
+
+impl From<crate::typed_body::BodyError> for InvalidRequest {
+    fn from(e: crate::typed_body::BodyError) -> Self {
+        match e {
+            crate::typed_body::BodyError::Json(message) => Self::Json(message),
+            crate::typed_body::BodyError::Field { path, message } => Self::Field {
+                param: path,
+                message,
+            },
+        }
+    }
 }
 
 impl InvalidRequest {
@@ -145,7 +160,7 @@ impl InvalidRequest {
             Self::Json(_) => None,
             Self::MissingModel => Some("model"),
             Self::WrongType { param, .. } | Self::Missing(param) => Some(param),
-            Self::InvalidValue { param, .. } => Some(param),
+            Self::InvalidValue { param, .. } | Self::Field { param, .. } => Some(param),
         }
     }
 
@@ -157,6 +172,7 @@ impl InvalidRequest {
             Self::WrongType { .. } => "invalid_type",
             Self::Missing(_) => "missing_required_parameter",
             Self::InvalidValue { .. } => "invalid_value",
+            Self::Field { .. } => "invalid_type",
         }
     }
 }
@@ -175,6 +191,24 @@ fn member<'a, T: Deserialize<'a>>(
                 param: name,
                 expected,
             }),
+    }
+}
+
+/// A member that must be a JSON object (serde alone would read a struct from an
+/// array too).
+fn object_member<'a, T: Deserialize<'a>>(
+    body: &'a RawObject,
+    name: &'static str,
+) -> Result<Option<T>, InvalidRequest> {
+    let wrong = InvalidRequest::WrongType {
+        param: name,
+        expected: "an object",
+    };
+    match body.get(name) {
+        None => Ok(None),
+        Some(v) if v.get() == "null" => Ok(None),
+        Some(v) if !v.get().starts_with('{') => Err(wrong),
+        Some(v) => serde_json::from_str(v.get()).map(Some).map_err(|_| wrong),
     }
 }
 
@@ -221,11 +255,15 @@ impl ChatRequest {
         let messages: Vec<&RawValue> =
             member(&body, "messages", "an array")?.ok_or(InvalidRequest::Missing("messages"))?;
         for (i, m) in messages.iter().enumerate() {
+            let not_a_message = || InvalidRequest::InvalidValue {
+                param: format!("messages[{i}]"),
+                message: "each message must be an object with a string 'role'.",
+            };
+            if !m.get().starts_with('{') {
+                return Err(not_a_message());
+            }
             let head: MessageHead<'_> =
-                serde_json::from_str(m.get()).map_err(|_| InvalidRequest::InvalidValue {
-                    param: format!("messages[{i}]"),
-                    message: "each message must be an object with a string 'role'.",
-                })?;
+                serde_json::from_str(m.get()).map_err(|_| not_a_message())?;
             if head.role.is_empty() {
                 return Err(InvalidRequest::InvalidValue {
                     param: format!("messages[{i}].role"),
@@ -234,7 +272,7 @@ impl ChatRequest {
             }
         }
         let stream = member::<bool>(&body, "stream", "a boolean")?.unwrap_or(false);
-        let include_usage = member::<StreamOptions>(&body, "stream_options", "an object")?
+        let include_usage = object_member::<StreamOptions>(&body, "stream_options")?
             .and_then(|o| o.include_usage)
             .unwrap_or(false);
         Ok(Self {

@@ -138,7 +138,7 @@ pub enum ContentPart {
     },
     /// Audio, files and anything newer: kept, refused where not translatable.
     #[serde(untagged)]
-    Other(Value),
+    Other(serde_json::Map<String, Value>),
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -3,7 +3,9 @@
 //! Anthropic's shapes, with Anthropic's exact event sequence.
 //!
 //! Choices where the APIs differ:
-//! - `system` becomes the first message; `tool_result` blocks become `tool`
+//! - `system` becomes the first message; a `system` turn among the messages (Claude
+//!   Code sends one) a system message at the same position, its text blocks
+//!   joined; `tool_result` blocks become `tool`
 //!   messages placed before the rest of their user turn, as OpenAI requires.
 //! - `max_tokens` is sent as `max_tokens` (what every OpenAI-compatible server
 //!   accepts); `stop_sequences` as `stop`; `metadata.user_id` as `user`.
@@ -45,6 +47,17 @@ pub fn request(req: MessagesRequest, model: &str) -> Result<ChatCompletionReques
         match message.role {
             Role::User => user_messages(blocks, i, &mut messages)?,
             Role::Assistant => messages.push(assistant_message(blocks, i)?),
+            // At the same position: an OpenAI-compatible server reads it there.
+            Role::System => messages.push(ChatMessage::System {
+                content: Content::Text(
+                    blocks
+                        .iter()
+                        .filter_map(ContentBlock::as_text)
+                        .collect::<Vec<_>>()
+                        .join("\n"),
+                ),
+                name: None,
+            }),
         }
     }
     let (tool_choice, parallel_tool_calls) = match req.tool_choice {

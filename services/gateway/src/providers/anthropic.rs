@@ -158,8 +158,8 @@ impl Anthropic {
         model: &str,
         stream: bool,
     ) -> Result<Vec<u8>, Error> {
-        let typed: ChatCompletionRequest = serde_json::from_slice(&raw::to_vec(&req.body))
-            .map_err(|e| Error::InvalidRequest(llm::openai::InvalidRequest::Json(e.to_string())))?;
+        let typed: ChatCompletionRequest = llm::typed_body::from_slice(&raw::to_vec(&req.body))
+            .map_err(|e| Error::InvalidRequest(e.into()))?;
         let mut messages = chat_to_messages::request(typed, model, self.default_max_tokens)
             .map_err(translate_error)?;
         messages.stream = stream.then_some(true);

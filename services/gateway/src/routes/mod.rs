@@ -1,7 +1,9 @@
-//! HTTP handlers by API area. Each extracts, calls one plain function, returns.
+//! HTTP handlers by API area ([`openai`], [`anthropic`]; [`unrouted`] for the
+//! requests no route serves). Each extracts, calls one plain function, returns.
 
 pub mod anthropic;
 pub mod openai;
+pub mod unrouted;
 
 use axum::body::Body;
 use axum::extract::Request;

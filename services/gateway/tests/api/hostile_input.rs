@@ -94,3 +94,112 @@ async fn a_media_type_with_a_line_break_is_refused_at_the_gateway() {
     assert_eq!(status, 400, "{error}");
     assert!(app.mock.requests().is_empty());
 }
+
+#[tokio::test]
+async fn an_object_field_given_as_an_array_is_400_naming_the_field() {
+    let app = spawn_app().await;
+    let chat = |model: &str, extra: Value| {
+        let mut body = json!({"model": model, "stream": true, "messages": [{"role": "user", "content": "hi"}]});
+        body.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
+        body
+    };
+    // The OpenAI path (passed through) and the one translated for Anthropic.
+    for model in ["gpt4", "claude"] {
+        for options in [json!([]), json!([true])] {
+            let (status, error) = post(
+                &app,
+                "/v1/chat/completions",
+                &chat(model, json!({"stream_options": options})),
+            )
+            .await;
+            assert_eq!(status, 400, "{model} {options}: {error}");
+            assert_eq!(error["error"]["param"], "stream_options", "{error}");
+        }
+        let (status, error) = post(
+            &app,
+            "/v1/chat/completions",
+            &json!({"model": model, "messages": [["user", "hi"]]}),
+        )
+        .await;
+        assert_eq!(status, 400, "{error}");
+        assert_eq!(error["error"]["param"], "messages[0]", "{error}");
+    }
+    // Anthropic clients on an OpenAI-compatible provider (translated).
+    let messages = |extra: Value| {
+        let mut body = json!({"model": "gpt4", "max_tokens": 16, "messages": [{"role": "user", "content": "hi"}]});
+        body.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
+        body
+    };
+    for (extra, field) in [
+        (json!({"system": [7]}), "system"),
+        (json!({"system": [null]}), "system"),
+        (json!({"metadata": []}), "metadata"),
+        (json!({"metadata": ["user-1"]}), "metadata"),
+    ] {
+        let (status, error) = post(&app, "/v1/messages", &messages(extra.clone())).await;
+        assert_eq!(status, 400, "{extra}: {error}");
+        assert_eq!(error["error"]["type"], "invalid_request_error");
+        let message = error["error"]["message"].as_str().unwrap();
+        assert!(message.contains(field), "{extra}: {message}");
+    }
+    assert!(app.mock.requests().is_empty(), "a refused body went upstream");
+}
+
+#[tokio::test]
+async fn a_model_name_past_256_bytes_is_400_and_not_echoed() {
+    let app = spawn_app().await;
+    let long = "m".repeat(16 * 1024);
+    let (status, error) = post(
+        &app,
+        "/v1/chat/completions",
+        &json!({"model": long, "messages": [{"role": "user", "content": "hi"}]}),
+    )
+    .await;
+    assert_eq!(status, 400, "{error}");
+    assert_eq!(error["error"]["param"], "model");
+    assert!(error.to_string().len() < 1024, "the name is echoed: {error}");
+    let (status, error) = post(
+        &app,
+        "/v1/messages",
+        &json!({"model": long, "max_tokens": 1, "messages": [{"role": "user", "content": "hi"}]}),
+    )
+    .await;
+    assert_eq!((status, error["type"].as_str()), (400, Some("error")));
+    assert!(error.to_string().len() < 1024);
+    // 256 bytes is still a name (unknown here: 404).
+    let (status, _) = post(
+        &app,
+        "/v1/chat/completions",
+        &json!({"model": "m".repeat(256), "messages": [{"role": "user", "content": "hi"}]}),
+    )
+    .await;
+    assert_eq!(status, 404);
+}
+
+#[tokio::test]
+async fn unknown_routes_answer_in_their_api_shape_and_are_counted() {
+    let app = spawn_app().await;
+    let (status, error) = post(&app, "/v1/messages/batches", &json!({})).await;
+    assert_eq!(status, 404);
+    assert_eq!(error["type"], "error", "Anthropic's shape: {error}");
+    assert_eq!(error["error"]["type"], "not_found_error");
+    let (status, error) = post(&app, "/v1/nothing-here", &json!({})).await;
+    assert_eq!(status, 404);
+    assert_eq!(error["error"]["code"], "unknown_url", "OpenAI's shape: {error}");
+    let wrong_method = app.client.get(app.url("/v1/messages")).send().await.unwrap();
+    assert_eq!(wrong_method.status(), 405);
+    let body: Value = wrong_method.json().await.unwrap();
+    assert_eq!(body["type"], "error", "{body}");
+
+    let metrics = app
+        .client
+        .get(app.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(metrics.contains("aiprox_unrouted_requests_total{status=\"404\"} 2"), "{metrics}");
+    assert!(metrics.contains("aiprox_unrouted_requests_total{status=\"405\"} 1"), "{metrics}");
+}

@@ -169,3 +169,50 @@ async fn a_stream_refused_before_it_began_is_logged_with_the_error_the_client_go
         assert_eq!(logged, answered, "{id}: the log keeps the error the client got");
     }
 }
+
+#[tokio::test]
+async fn requests_refused_for_their_key_are_logged_without_the_key() {
+    let spill = tempfile::tempdir().unwrap();
+    let bus = InProcessBus::new();
+    let app = spawn_app_on(Some(Bus::InProcess(bus.clone())), {
+        let spill = spill.path().to_owned();
+        move |c| {
+            c.settings.events.spill_dir = spill;
+            c.settings.events.linger_ms = 1;
+            c.settings.auth = Some(gateway::config::AuthMode::Required);
+        }
+    })
+    .await;
+    const WRONG: &str = "sk-aiprox-not-a-key-we-issued-0123456789";
+    let chat = app
+        .client
+        .post(app.url("/v1/chat/completions"))
+        .bearer_auth(WRONG)
+        .json(&json!({"model": "gpt4", "messages": [{"role": "user", "content": "secret prompt"}]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(chat.status(), 401);
+    let chat_id = chat.headers()["x-request-id"].to_str().unwrap().to_owned();
+    let messages = app
+        .client
+        .post(app.url("/v1/messages"))
+        .json(&json!({"model": "claude", "max_tokens": 1, "messages": []}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(messages.status(), 401);
+    let messages_id = messages.headers()["x-request-id"].to_str().unwrap().to_owned();
+
+    let seen = logged_events(&bus, 2, Duration::from_secs(10)).await;
+    let (chat, _) = &seen[&chat_id];
+    assert_eq!((chat.status, chat.endpoint.as_str()), (401, "/v1/chat/completions"));
+    assert_eq!(chat.error_kind, "invalid_api_key");
+    assert!(chat.error_message.contains("sk-aiprox"), "{}", chat.error_message);
+    let logged = format!("{chat:?}");
+    assert!(!logged.contains(WRONG) && !logged.contains("not-a-key"), "{logged}");
+    assert!(!logged.contains("secret prompt"), "no body: {logged}");
+    let (messages, _) = &seen[&messages_id];
+    assert_eq!((messages.status, messages.endpoint.as_str()), (401, "/v1/messages"));
+    assert_eq!(messages.error_kind, "missing_api_key");
+}
