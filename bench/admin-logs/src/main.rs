@@ -74,7 +74,19 @@ async fn fill(pool: &sqlx::PgPool, rows: i64, first_day_us: i64) -> anyhow::Resu
     Ok(())
 }
 
-#[allow(clippy::print_stdout, clippy::too_many_lines)]
+/// The database once filled, as the table's heading describes it.
+struct Filled {
+    count: i64,
+    size: String,
+    fill_secs: f64,
+    /// A rare needle: part of one row's body.
+    needle: String,
+}
+
+/// One row of the table: its name, the filter through the store, the same
+/// filter as the API's query string.
+type Case = (&'static str, LogFilter, String);
+
 fn main() -> anyhow::Result<()> {
     let rows: i64 = std::env::args()
         .nth(1)
@@ -83,125 +95,313 @@ fn main() -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
-    runtime.block_on(async move {
-        let pg = test_services::Postgres::start();
-        let url = pg.create_database("logs");
-        let store = Store::connect(&url).await?;
-        store.migrate().await?;
-        let now_us = i64::try_from(SystemTime::now().duration_since(UNIX_EPOCH)?.as_micros())?;
-        let first_day_us = now_us - now_us.rem_euclid(DAY_US) - 9 * DAY_US;
-        store.ensure_partitions(first_day_us, 11).await?;
-        let pool = sqlx::PgPool::connect(&url).await?;
-        let filled = Instant::now();
-        fill(&pool, rows, first_day_us).await?;
-        let fill_secs = filled.elapsed().as_secs_f64();
-        let count: i64 = sqlx::query_scalar("SELECT count(*) FROM request_logs").fetch_one(&pool).await?;
-        let size: String = sqlx::query_scalar(
-            "SELECT pg_size_pretty(sum(pg_total_relation_size(c.oid))) FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid",
-        )
-        .fetch_one(&pool)
+    runtime.block_on(run(rows))
+}
+
+/// The whole benchmark, on a PostgreSQL that lives as long as this runs.
+async fn run(rows: i64) -> anyhow::Result<()> {
+    let pg = test_services::Postgres::start();
+    let url = pg.create_database("logs");
+    let store = Store::connect(&url).await?;
+    store.migrate().await?;
+    let now_us = i64::try_from(SystemTime::now().duration_since(UNIX_EPOCH)?.as_micros())?;
+    let first_day_us = now_us - now_us.rem_euclid(DAY_US) - 9 * DAY_US;
+    store.ensure_partitions(first_day_us, 11).await?;
+    let pool = sqlx::PgPool::connect(&url).await?;
+    let filled = fill_and_measure(&pool, rows, first_day_us).await?;
+    let base = serve_admin(&store).await?;
+    let client = reqwest::Client::new();
+    print_heading(&filled);
+    for case in cases(now_us, &filled.needle) {
+        time_case(&store, &client, &base, case).await?;
+    }
+    time_rare_text(&client, &base, &filled.needle).await
+}
+
+/// Fills the database, timed, then reads its row count, size and a needle.
+async fn fill_and_measure(
+    pool: &sqlx::PgPool,
+    rows: i64,
+    first_day_us: i64,
+) -> anyhow::Result<Filled> {
+    let filled = Instant::now();
+    fill(pool, rows, first_day_us).await?;
+    let fill_secs = filled.elapsed().as_secs_f64();
+    let count: i64 = sqlx::query_scalar("SELECT count(*) FROM request_logs")
+        .fetch_one(pool)
         .await?;
-        // A rare needle: part of one row's body.
-        let needle: String = sqlx::query_scalar(
-            "SELECT substr(md5(request_id::text), 1, 12) FROM request_logs ORDER BY received_at LIMIT 1 OFFSET $1",
-        )
-        .bind(rows / 2)
-        .fetch_one(&pool)
-        .await?;
-
-        let core = admin::core::AdminCore {
-            store: store.clone(),
-            media_root: std::env::temp_dir(),
-            publisher: admin::config::Publisher::new(store.clone(), None),
-            secret: None,
-        };
-        let app = admin::router(core, SecretString::from(TOKEN));
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-        let base = format!("http://{}", listener.local_addr()?);
-        tokio::spawn(async move { axum::serve(listener, app).await });
-        let client = reqwest::Client::new();
-
-        let last_hour = (now_us - 3_600_000_000) / 1000;
-        let yesterday_ms = (now_us - DAY_US) / 1000;
-        let cases: Vec<(&str, LogFilter, String)> = vec![
-            ("none (newest 50)", LogFilter::default(), String::new()),
-            ("model = claude", LogFilter { model: Some("claude".into()), ..LogFilter::default() }, "model=claude".into()),
-            ("provider = ollama", LogFilter { provider: Some("ollama".into()), ..LogFilter::default() }, "provider=ollama".into()),
-            ("client key (1 of 50)", LogFilter { client_key_id: Some("key_07".into()), ..LogFilter::default() }, "key=key_07".into()),
-            ("status 5xx (1 %)", LogFilter { status_class: Some(5), ..LogFilter::default() }, "status=5".into()),
-            ("status 4xx (5 %)", LogFilter { status_class: Some(4), ..LogFilter::default() }, "status=4".into()),
-            ("error kind", LogFilter { error_kind: Some("upstream_error".into()), ..LogFilter::default() }, "error_kind=upstream_error".into()),
-            ("streamed + model", LogFilter { stream: Some(true), model: Some("gpt4".into()), ..LogFilter::default() }, "stream=true&model=gpt4".into()),
-            ("latency ≥ 4.9 s (2 %)", LogFilter { min_latency_us: Some(4_900_000), ..LogFilter::default() }, "min_latency_ms=4900".into()),
-            ("last hour + key + 4xx", LogFilter { from_us: Some(last_hour * 1000), client_key_id: Some("key_21".into()), status_class: Some(4), ..LogFilter::default() }, format!("from={last_hour}&key=key_21&status=4")),
-            ("a day ago, model (time range)", LogFilter { to_us: Some(yesterday_ms * 1000), model: Some("mistral".into()), ..LogFilter::default() }, format!("to={yesterday_ms}&model=mistral")),
-            ("text, common word", LogFilter { text: Some("question".into()), ..LogFilter::default() }, "q=question".into()),
-            ("text, one row's id (rare)", LogFilter { text: Some(needle.clone()), ..LogFilter::default() }, format!("q={needle}")),
-        ];
-
-        println!("{count} rows in `request_logs` over ten daily partitions (+ bodies in `request_contents`), {size} on disk, filled in {fill_secs:.0} s.");
-        println!();
-        println!("| filter | store rows | store median ms | store p95 ms | HTTP rows | HTTP median ms | HTTP p95 ms | HTTP max ms |");
-        println!("|---|---:|---:|---:|---:|---:|---:|---:|");
-        for (name, filter, query) in cases {
-            let mut direct = Vec::new();
-            let mut found = 0;
-            for run in 0..=RUNS {
-                let t = Instant::now();
-                let (page, _) = store.list_logs(&filter, None, 50).await?;
-                if run > 0 {
-                    direct.push(t.elapsed());
-                }
-                found = page.len();
-            }
-            let mut http = Vec::new();
-            let mut http_found = 0;
-            for run in 0..=RUNS {
-                let t = Instant::now();
-                let resp = client
-                    .get(format!("{base}/api/v1/logs?limit=50&{query}"))
-                    .bearer_auth(TOKEN)
-                    .send()
-                    .await?;
-                anyhow::ensure!(resp.status() == 200, "{name}: {}", resp.status());
-                let body: serde_json::Value = resp.json().await?;
-                if run > 0 {
-                    http.push(t.elapsed());
-                }
-                http_found = body["data"].as_array().map_or(0, Vec::len);
-                // Text search is time-boxed in the API: a page may hold fewer rows.
-                anyhow::ensure!(
-                    http_found == found || filter.text.is_some(),
-                    "{name}: HTTP and store disagree"
-                );
-            }
-            let (d50, d95, _) = stats(direct);
-            let (h50, h95, hmax) = stats(http);
-            println!("| {name} | {found} | {d50:.1} | {d95:.1} | {http_found} | {h50:.1} | {h95:.1} | {hmax:.1} |");
-        }
-        // The rare text through the API, page after page until it is found.
-        let started = Instant::now();
-        let (mut pages, mut cursor, mut hit) = (0, String::new(), false);
-        while !hit && pages < 10_000 {
-            let page: serde_json::Value = client
-                .get(format!("{base}/api/v1/logs?limit=50&q={needle}&cursor={cursor}"))
-                .bearer_auth(TOKEN)
-                .send()
-                .await?
-                .json()
-                .await?;
-            pages += 1;
-            hit = page["data"].as_array().is_some_and(|d| !d.is_empty());
-            match page["next_cursor"].as_str() {
-                Some(c) => cursor = c.to_owned(),
-                None => break,
-            }
-        }
-        println!();
-        println!(
-            "Text found in one row only, through the API: found = {hit} after {pages} pages, {:.0} ms in all (each page answers within the search budget).",
-            started.elapsed().as_secs_f64() * 1000.0
-        );
-        Ok(())
+    let size: String = sqlx::query_scalar(
+        "SELECT pg_size_pretty(sum(pg_total_relation_size(c.oid))) FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid",
+    )
+    .fetch_one(pool)
+    .await?;
+    let needle: String = sqlx::query_scalar(
+        "SELECT substr(md5(request_id::text), 1, 12) FROM request_logs ORDER BY received_at LIMIT 1 OFFSET $1",
+    )
+    .bind(rows / 2)
+    .fetch_one(pool)
+    .await?;
+    Ok(Filled {
+        count,
+        size,
+        fill_secs,
+        needle,
     })
+}
+
+/// Serves the admin API on a free local port; returns its base URL.
+async fn serve_admin(store: &Store) -> anyhow::Result<String> {
+    let core = admin::core::AdminCore {
+        store: store.clone(),
+        media_root: std::env::temp_dir(),
+        // A token never cancelled (a `CancellationToken`, by inference: this
+        // crate does not depend on tokio-util): no bus, so nothing to retry.
+        publisher: admin::publisher::Publisher::new(store.clone(), None, Default::default()),
+        secret: None,
+    };
+    let app = admin::router(core, SecretString::from(TOKEN));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let base = format!("http://{}", listener.local_addr()?);
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    Ok(base)
+}
+
+/// The filters timed, one a row.
+fn cases(now_us: i64, needle: &str) -> Vec<Case> {
+    let mut cases = column_cases();
+    cases.extend(mixed_cases(now_us, needle));
+    cases
+}
+
+/// No filter, then one column each.
+fn column_cases() -> Vec<Case> {
+    vec![
+        ("none (newest 50)", LogFilter::default(), String::new()),
+        (
+            "model = claude",
+            LogFilter {
+                model: Some("claude".into()),
+                ..LogFilter::default()
+            },
+            "model=claude".into(),
+        ),
+        (
+            "provider = ollama",
+            LogFilter {
+                provider: Some("ollama".into()),
+                ..LogFilter::default()
+            },
+            "provider=ollama".into(),
+        ),
+        (
+            "client key (1 of 50)",
+            LogFilter {
+                client_key_id: Some("key_07".into()),
+                ..LogFilter::default()
+            },
+            "key=key_07".into(),
+        ),
+        (
+            "status 5xx (1 %)",
+            LogFilter {
+                status_class: Some(5),
+                ..LogFilter::default()
+            },
+            "status=5".into(),
+        ),
+        (
+            "status 4xx (5 %)",
+            LogFilter {
+                status_class: Some(4),
+                ..LogFilter::default()
+            },
+            "status=4".into(),
+        ),
+        (
+            "error kind",
+            LogFilter {
+                error_kind: Some("upstream_error".into()),
+                ..LogFilter::default()
+            },
+            "error_kind=upstream_error".into(),
+        ),
+    ]
+}
+
+/// Combinations, ranges (latency, time) and text search.
+fn mixed_cases(now_us: i64, needle: &str) -> Vec<Case> {
+    let last_hour = (now_us - 3_600_000_000) / 1000;
+    let yesterday_ms = (now_us - DAY_US) / 1000;
+    vec![
+        (
+            "streamed + model",
+            LogFilter {
+                stream: Some(true),
+                model: Some("gpt4".into()),
+                ..LogFilter::default()
+            },
+            "stream=true&model=gpt4".into(),
+        ),
+        (
+            "latency ≥ 4.9 s (2 %)",
+            LogFilter {
+                min_latency_us: Some(4_900_000),
+                ..LogFilter::default()
+            },
+            "min_latency_ms=4900".into(),
+        ),
+        (
+            "last hour + key + 4xx",
+            LogFilter {
+                from_us: Some(last_hour * 1000),
+                client_key_id: Some("key_21".into()),
+                status_class: Some(4),
+                ..LogFilter::default()
+            },
+            format!("from={last_hour}&key=key_21&status=4"),
+        ),
+        (
+            "a day ago, model (time range)",
+            LogFilter {
+                to_us: Some(yesterday_ms * 1000),
+                model: Some("mistral".into()),
+                ..LogFilter::default()
+            },
+            format!("to={yesterday_ms}&model=mistral"),
+        ),
+        (
+            "text, common word",
+            LogFilter {
+                text: Some("question".into()),
+                ..LogFilter::default()
+            },
+            "q=question".into(),
+        ),
+        (
+            "text, one row's id (rare)",
+            LogFilter {
+                text: Some(needle.to_owned()),
+                ..LogFilter::default()
+            },
+            format!("q={needle}"),
+        ),
+    ]
+}
+
+#[allow(clippy::print_stdout)]
+fn print_heading(filled: &Filled) {
+    let Filled {
+        count,
+        size,
+        fill_secs,
+        ..
+    } = filled;
+    println!(
+        "{count} rows in `request_logs` over ten daily partitions (+ bodies in `request_contents`), {size} on disk, filled in {fill_secs:.0} s."
+    );
+    println!();
+    println!(
+        "| filter | store rows | store median ms | store p95 ms | HTTP rows | HTTP median ms | HTTP p95 ms | HTTP max ms |"
+    );
+    println!("|---|---:|---:|---:|---:|---:|---:|---:|");
+}
+
+/// Times one filter through the store and through the API; prints its row.
+#[allow(clippy::print_stdout)]
+async fn time_case(
+    store: &Store,
+    client: &reqwest::Client,
+    base: &str,
+    (name, filter, query): Case,
+) -> anyhow::Result<()> {
+    let (found, direct) = time_store(store, &filter).await?;
+    // Text search is time-boxed in the API: a page may hold fewer rows.
+    let expected = filter.text.is_none().then_some(found);
+    let (http_found, http) = time_http(
+        client,
+        &format!("{base}/api/v1/logs?limit=50&{query}"),
+        name,
+        expected,
+    )
+    .await?;
+    let (d50, d95, _) = stats(direct);
+    let (h50, h95, hmax) = stats(http);
+    println!(
+        "| {name} | {found} | {d50:.1} | {d95:.1} | {http_found} | {h50:.1} | {h95:.1} | {hmax:.1} |"
+    );
+    Ok(())
+}
+
+/// The first page through the store, once to warm up then `RUNS` times: the
+/// rows it held and the timings.
+async fn time_store(store: &Store, filter: &LogFilter) -> anyhow::Result<(usize, Vec<Duration>)> {
+    let mut direct = Vec::new();
+    let mut found = 0;
+    for run in 0..=RUNS {
+        let t = Instant::now();
+        let (page, _) = store.list_logs(filter, None, 50).await?;
+        if run > 0 {
+            direct.push(t.elapsed());
+        }
+        found = page.len();
+    }
+    Ok((found, direct))
+}
+
+/// The first page through the API, once to warm up then `RUNS` times: the rows
+/// it held and the timings; each page must hold `expected` rows, if given.
+async fn time_http(
+    client: &reqwest::Client,
+    url: &str,
+    name: &str,
+    expected: Option<usize>,
+) -> anyhow::Result<(usize, Vec<Duration>)> {
+    let mut http = Vec::new();
+    let mut http_found = 0;
+    for run in 0..=RUNS {
+        let t = Instant::now();
+        let resp = client.get(url).bearer_auth(TOKEN).send().await?;
+        anyhow::ensure!(resp.status() == 200, "{name}: {}", resp.status());
+        let body: serde_json::Value = resp.json().await?;
+        if run > 0 {
+            http.push(t.elapsed());
+        }
+        http_found = body["data"].as_array().map_or(0, Vec::len);
+        anyhow::ensure!(
+            expected.is_none_or(|n| n == http_found),
+            "{name}: HTTP and store disagree"
+        );
+    }
+    Ok((http_found, http))
+}
+
+/// The rare text through the API, page after page until it is found; prints
+/// how many pages and how long that took.
+#[allow(clippy::print_stdout)]
+async fn time_rare_text(client: &reqwest::Client, base: &str, needle: &str) -> anyhow::Result<()> {
+    let started = Instant::now();
+    let (mut pages, mut cursor, mut hit) = (0, String::new(), false);
+    while !hit && pages < 10_000 {
+        let page: serde_json::Value = client
+            .get(format!(
+                "{base}/api/v1/logs?limit=50&q={needle}&cursor={cursor}"
+            ))
+            .bearer_auth(TOKEN)
+            .send()
+            .await?
+            .json()
+            .await?;
+        pages += 1;
+        hit = page["data"].as_array().is_some_and(|d| !d.is_empty());
+        match page["next_cursor"].as_str() {
+            Some(c) => cursor = c.to_owned(),
+            None => break,
+        }
+    }
+    println!();
+    println!(
+        "Text found in one row only, through the API: found = {hit} after {pages} pages, {:.0} ms in all (each page answers within the search budget).",
+        started.elapsed().as_secs_f64() * 1000.0
+    );
+    Ok(())
 }

@@ -51,130 +51,228 @@ fn invalid(shared: &Shared, message: &str) -> Response {
         .into_response()
 }
 
-/// The checks Anthropic makes that translators get wrong.
+/// The checks Anthropic makes that translators get wrong, in Anthropic's order:
+/// the first that fails gives the message.
 pub fn validate(req: &Value) -> Result<(), String> {
+    check_model(req)?;
+    check_max_tokens(req)?;
+    check_temperature(req)?;
+    check_system(req)?;
+    check_messages(req)?;
+    check_tools(req)
+}
+
+fn check_model(req: &Value) -> Result<(), String> {
     if req["model"].as_str().is_none_or(str::is_empty) {
         return Err("model: Field required".into());
     }
+    Ok(())
+}
+
+fn check_max_tokens(req: &Value) -> Result<(), String> {
     if req["max_tokens"].as_u64().is_none_or(|m| m < 1) {
         return Err("max_tokens: Field required".into());
     }
+    Ok(())
+}
+
+fn check_temperature(req: &Value) -> Result<(), String> {
     if let Some(t) = req.get("temperature").and_then(Value::as_f64)
         && !(0.0..=1.0).contains(&t)
     {
         return Err("temperature: Input should be less than or equal to 1".into());
     }
+    Ok(())
+}
+
+/// `system`: absent, a string, or a list of text blocks.
+fn check_system(req: &Value) -> Result<(), String> {
     match &req["system"] {
-        Value::Null | Value::String(_) => {}
-        Value::Array(blocks) if blocks.iter().all(|b| b["type"] == "text") => {}
-        _ => return Err("system: Input should be a valid string or a list of text blocks".into()),
+        Value::Null | Value::String(_) => Ok(()),
+        Value::Array(blocks) if blocks.iter().all(|b| b["type"] == "text") => Ok(()),
+        _ => Err("system: Input should be a valid string or a list of text blocks".into()),
     }
+}
+
+/// The conversation, message by message: roles, content blocks, and every
+/// assistant `tool_use` answered by a `tool_result` in the next user message.
+fn check_messages(req: &Value) -> Result<(), String> {
     let Some(messages) = req["messages"].as_array().filter(|m| !m.is_empty()) else {
         return Err("messages: at least one message is required".into());
     };
+    // The tool_use ids of the assistant message just before, still unanswered.
     let mut previous_tool_uses: Vec<String> = Vec::new();
-    for (i, message) in messages.iter().enumerate() {
-        let role = message["role"].as_str().unwrap_or("");
-        if role != "user" && role != "assistant" {
+    for i in 0..messages.len() {
+        check_message(messages, i, &mut previous_tool_uses)?;
+    }
+    Ok(())
+}
+
+/// Message `i`; updates `previous_tool_uses` for the message after it.
+fn check_message(
+    messages: &[Value],
+    i: usize,
+    previous_tool_uses: &mut Vec<String>,
+) -> Result<(), String> {
+    let role = check_role(messages, i)?;
+    let blocks = content_blocks(&messages[i], i)?;
+    let mut scan = BlockScan::default();
+    for (j, block) in blocks.iter().enumerate() {
+        check_block(block, (i, j), role, previous_tool_uses, &mut scan)?;
+    }
+    if role == "user" {
+        if let Some(missing) = previous_tool_uses
+            .iter()
+            .find(|t| !scan.answered.contains(t))
+        {
             return Err(format!(
-                "messages.{i}.role: Input should be 'user' or 'assistant'"
+                "messages.{i}: `tool_use` ids were found without `tool_result` blocks immediately after: {missing}"
             ));
         }
-        if i == 0 && role != "user" {
-            return Err("messages: first message must use the \"user\" role".into());
+        previous_tool_uses.clear();
+    } else {
+        *previous_tool_uses = scan.tool_uses;
+    }
+    Ok(())
+}
+
+/// Message `i`'s role: user or assistant, user first, then alternating.
+fn check_role(messages: &[Value], i: usize) -> Result<&str, String> {
+    let message = &messages[i];
+    let role = message["role"].as_str().unwrap_or("");
+    if role != "user" && role != "assistant" {
+        return Err(format!(
+            "messages.{i}.role: Input should be 'user' or 'assistant'"
+        ));
+    }
+    if i == 0 && role != "user" {
+        return Err("messages: first message must use the \"user\" role".into());
+    }
+    if i > 0 && messages[i - 1]["role"] == message["role"] {
+        return Err("messages: roles must alternate between \"user\" and \"assistant\"".into());
+    }
+    Ok(role)
+}
+
+/// The message's content as blocks: a string is one text block.
+fn content_blocks(message: &Value, i: usize) -> Result<Vec<Value>, String> {
+    match &message["content"] {
+        Value::String(s) => Ok(vec![json!({"type": "text", "text": s})]),
+        Value::Array(blocks) if !blocks.is_empty() => Ok(blocks.clone()),
+        _ => Err(format!(
+            "messages.{i}.content: Input should be a string or a non-empty list"
+        )),
+    }
+}
+
+/// What one message's blocks held so far.
+#[derive(Default)]
+struct BlockScan {
+    /// A block other than `tool_result` came already.
+    seen_other: bool,
+    /// The `tool_use_id`s of its `tool_result` blocks.
+    answered: Vec<String>,
+    /// The ids of its `tool_use` blocks.
+    tool_uses: Vec<String>,
+}
+
+/// Block `j` of message `i` (`at` = (i, j)), by its type.
+fn check_block(
+    block: &Value,
+    at: (usize, usize),
+    role: &str,
+    previous_tool_uses: &[String],
+    scan: &mut BlockScan,
+) -> Result<(), String> {
+    let (i, j) = at;
+    match block["type"].as_str().unwrap_or("") {
+        "text" => {
+            if !block["text"].is_string() {
+                return Err(format!("messages.{i}.content.{j}.text: Field required"));
+            }
+            scan.seen_other = true;
         }
-        if i > 0 && messages[i - 1]["role"] == message["role"] {
-            return Err("messages: roles must alternate between \"user\" and \"assistant\"".into());
-        }
-        let blocks: Vec<Value> = match &message["content"] {
-            Value::String(s) => vec![json!({"type": "text", "text": s})],
-            Value::Array(blocks) if !blocks.is_empty() => blocks.clone(),
-            _ => {
+        "image" => {
+            if !image_source_ok(&block["source"]) || role != "user" {
                 return Err(format!(
-                    "messages.{i}.content: Input should be a string or a non-empty list"
+                    "messages.{i}.content.{j}.image.source: invalid image source"
                 ));
             }
-        };
-        let mut seen_other = false;
-        let mut answered = Vec::new();
-        let mut tool_uses = Vec::new();
-        for (j, block) in blocks.iter().enumerate() {
-            match block["type"].as_str().unwrap_or("") {
-                "text" => {
-                    if !block["text"].is_string() {
-                        return Err(format!("messages.{i}.content.{j}.text: Field required"));
-                    }
-                    seen_other = true;
-                }
-                "image" => {
-                    let source = &block["source"];
-                    let ok = match source["type"].as_str() {
-                        Some("base64") => {
-                            matches!(
-                                source["media_type"].as_str(),
-                                Some("image/jpeg" | "image/png" | "image/gif" | "image/webp")
-                            ) && source["data"].as_str().is_some_and(|d| !d.is_empty())
-                        }
-                        Some("url") => source["url"]
-                            .as_str()
-                            .is_some_and(|u| u.starts_with("http")),
-                        _ => false,
-                    };
-                    if !ok || role != "user" {
-                        return Err(format!(
-                            "messages.{i}.content.{j}.image.source: invalid image source"
-                        ));
-                    }
-                    seen_other = true;
-                }
-                "tool_use" => {
-                    if role != "assistant"
-                        || !block["id"].is_string()
-                        || !block["input"].is_object()
-                    {
-                        return Err(format!("messages.{i}.content.{j}: invalid tool_use block"));
-                    }
-                    tool_uses.push(block["id"].as_str().unwrap_or("").to_owned());
-                    seen_other = true;
-                }
-                "tool_result" => {
-                    if role != "user" {
-                        return Err(format!(
-                            "messages.{i}.content.{j}: tool_result blocks belong in user messages"
-                        ));
-                    }
-                    if seen_other {
-                        return Err(format!(
-                            "messages.{i}.content.{j}: tool_result blocks must come before any other content in a user message"
-                        ));
-                    }
-                    let id = block["tool_use_id"].as_str().unwrap_or("");
-                    if !previous_tool_uses.iter().any(|t| t == id) {
-                        return Err(format!(
-                            "messages.{i}.content.{j}: unexpected `tool_use_id` found in `tool_result` blocks: {id}. Each `tool_result` block must have a corresponding `tool_use` block in the previous message."
-                        ));
-                    }
-                    answered.push(id.to_owned());
-                }
-                "thinking" | "redacted_thinking" | "document" => seen_other = true,
-                other => {
-                    return Err(format!(
-                        "messages.{i}.content.{j}.type: unknown block type '{other}'"
-                    ));
-                }
-            }
+            scan.seen_other = true;
         }
-        if role == "user" {
-            if let Some(missing) = previous_tool_uses.iter().find(|t| !answered.contains(t)) {
-                return Err(format!(
-                    "messages.{i}: `tool_use` ids were found without `tool_result` blocks immediately after: {missing}"
-                ));
-            }
-            previous_tool_uses.clear();
-        } else {
-            previous_tool_uses = tool_uses;
+        "tool_use" => {
+            scan.tool_uses.push(check_tool_use(block, at, role)?);
+            scan.seen_other = true;
+        }
+        "tool_result" => {
+            let id = check_tool_result(block, at, role, scan.seen_other, previous_tool_uses)?;
+            scan.answered.push(id);
+        }
+        "thinking" | "redacted_thinking" | "document" => scan.seen_other = true,
+        other => {
+            return Err(format!(
+                "messages.{i}.content.{j}.type: unknown block type '{other}'"
+            ));
         }
     }
+    Ok(())
+}
+
+/// An image source: base64 of a type Anthropic takes, or an http(s) URL.
+fn image_source_ok(source: &Value) -> bool {
+    match source["type"].as_str() {
+        Some("base64") => {
+            matches!(
+                source["media_type"].as_str(),
+                Some("image/jpeg" | "image/png" | "image/gif" | "image/webp")
+            ) && source["data"].as_str().is_some_and(|d| !d.is_empty())
+        }
+        Some("url") => source["url"]
+            .as_str()
+            .is_some_and(|u| u.starts_with("http")),
+        _ => false,
+    }
+}
+
+/// A `tool_use` block: in an assistant message, with an id and an object input;
+/// returns its id.
+fn check_tool_use(block: &Value, (i, j): (usize, usize), role: &str) -> Result<String, String> {
+    if role != "assistant" || !block["id"].is_string() || !block["input"].is_object() {
+        return Err(format!("messages.{i}.content.{j}: invalid tool_use block"));
+    }
+    Ok(block["id"].as_str().unwrap_or("").to_owned())
+}
+
+/// A `tool_result` block: in a user message, before any other block, answering
+/// a `tool_use` of the message before; returns the id it answers.
+fn check_tool_result(
+    block: &Value,
+    (i, j): (usize, usize),
+    role: &str,
+    seen_other: bool,
+    previous_tool_uses: &[String],
+) -> Result<String, String> {
+    if role != "user" {
+        return Err(format!(
+            "messages.{i}.content.{j}: tool_result blocks belong in user messages"
+        ));
+    }
+    if seen_other {
+        return Err(format!(
+            "messages.{i}.content.{j}: tool_result blocks must come before any other content in a user message"
+        ));
+    }
+    let id = block["tool_use_id"].as_str().unwrap_or("");
+    if !previous_tool_uses.iter().any(|t| t == id) {
+        return Err(format!(
+            "messages.{i}.content.{j}: unexpected `tool_use_id` found in `tool_result` blocks: {id}. Each `tool_result` block must have a corresponding `tool_use` block in the previous message."
+        ));
+    }
+    Ok(id.to_owned())
+}
+
+/// Each tool: a name, and for a custom tool an input schema.
+fn check_tools(req: &Value) -> Result<(), String> {
     if let Some(tools) = req["tools"].as_array() {
         for (k, tool) in tools.iter().enumerate() {
             let custom = tool.get("type").is_none_or(|t| t == "custom");

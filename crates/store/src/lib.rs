@@ -18,7 +18,7 @@ pub use query::{Cursor, LogFilter, LogSummary, SeriesPoint, Split, UsageSummary}
 
 use std::collections::BTreeMap;
 
-use events::proto::LogEvent;
+use events::proto::{LogEvent, MediaRef};
 
 /// Upper bounds (ms) of the latency histogram buckets; one more bucket counts
 /// everything above the last.
@@ -121,6 +121,17 @@ pub(crate) fn body(b: &[u8]) -> String {
     text(&String::from_utf8_lossy(b))
 }
 
+/// One media part of a new event: the event that links to it, and the file.
+pub(crate) type MediaLink<'a> = (&'a LogEvent, &'a MediaRef);
+
+/// Every media part of the new events, in event order, then part order.
+pub(crate) fn media_links<'a>(fresh: &[&'a LogEvent]) -> Vec<MediaLink<'a>> {
+    fresh
+        .iter()
+        .flat_map(|e| e.media.iter().map(move |m| (*e, m)))
+        .collect()
+}
+
 pub(crate) fn rollups<'a>(
     events: impl Iterator<Item = &'a LogEvent>,
 ) -> BTreeMap<RollupKey, Rollup> {
@@ -174,6 +185,12 @@ impl Store {
     }
 
     /// Writes a batch in one transaction; returns how many events were new.
+    ///
+    /// Each backend takes the same steps, each its own function taking the
+    /// transaction: `insert_log_rows` (the events whose request id is new),
+    /// then for those only `insert_bodies`, `insert_media` (`media_resources`,
+    /// then the `request_media` links) and `add_rollups`, so a replayed event
+    /// writes nothing.
     pub async fn insert_batch(&self, events: &[LogEvent]) -> Result<usize, StoreError> {
         match self {
             Self::Postgres(pool) => postgres::insert_batch(pool, events).await,

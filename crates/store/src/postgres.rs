@@ -6,7 +6,10 @@ use events::proto::LogEvent;
 use sqlx::postgres::PgPoolOptions;
 use sqlx::{PgPool, Row};
 
-use crate::{LogRow, RollupTotals, StoreError, body, i64_of, rollups, text};
+use crate::{
+    LogRow, MediaLink, Rollup, RollupKey, RollupTotals, StoreError, body, i64_of, media_links,
+    rollups, text,
+};
 
 pub async fn connect(url: &str) -> Result<PgPool, StoreError> {
     Ok(PgPoolOptions::new()
@@ -73,11 +76,37 @@ pub async fn drop_before(pool: &PgPool, cutoff_us: i64) -> Result<usize, StoreEr
     Ok(dropped)
 }
 
+/// This module's transaction, passed from step to step of a batch.
+type Tx<'c> = sqlx::Transaction<'c, sqlx::Postgres>;
+
+/// One column of an UNNEST insert: a field of every row.
+fn column<R, T>(rows: &[R], field: impl Fn(&R) -> T) -> Vec<T> {
+    rows.iter().map(field).collect()
+}
+
+/// The batch in one transaction, in the steps every backend takes: the log rows,
+/// then, for the events that were new only, their bodies, media and rollups.
 pub async fn insert_batch(pool: &PgPool, events: &[LogEvent]) -> Result<usize, StoreError> {
     if events.is_empty() {
         return Ok(0);
     }
     let mut tx = pool.begin().await?;
+    let fresh = insert_log_rows(&mut tx, events).await?;
+    if !fresh.is_empty() {
+        insert_bodies(&mut tx, &fresh).await?;
+        insert_media(&mut tx, &media_links(&fresh)).await?;
+        add_rollups(&mut tx, &fresh).await?;
+    }
+    tx.commit().await?;
+    Ok(fresh.len())
+}
+
+/// Writes the `request_logs` rows whose request id is not there yet; returns the
+/// events they were written for (the batch's new events, in batch order).
+async fn insert_log_rows<'a>(
+    tx: &mut Tx<'_>,
+    events: &'a [LogEvent],
+) -> Result<Vec<&'a LogEvent>, StoreError> {
     let inserted: Vec<String> = sqlx::query_scalar(
         "WITH ins AS (
            INSERT INTO request_logs (request_id, received_at, endpoint, client_key_id, requested_model,
@@ -93,163 +122,140 @@ pub async fn insert_batch(pool: &PgPool, events: &[LogEvent]) -> Result<usize, S
            RETURNING request_id::text)
          SELECT request_id FROM ins",
     )
-    .bind(events.iter().map(|e| e.request_id.clone()).collect::<Vec<_>>())
-    .bind(events.iter().map(|e| e.received_at_us).collect::<Vec<_>>())
-    .bind(events.iter().map(|e| text(&e.endpoint)).collect::<Vec<_>>())
-    .bind(events.iter().map(|e| text(&e.client_key_id)).collect::<Vec<_>>())
-    .bind(events.iter().map(|e| text(&e.requested_model)).collect::<Vec<_>>())
-    .bind(events.iter().map(|e| text(&e.provider)).collect::<Vec<_>>())
-    .bind(events.iter().map(|e| text(&e.upstream_model)).collect::<Vec<_>>())
-    .bind(events.iter().map(|e| e.stream).collect::<Vec<_>>())
-    .bind(events.iter().map(|e| i32::try_from(e.status).unwrap_or(0)).collect::<Vec<_>>())
-    .bind(events.iter().map(|e| text(&e.error_kind)).collect::<Vec<_>>())
-    .bind(events.iter().map(|e| text(&e.error_message)).collect::<Vec<_>>())
-    .bind(events.iter().map(|e| i64_of(e.input_tokens)).collect::<Vec<_>>())
-    .bind(events.iter().map(|e| i64_of(e.output_tokens)).collect::<Vec<_>>())
-    .bind(events.iter().map(|e| i64_of(e.cached_tokens)).collect::<Vec<_>>())
-    .bind(events.iter().map(|e| e.cost_usd).collect::<Vec<_>>())
-    .bind(events.iter().map(|e| i64_of(e.latency_us)).collect::<Vec<_>>())
-    .bind(events.iter().map(|e| i64_of(e.ttft_us)).collect::<Vec<_>>())
-    .bind(events.iter().map(|e| i64_of(e.upstream_latency_us)).collect::<Vec<_>>())
-    .fetch_all(&mut *tx)
+    .bind(column(events, |e| e.request_id.clone()))
+    .bind(column(events, |e| e.received_at_us))
+    .bind(column(events, |e| text(&e.endpoint)))
+    .bind(column(events, |e| text(&e.client_key_id)))
+    .bind(column(events, |e| text(&e.requested_model)))
+    .bind(column(events, |e| text(&e.provider)))
+    .bind(column(events, |e| text(&e.upstream_model)))
+    .bind(column(events, |e| e.stream))
+    .bind(column(events, |e| i32::try_from(e.status).unwrap_or(0)))
+    .bind(column(events, |e| text(&e.error_kind)))
+    .bind(column(events, |e| text(&e.error_message)))
+    .bind(column(events, |e| i64_of(e.input_tokens)))
+    .bind(column(events, |e| i64_of(e.output_tokens)))
+    .bind(column(events, |e| i64_of(e.cached_tokens)))
+    .bind(column(events, |e| e.cost_usd))
+    .bind(column(events, |e| i64_of(e.latency_us)))
+    .bind(column(events, |e| i64_of(e.ttft_us)))
+    .bind(column(events, |e| i64_of(e.upstream_latency_us)))
+    .fetch_all(&mut **tx)
     .await?;
     let new: HashSet<&str> = inserted.iter().map(String::as_str).collect();
-    let fresh: Vec<&LogEvent> = events
+    Ok(events
         .iter()
         .filter(|e| new.contains(e.request_id.as_str()))
-        .collect();
-    if fresh.is_empty() {
-        tx.commit().await?;
-        return Ok(0);
-    }
+        .collect())
+}
 
+/// Writes the new events' request and response bodies to `request_contents`.
+async fn insert_bodies(tx: &mut Tx<'_>, fresh: &[&LogEvent]) -> Result<(), StoreError> {
     sqlx::query(
         "INSERT INTO request_contents (request_id, received_at, request_body, response_body)
          SELECT id::uuid, timestamptz 'epoch' + t * interval '1 microsecond', rq, rs
          FROM UNNEST($1::text[], $2::int8[], $3::text[], $4::text[]) AS u(id, t, rq, rs)
          ON CONFLICT DO NOTHING",
     )
-    .bind(
-        fresh
-            .iter()
-            .map(|e| e.request_id.clone())
-            .collect::<Vec<_>>(),
-    )
-    .bind(fresh.iter().map(|e| e.received_at_us).collect::<Vec<_>>())
-    .bind(
-        fresh
-            .iter()
-            .map(|e| body(&e.request_body))
-            .collect::<Vec<_>>(),
-    )
-    .bind(
-        fresh
-            .iter()
-            .map(|e| body(&e.response_body))
-            .collect::<Vec<_>>(),
-    )
-    .execute(&mut *tx)
+    .bind(column(fresh, |e| e.request_id.clone()))
+    .bind(column(fresh, |e| e.received_at_us))
+    .bind(column(fresh, |e| body(&e.request_body)))
+    .bind(column(fresh, |e| body(&e.response_body)))
+    .execute(&mut **tx)
     .await?;
+    Ok(())
+}
 
-    let media: Vec<(&LogEvent, &events::proto::MediaRef)> = fresh
-        .iter()
-        .flat_map(|e| e.media.iter().map(move |m| (*e, m)))
-        .collect();
-    if !media.is_empty() {
-        sqlx::query(
-            "INSERT INTO media_resources (sha256, mime, size, path)
-             SELECT * FROM UNNEST($1::text[], $2::text[], $3::int8[], $4::text[])
-             ON CONFLICT DO NOTHING",
-        )
-        .bind(
-            media
-                .iter()
-                .map(|(_, m)| m.sha256.clone())
-                .collect::<Vec<_>>(),
-        )
-        .bind(
-            media
-                .iter()
-                .map(|(_, m)| m.mime.clone())
-                .collect::<Vec<_>>(),
-        )
-        .bind(
-            media
-                .iter()
-                .map(|(_, m)| i64_of(m.size))
-                .collect::<Vec<_>>(),
-        )
-        .bind(
-            media
-                .iter()
-                .map(|(_, m)| events::media_path(&m.sha256, &m.mime))
-                .collect::<Vec<_>>(),
-        )
-        .execute(&mut *tx)
-        .await?;
-        sqlx::query(
-            "INSERT INTO request_media (request_id, received_at, sha256)
-             SELECT id::uuid, timestamptz 'epoch' + t * interval '1 microsecond', sha
-             FROM UNNEST($1::text[], $2::int8[], $3::text[]) AS u(id, t, sha)
-             ON CONFLICT DO NOTHING",
-        )
-        .bind(
-            media
-                .iter()
-                .map(|(e, _)| e.request_id.clone())
-                .collect::<Vec<_>>(),
-        )
-        .bind(
-            media
-                .iter()
-                .map(|(e, _)| e.received_at_us)
-                .collect::<Vec<_>>(),
-        )
-        .bind(
-            media
-                .iter()
-                .map(|(_, m)| m.sha256.clone())
-                .collect::<Vec<_>>(),
-        )
-        .execute(&mut *tx)
-        .await?;
+/// Writes the new events' media: the resources, then the links to them (no
+/// statement at all when the batch has no media).
+async fn insert_media(tx: &mut Tx<'_>, media: &[MediaLink<'_>]) -> Result<(), StoreError> {
+    if media.is_empty() {
+        return Ok(());
     }
+    insert_media_resources(tx, media).await?;
+    insert_media_links(tx, media).await
+}
 
-    for ((minute, model, provider, key), r) in rollups(fresh.iter().copied()) {
-        sqlx::query(
-            "INSERT INTO usage_rollups AS u (bucket, model, provider, client_key_id, requests, errors,
-               input_tokens, output_tokens, cached_tokens, cost_usd, latency_us_sum, latency_hist, ttft_hist)
-             VALUES (timestamptz 'epoch' + $1 * interval '1 microsecond', $2, $3, $4, $5, $6, $7, $8, $9,
-               $10, $11, $12, $13)
-             ON CONFLICT (bucket, model, provider, client_key_id) DO UPDATE SET
-               requests = u.requests + EXCLUDED.requests,
-               errors = u.errors + EXCLUDED.errors,
-               input_tokens = u.input_tokens + EXCLUDED.input_tokens,
-               output_tokens = u.output_tokens + EXCLUDED.output_tokens,
-               cached_tokens = u.cached_tokens + EXCLUDED.cached_tokens,
-               cost_usd = u.cost_usd + EXCLUDED.cost_usd,
-               latency_us_sum = u.latency_us_sum + EXCLUDED.latency_us_sum,
-               latency_hist = ARRAY(SELECT a + b FROM unnest(u.latency_hist, EXCLUDED.latency_hist) AS t(a, b)),
-               ttft_hist = ARRAY(SELECT a + b FROM unnest(u.ttft_hist, EXCLUDED.ttft_hist) AS t(a, b))",
-        )
-        .bind(minute)
-        .bind(text(&model))
-        .bind(text(&provider))
-        .bind(text(&key))
-        .bind(r.requests)
-        .bind(r.errors)
-        .bind(r.input_tokens)
-        .bind(r.output_tokens)
-        .bind(r.cached_tokens)
-        .bind(r.cost_usd)
-        .bind(r.latency_us_sum)
-        .bind(r.latency_hist.to_vec())
-        .bind(r.ttft_hist.to_vec())
-        .execute(&mut *tx)
-        .await?;
+/// Writes each media file to `media_resources`, once per content hash.
+async fn insert_media_resources(
+    tx: &mut Tx<'_>,
+    media: &[MediaLink<'_>],
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO media_resources (sha256, mime, size, path)
+         SELECT * FROM UNNEST($1::text[], $2::text[], $3::int8[], $4::text[])
+         ON CONFLICT DO NOTHING",
+    )
+    .bind(column(media, |(_, m)| m.sha256.clone()))
+    .bind(column(media, |(_, m)| m.mime.clone()))
+    .bind(column(media, |(_, m)| i64_of(m.size)))
+    .bind(column(media, |(_, m)| {
+        events::media_path(&m.sha256, &m.mime)
+    }))
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+/// Writes which request used which media file to `request_media`.
+async fn insert_media_links(tx: &mut Tx<'_>, media: &[MediaLink<'_>]) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO request_media (request_id, received_at, sha256)
+         SELECT id::uuid, timestamptz 'epoch' + t * interval '1 microsecond', sha
+         FROM UNNEST($1::text[], $2::int8[], $3::text[]) AS u(id, t, sha)
+         ON CONFLICT DO NOTHING",
+    )
+    .bind(column(media, |(e, _)| e.request_id.clone()))
+    .bind(column(media, |(e, _)| e.received_at_us))
+    .bind(column(media, |(_, m)| m.sha256.clone()))
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+/// Adds the new events to their per-minute `usage_rollups` rows.
+async fn add_rollups(tx: &mut Tx<'_>, fresh: &[&LogEvent]) -> Result<(), StoreError> {
+    for (key, r) in rollups(fresh.iter().copied()) {
+        add_rollup(tx, &key, &r).await?;
     }
-    tx.commit().await?;
-    Ok(fresh.len())
+    Ok(())
+}
+
+/// Adds one rollup's increments to its row, creating the row if it is new.
+async fn add_rollup(tx: &mut Tx<'_>, key: &RollupKey, r: &Rollup) -> Result<(), StoreError> {
+    let (minute, model, provider, client_key) = key;
+    sqlx::query(
+        "INSERT INTO usage_rollups AS u (bucket, model, provider, client_key_id, requests, errors,
+           input_tokens, output_tokens, cached_tokens, cost_usd, latency_us_sum, latency_hist, ttft_hist)
+         VALUES (timestamptz 'epoch' + $1 * interval '1 microsecond', $2, $3, $4, $5, $6, $7, $8, $9,
+           $10, $11, $12, $13)
+         ON CONFLICT (bucket, model, provider, client_key_id) DO UPDATE SET
+           requests = u.requests + EXCLUDED.requests,
+           errors = u.errors + EXCLUDED.errors,
+           input_tokens = u.input_tokens + EXCLUDED.input_tokens,
+           output_tokens = u.output_tokens + EXCLUDED.output_tokens,
+           cached_tokens = u.cached_tokens + EXCLUDED.cached_tokens,
+           cost_usd = u.cost_usd + EXCLUDED.cost_usd,
+           latency_us_sum = u.latency_us_sum + EXCLUDED.latency_us_sum,
+           latency_hist = ARRAY(SELECT a + b FROM unnest(u.latency_hist, EXCLUDED.latency_hist) AS t(a, b)),
+           ttft_hist = ARRAY(SELECT a + b FROM unnest(u.ttft_hist, EXCLUDED.ttft_hist) AS t(a, b))",
+    )
+    .bind(*minute)
+    .bind(text(model))
+    .bind(text(provider))
+    .bind(text(client_key))
+    .bind(r.requests)
+    .bind(r.errors)
+    .bind(r.input_tokens)
+    .bind(r.output_tokens)
+    .bind(r.cached_tokens)
+    .bind(r.cost_usd)
+    .bind(r.latency_us_sum)
+    .bind(r.latency_hist.to_vec())
+    .bind(r.ttft_hist.to_vec())
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
 }
 
 pub async fn log(pool: &PgPool, request_id: &str) -> Result<Option<LogRow>, StoreError> {
