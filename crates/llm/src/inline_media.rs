@@ -165,12 +165,18 @@ mod tests {
 
     #[test]
     fn good_media_passes_in_both_apis() {
-        assert_eq!(check(&openai(&format!("data:image/png;base64,{PNG}"))), Ok(()));
+        assert_eq!(
+            check(&openai(&format!("data:image/png;base64,{PNG}"))),
+            Ok(())
+        );
         assert_eq!(check(&openai("https://example.com/a.png")), Ok(()));
         assert_eq!(check(&anthropic("image/png", PNG)), Ok(()));
         // Long enough to span many chunks.
         let big = base64::engine::general_purpose::STANDARD.encode(vec![7u8; 100_001]);
-        assert_eq!(check(&openai(&format!("data:image/png;base64,{big}"))), Ok(()));
+        assert_eq!(
+            check(&openai(&format!("data:image/png;base64,{big}"))),
+            Ok(())
+        );
     }
 
     #[test]
@@ -184,7 +190,9 @@ mod tests {
         assert!(check(&openai(&format!("data:image/png;base64,{padded_early}"))).is_err());
         // The chunked check is exactly as strict as decoding whole.
         for data in [PNG, "AAA", "AA==", "AAA=", "A===", "QQ", "QR==", &PNG[1..]] {
-            let whole = base64::engine::general_purpose::STANDARD.decode(data).is_ok();
+            let whole = base64::engine::general_purpose::STANDARD
+                .decode(data)
+                .is_ok();
             assert_eq!(check_base64(data).is_ok(), whole, "{data}");
         }
     }

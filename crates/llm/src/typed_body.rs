@@ -23,8 +23,7 @@ pub enum BodyError {
 
 /// `T` from a JSON body, strictly (see the module's header).
 pub fn from_slice<T: DeserializeOwned + Serialize>(bytes: &[u8]) -> Result<T, BodyError> {
-    let value: Value =
-        serde_json::from_slice(bytes).map_err(|e| BodyError::Json(e.to_string()))?;
+    let value: Value = serde_json::from_slice(bytes).map_err(|e| BodyError::Json(e.to_string()))?;
     if !value.is_object() {
         return Err(BodyError::Json("the body must be a JSON object".into()));
     }
@@ -113,8 +112,14 @@ mod tests {
     fn objects_read_from_arrays_are_refused_with_their_path() {
         assert!(read(json!({"model": "m", "stream_options": {"include_usage": true}})).is_ok());
         for (body, path) in [
-            (json!({"model": "m", "stream_options": []}), "stream_options"),
-            (json!({"model": "m", "stream_options": [true]}), "stream_options"),
+            (
+                json!({"model": "m", "stream_options": []}),
+                "stream_options",
+            ),
+            (
+                json!({"model": "m", "stream_options": [true]}),
+                "stream_options",
+            ),
             (json!({"model": "m", "list": [{}, [false]]}), "list[1]"),
         ] {
             match read(body.clone()) {
@@ -130,7 +135,10 @@ mod tests {
             panic!()
         };
         assert_eq!(path, "model");
-        assert!(matches!(from_slice::<Body>(b"[\"m\"]"), Err(BodyError::Json(_))));
+        assert!(matches!(
+            from_slice::<Body>(b"[\"m\"]"),
+            Err(BodyError::Json(_))
+        ));
         assert!(matches!(from_slice::<Body>(b"{"), Err(BodyError::Json(_))));
     }
 }

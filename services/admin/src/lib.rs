@@ -96,7 +96,7 @@ async fn openapi_json() -> Response {
 }
 
 /// The admin API: HTTP/JSON and gRPC on one router (gRPC requests are told apart
-/// by their path, `/aiprox.v1.AdminService/...`).
+/// by their content type, `application/grpc`).
 pub fn router(core: AdminCore, token: SecretString) -> Router {
     let core = Arc::new(core);
     let token = Arc::new(token);
@@ -142,7 +142,31 @@ pub fn router(core: AdminCore, token: SecretString) -> Router {
         .route("/api/v1/keys/{id}", axum::routing::delete(http::revoke_key))
         .route_layer(middleware::from_fn_with_state(state.clone(), require_token))
         .with_state(state)
-        .merge(grpc)
+        .fallback(move |request: Request| grpc_or_not_found(grpc.clone(), request))
+}
+
+/// A request no HTTP route matched: a gRPC call (told by its content type) goes to
+/// the gRPC service, which checks the token itself; anything else is a 404 in the
+/// admin's JSON error shape, so a mistyped path never looks like it worked.
+async fn grpc_or_not_found(grpc: Router, request: Request) -> Response {
+    let is_grpc = request
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/grpc"));
+    if !is_grpc {
+        let path = request.uri().path().to_owned();
+        return HttpError(ApiError::new(
+            Kind::NotFound,
+            "not_found",
+            format!("no {} {path} in the admin API", request.method()),
+        ))
+        .into_response();
+    }
+    match tower::ServiceExt::oneshot(grpc, request).await {
+        Ok(response) => response,
+        Err(never) => match never {},
+    }
 }
 
 /// What the admin needs besides its settings.

@@ -68,7 +68,10 @@ fn aiprox_all_ends_at_once_when_a_component_fails_to_start() {
         .env_remove("AIPROX_DATABASE_URL")
         .env("AIPROX_ADMIN_TOKEN", "admin-token-for-the-fail-fast-test")
         .env("AIPROX_ADMIN__LISTEN", &admin)
-        .env("AIPROX_GATEWAY__LISTEN", format!("127.0.0.1:{gateway_port}"))
+        .env(
+            "AIPROX_GATEWAY__LISTEN",
+            format!("127.0.0.1:{gateway_port}"),
+        )
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::piped())
         .spawn()

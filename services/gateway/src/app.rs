@@ -15,12 +15,12 @@ use tokio_util::sync::CancellationToken;
 
 use config_model::ConfigError;
 
+use crate::capture::Exchange;
 use crate::capture::LogQueue;
 use crate::config::Config;
-use crate::capture::Exchange;
 use crate::error::Error;
-use crate::stream::Dialect;
 use crate::routing::{RoutingTable, Source};
+use crate::stream::Dialect;
 use arc_swap::ArcSwap;
 
 /// Shared by every handler: the routing table and the settings.
@@ -170,7 +170,13 @@ async fn authenticate(
                 state.log_queue(),
                 request.extensions().get::<RequestContext>(),
             ) {
-                queue.push(refusal(ctx, path, dialect, &e, client_key(request.headers())));
+                queue.push(refusal(
+                    ctx,
+                    path,
+                    dialect,
+                    &e,
+                    client_key(request.headers()),
+                ));
             }
             match dialect {
                 Dialect::Anthropic => e.into_anthropic_response(),

@@ -1,3 +1,13 @@
+//! Faults under load, each on a stack of its own: NATS killed for 20 s, the
+//! logger killed mid-batch (SIGKILL) and restarted, PostgreSQL stopped at once
+//! and restarted, the gateway sent SIGTERM with streams open, the media writer
+//! killed mid-write. N answered requests are N rows, none twice, and no partial
+//! media file is ever under its final name.
+//!
+//! Every process is stopped through the handle that started it: an `aiprox`
+//! [`Proc`](crate::harness::Proc), the stack's `Nats` (its child) or `Postgres`
+//! (`pg_ctl` on its own data directory), never by a name or command line.
+
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
@@ -9,9 +19,11 @@ use sha2::{Digest, Sha256};
 
 use crate::harness::{Stack, files_under, plain};
 
-/// Sends one request every `every` until `stop`; counts the 200s.
+/// Sends one request every `every` until `stop`; counts the 200s. The load has
+/// its own client and the gateway's URL, not the stack: the test keeps the stack,
+/// and with it the handles of the servers it stops and starts again.
 fn steady_load(
-    stack: &Arc<Stack>,
+    stack: &Stack,
     every: Duration,
 ) -> (
     Arc<AtomicUsize>,
@@ -20,14 +32,19 @@ fn steady_load(
 ) {
     let answered = Arc::new(AtomicUsize::new(0));
     let (stop, mut stopped) = tokio::sync::oneshot::channel::<()>();
-    let (s, a) = (stack.clone(), answered.clone());
+    let (client, url, a) = (
+        stack.client.clone(),
+        stack.url("/v1/chat/completions"),
+        answered.clone(),
+    );
     let task = tokio::spawn(async move {
         let mut i = 0;
         loop {
             if stopped.try_recv().is_ok() {
                 break;
             }
-            if s.chat(&plain(i)).await.status() == 200 {
+            let r = client.post(&url).json(&plain(i)).send().await.unwrap();
+            if r.status() == 200 {
                 a.fetch_add(1, Ordering::SeqCst);
             }
             i += 1;
@@ -39,20 +56,17 @@ fn steady_load(
 
 #[tokio::test]
 async fn nats_down_for_20s_under_load_loses_nothing() {
-    let stack = Stack::start().await;
+    let mut stack = Stack::start().await;
     let _logger = stack.spawn("logger", &[]);
     let _gateway = stack.gateway().await;
-    let stack = Arc::new(stack);
     let (answered, stop, load) = steady_load(&stack, Duration::from_millis(20));
     tokio::time::sleep(Duration::from_secs(1)).await;
 
-    // The stack's handle is shared with the load task: kill and restart the
-    // server by port and store directory instead.
-    let nats_port = stack.nats.port;
-    let store_dir = stack.nats.store_dir().to_owned();
-    stop_nats(nats_port);
+    // The test's own nats-server, through its handle: killed (SIGKILL, waited
+    // for), then started again on the same port and store directory.
+    stack.nats.stop();
     tokio::time::sleep(Duration::from_secs(20)).await;
-    let _restarted = restart_nats(nats_port, &store_dir);
+    stack.nats.start_again();
 
     tokio::time::sleep(Duration::from_secs(1)).await;
     let _ = stop.send(());
@@ -84,38 +98,9 @@ async fn nats_down_for_20s_under_load_loses_nothing() {
     );
 }
 
-/// Kills the test's nats-server on `port` (SIGKILL), found by its command line.
-fn stop_nats(port: u16) {
-    let _ = std::process::Command::new("pkill")
-        .args([
-            "-KILL",
-            "-f",
-            &format!("nats-server -js -a 127.0.0.1 -p {port} "),
-        ])
-        .status();
-    std::thread::sleep(Duration::from_millis(200));
-}
-
-fn restart_nats(port: u16, store_dir: &std::path::Path) -> crate::harness::Proc {
-    let child = std::process::Command::new("nats-server")
-        .args(["-js", "-a", "127.0.0.1", "-p", &port.to_string(), "-sd"])
-        .arg(store_dir)
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err()
-        && std::time::Instant::now() < deadline
-    {
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    crate::harness::Proc { child }
-}
-
 #[tokio::test]
 async fn logger_killed_mid_batch_and_restarted_loses_and_duplicates_nothing() {
-    let stack = Arc::new(Stack::start().await);
+    let stack = Stack::start().await;
     let small_batches = [("AIPROX_LOGGER__BATCH_MAX", "7")];
     let logger = stack.spawn("logger", &small_batches);
     let _gateway = stack.gateway().await;
@@ -142,7 +127,7 @@ async fn logger_killed_mid_batch_and_restarted_loses_and_duplicates_nothing() {
 
 #[tokio::test]
 async fn postgres_restarted_under_load_loses_nothing() {
-    let stack = Arc::new(Stack::start().await);
+    let stack = Stack::start().await;
     let _logger = stack.spawn("logger", &[]);
     let _gateway = stack.gateway().await;
     let (answered, stop, load) = steady_load(&stack, Duration::from_millis(10));
@@ -220,7 +205,7 @@ async fn gateway_sigterm_lets_streams_finish_and_flushes_their_events() {
 
 #[tokio::test]
 async fn media_killed_mid_write_leaves_no_partial_file() {
-    let stack = Arc::new(Stack::start().await);
+    let stack = Stack::start().await;
     let media = stack.spawn("media", &[]);
     let _logger = stack.spawn("logger", &[]);
     let _gateway = stack.gateway().await;

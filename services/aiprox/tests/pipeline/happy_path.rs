@@ -1,3 +1,9 @@
+//! The pipeline when nothing fails: requests through `aiprox gateway`, the
+//! logger and the media writer land in PostgreSQL once each, with their tokens,
+//! times, cost, bodies and media (an image sent twice is one file, out of the
+//! log); `aiprox all` on SQLite without NATS logs every request and exits
+//! cleanly on SIGTERM.
+
 use std::time::Duration;
 
 use base64::Engine;

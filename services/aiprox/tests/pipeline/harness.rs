@@ -1,3 +1,7 @@
+//! The pipeline tests' harness: a [`Stack`] (the mock upstream, a PostgreSQL
+//! and a `nats-server -js` of its own, a configuration directory) that spawns
+//! `aiprox` subprocesses as [`Proc`]s, and waits for readiness and rows.
+
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -7,7 +11,8 @@ use serde_json::{Value, json};
 use store::Store;
 use test_services::{Nats, Postgres, free_port};
 
-/// An `aiprox` subprocess, killed on drop.
+/// An `aiprox` subprocess, killed on drop. Signals go to this child's own pid
+/// (not yet reaped while the handle lives, so never another process's).
 pub struct Proc {
     pub child: Child,
 }
@@ -27,13 +32,14 @@ impl Proc {
         status
     }
 
+    /// SIGKILL, then wait for the exit.
     pub fn kill(mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
         std::mem::forget(self);
     }
 
-    /// SIGKILL without consuming the handle.
+    /// SIGKILL without consuming the handle (the exit is reaped on drop).
     pub fn kill_now(&self) {
         let _ = Command::new("kill")
             .args(["-KILL", &self.pid().to_string()])

@@ -84,7 +84,10 @@ async fn a_media_type_with_a_line_break_is_refused_at_the_gateway() {
         &openai_image(&format!("data:image/png\r\nx-a: 1;base64,{PNG}"), "gpt4"),
     )
     .await;
-    assert_eq!((status, error["error"]["code"].as_str()), (400, Some("invalid_image")));
+    assert_eq!(
+        (status, error["error"]["code"].as_str()),
+        (400, Some("invalid_image"))
+    );
     let (status, error) = post(
         &app,
         "/v1/messages",
@@ -100,7 +103,9 @@ async fn an_object_field_given_as_an_array_is_400_naming_the_field() {
     let app = spawn_app().await;
     let chat = |model: &str, extra: Value| {
         let mut body = json!({"model": model, "stream": true, "messages": [{"role": "user", "content": "hi"}]});
-        body.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
+        body.as_object_mut()
+            .unwrap()
+            .extend(extra.as_object().unwrap().clone());
         body
     };
     // The OpenAI path (passed through) and the one translated for Anthropic.
@@ -127,7 +132,9 @@ async fn an_object_field_given_as_an_array_is_400_naming_the_field() {
     // Anthropic clients on an OpenAI-compatible provider (translated).
     let messages = |extra: Value| {
         let mut body = json!({"model": "gpt4", "max_tokens": 16, "messages": [{"role": "user", "content": "hi"}]});
-        body.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
+        body.as_object_mut()
+            .unwrap()
+            .extend(extra.as_object().unwrap().clone());
         body
     };
     for (extra, field) in [
@@ -142,7 +149,10 @@ async fn an_object_field_given_as_an_array_is_400_naming_the_field() {
         let message = error["error"]["message"].as_str().unwrap();
         assert!(message.contains(field), "{extra}: {message}");
     }
-    assert!(app.mock.requests().is_empty(), "a refused body went upstream");
+    assert!(
+        app.mock.requests().is_empty(),
+        "a refused body went upstream"
+    );
 }
 
 #[tokio::test]
@@ -157,7 +167,10 @@ async fn a_model_name_past_256_bytes_is_400_and_not_echoed() {
     .await;
     assert_eq!(status, 400, "{error}");
     assert_eq!(error["error"]["param"], "model");
-    assert!(error.to_string().len() < 1024, "the name is echoed: {error}");
+    assert!(
+        error.to_string().len() < 1024,
+        "the name is echoed: {error}"
+    );
     let (status, error) = post(
         &app,
         "/v1/messages",
@@ -185,8 +198,16 @@ async fn unknown_routes_answer_in_their_api_shape_and_are_counted() {
     assert_eq!(error["error"]["type"], "not_found_error");
     let (status, error) = post(&app, "/v1/nothing-here", &json!({})).await;
     assert_eq!(status, 404);
-    assert_eq!(error["error"]["code"], "unknown_url", "OpenAI's shape: {error}");
-    let wrong_method = app.client.get(app.url("/v1/messages")).send().await.unwrap();
+    assert_eq!(
+        error["error"]["code"], "unknown_url",
+        "OpenAI's shape: {error}"
+    );
+    let wrong_method = app
+        .client
+        .get(app.url("/v1/messages"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(wrong_method.status(), 405);
     let body: Value = wrong_method.json().await.unwrap();
     assert_eq!(body["type"], "error", "{body}");
@@ -200,6 +221,12 @@ async fn unknown_routes_answer_in_their_api_shape_and_are_counted() {
         .text()
         .await
         .unwrap();
-    assert!(metrics.contains("aiprox_unrouted_requests_total{status=\"404\"} 2"), "{metrics}");
-    assert!(metrics.contains("aiprox_unrouted_requests_total{status=\"405\"} 1"), "{metrics}");
+    assert!(
+        metrics.contains("aiprox_unrouted_requests_total{status=\"404\"} 2"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("aiprox_unrouted_requests_total{status=\"405\"} 1"),
+        "{metrics}"
+    );
 }

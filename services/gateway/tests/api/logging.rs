@@ -45,11 +45,13 @@ pub async fn logged_events(
     let mut seen: HashMap<String, (LogEvent, usize)> = HashMap::new();
     let deadline = Instant::now() + timeout;
     while seen.len() < want && Instant::now() < deadline {
-        for d in consumer.fetch(64, Duration::from_millis(100)).await.unwrap() {
+        for d in consumer
+            .fetch(64, Duration::from_millis(100))
+            .await
+            .unwrap()
+        {
             for event in LogBatch::decode(d.payload.clone()).unwrap().events {
-                seen.entry(event.request_id.clone())
-                    .or_insert((event, 0))
-                    .1 += 1;
+                seen.entry(event.request_id.clone()).or_insert((event, 0)).1 += 1;
             }
         }
     }
@@ -84,7 +86,12 @@ async fn a_full_in_process_backlog_spills_to_disk_and_loses_nothing() {
             .post_chat(&json!({"model": "gpt4", "messages": [{"role": "user", "content": format!("n{i}")}]}))
             .await;
         assert_eq!(response.status(), 200);
-        ids.push(response.headers()["x-request-id"].to_str().unwrap().to_owned());
+        ids.push(
+            response.headers()["x-request-id"]
+                .to_str()
+                .unwrap()
+                .to_owned(),
+        );
     }
     // Nobody consumes yet: the backlog stays at its bound, the rest is on disk.
     let deadline = Instant::now() + Duration::from_secs(5);
@@ -119,7 +126,10 @@ async fn send(app: &TestApp, path: &str, body: &serde_json::Value) -> (String, u
         .send()
         .await
         .unwrap();
-    let id = response.headers()["x-request-id"].to_str().unwrap().to_owned();
+    let id = response.headers()["x-request-id"]
+        .to_str()
+        .unwrap()
+        .to_owned();
     let status = response.status().as_u16();
     (id, status, response.text().await.unwrap())
 }
@@ -129,12 +139,8 @@ async fn a_stream_refused_before_it_began_is_logged_with_the_error_the_client_go
     let spill = tempfile::tempdir().unwrap();
     let bus = InProcessBus::new();
     let app = logged_app(&bus, spill.path()).await;
-    let chat = |model: &str| {
-        json!({"model": model, "stream": true, "messages": [{"role": "user", "content": "hi"}]})
-    };
-    let messages = |model: &str| {
-        json!({"model": model, "stream": true, "max_tokens": 16, "messages": [{"role": "user", "content": "hi"}]})
-    };
+    let chat = |model: &str| json!({"model": model, "stream": true, "messages": [{"role": "user", "content": "hi"}]});
+    let messages = |model: &str| json!({"model": model, "stream": true, "max_tokens": 16, "messages": [{"role": "user", "content": "hi"}]});
     let mut sent = vec![
         send(&app, "/v1/chat/completions", &chat("nope")).await,
         send(&app, "/v1/messages", &messages("nope")).await,
@@ -164,9 +170,17 @@ async fn a_stream_refused_before_it_began_is_logged_with_the_error_the_client_go
         assert!(event.stream, "logged as the stream request it was");
         assert_eq!(event.status, u32::from(*status));
         let logged: serde_json::Value = serde_json::from_slice(&event.response_body)
-            .unwrap_or_else(|e| panic!("{id}: logged body not JSON ({e}): {:?}", event.response_body));
+            .unwrap_or_else(|e| {
+                panic!(
+                    "{id}: logged body not JSON ({e}): {:?}",
+                    event.response_body
+                )
+            });
         let answered: serde_json::Value = serde_json::from_str(body).unwrap();
-        assert_eq!(logged, answered, "{id}: the log keeps the error the client got");
+        assert_eq!(
+            logged, answered,
+            "{id}: the log keeps the error the client got"
+        );
     }
 }
 
@@ -202,17 +216,33 @@ async fn requests_refused_for_their_key_are_logged_without_the_key() {
         .await
         .unwrap();
     assert_eq!(messages.status(), 401);
-    let messages_id = messages.headers()["x-request-id"].to_str().unwrap().to_owned();
+    let messages_id = messages.headers()["x-request-id"]
+        .to_str()
+        .unwrap()
+        .to_owned();
 
     let seen = logged_events(&bus, 2, Duration::from_secs(10)).await;
     let (chat, _) = &seen[&chat_id];
-    assert_eq!((chat.status, chat.endpoint.as_str()), (401, "/v1/chat/completions"));
+    assert_eq!(
+        (chat.status, chat.endpoint.as_str()),
+        (401, "/v1/chat/completions")
+    );
     assert_eq!(chat.error_kind, "invalid_api_key");
-    assert!(chat.error_message.contains("sk-aiprox"), "{}", chat.error_message);
+    assert!(
+        chat.error_message.contains("sk-aiprox"),
+        "{}",
+        chat.error_message
+    );
     let logged = format!("{chat:?}");
-    assert!(!logged.contains(WRONG) && !logged.contains("not-a-key"), "{logged}");
+    assert!(
+        !logged.contains(WRONG) && !logged.contains("not-a-key"),
+        "{logged}"
+    );
     assert!(!logged.contains("secret prompt"), "no body: {logged}");
     let (messages, _) = &seen[&messages_id];
-    assert_eq!((messages.status, messages.endpoint.as_str()), (401, "/v1/messages"));
+    assert_eq!(
+        (messages.status, messages.endpoint.as_str()),
+        (401, "/v1/messages")
+    );
     assert_eq!(messages.error_kind, "missing_api_key");
 }

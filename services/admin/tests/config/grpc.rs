@@ -1,0 +1,278 @@
+//! Providers, mappings and client keys through gRPC (the generated tonic
+//! client): the admin token, the provider key write-only, each refusal as a
+//! status code, mappings created, updated, read, listed and deleted, a provider
+//! in use kept, keys listed without their secret and revoked.
+
+use admin::proto::admin_service_client::AdminServiceClient;
+use admin::proto::{self as pb};
+
+use crate::{Api, GrpcClient, PROVIDER_KEY, grpc_channel, grpc_client};
+
+/// The provider `grpc-openai`, with the key `PROVIDER_KEY`, through gRPC.
+async fn with_grpc_openai(client: &mut GrpcClient) -> pb::Provider {
+    client
+        .create_provider(pb::Provider {
+            name: "grpc-openai".into(),
+            kind: "openai".into(),
+            base_url: Some("http://127.0.0.1:9/v1".into()),
+            api_key: Some(PROVIDER_KEY.into()),
+            ..pb::Provider::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+}
+
+/// The alias `grpc-alias` → `grpc-openai/gpt-4o` (after [`with_grpc_openai`]).
+async fn with_grpc_alias(client: &mut GrpcClient) -> pb::Mapping {
+    client
+        .create_mapping(pb::Mapping {
+            alias: "grpc-alias".into(),
+            targets: vec![pb::MappingTarget {
+                provider: "grpc-openai".into(),
+                model: "gpt-4o".into(),
+            }],
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+}
+
+pub async fn grpc_needs_the_admin_token(api: &Api) {
+    let refused = AdminServiceClient::new(grpc_channel(api).await)
+        .list_providers(pb::ListProvidersRequest {})
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), tonic::Code::Unauthenticated);
+}
+
+pub async fn grpc_provider_keys_are_write_only(api: &Api) {
+    let mut client = grpc_client(api).await;
+    let created = with_grpc_openai(&mut client).await;
+    assert_eq!((created.api_key, created.has_api_key), (None, true));
+    let listed = client
+        .list_providers(pb::ListProvidersRequest {})
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(
+        listed
+            .providers
+            .iter()
+            .any(|p| p.name == "grpc-openai" && p.api_key.is_none())
+    );
+}
+
+pub async fn grpc_a_provider_name_is_taken_once(api: &Api) {
+    let mut client = grpc_client(api).await;
+    with_grpc_openai(&mut client).await;
+    let err = client
+        .create_provider(pb::Provider {
+            name: "grpc-openai".into(),
+            kind: "demo".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), tonic::Code::AlreadyExists);
+}
+
+pub async fn grpc_invalid_base_urls_are_invalid_arguments(api: &Api) {
+    let mut client = grpc_client(api).await;
+    let err = client
+        .create_provider(pb::Provider {
+            name: "bad".into(),
+            kind: "openai".into(),
+            base_url: Some("nope".into()),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), tonic::Code::InvalidArgument);
+}
+
+pub async fn grpc_a_mapping_is_created_with_its_targets(api: &Api) {
+    let mut client = grpc_client(api).await;
+    with_grpc_openai(&mut client).await;
+    let mapping = with_grpc_alias(&mut client).await;
+    assert_eq!(mapping.targets.len(), 1);
+}
+
+pub async fn grpc_mappings_to_unknown_providers_are_invalid_arguments(api: &Api) {
+    let mut client = grpc_client(api).await;
+    with_grpc_openai(&mut client).await;
+    let err = client
+        .create_mapping(pb::Mapping {
+            alias: "x".into(),
+            targets: vec![pb::MappingTarget {
+                provider: "ghost".into(),
+                model: "m".into(),
+            }],
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), tonic::Code::InvalidArgument);
+    assert!(err.message().contains("unknown_provider"));
+}
+
+pub async fn grpc_an_update_replaces_the_targets(api: &Api) {
+    let mut client = grpc_client(api).await;
+    with_grpc_openai(&mut client).await;
+    with_grpc_alias(&mut client).await;
+    let updated = client
+        .update_mapping(pb::Mapping {
+            alias: "grpc-alias".into(),
+            targets: vec![pb::MappingTarget {
+                provider: "grpc-openai".into(),
+                model: "gpt-4o-mini".into(),
+            }],
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(updated.targets[0].model, "gpt-4o-mini");
+}
+
+pub async fn grpc_mappings_are_read_and_listed(api: &Api) {
+    let mut client = grpc_client(api).await;
+    with_grpc_openai(&mut client).await;
+    with_grpc_alias(&mut client).await;
+    assert_eq!(
+        client
+            .get_mapping(pb::GetMappingRequest {
+                alias: "grpc-alias".into()
+            })
+            .await
+            .unwrap()
+            .into_inner()
+            .alias,
+        "grpc-alias"
+    );
+    assert_eq!(
+        client
+            .list_mappings(pb::ListMappingsRequest {})
+            .await
+            .unwrap()
+            .into_inner()
+            .mappings
+            .len(),
+        1
+    );
+}
+
+pub async fn grpc_a_provider_in_use_cannot_be_deleted(api: &Api) {
+    let mut client = grpc_client(api).await;
+    with_grpc_openai(&mut client).await;
+    with_grpc_alias(&mut client).await;
+    let err = client
+        .delete_provider(pb::DeleteProviderRequest {
+            name: "grpc-openai".into(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), tonic::Code::AlreadyExists);
+}
+
+pub async fn grpc_a_deleted_mapping_is_not_found(api: &Api) {
+    let mut client = grpc_client(api).await;
+    with_grpc_openai(&mut client).await;
+    with_grpc_alias(&mut client).await;
+    client
+        .delete_mapping(pb::DeleteMappingRequest {
+            alias: "grpc-alias".into(),
+        })
+        .await
+        .unwrap();
+    let err = client
+        .get_mapping(pb::GetMappingRequest {
+            alias: "grpc-alias".into(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), tonic::Code::NotFound);
+}
+
+pub async fn grpc_a_provider_is_read_updated_and_deleted(api: &Api) {
+    let mut client = grpc_client(api).await;
+    with_grpc_openai(&mut client).await;
+    client
+        .get_provider(pb::GetProviderRequest {
+            name: "grpc-openai".into(),
+        })
+        .await
+        .unwrap();
+    client
+        .update_provider(pb::Provider {
+            name: "grpc-openai".into(),
+            kind: "openai".into(),
+            base_url: Some("http://127.0.0.1:8/v1".into()),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    client
+        .delete_provider(pb::DeleteProviderRequest {
+            name: "grpc-openai".into(),
+        })
+        .await
+        .unwrap();
+}
+
+pub async fn grpc_client_keys_are_listed_without_their_secret(api: &Api) {
+    let mut client = grpc_client(api).await;
+    let created = client
+        .create_key(pb::CreateKeyRequest {
+            name: "grpc".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let key = created.key.unwrap();
+    let listed = client
+        .list_keys(pb::ListKeysRequest {})
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(
+        listed
+            .keys
+            .iter()
+            .any(|k| k.id == key.id && k.revoked_at_ms.is_none())
+    );
+    assert!(!format!("{listed:?}").contains(&created.secret));
+}
+
+pub async fn grpc_a_revoked_key_has_its_revocation_time(api: &Api) {
+    let mut client = grpc_client(api).await;
+    let created = client
+        .create_key(pb::CreateKeyRequest {
+            name: "grpc".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let key = created.key.unwrap();
+    let revoked = client
+        .revoke_key(pb::RevokeKeyRequest { id: key.id.clone() })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(revoked.revoked_at_ms.is_some());
+}
+
+pub async fn grpc_revoking_a_missing_key_is_not_found(api: &Api) {
+    let mut client = grpc_client(api).await;
+    assert_eq!(
+        client
+            .revoke_key(pb::RevokeKeyRequest {
+                id: "key_missing".into()
+            })
+            .await
+            .unwrap_err()
+            .code(),
+        tonic::Code::NotFound
+    );
+}

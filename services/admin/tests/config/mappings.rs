@@ -1,0 +1,156 @@
+//! Mappings over HTTP: published with their targets in order, every refusal, a
+//! provider in use kept until no mapping uses it, update, listing, delete.
+
+use serde_json::{Value, json};
+
+use crate::{Api, with_gpt4_mapping, with_providers};
+
+/// A mapping that `POST /api/v1/mappings` must refuse with `status` and `code`.
+async fn refuse_mapping(api: &Api, body: Value, status: u16, code: &str) {
+    let (got, err) = api
+        .call("POST", "/api/v1/mappings", Some(body.clone()))
+        .await;
+    assert_eq!(
+        (got, err["error"]["code"].as_str()),
+        (status, Some(code)),
+        "{body} → {err}"
+    );
+}
+
+pub async fn a_mapping_is_published_with_its_targets_in_order(api: &Api) {
+    with_providers(api).await;
+    let (status, m) = api
+        .call("POST", "/api/v1/mappings", Some(json!({"alias": "gpt4", "targets": [
+            {"provider": "openai", "model": "gpt-4o"}, {"provider": "claude", "model": "claude-haiku-4-5"}]})))
+        .await;
+    assert_eq!(status, 201, "{m}");
+    assert_eq!(m["targets"][1]["provider"], "claude");
+    let snap = api.snapshot().await;
+    assert_eq!(snap.mappings["gpt4"].len(), 2);
+    assert_eq!(snap.mappings["gpt4"][0].model, "gpt-4o");
+}
+
+pub async fn an_alias_is_mapped_once(api: &Api) {
+    with_providers(api).await;
+    with_gpt4_mapping(api).await;
+    refuse_mapping(
+        api,
+        json!({"alias": "gpt4", "targets": [{"provider": "openai", "model": "x"}]}),
+        409,
+        "alias_exists",
+    )
+    .await;
+}
+
+pub async fn mappings_to_unknown_providers_are_refused(api: &Api) {
+    with_providers(api).await;
+    refuse_mapping(
+        api,
+        json!({"alias": "new", "targets": [{"provider": "ghost", "model": "x"}]}),
+        400,
+        "unknown_provider",
+    )
+    .await;
+}
+
+pub async fn mappings_need_targets_with_models(api: &Api) {
+    with_providers(api).await;
+    for body in [
+        json!({"alias": "new", "targets": []}),
+        json!({"alias": "new", "targets": [{"provider": "openai", "model": ""}]}),
+    ] {
+        refuse_mapping(api, body, 400, "invalid_mapping").await;
+    }
+}
+
+pub async fn invalid_aliases_are_refused(api: &Api) {
+    with_providers(api).await;
+    refuse_mapping(
+        api,
+        json!({"alias": "has space", "targets": [{"provider": "openai", "model": "x"}]}),
+        400,
+        "invalid_alias",
+    )
+    .await;
+}
+
+pub async fn a_mapping_without_targets_is_an_invalid_body(api: &Api) {
+    with_providers(api).await;
+    refuse_mapping(api, json!({"alias": "new"}), 400, "invalid_body").await;
+}
+
+pub async fn a_provider_in_use_cannot_be_deleted(api: &Api) {
+    with_providers(api).await;
+    with_gpt4_mapping(api).await;
+    let (status, err) = api.call("DELETE", "/api/v1/providers/claude", None).await;
+    assert_eq!(
+        (status, err["error"]["code"].as_str()),
+        (409, Some("provider_in_use"))
+    );
+    assert!(err["error"]["message"].as_str().unwrap().contains("gpt4"));
+}
+
+pub async fn an_update_publishes_the_new_targets(api: &Api) {
+    with_providers(api).await;
+    with_gpt4_mapping(api).await;
+    let (status, m) = api
+        .call(
+            "PUT",
+            "/api/v1/mappings/gpt4",
+            Some(json!({"targets": [{"provider": "openai", "model": "gpt-4o-mini"}]})),
+        )
+        .await;
+    assert_eq!((status, m["targets"].as_array().unwrap().len()), (200, 1));
+    assert_eq!(
+        api.snapshot().await.mappings["gpt4"][0].model,
+        "gpt-4o-mini"
+    );
+}
+
+pub async fn mappings_are_listed_and_read_by_alias(api: &Api) {
+    with_providers(api).await;
+    with_gpt4_mapping(api).await;
+    let (_, list) = api.call("GET", "/api/v1/mappings", None).await;
+    assert_eq!(list["data"].as_array().unwrap().len(), 1);
+    let (status, _) = api.call("GET", "/api/v1/mappings/gpt4", None).await;
+    assert_eq!(status, 200);
+}
+
+pub async fn a_provider_is_deleted_once_no_mapping_uses_it(api: &Api) {
+    with_providers(api).await;
+    with_gpt4_mapping(api).await;
+    // gpt4 lets go of claude.
+    api.set_up(
+        "PUT",
+        "/api/v1/mappings/gpt4",
+        json!({"targets": [{"provider": "openai", "model": "gpt-4o-mini"}]}),
+        200,
+    )
+    .await;
+
+    // Now claude is free to go; deleting twice is a 404.
+    assert_eq!(
+        api.call("DELETE", "/api/v1/providers/claude", None).await.0,
+        204
+    );
+    assert_eq!(
+        api.call("DELETE", "/api/v1/providers/claude", None).await.0,
+        404
+    );
+    assert!(!api.snapshot().await.providers.contains_key("claude"));
+}
+
+pub async fn a_mapping_is_deleted_once(api: &Api) {
+    with_providers(api).await;
+    with_gpt4_mapping(api).await;
+    assert_eq!(
+        api.call("DELETE", "/api/v1/mappings/gpt4", None).await.0,
+        204
+    );
+    assert_eq!(api.call("GET", "/api/v1/mappings/gpt4", None).await.0, 404);
+    assert_eq!(
+        api.call("DELETE", "/api/v1/mappings/gpt4", None).await.0,
+        404
+    );
+    assert!(api.snapshot().await.mappings.is_empty());
+}
