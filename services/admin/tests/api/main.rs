@@ -40,6 +40,8 @@ common::backends!(
     media::a_log_shows_its_request_and_serves_its_media,
     media::a_missing_log_is_not_found,
     media::missing_media_is_not_found,
+    media::media_is_never_served_as_a_page,
+    media::paths_that_match_nothing_are_404_json_even_without_the_token,
     stats::the_summary_agrees_with_the_rows_of_its_window,
     stats::the_series_adds_up_to_the_requests_per_model,
     stats::an_unknown_series_split_is_refused,
@@ -58,7 +60,7 @@ pub struct Api {
     base: String,
     client: reqwest::Client,
     store: Store,
-    _media: tempfile::TempDir,
+    media: tempfile::TempDir,
 }
 
 impl Api {
@@ -89,7 +91,7 @@ impl Api {
             base: format!("http://{addr}"),
             client: reqwest::Client::new(),
             store,
-            _media: media,
+            media,
         }
     }
 

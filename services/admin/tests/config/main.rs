@@ -56,6 +56,7 @@ common::backends!(
     providers::updating_a_missing_provider_is_not_found,
     providers::demo_providers_keep_their_word_delay,
     providers::anthropic_providers_default_their_version,
+    providers::an_anthropic_version_with_a_line_break_is_refused,
     providers::providers_are_listed_by_name,
     providers::providers_are_read_by_name,
     mappings::a_mapping_is_published_with_its_targets_in_order,

@@ -218,3 +218,21 @@ pub async fn providers_are_read_by_name(api: &Api) {
     let (status, _) = api.call("GET", "/api/v1/providers/missing", None).await;
     assert_eq!(status, 404);
 }
+
+pub async fn an_anthropic_version_with_a_line_break_is_refused(api: &Api) {
+    let (status, error) = api
+        .call(
+            "POST",
+            "/api/v1/providers",
+            Some(json!({"name": "claude", "kind": "anthropic", "anthropic_version": "2023-06-01\r\nx-a: 1"})),
+        )
+        .await;
+    assert_eq!(status, 400, "{error}");
+    assert_eq!(error["error"]["code"], "invalid_provider");
+    assert!(
+        error["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("anthropic_version")
+    );
+}
