@@ -36,6 +36,7 @@ struct Inner {
     created: u64,
     log_queue: Option<LogQueue>,
     unrouted: crate::routes::unrouted::Unrouted,
+    body_budget: crate::body_budget::BodyBudget,
 }
 
 impl AppState {
@@ -58,6 +59,9 @@ impl AppState {
                 created,
                 log_queue,
                 unrouted: crate::routes::unrouted::Unrouted::default(),
+                body_budget: crate::body_budget::BodyBudget::new(
+                    config.settings.max_body_bytes_in_flight,
+                ),
             }),
         })
     }
@@ -82,6 +86,11 @@ impl AppState {
         self.inner.created
     }
 
+    /// The room request bodies in flight share.
+    pub fn body_budget(&self) -> &crate::body_budget::BodyBudget {
+        &self.inner.body_budget
+    }
+
     /// Requests no route served, counted.
     pub fn unrouted(&self) -> &crate::routes::unrouted::Unrouted {
         &self.inner.unrouted
@@ -90,10 +99,6 @@ impl AppState {
     /// The log pipeline, when events are on.
     pub fn log_queue(&self) -> Option<&LogQueue> {
         self.inner.log_queue.as_ref()
-    }
-
-    pub fn max_body_bytes(&self) -> usize {
-        self.inner.settings.max_body_bytes
     }
 }
 
@@ -351,21 +356,22 @@ impl Application {
                 draining.cancel();
             }
         };
-        let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
-            let _ = tcp.set_nodelay(true);
-        });
-        let serve = axum::serve(listener, router).with_graceful_shutdown(stop_accepting);
+        let serve = crate::serve::serve(
+            listener,
+            router,
+            settings.header_read_timeout,
+            stop_accepting,
+        );
         let deadline = async {
             draining.cancelled().await;
             tokio::time::sleep(settings.shutdown_grace).await;
         };
-        let served = tokio::select! {
-            result = serve => result,
+        tokio::select! {
+            () = serve => {}
             () = deadline => {
                 tracing::warn!(grace = ?settings.shutdown_grace, "grace period over, closing remaining connections");
-                Ok(())
             }
-        };
+        }
         if let Some(watcher) = watcher {
             watcher.abort();
         }
@@ -377,7 +383,7 @@ impl Application {
         {
             tracing::error!("log events not flushed within the grace period");
         }
-        served
+        Ok(())
     }
 }
 

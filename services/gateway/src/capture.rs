@@ -54,6 +54,9 @@ pub struct Exchange {
     pub latency_us: u64,
     pub ttft_us: u64,
     pub upstream_latency_us: u64,
+    /// The room the request body holds under `max_body_bytes_in_flight`: given
+    /// back when the exchange is dropped, once its log event is built.
+    pub body_room: Option<crate::body_budget::Room>,
 }
 
 fn micros(d: std::time::Duration) -> u64 {
@@ -84,6 +87,7 @@ impl Exchange {
             latency_us: 0,
             ttft_us: 0,
             upstream_latency_us: 0,
+            body_room: None,
         }
     }
 

@@ -40,6 +40,21 @@ pub struct Settings {
     /// Request bodies above this many bytes get a 413; it bounds memory per request
     /// while leaving room for images sent inline as base64.
     pub max_body_bytes: usize,
+    /// A client that has not sent its whole request head by then is disconnected
+    /// (slowloris).
+    #[serde(with = "humantime_serde")]
+    pub header_read_timeout: Duration,
+    /// Longest silence while reading a request body (a body shorter than its
+    /// `Content-Length`, a client that stalls): past it, 408.
+    #[serde(with = "humantime_serde")]
+    pub body_idle_timeout: Duration,
+    /// Request body bytes held by requests in flight at once; a request that
+    /// would pass it waits up to `body_wait`, then gets 503 with `Retry-After`.
+    /// Bounds memory under many large bodies (images).
+    pub max_body_bytes_in_flight: usize,
+    /// How long a request waits for room under `max_body_bytes_in_flight`.
+    #[serde(with = "humantime_serde")]
+    pub body_wait: Duration,
     /// Default upstream timeouts; a provider may override each.
     pub timeouts: Timeouts,
     /// How long in-flight requests and streams may take to finish after SIGTERM.
@@ -77,6 +92,10 @@ impl Default for Settings {
         Self {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             max_body_bytes: 32 * 1024 * 1024,
+            header_read_timeout: Duration::from_secs(30),
+            body_idle_timeout: Duration::from_secs(30),
+            max_body_bytes_in_flight: 128 * 1024 * 1024,
+            body_wait: Duration::from_secs(5),
             timeouts: Timeouts::default(),
             shutdown_grace: Duration::from_secs(30),
             drain_delay: Duration::ZERO,

@@ -25,6 +25,11 @@ pub enum Error {
     BodyTooLarge { limit: usize },
     #[error("Could not read the request body: {0}")]
     BodyRead(String),
+    #[error("The request body stalled for more than {seconds} s.")]
+    BodyTimeout { seconds: f64 },
+    /// The bodies in flight fill `max_body_bytes_in_flight`: try again shortly.
+    #[error("The gateway is busy with other large requests; retry shortly.")]
+    Overloaded,
     #[error("Invalid URL ({method} {path})")]
     UnknownRoute { method: String, path: String },
     #[error("Method {method} is not allowed on {path}.")]
@@ -75,6 +80,8 @@ impl Error {
             | Self::InvalidMessagesRequest(_)
             | Self::InvalidMedia(_) => StatusCode::BAD_REQUEST,
             Self::BodyTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::BodyTimeout { .. } => StatusCode::REQUEST_TIMEOUT,
+            Self::Overloaded => StatusCode::SERVICE_UNAVAILABLE,
             Self::MissingApiKey | Self::InvalidApiKey => StatusCode::UNAUTHORIZED,
             Self::UnknownRoute { .. } => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
@@ -100,6 +107,8 @@ impl Error {
             Self::InvalidApiKey => "invalid_api_key",
             Self::BodyTooLarge { .. } => "request_too_large",
             Self::BodyRead(_) => "invalid_body",
+            Self::BodyTimeout { .. } => "request_timeout",
+            Self::Overloaded => "overloaded",
             Self::UnknownRoute { .. } => "unknown_url",
             Self::MethodNotAllowed { .. } => "method_not_allowed",
             Self::Unsupported { .. } => "unsupported_endpoint",
@@ -127,7 +136,7 @@ impl Error {
         let kind = match self {
             Self::UpstreamUnreachable { .. } | Self::UpstreamProtocol { .. } => "upstream_error",
             Self::UpstreamTimeout { .. } => "timeout_error",
-            Self::Unexpected(_) => "server_error",
+            Self::Unexpected(_) | Self::Overloaded => "server_error",
             _ => "invalid_request_error",
         };
         let param = match self {
@@ -165,7 +174,20 @@ impl Error {
     pub fn into_anthropic_response(self) -> Response {
         self.log();
         let (status, body) = self.anthropic();
-        (status, axum::Json(body)).into_response()
+        let retry = self.retry_after();
+        (status, retry, axum::Json(body)).into_response()
+    }
+
+    /// `Retry-After` for refusals a client should simply try again.
+    fn retry_after(&self) -> axum::http::HeaderMap {
+        let mut headers = axum::http::HeaderMap::new();
+        if matches!(self, Self::Overloaded) {
+            headers.insert(
+                axum::http::header::RETRY_AFTER,
+                axum::http::HeaderValue::from_static("1"),
+            );
+        }
+        headers
     }
 
     fn log(&self) {
@@ -178,6 +200,7 @@ impl Error {
 impl IntoResponse for Error {
     fn into_response(self) -> Response {
         self.log();
-        (self.status_code(), axum::Json(self.openai_body())).into_response()
+        let retry = self.retry_after();
+        (self.status_code(), retry, axum::Json(self.openai_body())).into_response()
     }
 }

@@ -11,6 +11,7 @@
 //!   read: parse, resolve, call the provider (translating between the OpenAI and
 //!   Anthropic APIs where client and provider differ), shape the answer. The SSE
 //!   relay, in either API's dialect, lives in [`stream`].
+//! - [`body_budget`]: the bytes of request bodies held at once, bounded.
 //! - [`routes`]: the axum handlers, by API area; thin wrappers around the above.
 //! - [`error`]: the one error type, rendered in the error shape of the API the
 //!   client called.
@@ -22,9 +23,11 @@
 //!   swapped in whole (its types, and provider keys sealed at rest, are the
 //!   `config-model` crate's).
 //! - [`app`]: builds the server on a port ([`Application`]), the request-id layer,
-//!   `/metrics`, and graceful shutdown (in-flight streams finish, events flush).
+//!   `/metrics`, and graceful shutdown (in-flight streams finish, events flush);
+//!   [`serve`]: the accept loop, with a header-read deadline.
 
 pub mod app;
+pub mod body_budget;
 pub mod capture;
 pub mod chat;
 pub mod config;
@@ -36,6 +39,7 @@ pub mod providers;
 pub mod publish;
 pub mod routes;
 pub mod routing;
+pub mod serve;
 pub mod stream;
 
 pub use app::{AppState, Application, run};

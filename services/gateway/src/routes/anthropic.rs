@@ -22,8 +22,7 @@ async fn messages(
     let mut x = Exchange::new(&ctx, "/v1/messages", Dialect::Anthropic);
     let headers = request.headers().clone();
     let result = async {
-        let body = read_body(request, state.max_body_bytes()).await?;
-        x.request_body = body.clone();
+        let body = read_body(&state, request, &mut x).await?;
         crate::messages::create(&state, &headers, &body, &mut x).await
     }
     .await;

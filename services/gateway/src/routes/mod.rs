@@ -9,13 +9,24 @@ use axum::body::Body;
 use axum::extract::Request;
 use axum::http::header;
 use bytes::Bytes;
-use http_body_util::{BodyExt, LengthLimitError, Limited};
+use http_body_util::BodyExt;
 
+use crate::app::AppState;
+use crate::capture::Exchange;
 use crate::error::Error;
 
-/// Reads a request body up to `limit` bytes: a 413 past it, refused before reading
-/// when the declared length already exceeds it.
-pub async fn read_body(request: Request, limit: usize) -> Result<Bytes, Error> {
+/// Reads a request body into `x.request_body`: a 413 past `max_body_bytes` (before
+/// reading when the declared length already says so), a 408 when it stalls longer
+/// than `body_idle_timeout`, and a 503 with `Retry-After` when the bytes of bodies
+/// in flight would pass `max_body_bytes_in_flight` for longer than `body_wait`.
+/// The room it takes is held by the exchange until its log event is built.
+pub async fn read_body(
+    state: &AppState,
+    request: Request,
+    x: &mut Exchange,
+) -> Result<Bytes, Error> {
+    let settings = state.settings();
+    let limit = settings.max_body_bytes;
     let declared = request
         .headers()
         .get(header::CONTENT_LENGTH)
@@ -24,12 +35,31 @@ pub async fn read_body(request: Request, limit: usize) -> Result<Bytes, Error> {
     if declared.is_some_and(|len| len > limit as u64) {
         return Err(Error::BodyTooLarge { limit });
     }
-    let body: Body = request.into_body();
-    match Limited::new(body, limit).collect().await {
-        Ok(collected) => Ok(collected.to_bytes()),
-        Err(e) if e.downcast_ref::<LengthLimitError>().is_some() => {
-            Err(Error::BodyTooLarge { limit })
+    let mut room = state.body_budget().reserve(0);
+    let waited_until = tokio::time::Instant::now() + settings.body_wait;
+    let mut body: Body = request.into_body();
+    let mut read = bytes::BytesMut::with_capacity(
+        declared.map_or(0, |len| usize::try_from(len).unwrap_or(0).min(limit)),
+    );
+    loop {
+        let frame = tokio::time::timeout(settings.body_idle_timeout, body.frame())
+            .await
+            .map_err(|_| Error::BodyTimeout {
+                seconds: settings.body_idle_timeout.as_secs_f64(),
+            })?;
+        let Some(frame) = frame else { break };
+        let frame = frame.map_err(|e| Error::BodyRead(e.to_string()))?;
+        let Ok(data) = frame.into_data() else {
+            continue;
+        };
+        if read.len() + data.len() > limit {
+            return Err(Error::BodyTooLarge { limit });
         }
-        Err(e) => Err(Error::BodyRead(e.to_string())),
+        room.grow(data.len(), waited_until).await?;
+        read.extend_from_slice(&data);
     }
+    let body = read.freeze();
+    x.request_body = body.clone();
+    x.body_room = Some(room);
+    Ok(body)
 }

@@ -27,8 +27,7 @@ async fn chat_completions(
 ) -> Response {
     let mut x = Exchange::new(&ctx, "/v1/chat/completions", Dialect::OpenAi);
     let result = async {
-        let body = read_body(request, state.max_body_bytes()).await?;
-        x.request_body = body.clone();
+        let body = read_body(&state, request, &mut x).await?;
         crate::chat::complete(&state, &body, &mut x).await
     }
     .await;
@@ -42,8 +41,7 @@ async fn embeddings(
 ) -> Response {
     let mut x = Exchange::new(&ctx, "/v1/embeddings", Dialect::OpenAi);
     let result = async {
-        let body = read_body(request, state.max_body_bytes()).await?;
-        x.request_body = body.clone();
+        let body = read_body(&state, request, &mut x).await?;
         crate::embeddings::embed(&state, &body, &mut x).await
     }
     .await;

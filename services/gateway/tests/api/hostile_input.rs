@@ -230,3 +230,106 @@ async fn unknown_routes_answer_in_their_api_shape_and_are_counted() {
         "{metrics}"
     );
 }
+
+mod slow_clients {
+    use std::io::{Read, Write};
+    use std::net::TcpStream;
+    use std::time::{Duration, Instant};
+
+    use crate::helpers::spawn_app_with;
+
+    /// Reads until the server closes the connection; what it sent, and when.
+    fn read_to_close(mut tcp: TcpStream, within: Duration) -> (String, Duration) {
+        tcp.set_read_timeout(Some(within)).unwrap();
+        let started = Instant::now();
+        let mut got = Vec::new();
+        let mut buf = [0u8; 4096];
+        loop {
+            match tcp.read(&mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => got.extend_from_slice(&buf[..n]),
+            }
+        }
+        (
+            String::from_utf8_lossy(&got).into_owned(),
+            started.elapsed(),
+        )
+    }
+
+    #[tokio::test]
+    async fn unfinished_headers_are_cut_off_after_the_header_read_timeout() {
+        let app = spawn_app_with(|c| {
+            c.settings.header_read_timeout = Duration::from_millis(300);
+        })
+        .await;
+        let addr = app.addr;
+        let elapsed = tokio::task::spawn_blocking(move || {
+            let mut tcp = TcpStream::connect(addr).unwrap();
+            tcp.write_all(b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nX-Slow: ")
+                .unwrap();
+            read_to_close(tcp, Duration::from_secs(10)).1
+        })
+        .await
+        .unwrap();
+        assert!(
+            elapsed < Duration::from_secs(5),
+            "held open for {elapsed:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_body_shorter_than_its_length_is_408_after_the_idle_timeout() {
+        let app = spawn_app_with(|c| {
+            c.settings.body_idle_timeout = Duration::from_millis(300);
+        })
+        .await;
+        let addr = app.addr;
+        let (answer, elapsed) = tokio::task::spawn_blocking(move || {
+            let mut tcp = TcpStream::connect(addr).unwrap();
+            tcp.write_all(
+                b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{\"model\":",
+            )
+            .unwrap();
+            read_to_close(tcp, Duration::from_secs(10))
+        })
+        .await
+        .unwrap();
+        assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+        assert!(answer.contains("request_timeout"), "{answer}");
+        assert!(elapsed < Duration::from_secs(5), "{elapsed:?}");
+        assert!(app.mock.requests().is_empty());
+    }
+
+    #[tokio::test]
+    async fn bodies_past_the_in_flight_budget_wait_then_get_503_with_retry_after() {
+        let app = spawn_app_with(|c| {
+            c.settings.max_body_bytes_in_flight = 64 * 1024;
+            c.settings.body_wait = Duration::from_millis(300);
+        })
+        .await;
+        let addr = app.addr;
+        // One client holds 60 KiB of the budget with a body it never finishes.
+        let holder = std::thread::spawn(move || {
+            let mut tcp = TcpStream::connect(addr).unwrap();
+            tcp.write_all(b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 200000\r\n\r\n").unwrap();
+            tcp.write_all(&vec![b' '; 60 * 1024]).unwrap();
+            std::thread::sleep(Duration::from_secs(2));
+            drop(tcp);
+        });
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let big = serde_json::json!({"model": "gpt4", "messages": [{"role": "user", "content": "x".repeat(32 * 1024)}]});
+        let refused = app.post_chat(&big).await;
+        assert_eq!(refused.status(), 503);
+        assert_eq!(refused.headers()["retry-after"], "1");
+        let error: serde_json::Value = refused.json().await.unwrap();
+        assert_eq!(error["error"]["code"], "overloaded");
+        // Small requests still fit beside it.
+        let small =
+            serde_json::json!({"model": "gpt4", "messages": [{"role": "user", "content": "hi"}]});
+        assert_eq!(app.post_chat(&small).await.status(), 200);
+        holder.join().unwrap();
+        // Once the room is given back, the big one goes through.
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        assert_eq!(app.post_chat(&big).await.status(), 200);
+    }
+}
