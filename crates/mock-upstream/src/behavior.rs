@@ -22,6 +22,9 @@ pub struct Behavior {
     pub extra_fields: Map<String, Value>,
     /// A failure to inject instead of the normal answer.
     pub failure: Option<Failure>,
+    /// Embeddings: answer floats whatever `encoding_format` asks, as some
+    /// OpenAI-compatible servers do.
+    pub ignore_encoding_format: bool,
     /// Do not keep requests (benchmarks).
     pub no_record: bool,
     /// Anthropic: answer with this recorded file (`messages_stream_thinking.sse`,

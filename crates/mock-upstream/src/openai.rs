@@ -307,7 +307,8 @@ async fn embeddings(State(shared): State<Arc<Shared>>, req: Request) -> Response
         Ok(v) => v,
         Err(resp) => return resp,
     };
-    let mut body = if req["encoding_format"].as_str() == Some("base64") {
+    let base64 = req["encoding_format"].as_str() == Some("base64");
+    let mut body = if base64 && !behavior.ignore_encoding_format {
         parse_json(fx::EMBEDDINGS_RESPONSE)
     } else {
         parse_json(fx::EMBEDDINGS_RESPONSE_FLOAT)

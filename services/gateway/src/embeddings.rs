@@ -23,8 +23,11 @@ pub async fn embed(state: &AppState, body: &Bytes, x: &mut Exchange) -> Result<R
     let completion = target.provider.embeddings(&req, &target.model).await;
     x.upstream_done(sent);
     let completion = completion?;
+    // Some OpenAI-compatible servers ignore `encoding_format`.
+    let body = llm::openai::embedding_format::in_asked_encoding(&completion.body, req.base64())
+        .map_or(completion.body, Bytes::from);
     Ok(Reply::Json {
         headers: completion.headers,
-        body: completion.body,
+        body,
     })
 }

@@ -12,6 +12,7 @@ use serde_json::value::RawValue;
 
 use crate::raw::{self, RawObject};
 
+pub mod embedding_format;
 pub mod types;
 
 /// `{"error": {...}}`, the body of every OpenAI error.

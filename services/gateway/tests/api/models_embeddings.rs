@@ -101,3 +101,34 @@ async fn the_demo_provider_embeds_deterministically_in_both_encodings() {
         assert!((x - y).abs() < 1e-6);
     }
 }
+
+#[tokio::test]
+async fn floats_from_a_server_that_ignores_encoding_format_reach_the_client_as_base64() {
+    let app = spawn_app().await;
+    app.mock.set_behavior(mock_upstream::Behavior {
+        ignore_encoding_format: true,
+        ..mock_upstream::Behavior::default()
+    });
+    let asked = json!({"model": "gpt4", "input": ["Hello, world!"], "encoding_format": "base64"});
+    let body: Value = app.post_embeddings(&asked).await.json().await.unwrap();
+    let encoded = body["data"][0]["embedding"]
+        .as_str()
+        .unwrap_or_else(|| panic!("not base64: {body}"));
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(encoded)
+        .unwrap();
+    let floats: Value = parse(fixtures::openai::EMBEDDINGS_RESPONSE_FLOAT);
+    let expected = floats["data"][0]["embedding"].as_array().unwrap();
+    assert_eq!(bytes.len(), expected.len() * 4);
+    let first = f32::from_le_bytes(bytes[..4].try_into().unwrap());
+    assert!((f64::from(first) - expected[0].as_f64().unwrap()).abs() < 1e-6);
+    // A client that asked for floats gets them untouched.
+    let floats_asked = json!({"model": "gpt4", "input": ["Hello, world!"]});
+    let body: Value = app
+        .post_embeddings(&floats_asked)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert!(body["data"][0]["embedding"].is_array());
+}
