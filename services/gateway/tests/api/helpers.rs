@@ -162,6 +162,35 @@ impl TestApp {
             .unwrap()
     }
 
+    /// `POST` a JSON body as either SDK would (both APIs' headers, no key): the
+    /// request id, the status and the body text the client got.
+    pub async fn send_json(&self, path: &str, body: &Value) -> (String, u16, String) {
+        let response = self
+            .client
+            .post(self.url(path))
+            .header("content-type", "application/json")
+            .header("anthropic-version", "2023-06-01")
+            .body(body.to_string())
+            .send()
+            .await
+            .unwrap();
+        let id = response.headers()["x-request-id"]
+            .to_str()
+            .unwrap()
+            .to_owned();
+        let status = response.status().as_u16();
+        (id, status, response.text().await.unwrap())
+    }
+
+    /// A counter or gauge of `GET /metrics`.
+    pub async fn metric(&self, name: &str) -> u64 {
+        let text = self.get("/metrics").await.text().await.unwrap();
+        text.lines()
+            .find_map(|l| l.strip_prefix(&format!("{name} ")))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or_else(|| panic!("{name} not in /metrics: {text}"))
+    }
+
     pub async fn get(&self, path: &str) -> reqwest::Response {
         self.client.get(self.url(path)).send().await.unwrap()
     }

@@ -9,17 +9,8 @@ use crate::helpers::{TestApp, spawn_app};
 const PNG: &str = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg==";
 
 async fn post(app: &TestApp, path: &str, body: &Value) -> (u16, Value) {
-    let response = app
-        .client
-        .post(app.url(path))
-        .header("content-type", "application/json")
-        .header("anthropic-version", "2023-06-01")
-        .body(body.to_string())
-        .send()
-        .await
-        .unwrap();
-    let status = response.status().as_u16();
-    (status, response.json().await.unwrap_or(Value::Null))
+    let (_, status, text) = app.send_json(path, body).await;
+    (status, serde_json::from_str(&text).unwrap_or(Value::Null))
 }
 
 fn openai_image(url: &str, model: &str) -> Value {

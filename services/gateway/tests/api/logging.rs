@@ -58,22 +58,6 @@ pub async fn logged_events(
     seen
 }
 
-async fn metric(app: &TestApp, name: &str) -> u64 {
-    let text = app
-        .client
-        .get(app.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    text.lines()
-        .find_map(|l| l.strip_prefix(&format!("{name} ")))
-        .and_then(|v| v.trim().parse().ok())
-        .unwrap_or_else(|| panic!("{name} not in /metrics: {text}"))
-}
-
 #[tokio::test]
 async fn a_full_in_process_backlog_spills_to_disk_and_loses_nothing() {
     let spill = tempfile::tempdir().unwrap();
@@ -95,11 +79,11 @@ async fn a_full_in_process_backlog_spills_to_disk_and_loses_nothing() {
     }
     // Nobody consumes yet: the backlog stays at its bound, the rest is on disk.
     let deadline = Instant::now() + Duration::from_secs(5);
-    while metric(&app, "aiprox_events_spilled_total").await == 0 && Instant::now() < deadline {
+    while app.metric("aiprox_events_spilled_total").await == 0 && Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    assert!(metric(&app, "aiprox_events_spilled_total").await > 0);
-    assert!(metric(&app, "aiprox_event_spill_bytes").await > 0);
+    assert!(app.metric("aiprox_events_spilled_total").await > 0);
+    assert!(app.metric("aiprox_event_spill_bytes").await > 0);
     assert!(bus.backlog_bytes() < 64 * 1024, "{}", bus.backlog_bytes());
 
     // The consumer catches up: every request arrives, once.
@@ -107,31 +91,12 @@ async fn a_full_in_process_backlog_spills_to_disk_and_loses_nothing() {
     for id in &ids {
         assert_eq!(seen.get(id).map(|(_, n)| *n), Some(1), "request {id}");
     }
-    assert_eq!(metric(&app, "aiprox_events_dropped_total").await, 0);
+    assert_eq!(app.metric("aiprox_events_dropped_total").await, 0);
     let deadline = Instant::now() + Duration::from_secs(5);
-    while metric(&app, "aiprox_event_spill_bytes").await > 0 && Instant::now() < deadline {
+    while app.metric("aiprox_event_spill_bytes").await > 0 && Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    assert_eq!(metric(&app, "aiprox_event_spill_bytes").await, 0);
-}
-
-/// Sends `body` to `path`; the request id, the status and the body the client got.
-async fn send(app: &TestApp, path: &str, body: &serde_json::Value) -> (String, u16, String) {
-    let response = app
-        .client
-        .post(app.url(path))
-        .header("content-type", "application/json")
-        .header("anthropic-version", "2023-06-01")
-        .body(body.to_string())
-        .send()
-        .await
-        .unwrap();
-    let id = response.headers()["x-request-id"]
-        .to_str()
-        .unwrap()
-        .to_owned();
-    let status = response.status().as_u16();
-    (id, status, response.text().await.unwrap())
+    assert_eq!(app.metric("aiprox_event_spill_bytes").await, 0);
 }
 
 #[tokio::test]
@@ -142,26 +107,32 @@ async fn a_stream_refused_before_it_began_is_logged_with_the_error_the_client_go
     let chat = |model: &str| json!({"model": model, "stream": true, "messages": [{"role": "user", "content": "hi"}]});
     let messages = |model: &str| json!({"model": model, "stream": true, "max_tokens": 16, "messages": [{"role": "user", "content": "hi"}]});
     let mut sent = vec![
-        send(&app, "/v1/chat/completions", &chat("nope")).await,
-        send(&app, "/v1/messages", &messages("nope")).await,
+        app.send_json("/v1/chat/completions", &chat("nope")).await,
+        app.send_json("/v1/messages", &messages("nope")).await,
     ];
     app.mock.fail_with(mock_upstream::Failure::Status {
         status: 429,
         body: None,
     });
     for model in ["gpt4", "claude"] {
-        sent.push(send(&app, "/v1/chat/completions", &chat(model)).await);
-        sent.push(send(&app, "/v1/messages", &messages(model)).await);
+        sent.push(app.send_json("/v1/chat/completions", &chat(model)).await);
+        sent.push(app.send_json("/v1/messages", &messages(model)).await);
     }
     app.mock.fail_with(mock_upstream::Failure::Status {
         status: 500,
         body: Some("{\"error\":{\"message\":\"boom\",\"type\":\"server_error\"}}".into()),
     });
-    sent.push(send(&app, "/v1/chat/completions", &chat("gpt4")).await);
-    sent.push(send(&app, "/v1/messages", &messages("claude")).await);
+    sent.push(app.send_json("/v1/chat/completions", &chat("gpt4")).await);
+    sent.push(app.send_json("/v1/messages", &messages("claude")).await);
     // An upstream that cannot be reached: 502.
-    sent.push(send(&app, "/v1/chat/completions", &chat("dead/gpt-4o")).await);
-    sent.push(send(&app, "/v1/messages", &messages("dead/gpt-4o")).await);
+    sent.push(
+        app.send_json("/v1/chat/completions", &chat("dead/gpt-4o"))
+            .await,
+    );
+    sent.push(
+        app.send_json("/v1/messages", &messages("dead/gpt-4o"))
+            .await,
+    );
 
     let seen = logged_events(&bus, sent.len(), Duration::from_secs(10)).await;
     for (id, status, body) in &sent {
