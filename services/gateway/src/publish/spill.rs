@@ -166,7 +166,7 @@ impl Spill {
             // The file stays as it was: what was published goes again, and the
             // consumers' idempotent writes drop it.
             Err(e) => {
-                tracing::warn!(error = %e, path = %path.display(), "spill file not rewritten")
+                tracing::warn!(error = %e, path = %path.display(), "spill file not rewritten");
             }
         }
     }
