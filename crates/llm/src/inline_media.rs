@@ -6,11 +6,15 @@
 //! line break becomes a header when the file is served), is refused here with the
 //! message and part it is in.
 //!
-//! Only bodies that mention `base64` or `input_audio` are parsed; the base64 is
-//! decoded in small chunks into one buffer, so a 30 MiB image costs no copy.
+//! Only bodies that mention `base64` or `input_audio` are parsed, into views that
+//! borrow the body; the base64 is decoded in small chunks into one buffer, so a
+//! 30 MiB image costs no copy.
+
+use std::borrow::Cow;
 
 use base64::Engine;
-use serde_json::Value;
+use serde::Deserialize;
+use serde_json::value::RawValue;
 
 /// A media part that cannot be used, and where it is.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -31,29 +35,91 @@ pub fn check(body: &[u8]) -> Result<(), InvalidMedia> {
         return Ok(());
     }
     // A body that is not JSON is refused by the request parser, with its own error.
-    let Ok(value) = serde_json::from_slice::<Value>(body) else {
+    let Ok(body) = serde_json::from_slice::<Body<'_>>(body) else {
         return Ok(());
     };
-    let Some(messages) = value.get("messages").and_then(Value::as_array) else {
-        return Ok(());
-    };
-    for (i, message) in messages.iter().enumerate() {
-        if let Some(parts) = message.get("content").and_then(Value::as_array) {
-            check_parts(parts, &format!("messages[{i}].content"))?;
+    for (i, message) in body.messages.iter().enumerate() {
+        if let Some(content) = message.content {
+            check_parts(content, &format!("messages[{i}].content"))?;
         }
     }
     Ok(())
 }
 
-fn check_parts(parts: &[Value], at: &str) -> Result<(), InvalidMedia> {
+// Borrowed views of the body: the base64 text is checked where it lies, never
+// copied (a 30 MiB image would otherwise be copied once more per request).
+
+#[derive(Deserialize)]
+struct Body<'a> {
+    #[serde(borrow, default)]
+    messages: Vec<Message<'a>>,
+}
+
+#[derive(Deserialize)]
+struct Message<'a> {
+    #[serde(borrow, default)]
+    content: Option<&'a RawValue>,
+}
+
+#[derive(Deserialize)]
+struct Part<'a> {
+    /// A string, or `{"url": …}`.
+    #[serde(borrow, default)]
+    image_url: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    file: Option<FileData<'a>>,
+    #[serde(borrow, default)]
+    input_audio: Option<Audio<'a>>,
+    #[serde(borrow, default)]
+    source: Option<Source<'a>>,
+    /// Anthropic tool results carry parts of their own.
+    #[serde(borrow, default)]
+    content: Option<&'a RawValue>,
+}
+
+#[derive(Deserialize)]
+struct Url<'a> {
+    #[serde(borrow)]
+    url: Cow<'a, str>,
+}
+
+#[derive(Deserialize)]
+struct FileData<'a> {
+    #[serde(borrow, default)]
+    file_data: Option<Cow<'a, str>>,
+}
+
+#[derive(Deserialize)]
+struct Audio<'a> {
+    #[serde(borrow, default)]
+    data: Option<Cow<'a, str>>,
+}
+
+#[derive(Deserialize)]
+struct Source<'a> {
+    #[serde(borrow, rename = "type", default)]
+    kind: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    media_type: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    data: Option<Cow<'a, str>>,
+}
+
+/// The parts of a content list (a string content has none to check).
+fn check_parts(content: &RawValue, at: &str) -> Result<(), InvalidMedia> {
+    let Ok(parts) = serde_json::from_str::<Vec<&RawValue>>(content.get()) else {
+        return Ok(());
+    };
     for (j, part) in parts.iter().enumerate() {
+        let Ok(part) = serde_json::from_str::<Part<'_>>(part.get()) else {
+            continue;
+        };
         let path = format!("{at}[{j}]");
-        check_part(part).map_err(|reason| InvalidMedia {
+        check_part(&part).map_err(|reason| InvalidMedia {
             path: path.clone(),
             reason,
         })?;
-        // Anthropic tool results carry parts of their own.
-        if let Some(inner) = part.get("content").and_then(Value::as_array) {
+        if let Some(inner) = part.content {
             check_parts(inner, &format!("{path}.content"))?;
         }
     }
@@ -61,33 +127,26 @@ fn check_parts(parts: &[Value], at: &str) -> Result<(), InvalidMedia> {
 }
 
 /// The reason a part's media cannot be used.
-fn check_part(part: &Value) -> Result<(), &'static str> {
-    let image_url = part.get("image_url");
-    let url = image_url
-        .and_then(|u| u.get("url").or(Some(u)))
-        .and_then(Value::as_str);
-    let file = part
-        .get("file")
-        .and_then(|f| f.get("file_data"))
-        .and_then(Value::as_str);
+fn check_part(part: &Part<'_>) -> Result<(), &'static str> {
+    let url = part.image_url.and_then(|raw| {
+        serde_json::from_str::<Cow<'_, str>>(raw.get())
+            .or_else(|_| serde_json::from_str::<Url<'_>>(raw.get()).map(|u| u.url))
+            .ok()
+    });
+    let file = part.file.as_ref().and_then(|f| f.file_data.clone());
     for data_url in [url, file].into_iter().flatten() {
         if let Some(rest) = data_url.strip_prefix("data:") {
             check_data_url(rest)?;
         }
     }
-    if let Some(data) = part
-        .get("input_audio")
-        .and_then(|a| a.get("data"))
-        .and_then(Value::as_str)
-    {
+    if let Some(data) = part.input_audio.as_ref().and_then(|a| a.data.as_deref()) {
         check_base64(data)?;
     }
-    if let Some(source) = part.get("source")
-        && source.get("type").and_then(Value::as_str) == Some("base64")
+    if let Some(source) = &part.source
+        && source.kind.as_deref() == Some("base64")
     {
-        let media_type = source.get("media_type").and_then(Value::as_str);
-        check_media_type(media_type.unwrap_or(""))?;
-        check_base64(source.get("data").and_then(Value::as_str).unwrap_or(""))?;
+        check_media_type(source.media_type.as_deref().unwrap_or(""))?;
+        check_base64(source.data.as_deref().unwrap_or(""))?;
     }
     Ok(())
 }
