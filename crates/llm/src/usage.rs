@@ -126,7 +126,8 @@ struct UsageFields {
 
 impl UsageFields {
     /// The tokens these counts add up to: OpenAI's shape when `prompt_tokens` is
-    /// present, else Anthropic's (`input_tokens` counting cache reads and writes).
+    /// present, else Anthropic's (`input_tokens` counting cache reads and writes;
+    /// the sum saturates, as the counts are the upstream's).
     fn tokens(&self) -> Option<Tokens> {
         let n = |v: Option<u64>| v.unwrap_or(0);
         if self.prompt_tokens.is_some() {
@@ -139,7 +140,9 @@ impl UsageFields {
         if self.input_tokens.is_some() || self.output_tokens.is_some() {
             let cached = n(self.cache_read_input_tokens);
             return Some(Tokens {
-                input: n(self.input_tokens) + cached + n(self.cache_creation_input_tokens),
+                input: n(self.input_tokens)
+                    .saturating_add(cached)
+                    .saturating_add(n(self.cache_creation_input_tokens)),
                 output: n(self.output_tokens),
                 cached,
             });

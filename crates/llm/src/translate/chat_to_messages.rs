@@ -296,13 +296,16 @@ fn assistant_blocks(
     Ok(blocks)
 }
 
-/// OpenAI usage from Anthropic's counts.
+/// OpenAI usage from Anthropic's counts. The upstream's numbers may add up past
+/// `u64::MAX`: the sums saturate.
 fn usage(input: u64, output: u64, cache_read: u64, cache_creation: u64) -> CompletionUsage {
-    let prompt = input + cache_read + cache_creation;
+    let prompt = input
+        .saturating_add(cache_read)
+        .saturating_add(cache_creation);
     CompletionUsage {
         prompt_tokens: prompt,
         completion_tokens: output,
-        total_tokens: prompt + output,
+        total_tokens: prompt.saturating_add(output),
         prompt_tokens_details: Some(PromptTokensDetails {
             cached_tokens: cache_read,
             extra: Map::new(),
