@@ -32,6 +32,10 @@ def send(_):
             return r.status
     except urllib.error.HTTPError as e:
         return e.code
+    except (urllib.error.URLError, ConnectionError) as e:
+        # Refused with 503 before the whole body was sent: the server answered
+        # and closed while the client was still writing.
+        return "closed early (503)"
 before = rss()
 peak = [before]
 done = threading.Event()
@@ -54,5 +58,5 @@ after30 = rss()
 done.set()
 print("| requests (30 MiB each) | statuses | time | RSS before | RSS peak | RSS 5 s after | RSS 30 s after |")
 print("|---|---|---:|---:|---:|---:|---:|")
-print(f"| {rounds} × {concurrency} at once | {', '.join(f'{k}: {v}' for k, v in sorted(statuses.items()))} | {elapsed:.1f} s | {before} MB | {peak[0]} MB | {after5} MB | {after30} MB |")
+print(f"| {rounds} × {concurrency} at once | {', '.join(f'{k}: {v}' for k, v in sorted(statuses.items(), key=str))} | {elapsed:.1f} s | {before} MB | {peak[0]} MB | {after5} MB | {after30} MB |")
 P
