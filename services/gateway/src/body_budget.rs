@@ -28,7 +28,7 @@ impl BodyBudget {
     }
 
     /// An empty reservation, to grow as the body arrives.
-    pub fn reserve(&self, _initial: usize) -> Room {
+    pub fn reserve(&self) -> Room {
         Room {
             budget: self.clone(),
             held: None,
@@ -56,6 +56,11 @@ impl std::fmt::Debug for Room {
 }
 
 impl Room {
+    /// Bytes held.
+    pub fn bytes(&self) -> usize {
+        self.bytes
+    }
+
     /// Takes room for `n` more bytes, waiting until `until` at most. A body larger
     /// than the whole budget takes all of it (it is still bounded by
     /// `max_body_bytes`).
@@ -90,16 +95,16 @@ mod tests {
     async fn room_is_shared_waited_for_and_given_back() {
         let budget = BodyBudget::new(100);
         let soon = || Instant::now() + Duration::from_millis(50);
-        let mut a = budget.reserve(0);
+        let mut a = budget.reserve();
         a.grow(60, soon()).await.unwrap();
-        let mut b = budget.reserve(0);
+        let mut b = budget.reserve();
         assert!(matches!(b.grow(60, soon()).await, Err(Error::Overloaded)));
         b.grow(40, soon()).await.unwrap();
         assert_eq!(budget.available(), 0);
         drop(a);
         assert_eq!(budget.available(), 60);
         // Larger than everything: takes what there is in all, no more.
-        let mut c = budget.reserve(0);
+        let mut c = budget.reserve();
         drop(b);
         c.grow(1_000, soon()).await.unwrap();
         assert_eq!(budget.available(), 0);

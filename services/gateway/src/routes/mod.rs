@@ -15,6 +15,9 @@ use crate::app::AppState;
 use crate::capture::Exchange;
 use crate::error::Error;
 
+/// The most a body buffer is sized from `Content-Length` before bytes arrive.
+const FIRST_BLOCK: usize = 64 * 1024;
+
 /// Reads a request body into `x.request_body`: a 413 past `max_body_bytes` (before
 /// reading when the declared length already says so), a 408 when it stalls longer
 /// than `body_idle_timeout`, and a 503 with `Retry-After` when the bytes of bodies
@@ -35,12 +38,13 @@ pub async fn read_body(
     if declared.is_some_and(|len| len > limit as u64) {
         return Err(Error::BodyTooLarge { limit });
     }
-    let mut room = state.body_budget().reserve(0);
+    let mut room = state.body_budget().reserve();
     let waited_until = tokio::time::Instant::now() + settings.body_wait;
     let mut body: Body = request.into_body();
-    let mut read = bytes::BytesMut::with_capacity(
-        declared.map_or(0, |len| usize::try_from(len).unwrap_or(0).min(limit)),
-    );
+    // Sized by the declared length only up to a first block: a header alone must
+    // not make the gateway allocate what the body budget has not granted.
+    let declared = declared.map_or(0, |len| usize::try_from(len).unwrap_or(0));
+    let mut read = bytes::BytesMut::with_capacity(declared.min(FIRST_BLOCK));
     loop {
         let frame = tokio::time::timeout(settings.body_idle_timeout, body.frame())
             .await
@@ -55,7 +59,8 @@ pub async fn read_body(
         if read.len() + data.len() > limit {
             return Err(Error::BodyTooLarge { limit });
         }
-        room.grow(data.len(), waited_until).await?;
+        let beyond = (read.len() + data.len()).saturating_sub(room.bytes());
+        room.grow(beyond, waited_until).await?;
         read.extend_from_slice(&data);
     }
     let body = read.freeze();

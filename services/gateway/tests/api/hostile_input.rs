@@ -203,15 +203,7 @@ async fn unknown_routes_answer_in_their_api_shape_and_are_counted() {
     let body: Value = wrong_method.json().await.unwrap();
     assert_eq!(body["type"], "error", "{body}");
 
-    let metrics = app
-        .client
-        .get(app.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = app.get("/metrics").await.text().await.unwrap();
     assert!(
         metrics.contains("aiprox_unrouted_requests_total{status=\"404\"} 2"),
         "{metrics}"
