@@ -1,0 +1,170 @@
+// The admin API's bodies, as `/api/v1/openapi.json` describes them (its schemas
+// of the same names). A field renamed there fails `api/types.test.ts`.
+
+export interface ErrorBody {
+  error: { code: string; message: string; field?: string }
+}
+
+export interface List<T> {
+  data: T[]
+}
+
+export interface LogItem {
+  request_id: string
+  received_at_ms: number
+  endpoint: string
+  model: string
+  provider: string
+  upstream_model: string
+  stream: boolean
+  status: number
+  error_kind: string
+  input_tokens: number
+  output_tokens: number
+  cost_usd: number
+  latency_ms: number
+  ttft_ms: number
+  key: string
+  source: string
+}
+
+export interface LogPage {
+  data: LogItem[]
+  next_cursor?: string | null
+}
+
+export interface MediaLink {
+  sha256: string
+  url: string
+}
+
+export interface LogDetail {
+  request_id: string
+  received_at_ms: number
+  endpoint: string
+  model: string
+  provider: string
+  upstream_model: string
+  stream: boolean
+  status: number
+  error_kind: string
+  error_message: string
+  input_tokens: number
+  output_tokens: number
+  cached_tokens: number
+  cost_usd: number
+  latency_ms: number
+  ttft_ms: number
+  upstream_latency_ms: number
+  key: string
+  source: string
+  request: unknown
+  response: unknown
+  media: MediaLink[]
+}
+
+export interface Percentiles {
+  p50?: number | null
+  p95?: number | null
+  p99?: number | null
+}
+
+export interface Usage {
+  requests: number
+  errors: number
+  input_tokens: number
+  output_tokens: number
+  cost_usd: number
+  latency_ms: Percentiles
+  ttft_ms: Percentiles
+}
+
+export interface SeriesPoint extends Usage {
+  start_ms: number
+  group: string
+}
+
+export type Split = 'none' | 'model' | 'provider' | 'key'
+
+export interface Timeouts {
+  connect_ms?: number | null
+  first_byte_ms?: number | null
+  idle_ms?: number | null
+}
+
+export interface Provider {
+  name: string
+  kind: string
+  base_url?: string | null
+  api_key_env?: string | null
+  /** The stored key's last characters (`…abcd`). */
+  api_key_masked?: string | null
+  has_api_key: boolean
+  headers: Record<string, string>
+  models: string[]
+  anthropic_version?: string | null
+  default_max_tokens?: number | null
+  timeouts: Timeouts
+  word_delay_ms?: number | null
+  created_at_ms: number
+  updated_at_ms: number
+}
+
+export interface ProviderInput {
+  name: string
+  kind: string
+  base_url?: string | null
+  /** Write-only. On update: absent keeps the stored key, empty removes it. */
+  api_key?: string
+  api_key_env?: string | null
+  headers?: Record<string, string>
+  models?: string[]
+  anthropic_version?: string | null
+  default_max_tokens?: number | null
+}
+
+export interface Target {
+  provider: string
+  model: string
+}
+
+export interface Mapping {
+  alias: string
+  targets: Target[]
+  created_at_ms: number
+  updated_at_ms: number
+}
+
+export interface MappingInput {
+  alias: string
+  targets: Target[]
+}
+
+export interface Key {
+  id: string
+  name: string
+  prefix: string
+  created_at_ms: number
+  last_used_at_ms?: number | null
+  revoked_at_ms?: number | null
+}
+
+export interface CreatedKey {
+  key: Key
+  /** The only time it is shown. */
+  secret: string
+}
+
+export interface ConnectionTest {
+  ok: boolean
+  latency_ms: number
+  status?: number | null
+  message: string
+  models: string[]
+}
+
+export interface Session {
+  authenticated: boolean
+  /** Where clients reach the gateway, for snippets. */
+  gateway_url?: string
+}
