@@ -71,6 +71,9 @@ pub struct LogRow {
     pub latency_us: i64,
     pub ttft_us: i64,
     pub upstream_latency_us: i64,
+    pub client_key_id: String,
+    pub source: String,
+    pub error_message: String,
     pub request_body: String,
     pub response_body: String,
     /// (sha256, path) of each media part.

@@ -26,6 +26,8 @@ pub struct LogFilter {
     pub min_latency_us: Option<i64>,
     /// Case-insensitive text in the request or response body.
     pub text: Option<String>,
+    /// `playground`, or `""` for requests of ordinary clients.
+    pub source: Option<String>,
 }
 
 /// Where a page starts: the last row of the previous page.
@@ -59,11 +61,15 @@ pub struct LogSummary {
     pub endpoint: String,
     pub requested_model: String,
     pub provider: String,
+    pub upstream_model: String,
+    pub client_key_id: String,
+    pub source: String,
     pub stream: bool,
     pub status: i32,
     pub error_kind: String,
     pub input_tokens: i64,
     pub output_tokens: i64,
+    pub cost_usd: f64,
     pub latency_us: i64,
     pub ttft_us: i64,
 }
@@ -89,8 +95,9 @@ impl Store {
             Self::Postgres(pool) => {
                 let mut q: QueryBuilder<Postgres> = QueryBuilder::new(
                     "SELECT l.request_id::text AS id, (extract(epoch from l.received_at) * 1000000)::int8 AS t, \
-                     l.endpoint, l.requested_model, l.provider, l.stream, l.status, l.error_kind, \
-                     l.input_tokens, l.output_tokens, l.latency_us, l.ttft_us FROM request_logs l WHERE true",
+                     l.endpoint, l.requested_model, l.provider, l.upstream_model, l.client_key_id, l.source, \
+                     l.stream, l.status, l.error_kind, l.input_tokens, l.output_tokens, l.cost_usd, \
+                     l.latency_us, l.ttft_us FROM request_logs l WHERE true",
                 );
                 let at = pg_at;
                 if let Some(v) = filter.from_us {
@@ -119,8 +126,9 @@ impl Store {
             Self::Sqlite(pool) => {
                 let mut q: QueryBuilder<Sqlite> = QueryBuilder::new(
                     "SELECT l.request_id AS id, l.received_at AS t, l.endpoint, l.requested_model, \
-                     l.provider, l.stream, l.status, l.error_kind, l.input_tokens, l.output_tokens, \
-                     l.latency_us, l.ttft_us FROM request_logs l WHERE 1 = 1",
+                     l.provider, l.upstream_model, l.client_key_id, l.source, l.stream, l.status, \
+                     l.error_kind, l.input_tokens, l.output_tokens, l.cost_usd, l.latency_us, l.ttft_us \
+                     FROM request_logs l WHERE 1 = 1",
                 );
                 if let Some(v) = filter.from_us {
                     q.push(" AND l.received_at >= ").push_bind(v);
@@ -192,6 +200,9 @@ macro_rules! push_common {
             if let Some(v) = f.stream {
                 q.push(" AND l.stream = ").push_bind(v);
             }
+            if let Some(v) = &f.source {
+                q.push(" AND l.source = ").push_bind(v.clone());
+            }
             if let Some(v) = f.min_latency_us {
                 q.push(" AND l.latency_us >= ").push_bind(v);
             }
@@ -233,6 +244,7 @@ where
     for<'r> i64: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
     for<'r> i32: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
     for<'r> bool: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    for<'r> f64: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
 {
     Ok(LogSummary {
         request_id: row.try_get("id")?,
@@ -240,11 +252,15 @@ where
         endpoint: row.try_get("endpoint")?,
         requested_model: row.try_get("requested_model")?,
         provider: row.try_get("provider")?,
+        upstream_model: row.try_get("upstream_model")?,
+        client_key_id: row.try_get("client_key_id")?,
+        source: row.try_get("source")?,
         stream: row.try_get("stream")?,
         status: row.try_get("status")?,
         error_kind: row.try_get("error_kind")?,
         input_tokens: row.try_get("input_tokens")?,
         output_tokens: row.try_get("output_tokens")?,
+        cost_usd: row.try_get("cost_usd")?,
         latency_us: row.try_get("latency_us")?,
         ttft_us: row.try_get("ttft_us")?,
     })
@@ -443,5 +459,33 @@ impl Store {
                 usage,
             })
             .collect())
+    }
+}
+
+impl Store {
+    /// When each client key was last used, Unix µs (to the minute: read from the
+    /// rollups, not the raw logs).
+    pub async fn keys_last_used(
+        &self,
+    ) -> Result<std::collections::HashMap<String, i64>, StoreError> {
+        let rows: Vec<(String, i64)> = match self {
+            Self::Postgres(pool) => {
+                sqlx::query_as(
+                    "SELECT client_key_id, (extract(epoch from max(bucket)) * 1000000)::int8
+                     FROM usage_rollups WHERE client_key_id <> '' GROUP BY client_key_id",
+                )
+                .fetch_all(pool)
+                .await?
+            }
+            Self::Sqlite(pool) => {
+                sqlx::query_as(
+                    "SELECT client_key_id, max(bucket) FROM usage_rollups
+                     WHERE client_key_id <> '' GROUP BY client_key_id",
+                )
+                .fetch_all(pool)
+                .await?
+            }
+        };
+        Ok(rows.into_iter().collect())
     }
 }

@@ -66,8 +66,9 @@ async fn insert_log_row(tx: &mut Tx<'_>, e: &LogEvent) -> Result<bool, StoreErro
     let done = sqlx::query(
         "INSERT OR IGNORE INTO request_logs (request_id, received_at, endpoint, client_key_id,
            requested_model, provider, upstream_model, stream, status, error_kind, error_message,
-           input_tokens, output_tokens, cached_tokens, cost_usd, latency_us, ttft_us, upstream_latency_us)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+           input_tokens, output_tokens, cached_tokens, cost_usd, latency_us, ttft_us, upstream_latency_us,
+           source)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
     )
     .bind(&e.request_id)
     .bind(e.received_at_us)
@@ -87,6 +88,7 @@ async fn insert_log_row(tx: &mut Tx<'_>, e: &LogEvent) -> Result<bool, StoreErro
     .bind(i64_of(e.latency_us))
     .bind(i64_of(e.ttft_us))
     .bind(i64_of(e.upstream_latency_us))
+    .bind(&e.source)
     .execute(&mut **tx)
     .await?;
     Ok(done.rows_affected() != 0)
@@ -235,7 +237,7 @@ pub async fn log(pool: &SqlitePool, request_id: &str) -> Result<Option<LogRow>, 
         "SELECT l.request_id, l.received_at, l.endpoint, l.requested_model, l.provider,
            l.upstream_model, l.stream, l.status, l.error_kind, l.input_tokens, l.output_tokens,
            l.cached_tokens, l.cost_usd, l.latency_us, l.ttft_us, l.upstream_latency_us,
-           c.request_body, c.response_body
+           c.request_body, c.response_body, l.client_key_id, l.source, l.error_message
          FROM request_logs l JOIN request_contents c USING (request_id) WHERE l.request_id = ?",
     )
     .bind(request_id)
@@ -270,6 +272,9 @@ pub async fn log(pool: &SqlitePool, request_id: &str) -> Result<Option<LogRow>, 
         upstream_latency_us: row.try_get(15)?,
         request_body: row.try_get(16)?,
         response_body: row.try_get(17)?,
+        client_key_id: row.try_get(18)?,
+        source: row.try_get(19)?,
+        error_message: row.try_get(20)?,
         media,
     }))
 }

@@ -20,6 +20,9 @@ pub enum Kind {
     /// The change conflicts with what is stored (a name taken, a provider in use).
     Conflict,
     Unauthorized,
+    /// Authenticated, but this request may not do that (a cookie write without
+    /// the CSRF header).
+    Forbidden,
     Unavailable,
 }
 

@@ -20,6 +20,7 @@ impl From<ApiError> for Status {
             Kind::NotFound => Status::not_found(message),
             Kind::Conflict => Status::already_exists(message),
             Kind::Unauthorized => Status::unauthenticated(message),
+            Kind::Forbidden => Status::permission_denied(message),
             Kind::Unavailable => Status::unavailable(message),
         }
     }
@@ -85,6 +86,7 @@ impl AdminService for Grpc {
                 stream: r.stream,
                 min_latency_us: r.min_latency_ms.map(|ms| ms * 1000),
                 text: r.text.filter(|t| !t.is_empty()),
+                source: None,
             },
             cursor: Some(r.cursor),
             limit: Some(r.limit),
@@ -107,11 +109,15 @@ impl AdminService for Grpc {
             endpoint: l.endpoint.clone(),
             requested_model: l.requested_model.clone(),
             provider: l.provider.clone(),
+            upstream_model: l.upstream_model.clone(),
+            client_key_id: l.client_key_id.clone(),
+            source: l.source.clone(),
             stream: l.stream,
             status: l.status,
             error_kind: l.error_kind.clone(),
             input_tokens: l.input_tokens,
             output_tokens: l.output_tokens,
+            cost_usd: l.cost_usd,
             latency_us: l.latency_us,
             ttft_us: l.ttft_us,
         };

@@ -46,6 +46,7 @@ impl IntoResponse for HttpError {
             Kind::NotFound => StatusCode::NOT_FOUND,
             Kind::Conflict => StatusCode::CONFLICT,
             Kind::Unauthorized => StatusCode::UNAUTHORIZED,
+            Kind::Forbidden => StatusCode::FORBIDDEN,
             Kind::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
         };
         let body = ErrorBody {
@@ -93,6 +94,8 @@ pub struct LogsQuery {
     min_latency_ms: Option<i64>,
     /// Case-insensitive text in the request or response body.
     q: Option<String>,
+    /// `playground` for the web UI's Playground, empty for other clients.
+    source: Option<String>,
     /// `next_cursor` of the previous page.
     cursor: Option<String>,
     /// 1 to 500, default 50.
@@ -107,13 +110,19 @@ pub struct LogItem {
     pub endpoint: String,
     pub model: String,
     pub provider: String,
+    pub upstream_model: String,
     pub stream: bool,
     pub status: i32,
     pub error_kind: String,
     pub input_tokens: i64,
     pub output_tokens: i64,
+    pub cost_usd: f64,
     pub latency_ms: f64,
     pub ttft_ms: f64,
+    /// The client key's id; empty on an open gateway.
+    pub key: String,
+    /// `playground`, or empty.
+    pub source: String,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -135,13 +144,17 @@ fn item(r: &store::LogSummary) -> LogItem {
         endpoint: r.endpoint.clone(),
         model: r.requested_model.clone(),
         provider: r.provider.clone(),
+        upstream_model: r.upstream_model.clone(),
         stream: r.stream,
         status: r.status,
         error_kind: r.error_kind.clone(),
         input_tokens: r.input_tokens,
         output_tokens: r.output_tokens,
+        cost_usd: r.cost_usd,
         latency_ms: ms(r.latency_us),
         ttft_ms: ms(r.ttft_us),
+        key: r.client_key_id.clone(),
+        source: r.source.clone(),
     }
 }
 
@@ -165,6 +178,7 @@ pub async fn list_logs(
             stream: q.stream,
             min_latency_us: q.min_latency_ms.map(|ms| ms * 1000),
             text: q.q.filter(|t| !t.is_empty()),
+            source: q.source,
         },
         cursor: q.cursor,
         limit: q.limit,
@@ -195,6 +209,7 @@ pub struct LogDetail {
     pub stream: bool,
     pub status: i32,
     pub error_kind: String,
+    pub error_message: String,
     pub input_tokens: i64,
     pub output_tokens: i64,
     pub cached_tokens: i64,
@@ -202,6 +217,8 @@ pub struct LogDetail {
     pub latency_ms: f64,
     pub ttft_ms: f64,
     pub upstream_latency_ms: f64,
+    pub key: String,
+    pub source: String,
     /// The request body (JSON, or a string when it was not JSON); media parts are
     /// `aiprox-media://<sha256>` references.
     #[schema(value_type = Object)]
@@ -244,6 +261,9 @@ pub async fn get_log(
         stream: row.stream,
         status: row.status,
         error_kind: row.error_kind,
+        error_message: row.error_message,
+        key: row.client_key_id,
+        source: row.source,
         input_tokens: row.input_tokens,
         output_tokens: row.output_tokens,
         cached_tokens: row.cached_tokens,
@@ -529,4 +549,14 @@ pub async fn revoke_key(
     Path(id): Path<String>,
 ) -> Result<Json<Key>> {
     Ok(Json(state.core.revoke_key(&id).await?))
+}
+
+/// Calls the provider's model list as a gateway would; reports latency or the error.
+#[utoipa::path(post, path = "/api/v1/providers/{name}/test", tag = "providers", params(("name" = String, Path)),
+    responses((status = 200, body = crate::connection::ConnectionTest), (status = 404, body = ErrorBody)))]
+pub async fn test_provider(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+) -> Result<Json<crate::connection::ConnectionTest>> {
+    Ok(Json(state.core.test_provider(&name).await?))
 }

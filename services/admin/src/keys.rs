@@ -26,6 +26,9 @@ pub struct Key {
     pub prefix: String,
     pub created_at_ms: i64,
     pub revoked_at_ms: Option<i64>,
+    /// The last minute a request came with it (from the usage rollups); absent
+    /// when never used.
+    pub last_used_at_ms: Option<i64>,
 }
 
 /// A new key: the only time the key itself is shown.
@@ -43,6 +46,7 @@ fn key_view(row: &KeyRow) -> Key {
         prefix: row.prefix.clone(),
         created_at_ms: row.created_at_us / 1000,
         revoked_at_ms: row.revoked_at_us.map(|us| us / 1000),
+        last_used_at_ms: None,
     }
 }
 
@@ -83,7 +87,17 @@ impl AdminCore {
     }
 
     pub async fn list_keys(&self) -> Result<Vec<Key>, ApiError> {
-        Ok(self.store.keys().await?.iter().map(key_view).collect())
+        let used = self.store.keys_last_used().await?;
+        Ok(self
+            .store
+            .keys()
+            .await?
+            .iter()
+            .map(|row| Key {
+                last_used_at_ms: used.get(&row.id).map(|us| us / 1000),
+                ..key_view(row)
+            })
+            .collect())
     }
 
     pub async fn revoke_key(&self, id: &str) -> Result<Key, ApiError> {

@@ -11,16 +11,25 @@
 //! - Stats from the rollups: `GET /api/v1/stats/summary`, `GET /api/v1/stats/series`.
 //! - Configuration: `/api/v1/providers`, `/api/v1/mappings`, `/api/v1/keys`. Every
 //!   change is saved in the database, then published whole to the gateways
-//!   ([`publisher::Publisher`]).
+//!   ([`publisher::Publisher`]). `POST /api/v1/providers/{name}/test` calls the
+//!   provider ([`connection`]).
+//! - The web UI ([`ui`], embedded at build time) at `/`, its login at
+//!   `/api/v1/session` ([`login`], [`session`]: the token or a session cookie),
+//!   its Playground's gateway calls at `/api/v1/playground/…` ([`playground`]).
 
+pub mod connection;
 pub mod core;
 pub mod grpc;
 pub mod http;
 pub mod keys;
+pub mod login;
 pub mod mappings;
 pub mod openapi;
+pub mod playground;
 pub mod providers;
 pub mod publisher;
+pub mod session;
+pub mod ui;
 
 #[allow(clippy::all, clippy::pedantic, missing_docs)]
 pub mod proto {
@@ -53,30 +62,70 @@ pub struct Settings {
     pub token: SecretString,
     /// Where the media service writes files.
     pub media_root: PathBuf,
+    /// Where this admin reaches a gateway (the Playground's calls) and what the
+    /// UI shows clients as the gateway's address.
+    pub gateway_url: Option<url::Url>,
+    /// A one-time login code to admit (the link `aiprox all` prints).
+    pub login_code: Option<String>,
 }
 
 #[derive(Clone)]
 pub struct AppState {
     core: Arc<AdminCore>,
     token: Arc<SecretString>,
+    sessions: Arc<session::Sessions>,
+    playground: Option<Arc<playground::Forwarder>>,
+    gateway_url: Option<url::Url>,
+}
+
+/// How a request proved it may call the admin API.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Credential {
+    Token,
+    Cookie,
+}
+
+/// The credential a request carries, if it is valid.
+pub(crate) fn authorised(state: &AppState, headers: &axum::http::HeaderMap) -> Option<Credential> {
+    let bearer = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "));
+    if let Some(given) = bearer {
+        return core::constant_time_eq(given.as_bytes(), state.token.expose_secret().as_bytes())
+            .then_some(Credential::Token);
+    }
+    session::cookie_value(headers)
+        .filter(|v| state.sessions.check(&state.token, v))
+        .map(|_| Credential::Cookie)
 }
 
 async fn require_token(State(state): State<AppState>, request: Request, next: Next) -> Response {
-    let given = request
-        .headers()
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .unwrap_or("");
-    if core::constant_time_eq(given.as_bytes(), state.token.expose_secret().as_bytes()) {
-        next.run(request).await
-    } else {
-        HttpError(ApiError::new(
-            Kind::Unauthorized,
-            "unauthorized",
-            "a valid admin token is required",
-        ))
-        .into_response()
+    let refusal = |message: &str| {
+        HttpError(ApiError::new(Kind::Unauthorized, "unauthorized", message)).into_response()
+    };
+    match authorised(&state, request.headers()) {
+        Some(Credential::Token) => next.run(request).await,
+        Some(Credential::Cookie) => {
+            let reads = matches!(
+                *request.method(),
+                axum::http::Method::GET | axum::http::Method::HEAD
+            );
+            if reads || request.headers().contains_key(session::CSRF_HEADER) {
+                next.run(request).await
+            } else {
+                HttpError(ApiError::new(
+                    Kind::Forbidden,
+                    "csrf",
+                    format!(
+                        "a write by session cookie needs the {} header",
+                        session::CSRF_HEADER
+                    ),
+                ))
+                .into_response()
+            }
+        }
+        None => refusal("a valid admin token or session is required"),
     }
 }
 
@@ -95,14 +144,34 @@ async fn openapi_json() -> Response {
     }
 }
 
+/// What the router needs besides the core and the token.
+#[derive(Debug, Default)]
+pub struct RouterOptions {
+    pub gateway_url: Option<url::Url>,
+    pub login_code: Option<String>,
+}
+
 /// The admin API: HTTP/JSON and gRPC on one router (gRPC requests are told apart
-/// by their content type, `application/grpc`).
-pub fn router(core: AdminCore, token: SecretString) -> Router {
+/// by their content type, `application/grpc`), and the web UI.
+pub fn router(core: AdminCore, token: SecretString, options: RouterOptions) -> Router {
     let core = Arc::new(core);
     let token = Arc::new(token);
+    let sessions = Arc::new(session::Sessions::default());
+    if let Some(code) = options.login_code {
+        sessions.add_code(code);
+    }
+    let playground = options.gateway_url.clone().map(|gateway| {
+        Arc::new(playground::Forwarder {
+            gateway,
+            client: reqwest::Client::new(),
+        })
+    });
     let state = AppState {
         core: core.clone(),
         token: token.clone(),
+        sessions,
+        playground,
+        gateway_url: options.gateway_url,
     };
     let grpc = tonic::service::Routes::new(
         proto::admin_service_server::AdminServiceServer::with_interceptor(
@@ -140,7 +209,19 @@ pub fn router(core: AdminCore, token: SecretString) -> Router {
         )
         .route("/api/v1/keys", get(http::list_keys).post(http::create_key))
         .route("/api/v1/keys/{id}", axum::routing::delete(http::revoke_key))
+        .route(
+            "/api/v1/providers/{name}/test",
+            axum::routing::post(http::test_provider),
+        )
+        .route(
+            "/api/v1/playground/{*path}",
+            axum::routing::any(playground::forward),
+        )
         .route_layer(middleware::from_fn_with_state(state.clone(), require_token))
+        .route(
+            "/api/v1/session",
+            get(login::state).post(login::login).delete(login::logout),
+        )
         .with_state(state)
         .fallback(move |request: Request| grpc_or_not_found(grpc.clone(), request))
 }
@@ -155,6 +236,9 @@ async fn grpc_or_not_found(grpc: Router, request: Request) -> Response {
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.starts_with("application/grpc"));
     if !is_grpc {
+        if let Some(page) = ui::serve(request.method(), request.uri().path()) {
+            return page;
+        }
         let path = request.uri().path().to_owned();
         return HttpError(ApiError::new(
             Kind::NotFound,
@@ -191,7 +275,11 @@ pub async fn run(config: Settings, deps: Deps, shutdown: CancellationToken) -> a
         publisher: deps.publisher,
         secret: deps.secret,
     };
-    axum::serve(listener, router(core, config.token))
+    let options = RouterOptions {
+        gateway_url: config.gateway_url,
+        login_code: config.login_code,
+    };
+    axum::serve(listener, router(core, config.token, options))
         .with_graceful_shutdown(async move { shutdown.cancelled().await })
         .await?;
     Ok(())

@@ -4,24 +4,26 @@
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use crate::http;
 use crate::keys::{CreatedKey, Key, KeyInput};
 use crate::mappings::{Mapping, MappingInput, Target};
 use crate::providers::{Provider, ProviderInput, Timeouts};
+use crate::{connection, http, login};
 
 #[derive(OpenApi)]
 #[openapi(
-    info(title = "aiprox admin API", description = "Logs, usage statistics, providers, model mappings and client keys. Every call needs `Authorization: Bearer <AIPROX_ADMIN_TOKEN>`. The same calls exist over gRPC: `aiprox.v1.AdminService`."),
+    info(title = "aiprox admin API", description = "Logs, usage statistics, providers, model mappings and client keys. Every call needs `Authorization: Bearer <AIPROX_ADMIN_TOKEN>`, or the web UI's session cookie (from `POST /api/v1/session`; writes by cookie also need the `x-aiprox-csrf` header). The same calls exist over gRPC: `aiprox.v1.AdminService`."),
     paths(
         http::list_logs, http::get_log, http::get_media, http::summary, http::series,
         http::list_providers, http::create_provider, http::get_provider, http::update_provider, http::delete_provider,
         http::list_mappings, http::create_mapping, http::get_mapping, http::update_mapping, http::delete_mapping,
-        http::list_keys, http::create_key, http::revoke_key,
+        http::list_keys, http::create_key, http::revoke_key, http::test_provider,
+        login::state, login::login, login::logout,
     ),
     components(schemas(
         http::ErrorBody, http::ErrorDetail, http::LogPage, http::LogItem, http::LogDetail, http::MediaLink,
         http::Usage, http::Percentiles, http::SeriesPoint,
         Provider, ProviderInput, Timeouts, Mapping, MappingInput, Target, Key, KeyInput, CreatedKey,
+        connection::ConnectionTest, login::LoginInput, login::SessionState,
     )),
     modifiers(&AdminToken),
     security(("admin_token" = [])),

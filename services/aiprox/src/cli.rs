@@ -157,6 +157,35 @@ fn admin_settings(config: &Config) -> Option<admin::Settings> {
         listen: config.admin.listen,
         token,
         media_root: config.media_root.clone(),
+        gateway_url: config.admin.gateway_url.clone(),
+        login_code: None,
+    })
+}
+
+/// The admin of `aiprox all`: always on (a token generated on loopback, see
+/// [`crate::admin_login`]), its Playground on this process's gateway, and a
+/// one-time login link printed.
+fn all_admin_settings(
+    config: &Config,
+    data_dir: &std::path::Path,
+) -> anyhow::Result<admin::Settings> {
+    let token = crate::admin_login::token(
+        config.admin_token.clone(),
+        config.admin.listen,
+        &data_dir.join("admin.token"),
+    )?;
+    let gateway_url = match &config.admin.gateway_url {
+        Some(url) => url.clone(),
+        None => url::Url::parse(&crate::admin_login::local_url(config.gateway.listen))?,
+    };
+    let code = admin::session::random_hex().map_err(|e| anyhow::anyhow!("no randomness: {e}"))?;
+    crate::admin_login::announce(&crate::admin_login::local_url(config.admin.listen), &code);
+    Ok(admin::Settings {
+        listen: config.admin.listen,
+        token,
+        media_root: config.media_root.clone(),
+        gateway_url: Some(gateway_url),
+        login_code: Some(code),
     })
 }
 
@@ -194,7 +223,7 @@ async fn database(config: &Config) -> anyhow::Result<store::Store> {
         .map_err(|e| anyhow::anyhow!("database_url: {e}"))
 }
 
-/// Gateway, logger, media writer (and admin API, with a token) in one process. A
+/// Gateway, logger, media writer, admin API and web UI in one process. A
 /// component that fails ends the process at once with its error. On shutdown the
 /// gateway goes first (streams finish, events flush onto the bus), then the others
 /// drain.
@@ -210,10 +239,11 @@ async fn all(mut config: Config, signal: CancellationToken) -> anyhow::Result<()
         .gateway
         .auth
         .or(Some(gateway::config::AuthMode::Auto));
-    let secret_file = config.media_root.parent().map_or_else(
-        || std::path::PathBuf::from("data/secret.key"),
-        |dir| dir.join("secret.key"),
+    let data_dir = config.media_root.parent().map_or_else(
+        || std::path::PathBuf::from("data"),
+        std::path::Path::to_path_buf,
     );
+    let secret_file = data_dir.join("secret.key");
     config_model::secret::use_default_file(&secret_file).map_err(|e| {
         anyhow::anyhow!(
             "cannot create {} (or set AIPROX_SECRET_KEY): {e}",
@@ -241,17 +271,15 @@ async fn all(mut config: Config, signal: CancellationToken) -> anyhow::Result<()
         let (root, bus, stop) = (config.media_root.clone(), bus.clone(), others.clone());
         components.spawn(async move { named("media", media::run(root, bus, stop).await) });
     }
-    match admin_settings(&config) {
-        Some(admin) => {
-            let deps = admin::Deps {
-                store,
-                publisher,
-                secret: secret_key()?,
-            };
-            let stop = others.clone();
-            components.spawn(async move { named("admin", admin::run(admin, deps, stop).await) });
-        }
-        None => tracing::info!("admin API off: set AIPROX_ADMIN_TOKEN to start it"),
+    {
+        let admin = all_admin_settings(&config, &data_dir)?;
+        let deps = admin::Deps {
+            store,
+            publisher,
+            secret: secret_key()?,
+        };
+        let stop = others.clone();
+        components.spawn(async move { named("admin", admin::run(admin, deps, stop).await) });
     }
     let gateway = gateway::run(config.gateway(), Some(bus), signal.clone());
     tokio::pin!(gateway);

@@ -72,14 +72,18 @@ pub struct Config {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct AdminSettings {
-    /// Where the admin API listens.
+    /// Where the admin API and the web UI listen.
     pub listen: std::net::SocketAddr,
+    /// Where the admin reaches a gateway for the UI's Playground, and the address
+    /// the UI shows clients. `aiprox all` defaults it to its own gateway.
+    pub gateway_url: Option<url::Url>,
 }
 
 impl Default for AdminSettings {
     fn default() -> Self {
         Self {
             listen: std::net::SocketAddr::from(([127, 0, 0, 1], 8081)),
+            gateway_url: None,
         }
     }
 }

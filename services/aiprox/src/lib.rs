@@ -6,5 +6,6 @@
 //! - [`cli`]: the subcommands (`gateway`, `logger`, `media`, `admin`, `all`,
 //!   `check-config`) and what each starts.
 
+pub mod admin_login;
 pub mod cli;
 pub mod config;

@@ -4,6 +4,7 @@
 use clap::Parser;
 
 #[global_allocator]
+// Built without transparent huge pages (the `no_thp` feature, Cargo.toml).
 static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> std::process::ExitCode {

@@ -110,6 +110,18 @@ pub struct RequestContext {
     pub started: std::time::Instant,
     /// The client key's id, once authenticated.
     pub key_id: Option<Arc<str>>,
+    /// Who sent it, from `x-aiprox-source`: only the labels aiprox knows
+    /// ([`source_of`]), so a client cannot fill the log with its own strings.
+    pub source: &'static str,
+}
+
+/// The `x-aiprox-source` labels the log keeps: the admin UI's Playground sets
+/// `playground`; anything else is recorded as no label.
+fn source_of(headers: &axum::http::HeaderMap) -> &'static str {
+    match headers.get("x-aiprox-source").map(HeaderValue::as_bytes) {
+        Some(b"playground") => "playground",
+        _ => "",
+    }
 }
 
 /// Gives every request a fresh UUIDv7 (never the client's: ids must be unique to
@@ -119,11 +131,13 @@ async fn request_id(mut request: Request, next: Next) -> Response {
     let received_at_us = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| i64::try_from(d.as_micros()).unwrap_or(i64::MAX));
+    let source = source_of(request.headers());
     request.extensions_mut().insert(RequestContext {
         id,
         received_at_us,
         started: std::time::Instant::now(),
         key_id: None,
+        source,
     });
     let span = tracing::debug_span!("request", request_id = %id, method = %request.method(), path = request.uri().path());
     let mut response = tracing::Instrument::instrument(next.run(request), span).await;

@@ -34,6 +34,8 @@ pub struct Exchange {
     pub dialect: Dialect,
     /// The client key's id; `None` on an open gateway without a known key.
     pub key_id: Option<std::sync::Arc<str>>,
+    /// `playground`, or empty ([`crate::app::RequestContext::source`]).
+    pub source: &'static str,
     pub requested_model: String,
     pub provider: String,
     pub upstream_model: String,
@@ -72,6 +74,7 @@ impl Exchange {
             endpoint,
             dialect,
             key_id: ctx.key_id.clone(),
+            source: ctx.source,
             requested_model: String::new(),
             provider: String::new(),
             upstream_model: String::new(),

@@ -69,6 +69,7 @@ pub(super) fn prepare(
         received_at_us: x.received_at_us,
         endpoint: x.endpoint.to_owned(),
         client_key_id: x.key_id.as_deref().unwrap_or_default().to_owned(),
+        source: x.source.to_owned(),
         requested_model: x.requested_model,
         provider: x.provider,
         upstream_model: x.upstream_model,
