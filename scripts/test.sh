@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
-# Runs every test aiprox has: the Markdown check, format and lint checks, the Rust
-# unit and integration tests, and the end-to-end tests through the official Python
-# SDKs.
-# Installs what it needs (Debian packages, a Python venv) on a fresh machine.
+# Runs every test aiprox has: the Markdown check, format and lint checks, the web
+# UI's type check, lint, format check and unit tests, the Rust unit and integration
+# tests, the end-to-end tests through the official Python SDKs, and the web UI end
+# to end in Chromium.
+# Installs what it needs (Debian packages, npm packages, a Python venv) on a fresh
+# machine.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -27,6 +29,12 @@ ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need+=(postgresql)
 command -v nats-server >/dev/null || need+=(nats-server)
 command -v pkill >/dev/null || need+=(procps)
 command -v runuser >/dev/null || need+=(util-linux)
+# The web UI: Node.js and npm build it (the admin embeds it); the browser tests
+# drive Debian's Chromium; CJK fonts so the Chinese screenshots show text.
+command -v node >/dev/null || need+=(nodejs)
+command -v npm >/dev/null || need+=(npm)
+command -v chromium >/dev/null || need+=(chromium)
+fc-list 2>/dev/null | grep -qi 'Noto Sans CJK' || need+=(fonts-noto-cjk)
 if [ ${#need[@]} -gt 0 ]; then apt_install "${need[@]}"; fi
 
 # --- Python venv with the official SDKs ----------------------------------------
@@ -43,6 +51,18 @@ fi
 log "markdown check"
 "$VENV/bin/python" scripts/check_markdown.py --self-test
 "$VENV/bin/python" scripts/check_markdown.py
+
+# --- web UI ----------------------------------------------------------------------
+# Before the Rust build: the admin's build script builds the UI from frontend/.
+log "web UI: npm ci, type check, lint, format check, unit tests"
+(
+  cd frontend
+  npm ci --no-audit --no-fund --loglevel=error
+  npm run --silent typecheck
+  npm run --silent lint
+  npm run --silent format:check
+  npm test --silent
+)
 
 # --- Rust ------------------------------------------------------------------------
 log "cargo fmt --check"
@@ -66,3 +86,9 @@ fi
 # --- end to end, official SDKs ---------------------------------------------------
 log "end-to-end tests (official SDKs)"
 AIPROX_BIN_DIR="$PWD/target/debug" "$VENV/bin/python" -m pytest tests/python -q -p no:cacheprovider
+
+# --- web UI end to end -------------------------------------------------------------
+# Real Chromium against a real `aiprox all` and the mock upstream; screenshots of
+# every view in frontend/e2e/out/.
+log "web UI end to end (Chromium)"
+(cd frontend && AIPROX_BIN_DIR="$PWD/../target/debug" CHROME_PATH="$(command -v chromium)" npm run --silent e2e)

@@ -24,6 +24,7 @@ describe('series for the charts', () => {
   it('fills empty buckets with zero counts and null percentiles', () => {
     const times = buckets(0, 180_000, 60)
     expect(times).toEqual([0, 60_000, 120_000])
+    expect(buckets(30_000, 150_000, 60)).toEqual([30_000, 90_000])
     const pts = [point(0, 'a', 3), point(120_000, 'a', 1)]
     expect(lines(pts, times, 'requests').get('a')).toEqual([
       [0, 3],

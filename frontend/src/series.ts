@@ -33,12 +33,14 @@ export function metric(u: Usage, m: MetricName): number | null {
   }
 }
 
-/** Every bucket start from `from` to `to` (so gaps draw as zero, not as a line across). */
+/**
+ * Every bucket start from `from` to `to`, as the admin counts them (from `from`,
+ * `step` apart), so gaps draw as zero, not as a line across.
+ */
 export function buckets(from: number, to: number, stepS: number): number[] {
   const step = stepS * 1000
-  const first = Math.floor(from / step) * step
   const out: number[] = []
-  for (let t = first; t < to; t += step) out.push(t)
+  for (let t = from; t < to; t += step) out.push(t)
   return out
 }
 

@@ -159,7 +159,11 @@ async fn serve_admin(store: &Store) -> anyhow::Result<String> {
         publisher: admin::publisher::Publisher::new(store.clone(), None, Default::default()),
         secret: None,
     };
-    let app = admin::router(core, SecretString::from(TOKEN));
+    let app = admin::router(
+        core,
+        SecretString::from(TOKEN),
+        admin::RouterOptions::default(),
+    );
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let base = format!("http://{}", listener.local_addr()?);
     tokio::spawn(async move { axum::serve(listener, app).await });

@@ -67,14 +67,16 @@ export async function request<T>(
     json = undefined
   }
   if (!response.ok) {
-    const err = (json as { error?: { code?: string; message?: string } } | undefined)?.error
+    const err = (
+      json as { error?: { code?: string; message?: string; field?: string } } | undefined
+    )?.error
     const message = err?.message ?? (text || response.statusText)
     if (response.status === 401) onUnauthorized()
     throw new ApiError(
       response.status,
       err?.code ?? 'http_' + response.status,
       message,
-      fieldOf(message),
+      err?.field ?? fieldOf(message),
     )
   }
   return json as T

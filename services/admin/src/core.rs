@@ -11,6 +11,9 @@ pub struct ApiError {
     pub kind: Kind,
     pub code: &'static str,
     pub message: String,
+    /// The input field the error is about, when it is about one (the UI shows
+    /// the message under that field).
+    pub field: Option<&'static str>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -32,6 +35,7 @@ impl ApiError {
             kind,
             code,
             message: message.into(),
+            field: None,
         }
     }
 }
@@ -61,6 +65,15 @@ pub(crate) fn now_us() -> i64 {
 }
 
 /// A refused input: 400 with its code.
+impl ApiError {
+    /// The same error, about the input field `field`.
+    #[must_use]
+    pub fn at(mut self, field: &'static str) -> Self {
+        self.field = Some(field);
+        self
+    }
+}
+
 pub(crate) fn invalid(code: &'static str, message: impl Into<String>) -> ApiError {
     ApiError::new(Kind::Invalid, code, message)
 }

@@ -37,6 +37,9 @@ pub struct ErrorDetail {
     /// Stable, snake_case: `invalid_query`, `provider_exists`, `unauthorized`…
     pub code: String,
     pub message: String,
+    /// The input field it is about, when it is about one (`base_url`, `alias`…).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub field: Option<String>,
 }
 
 impl IntoResponse for HttpError {
@@ -53,6 +56,7 @@ impl IntoResponse for HttpError {
             error: ErrorDetail {
                 code: self.0.code.to_owned(),
                 message: self.0.message,
+                field: self.0.field.map(str::to_owned),
             },
         };
         (status, Json(body)).into_response()

@@ -81,20 +81,21 @@ impl AdminCore {
             return Err(invalid(
                 "invalid_alias",
                 "an alias is 1 to 200 characters, no spaces",
-            ));
+            )
+            .at("alias"));
         }
         if input.targets.is_empty() {
-            return Err(invalid(
-                "invalid_mapping",
-                "a mapping needs at least one target",
-            ));
+            return Err(
+                invalid("invalid_mapping", "a mapping needs at least one target").at("targets"),
+            );
         }
         for (i, target) in input.targets.iter().enumerate() {
             if target.model.trim().is_empty() {
                 return Err(invalid(
                     "invalid_mapping",
                     format!("targets[{i}].model must not be empty"),
-                ));
+                )
+                .at("targets"));
             }
             if self.store.provider(&target.provider).await?.is_none() {
                 return Err(invalid(
@@ -103,7 +104,8 @@ impl AdminCore {
                         "targets[{i}].provider: unknown provider '{}'",
                         target.provider
                     ),
-                ));
+                )
+                .at("targets"));
             }
         }
         let now = now_us();

@@ -57,15 +57,12 @@ pub async fn forward(
     };
     let method = request.method().clone();
     let headers = request.headers().clone();
-    let body = match axum::body::to_bytes(request.into_body(), MAX_BODY).await {
-        Ok(b) => b,
-        Err(_) => {
-            return refused(
-                Kind::Invalid,
-                "body_too_large",
-                "a Playground request is at most 32 MiB",
-            );
-        }
+    let Ok(body) = axum::body::to_bytes(request.into_body(), MAX_BODY).await else {
+        return refused(
+            Kind::Invalid,
+            "body_too_large",
+            "a Playground request is at most 32 MiB",
+        );
     };
     let mut out = forwarder
         .client

@@ -131,7 +131,9 @@ fn url(input: &ProviderInput) -> Result<Option<Url>, ApiError> {
     input
         .base_url
         .as_deref()
-        .map(|u| Url::parse(u).map_err(|e| invalid_provider(format!("base_url: {e}"))))
+        .map(|u| {
+            Url::parse(u).map_err(|e| invalid_provider(format!("base_url: {e}")).at("base_url"))
+        })
         .transpose()
 }
 
@@ -140,8 +142,9 @@ fn key_env(input: &ProviderInput) -> Option<String> {
 }
 
 fn openai(input: &ProviderInput) -> Result<ProviderConfig, ApiError> {
-    let base_url = url(input)?
-        .ok_or_else(|| invalid_provider("base_url is required for an openai provider"))?;
+    let base_url = url(input)?.ok_or_else(|| {
+        invalid_provider("base_url is required for an openai provider").at("base_url")
+    })?;
     Ok(ProviderConfig::Openai(OpenAiConfig {
         base_url,
         api_key_env: key_env(input),
@@ -194,7 +197,8 @@ impl TryFrom<&ProviderInput> for ProviderConfig {
                 return Err(invalid_provider(format!(
                     "kind must be one of {}, not '{other}'",
                     ProviderKind::NAMES.join(", ")
-                )));
+                ))
+                .at("kind"));
             }
         };
         config
@@ -289,7 +293,8 @@ impl AdminCore {
             return Err(invalid(
                 "invalid_name",
                 "a provider name is 1 to 200 characters, no spaces, no '/'",
-            ));
+            )
+            .at("name"));
         }
         let config = ProviderConfig::try_from(input)?;
         let (sealed, mask) = match input.api_key.as_deref() {

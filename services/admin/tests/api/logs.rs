@@ -125,3 +125,61 @@ pub async fn text_search_pages_across_time_windows(api: &Api) {
     }
     assert_eq!(found, expected);
 }
+
+/// The Logs table's columns come with each row, and `source` filters.
+pub async fn logs_list_the_upstream_model_cost_key_and_source(api: &Api) {
+    let mut played = event(1);
+    played.upstream_model = "gpt-4o-2024".into();
+    played.cost_usd = 0.0031;
+    played.client_key_id = "key_0011".into();
+    played.source = "playground".into();
+    api.store.insert_batch(&[played, event(2)]).await.unwrap();
+    let all = api.json("/api/v1/logs").await;
+    let rows = all["data"].as_array().unwrap();
+    assert_eq!(rows.len(), 2);
+    let row = rows
+        .iter()
+        .find(|r| r["request_id"] == event(1).request_id)
+        .unwrap();
+    assert_eq!(row["upstream_model"], "gpt-4o-2024");
+    assert_eq!(row["cost_usd"], 0.0031);
+    assert_eq!(row["key"], "key_0011");
+    assert_eq!(row["source"], "playground");
+    let played = api.json("/api/v1/logs?source=playground").await;
+    assert_eq!(played["data"].as_array().unwrap().len(), 1);
+    assert_eq!(played["data"][0]["request_id"], event(1).request_id);
+    let detail = api
+        .json(&format!("/api/v1/logs/{}", event(1).request_id))
+        .await;
+    assert_eq!(detail["source"], "playground");
+    assert_eq!(detail["key"], "key_0011");
+}
+
+/// A key's last use comes from the usage rollups, to the minute.
+pub async fn a_key_shows_when_it_was_last_used(api: &Api) {
+    let created: Value = api
+        .client
+        .post(format!("{}/api/v1/keys", api.base))
+        .bearer_auth(crate::TOKEN)
+        .json(&serde_json::json!({"name": "team-a"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let id = created["key"]["id"].as_str().unwrap().to_owned();
+    assert!(created["key"]["last_used_at_ms"].is_null());
+    let mut used = event(5);
+    used.client_key_id = id.clone();
+    api.store.insert_batch(&[used.clone()]).await.unwrap();
+    let keys = api.json("/api/v1/keys").await;
+    let key = keys["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|k| k["id"] == id.as_str())
+        .unwrap();
+    let minute = used.received_at_us / 1000 / 60_000 * 60_000;
+    assert_eq!(key["last_used_at_ms"], minute);
+}

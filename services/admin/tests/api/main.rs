@@ -6,7 +6,8 @@
 //! Covered: the admin token; logs (`logs.rs`: keyset pages stable while rows
 //! arrive, each filter, text search, also paged across time windows, bad
 //! filters and cursors refused); one log and its media (`media.rs`); the usage
-//! summary and series (`stats.rs`); the same through gRPC (`grpc.rs`).
+//! summary and series (`stats.rs`); the same through gRPC (`grpc.rs`); the web
+//! UI's session, pages and Playground forwarding (`ui.rs`).
 //!
 //! Each test sets up the state it needs itself, with the fixtures below
 //! (`with_logs`, `with_spread_logs`).
@@ -19,6 +20,7 @@ mod grpc;
 mod logs;
 mod media;
 mod stats;
+mod ui;
 
 use events::proto::{LogEvent, MediaRef};
 use secrecy::SecretString;
@@ -27,6 +29,7 @@ use store::Store;
 
 const NOW_MS: i64 = 1_795_660_800_000;
 const TOKEN: &str = "admin-token-for-tests";
+const LOGIN_CODE: &str = "one-time-login-code-for-tests";
 
 common::backends!(
     logs::logs_need_the_admin_token,
@@ -52,6 +55,13 @@ common::backends!(
     grpc::grpc_shows_a_log_and_serves_its_media,
     grpc::grpc_a_missing_log_is_not_found,
     grpc::grpc_the_summary_agrees_with_the_rows_of_its_window,
+    logs::logs_list_the_upstream_model_cost_key_and_source,
+    logs::a_key_shows_when_it_was_last_used,
+    ui::a_session_cookie_opens_the_api_and_writes_need_the_csrf_header,
+    ui::a_login_code_works_once_and_logout_ends_the_session,
+    ui::the_ui_is_served_with_client_routes_and_a_strict_policy,
+    ui::the_playground_reaches_the_gateway_marked_and_streamed,
+    ui::the_playground_calls_only_the_gateway_api,
 );
 
 // --- the API under test -----------------------------------------------------------
@@ -61,6 +71,7 @@ pub struct Api {
     client: reqwest::Client,
     store: Store,
     media: tempfile::TempDir,
+    gateway: ui::FakeGateway,
 }
 
 impl Api {
@@ -83,7 +94,12 @@ impl Api {
             ),
             secret: None,
         };
-        let app = admin::router(core, SecretString::from(TOKEN));
+        let gateway = ui::FakeGateway::start().await;
+        let options = admin::RouterOptions {
+            gateway_url: Some(gateway.url.parse().unwrap()),
+            login_code: Some(LOGIN_CODE.to_owned()),
+        };
+        let app = admin::router(core, SecretString::from(TOKEN), options);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         tokio::spawn(async move { axum::serve(listener, app).await });
@@ -92,6 +108,7 @@ impl Api {
             client: reqwest::Client::new(),
             store,
             media,
+            gateway,
         }
     }
 

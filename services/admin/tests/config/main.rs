@@ -124,7 +124,11 @@ impl Api {
             ),
             secret: Some(secret),
         };
-        let app = admin::router(core, SecretString::from(TOKEN));
+        let app = admin::router(
+            core,
+            SecretString::from(TOKEN),
+            admin::RouterOptions::default(),
+        );
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         tokio::spawn(async move { axum::serve(listener, app).await });

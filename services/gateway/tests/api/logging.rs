@@ -217,3 +217,37 @@ async fn requests_refused_for_their_key_are_logged_without_the_key() {
     );
     assert_eq!(messages.error_kind, "missing_api_key");
 }
+
+/// The admin UI's Playground marks its requests `x-aiprox-source: playground`;
+/// the log keeps that label, and only labels aiprox knows.
+#[tokio::test]
+async fn the_playground_label_is_logged_and_other_labels_are_not() {
+    let spill = tempfile::tempdir().unwrap();
+    let bus = InProcessBus::new();
+    let app = logged_app(&bus, spill.path()).await;
+    let body = json!({"model": "gpt4", "messages": [{"role": "user", "content": "hi"}]});
+    let mut ids = Vec::new();
+    for source in [Some("playground"), Some("<script>"), None] {
+        let mut request = app
+            .client
+            .post(app.url("/v1/chat/completions"))
+            .header("content-type", "application/json")
+            .body(body.to_string());
+        if let Some(s) = source {
+            request = request.header("x-aiprox-source", s);
+        }
+        let response = request.send().await.unwrap();
+        assert_eq!(response.status(), 200);
+        ids.push(
+            response.headers()["x-request-id"]
+                .to_str()
+                .unwrap()
+                .to_owned(),
+        );
+    }
+    let seen = logged_events(&bus, ids.len(), Duration::from_secs(10)).await;
+    let source = |i: usize| seen[&ids[i]].0.source.clone();
+    assert_eq!(source(0), "playground");
+    assert_eq!(source(1), "");
+    assert_eq!(source(2), "");
+}
