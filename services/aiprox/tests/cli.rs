@@ -97,3 +97,25 @@ fn aiprox_all_ends_at_once_when_a_component_fails_to_start() {
     );
     drop(taken);
 }
+
+/// Without `AIPROX_ADMIN_TOKEN`, `aiprox all` generates a token only for a
+/// loopback admin: one reachable from other machines refuses to start.
+#[test]
+fn aiprox_all_refuses_an_open_admin_without_a_token() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_aiprox"))
+        .arg("all")
+        .current_dir(dir.path())
+        .env_remove("AIPROX_CONFIG")
+        .env_remove("AIPROX_NATS_URL")
+        .env_remove("AIPROX_DATABASE_URL")
+        .env_remove("AIPROX_ADMIN_TOKEN")
+        .env("AIPROX_ADMIN__LISTEN", "0.0.0.0:0")
+        .env("AIPROX_GATEWAY__LISTEN", "127.0.0.1:0")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("AIPROX_ADMIN_TOKEN"), "{stderr}");
+    assert!(!dir.path().join("data/admin.token").exists());
+}

@@ -129,7 +129,11 @@ async fn aiprox_all_on_the_embedded_default_logs_to_sqlite() {
     let url = format!("sqlite://{}", db.display());
     let all = stack.spawn(
         "all",
-        &[("AIPROX_DATABASE_URL", &url), ("AIPROX_NATS_URL", "")],
+        &[
+            ("AIPROX_DATABASE_URL", &url),
+            ("AIPROX_NATS_URL", ""),
+            ("AIPROX_ADMIN__LISTEN", "127.0.0.1:0"),
+        ],
     );
     stack.wait_ready().await;
     for i in 0..7 {
