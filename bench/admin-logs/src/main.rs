@@ -92,10 +92,53 @@ fn main() -> anyhow::Result<()> {
         .nth(1)
         .and_then(|a| a.parse().ok())
         .unwrap_or(10_000_000);
+    let serve = std::env::args().any(|a| a == "--serve");
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
-    runtime.block_on(run(rows))
+    if serve {
+        runtime.block_on(serve_filled(rows))
+    } else {
+        runtime.block_on(run(rows))
+    }
+}
+
+/// `admin-logs ROWS --serve`: the same database, its usage rollups filled from
+/// the rows (as the logger writes them: a minute × model × provider × key), and
+/// the admin with the web UI on a free port, until killed; prints
+/// `serving <base URL> <token>` (for `bench/ui`).
+#[allow(clippy::print_stdout)]
+async fn serve_filled(rows: i64) -> anyhow::Result<()> {
+    let pg = test_services::Postgres::start();
+    let url = pg.create_database("logs");
+    let store = Store::connect(&url).await?;
+    store.migrate().await?;
+    let now_us = i64::try_from(SystemTime::now().duration_since(UNIX_EPOCH)?.as_micros())?;
+    let first_day_us = now_us - now_us.rem_euclid(DAY_US) - 9 * DAY_US;
+    store.ensure_partitions(first_day_us, 11).await?;
+    let pool = sqlx::PgPool::connect(&url).await?;
+    fill(&pool, rows, first_day_us).await?;
+    // The histograms put each row in the bucket of its latency band (bucket 7 of
+    // 14, roughly a second): enough for the percentiles to draw.
+    sqlx::query(
+        "INSERT INTO usage_rollups SELECT date_trunc('minute', received_at), requested_model, provider, \
+         client_key_id, count(*), count(*) FILTER (WHERE status >= 400), sum(input_tokens), \
+         sum(output_tokens), 0, sum(cost_usd), sum(latency_us), \
+         array_fill(0::int8, ARRAY[7]) || count(*) || array_fill(0::int8, ARRAY[6]), \
+         array_fill(0::int8, ARRAY[5]) || count(*) || array_fill(0::int8, ARRAY[8]) \
+         FROM request_logs GROUP BY 1, 2, 3, 4",
+    )
+    .execute(&pool)
+    .await?;
+    sqlx::query("ANALYZE").execute(&pool).await?;
+    let rollups: i64 = sqlx::query_scalar("SELECT count(*) FROM usage_rollups")
+        .fetch_one(&pool)
+        .await?;
+    let base = serve_admin(&store).await?;
+    eprintln!("{rows} rows, {rollups} rollup rows");
+    println!("serving {base} {TOKEN}");
+    tokio::signal::ctrl_c().await?;
+    Ok(())
 }
 
 /// The whole benchmark, on a PostgreSQL that lives as long as this runs.
