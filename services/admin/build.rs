@@ -48,17 +48,41 @@ fn embed_ui() -> Result<(), Box<dyn std::error::Error>> {
     }
     files.sort();
     let mut code = String::from(
-        "/// The built UI: (path, bytes), sorted by path.\npub static ASSETS: &[(&str, &[u8])] = &[\n",
+        "/// The built UI: (path, bytes, gzipped bytes or empty), sorted by path.\npub static ASSETS: &[(&str, &[u8], &[u8])] = &[\n",
     );
     for (path, file) in &files {
+        let gz = gzipped(&out, path, file)?.map_or_else(
+            || "&[]".to_owned(),
+            |g| format!("include_bytes!({:?})", g.display().to_string()),
+        );
         code.push_str(&format!(
-            "    ({path:?}, include_bytes!({:?})),\n",
+            "    ({path:?}, include_bytes!({:?}), {gz}),\n",
             file.display().to_string()
         ));
     }
     code.push_str("];\n");
     std::fs::write(out.join("ui_assets.rs"), code)?;
     Ok(())
+}
+
+/// Text assets over 1 KiB, gzipped once here rather than on every request
+/// (`$OUT_DIR/ui-gz/…`); `None` for the rest.
+fn gzipped(out: &Path, web: &str, file: &Path) -> std::io::Result<Option<PathBuf>> {
+    let text = [".js", ".css", ".html", ".svg", ".json"]
+        .iter()
+        .any(|e| web.ends_with(e));
+    let bytes = std::fs::read(file)?;
+    if !text || bytes.len() < 1024 {
+        return Ok(None);
+    }
+    let target = out.join("ui-gz").join(web.trim_start_matches('/'));
+    if let Some(dir) = target.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+    std::io::Write::write_all(&mut encoder, &bytes)?;
+    std::fs::write(&target, encoder.finish()?)?;
+    Ok(Some(target))
 }
 
 /// `npm ci` when the dependencies are missing, then `vite build` into `dist`.

@@ -236,7 +236,12 @@ async fn grpc_or_not_found(grpc: Router, request: Request) -> Response {
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.starts_with("application/grpc"));
     if !is_grpc {
-        if let Some(page) = ui::serve(request.method(), request.uri().path()) {
+        let gzip = request
+            .headers()
+            .get(header::ACCEPT_ENCODING)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.split(',').any(|e| e.trim().starts_with("gzip")));
+        if let Some(page) = ui::serve(request.method(), request.uri().path(), gzip) {
             return page;
         }
         let path = request.uri().path().to_owned();

@@ -19,11 +19,20 @@ const NOT_BUILT: &str = "<!doctype html><meta charset=utf-8><title>aiprox</title
 (<code>apt install nodejs npm</code>), then build aiprox again. The admin API at \
 <code>/api/v1</code> works without it.</p>";
 
-fn asset(path: &str) -> Option<&'static [u8]> {
+/// An asset: its bytes, and its gzipped bytes (empty when not worth it).
+struct Asset {
+    bytes: &'static [u8],
+    gzipped: &'static [u8],
+}
+
+fn asset(path: &str) -> Option<Asset> {
     assets::ASSETS
-        .binary_search_by(|(p, _)| (*p).cmp(path))
+        .binary_search_by(|(p, _, _)| (*p).cmp(path))
         .ok()
-        .map(|i| assets::ASSETS[i].1)
+        .map(|i| Asset {
+            bytes: assets::ASSETS[i].1,
+            gzipped: assets::ASSETS[i].2,
+        })
 }
 
 /// Whether the UI was built into this binary.
@@ -45,9 +54,16 @@ fn content_type(path: &str) -> &'static str {
     }
 }
 
-fn respond(path: &str, bytes: &'static [u8], immutable: bool) -> Response {
-    let mut response = Response::new(Body::from(bytes));
+fn respond(path: &str, asset: &Asset, gzip: bool, immutable: bool) -> Response {
+    let gzip = gzip && !asset.gzipped.is_empty();
+    let mut response = Response::new(Body::from(if gzip { asset.gzipped } else { asset.bytes }));
     let h = response.headers_mut();
+    if gzip {
+        h.insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
+    }
+    if !asset.gzipped.is_empty() {
+        h.insert(header::VARY, HeaderValue::from_static("accept-encoding"));
+    }
     h.insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static(content_type(path)),
@@ -75,27 +91,35 @@ fn respond(path: &str, bytes: &'static [u8], immutable: bool) -> Response {
     response
 }
 
-/// A GET outside `/api`: the asset, or `index.html` for a client route. `None`
-/// when the request is not the UI's to answer.
-pub fn serve(method: &Method, path: &str) -> Option<Response> {
+/// A GET outside `/api`: the asset (gzipped when `accepts_gzip` and worth it), or
+/// `index.html` for a client route. `None` when the request is not the UI's to
+/// answer.
+pub fn serve(method: &Method, path: &str, accepts_gzip: bool) -> Option<Response> {
     if !(method == Method::GET || method == Method::HEAD)
         || path.starts_with("/api/")
         || path == "/api"
     {
         return None;
     }
-    if let Some(bytes) = asset(path) {
-        return Some(respond(path, bytes, path.starts_with("/assets/")));
+    if let Some(found) = asset(path) {
+        return Some(respond(
+            path,
+            &found,
+            accepts_gzip,
+            path.starts_with("/assets/"),
+        ));
     }
     // A missing hashed asset is a 404, not the app: a stale page must not get HTML
     // for its script.
     if path.starts_with("/assets/") {
         return Some(StatusCode::NOT_FOUND.into_response());
     }
-    Some(match asset("/index.html") {
-        Some(index) => respond("/index.html", index, false),
-        None => respond("/index.html", NOT_BUILT.as_bytes(), false),
-    })
+    let not_built = Asset {
+        bytes: NOT_BUILT.as_bytes(),
+        gzipped: &[],
+    };
+    let index = asset("/index.html").unwrap_or(not_built);
+    Some(respond("/index.html", &index, accepts_gzip, false))
 }
 
 #[cfg(test)]
@@ -104,13 +128,13 @@ mod tests {
 
     #[test]
     fn api_paths_and_writes_are_not_the_uis() {
-        assert!(serve(&Method::GET, "/api/v1/logs").is_none());
-        assert!(serve(&Method::POST, "/logs").is_none());
+        assert!(serve(&Method::GET, "/api/v1/logs", true).is_none());
+        assert!(serve(&Method::POST, "/logs", true).is_none());
     }
 
     #[test]
     fn a_client_route_gets_the_app_uncached_and_a_missing_asset_is_404() {
-        let r = serve(&Method::GET, "/logs/abc").unwrap();
+        let r = serve(&Method::GET, "/logs/abc", false).unwrap();
         assert_eq!(r.status(), StatusCode::OK);
         assert_eq!(r.headers()[header::CACHE_CONTROL], "no-cache");
         assert!(
@@ -120,7 +144,7 @@ mod tests {
                 .contains("script-src 'self'")
         );
         assert_eq!(
-            serve(&Method::GET, "/assets/gone-1234.js")
+            serve(&Method::GET, "/assets/gone-1234.js", true)
                 .unwrap()
                 .status(),
             StatusCode::NOT_FOUND
@@ -130,5 +154,19 @@ mod tests {
     #[test]
     fn assets_are_sorted_for_the_lookup() {
         assert!(assets::ASSETS.windows(2).all(|w| w[0].0 < w[1].0));
+    }
+
+    #[test]
+    fn scripts_go_gzipped_to_browsers_that_take_it() {
+        let Some((path, bytes, gz)) = assets::ASSETS.iter().find(|(p, _, _)| p.ends_with(".js"))
+        else {
+            return; // built without the UI
+        };
+        let plain = serve(&Method::GET, path, false).unwrap();
+        assert!(plain.headers().get(header::CONTENT_ENCODING).is_none());
+        let packed = serve(&Method::GET, path, true).unwrap();
+        assert_eq!(packed.headers()[header::CONTENT_ENCODING], "gzip");
+        assert_eq!(packed.headers()[header::VARY], "accept-encoding");
+        assert!(gz.len() < bytes.len() / 2);
     }
 }
