@@ -75,9 +75,13 @@ const INLINE_BATCH_BYTES: usize = 512 * 1024;
 /// most. (A yield every 8 requests measured 10–12 % instead of 5–8 % non-streaming.)
 const INLINE_BYTES_BETWEEN_YIELDS: usize = 64 * 1024;
 
-/// Most exchanges taken at the first wake-up, and after the linger.
+/// Most exchanges taken at the first wake-up, and in all for one batch.
 const FIRST_TAKE: usize = 256;
 const MOST_PER_BATCH: usize = 1024;
+/// Most in one batch while the spill holds messages: each batch then costs an
+/// fsync, so when the bus is behind (`aiprox all` overloaded, NATS away) the
+/// batches grow with the queue, and the spill keeps up with what arrives.
+const MOST_PER_SPILLED_BATCH: usize = 8192;
 
 struct Publisher {
     bus: Bus,
@@ -159,11 +163,17 @@ impl Publisher {
         }
         if received < FIRST_TAKE {
             tokio::time::sleep(self.linger).await;
-            // What arrived meanwhile, taken in one go (not one `try_recv` each).
-            let room = MOST_PER_BATCH.saturating_sub(batch.len());
-            if room > 0 {
-                let _ = rx.recv_many(batch, room).now_or_never();
-            }
+        }
+        // What is queued (or arrived during the linger), taken in one go (not one
+        // `try_recv` each).
+        let most = if self.spill.is_empty() {
+            MOST_PER_BATCH
+        } else {
+            MOST_PER_SPILLED_BATCH
+        };
+        let room = most.saturating_sub(batch.len());
+        if room > 0 {
+            let _ = rx.recv_many(batch, room).now_or_never();
         }
         Woken::Exchanges
     }
