@@ -70,6 +70,7 @@ backends!(
     usage_series_adds_up_to_the_summary_per_model,
     usage_series_points_start_on_the_step,
     usage_series_without_split_adds_up_to_the_summary,
+    usage_series_counts_match_the_series_without_percentiles,
     usage_summary_of_an_empty_window_is_zero,
     retention_drops_the_days_before_the_cutoff,
     providers_crud,
@@ -494,6 +495,36 @@ async fn usage_series_without_split_adds_up_to_the_summary(store: Store) {
         flat.iter().map(|p| p.usage.output_tokens).sum::<i64>(),
         summary.output_tokens
     );
+}
+
+async fn usage_series_counts_match_the_series_without_percentiles(store: Store) {
+    let store = with_logs(store).await;
+    let (from, to) = summary_window();
+    let full = store
+        .usage_series(from, to, 120_000_000, store::Split::Model)
+        .await
+        .unwrap();
+    let counts = store
+        .usage_series_counts(from, to, 120_000_000, store::Split::Model)
+        .await
+        .unwrap();
+    assert_eq!(full.len(), counts.len());
+    for (f, c) in full.iter().zip(&counts) {
+        assert_eq!((f.start_us, &f.group), (c.start_us, &c.group));
+        assert_eq!(
+            (f.usage.requests, f.usage.errors, f.usage.output_tokens),
+            (c.usage.requests, c.usage.errors, c.usage.output_tokens)
+        );
+        assert!((f.usage.cost_usd - c.usage.cost_usd).abs() < 1e-9);
+    }
+    // On PostgreSQL the histograms are left out (the point of the call).
+    if matches!(store, Store::Postgres(_)) {
+        assert!(
+            counts
+                .iter()
+                .all(|c| c.usage.latency_hist.iter().all(|n| *n == 0))
+        );
+    }
 }
 
 async fn usage_summary_of_an_empty_window_is_zero(store: Store) {

@@ -272,6 +272,7 @@ impl AdminCore {
         to_ms: i64,
         step_s: i64,
         split: &str,
+        percentiles: bool,
     ) -> Result<Vec<store::SeriesPoint>, ApiError> {
         let split = match split {
             "" | "none" => store::Split::None,
@@ -301,10 +302,14 @@ impl AdminCore {
                 "more than 10,000 buckets: use a larger step",
             ));
         }
-        Ok(self
-            .store
-            .usage_series(from_ms * 1000, to_ms * 1000, step_s * 1_000_000, split)
-            .await?)
+        let (from, to, step) = (from_ms * 1000, to_ms * 1000, step_s * 1_000_000);
+        Ok(if percentiles {
+            self.store.usage_series(from, to, step, split).await?
+        } else {
+            self.store
+                .usage_series_counts(from, to, step, split)
+                .await?
+        })
     }
 }
 

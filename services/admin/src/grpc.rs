@@ -263,7 +263,7 @@ impl AdminService for Grpc {
         let r = request.into_inner();
         let points = self
             .0
-            .series(r.from_ms, r.to_ms, r.step_s, &r.split)
+            .series(r.from_ms, r.to_ms, r.step_s, &r.split, true)
             .await?;
         Ok(Response::new(pb::UsageSeries {
             points: points

@@ -382,6 +382,9 @@ pub struct SeriesQuery {
     /// `none`, `model`, `provider` or `key`.
     #[serde(default)]
     split: String,
+    /// `false`: counts, tokens and cost only, the percentiles null (cheaper).
+    /// Default `true`.
+    percentiles: Option<bool>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -402,7 +405,11 @@ pub async fn series(
     query: std::result::Result<Query<SeriesQuery>, QueryRejection>,
 ) -> Result<Json<List<SeriesPoint>>> {
     let Query(r) = query.map_err(|e| invalid_query(&e))?;
-    let points = state.core.series(r.from, r.to, r.step_s, &r.split).await?;
+    let percentiles = r.percentiles.unwrap_or(true);
+    let points = state
+        .core
+        .series(r.from, r.to, r.step_s, &r.split, percentiles)
+        .await?;
     Ok(Json(List {
         data: points
             .iter()
