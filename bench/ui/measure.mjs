@@ -85,12 +85,14 @@ try {
     const report = `${OUT}lighthouse-${path}-${preset}.json`
     const r = spawnSync(
       'npx',
-      ['lighthouse', `${base}/${path}`, '--quiet', '--output=json', `--output-path=${report}`, '--only-categories=performance,accessibility', `--chrome-flags=--headless=new ${FLAGS.join(' ')}`, `--extra-headers=${JSON.stringify({ Cookie: `aiprox_session=${cookie.value}` })}`],
+      ['lighthouse', `${base}/${path}`, ...(preset === 'desktop' ? ['--preset=desktop'] : []), '--quiet', '--output=json', `--output-path=${report}`, '--only-categories=performance,accessibility', `--chrome-flags=--headless=new ${FLAGS.join(' ')}`, `--extra-headers=${JSON.stringify({ Cookie: `aiprox_session=${cookie.value}` })}`],
       { env: { ...process.env, CHROME_PATH: CHROME }, stdio: ['ignore', 'ignore', 'inherit'] },
     )
     if (r.status !== 0) return { performance: NaN, accessibility: NaN, lcp: NaN }
     const j = JSON.parse(readFileSync(report, 'utf8'))
+    if (j.configSettings.formFactor !== preset) throw new Error(`${report}: ran as ${j.configSettings.formFactor}, not ${preset}`)
     return {
+      cls: j.audits['cumulative-layout-shift'].numericValue,
       performance: Math.round(j.categories.performance.score * 100),
       accessibility: Math.round(j.categories.accessibility.score * 100),
       lcp: j.audits['largest-contentful-paint'].numericValue,
@@ -113,10 +115,10 @@ try {
   console.log(`| Logs: cold page load → first 50 rows drawn | ${median(warm.logsCold).toFixed(0)} ms | ${max(warm.logsCold).toFixed(0)} ms | |`)
   console.log(`| Dashboard (24 h): click → tiles and charts drawn | ${median(warm.dashboard).toFixed(0)} ms | ${max(warm.dashboard).toFixed(0)} ms | ≤ 500 ms |`)
   console.log()
-  console.log('| Lighthouse | performance | accessibility | LCP | TBT | failed accessibility audits |')
-  console.log('|---|---:|---:|---:|---:|---|')
+  console.log('| Lighthouse | performance | accessibility | LCP | TBT | CLS | failed accessibility audits |')
+  console.log('|---|---:|---:|---:|---:|---:|---|')
   for (const [name, r] of Object.entries(lh)) {
-    console.log(`| ${name} | ${r.performance} | ${r.accessibility} | ${(r.lcp / 1000).toFixed(2)} s | ${Math.round(r.tbt)} ms | ${r.failed?.join(', ') || 'none'} |`)
+    console.log(`| ${name} | ${r.performance} | ${r.accessibility} | ${(r.lcp / 1000).toFixed(2)} s | ${Math.round(r.tbt)} ms | ${r.cls?.toFixed(3)} | ${r.failed?.join(', ') || 'none'} |`)
   }
 } finally {
   server.kill('SIGINT')

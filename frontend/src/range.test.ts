@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest'
-import { previous, rangeOf, stepFor } from './range'
+import { onClock, previous, rangeOf, stepFor } from './range'
 
 describe('the range in the URL', () => {
   const now = Date.UTC(2026, 11, 1, 12, 0, 0)
@@ -15,5 +15,11 @@ describe('the range in the URL', () => {
     expect(stepFor({ from: 0, to: 3_600_000 })).toBe(60)
     expect(stepFor({ from: 0, to: 86_400_000 })).toBe(1800)
     expect(stepFor({ from: 0, to: 30 * 86_400_000 })).toBe(43200)
+  })
+  it('moves a chart back to the clock: a day of hourly bars starts on a whole hour', () => {
+    const r = { from: Date.UTC(2026, 10, 30, 12, 17, 5), to: now }
+    expect(stepFor(r, 30)).toBe(3600)
+    expect(onClock(r, 3600)).toEqual({ from: Date.UTC(2026, 10, 30, 12, 0, 0), to: now })
+    expect(onClock({ from: now, to: now + 1 }, 3600).from).toBe(now)
   })
 })

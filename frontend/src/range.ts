@@ -54,3 +54,13 @@ export function aligned(r: Range): Range {
   const m = 60_000
   return { ...r, from: Math.floor(r.from / m) * m, to: Math.ceil(r.to / m) * m }
 }
+
+/**
+ * The range with its start moved back to the clock's step (a multiple of
+ * `stepS` since the epoch, in UTC): the charts' bars start at 14:00, not 14:17,
+ * and on PostgreSQL their whole hours are read from the hourly rollups.
+ */
+export function onClock(r: Range, stepS: number): Range {
+  const step = stepS * 1000
+  return { ...r, from: Math.floor(r.from / step) * step }
+}

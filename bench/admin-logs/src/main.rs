@@ -104,7 +104,8 @@ fn main() -> anyhow::Result<()> {
 }
 
 /// `admin-logs ROWS --serve`: the same database, its usage rollups filled from
-/// the rows (as the logger writes them: a minute × model × provider × key), and
+/// the rows (as the logger writes them: a minute, and an hour, × model × provider
+/// × key), and
 /// the admin with the web UI on a free port, until killed; prints
 /// `serving <base URL> <token>` (for `bench/ui`).
 #[allow(clippy::print_stdout)]
@@ -119,17 +120,24 @@ async fn serve_filled(rows: i64) -> anyhow::Result<()> {
     let pool = sqlx::PgPool::connect(&url).await?;
     fill(&pool, rows, first_day_us).await?;
     // The histograms put each row in the bucket of its latency band (bucket 7 of
-    // 14, roughly a second): enough for the percentiles to draw.
-    sqlx::query(
-        "INSERT INTO usage_rollups SELECT date_trunc('minute', received_at), requested_model, provider, \
-         client_key_id, count(*), count(*) FILTER (WHERE status >= 400), sum(input_tokens), \
-         sum(output_tokens), 0, sum(cost_usd), sum(latency_us), \
-         array_fill(0::int8, ARRAY[7]) || count(*) || array_fill(0::int8, ARRAY[6]), \
-         array_fill(0::int8, ARRAY[5]) || count(*) || array_fill(0::int8, ARRAY[8]) \
-         FROM request_logs GROUP BY 1, 2, 3, 4",
-    )
-    .execute(&pool)
-    .await?;
+    // 14, roughly a second): enough for the percentiles to draw. The minutes and
+    // the hours, as the logger keeps both.
+    for (table, unit) in [
+        ("usage_rollups", "minute"),
+        ("usage_rollups_hourly", "hour"),
+    ] {
+        // Both names are the constants above.
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "INSERT INTO {table} SELECT date_trunc('{unit}', received_at), requested_model, provider, \
+             client_key_id, count(*), count(*) FILTER (WHERE status >= 400), sum(input_tokens), \
+             sum(output_tokens), 0, sum(cost_usd), sum(latency_us), \
+             array_fill(0::int8, ARRAY[7]) || count(*) || array_fill(0::int8, ARRAY[6]), \
+             array_fill(0::int8, ARRAY[5]) || count(*) || array_fill(0::int8, ARRAY[8]) \
+             FROM request_logs GROUP BY 1, 2, 3, 4"
+        )))
+        .execute(&pool)
+        .await?;
+    }
     sqlx::query("ANALYZE").execute(&pool).await?;
     let rollups: i64 = sqlx::query_scalar("SELECT count(*) FROM usage_rollups")
         .fetch_one(&pool)

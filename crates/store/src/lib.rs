@@ -1,7 +1,7 @@
 //! aiprox's database, on Postgres (production) and SQLite (the embedded default).
 //!
 //! - [`Store::insert_batch`]: one transaction per batch of log events: request
-//!   metadata, bodies, media links and the per-minute usage rollups, idempotent by
+//!   metadata, bodies, media links and the per-minute and per-hour usage rollups, idempotent by
 //!   request id (a replayed event changes nothing).
 //! - Partitions (Postgres): daily, created ahead; retention drops whole days.
 //! - Migrations in `migrations/{postgres,sqlite}`, embedded and run at start.
@@ -104,8 +104,36 @@ pub(crate) struct Rollup {
     pub ttft_hist: [i64; HISTOGRAM_LEN],
 }
 
-/// (minute start in Unix µs, model, provider, client key id).
+/// (bucket start in Unix µs, model, provider, client key id).
 pub(crate) type RollupKey = (i64, String, String, String);
+
+/// The two widths the rollups are kept at. Every event is added to its minute and
+/// to its hour: a day's summary reads 24 hourly rows per model × provider × key
+/// instead of 1,440 minute rows, and the minutes are still there for short ranges
+/// and for a range's partial hours at its ends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Grain {
+    Minute,
+    Hour,
+}
+
+impl Grain {
+    pub(crate) const ALL: [Grain; 2] = [Grain::Minute, Grain::Hour];
+
+    pub(crate) fn table(self) -> &'static str {
+        match self {
+            Grain::Minute => "usage_rollups",
+            Grain::Hour => "usage_rollups_hourly",
+        }
+    }
+
+    pub(crate) fn us(self) -> i64 {
+        match self {
+            Grain::Minute => 60_000_000,
+            Grain::Hour => 3_600_000_000,
+        }
+    }
+}
 
 pub(crate) fn i64_of(v: u64) -> i64 {
     i64::try_from(v).unwrap_or(i64::MAX)
@@ -135,15 +163,17 @@ pub(crate) fn media_links<'a>(fresh: &[&'a LogEvent]) -> Vec<MediaLink<'a>> {
         .collect()
 }
 
+/// The events' increments to their rollup rows of one grain.
 pub(crate) fn rollups<'a>(
     events: impl Iterator<Item = &'a LogEvent>,
+    grain: Grain,
 ) -> BTreeMap<RollupKey, Rollup> {
     let mut out: BTreeMap<RollupKey, Rollup> = BTreeMap::new();
     for e in events {
-        let minute = e.received_at_us - e.received_at_us.rem_euclid(60_000_000);
+        let start = e.received_at_us - e.received_at_us.rem_euclid(grain.us());
         let r = out
             .entry((
-                minute,
+                start,
                 e.requested_model.clone(),
                 e.provider.clone(),
                 e.client_key_id.clone(),

@@ -7,8 +7,8 @@ use sqlx::postgres::PgPoolOptions;
 use sqlx::{PgPool, Row};
 
 use crate::{
-    LogRow, MediaLink, Rollup, RollupKey, RollupTotals, StoreError, body, i64_of, media_links,
-    rollups, text,
+    Grain, LogRow, MediaLink, Rollup, RollupKey, RollupTotals, StoreError, body, i64_of,
+    media_links, rollups, text,
 };
 
 pub async fn connect(url: &str) -> Result<PgPool, StoreError> {
@@ -214,19 +214,27 @@ async fn insert_media_links(tx: &mut Tx<'_>, media: &[MediaLink<'_>]) -> Result<
     Ok(())
 }
 
-/// Adds the new events to their per-minute `usage_rollups` rows.
+/// Adds the new events to their rollup rows, per minute and per hour.
 async fn add_rollups(tx: &mut Tx<'_>, fresh: &[&LogEvent]) -> Result<(), StoreError> {
-    for (key, r) in rollups(fresh.iter().copied()) {
-        add_rollup(tx, &key, &r).await?;
+    for grain in Grain::ALL {
+        for (key, r) in rollups(fresh.iter().copied(), grain) {
+            add_rollup(tx, grain, &key, &r).await?;
+        }
     }
     Ok(())
 }
 
 /// Adds one rollup's increments to its row, creating the row if it is new.
-async fn add_rollup(tx: &mut Tx<'_>, key: &RollupKey, r: &Rollup) -> Result<(), StoreError> {
-    let (minute, model, provider, client_key) = key;
-    sqlx::query(
-        "INSERT INTO usage_rollups AS u (bucket, model, provider, client_key_id, requests, errors,
+async fn add_rollup(
+    tx: &mut Tx<'_>,
+    grain: Grain,
+    key: &RollupKey,
+    r: &Rollup,
+) -> Result<(), StoreError> {
+    let (start, model, provider, client_key) = key;
+    // The table name is one of Grain's constants.
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "INSERT INTO {table} AS u (bucket, model, provider, client_key_id, requests, errors,
            input_tokens, output_tokens, cached_tokens, cost_usd, latency_us_sum, latency_hist, ttft_hist)
          VALUES (timestamptz 'epoch' + $1 * interval '1 microsecond', $2, $3, $4, $5, $6, $7, $8, $9,
            $10, $11, $12, $13)
@@ -240,8 +248,9 @@ async fn add_rollup(tx: &mut Tx<'_>, key: &RollupKey, r: &Rollup) -> Result<(), 
            latency_us_sum = u.latency_us_sum + EXCLUDED.latency_us_sum,
            latency_hist = ARRAY(SELECT a + b FROM unnest(u.latency_hist, EXCLUDED.latency_hist) AS t(a, b)),
            ttft_hist = ARRAY(SELECT a + b FROM unnest(u.ttft_hist, EXCLUDED.ttft_hist) AS t(a, b))",
-    )
-    .bind(*minute)
+        table = grain.table()
+    )))
+    .bind(*start)
     .bind(text(model))
     .bind(text(provider))
     .bind(text(client_key))

@@ -7,7 +7,7 @@
 
 use sqlx::{Postgres, QueryBuilder, Row, Sqlite};
 
-use crate::{Store, StoreError};
+use crate::{Grain, Store, StoreError};
 
 /// Which rows the Logs page shows. Every field narrows; none means all.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -321,9 +321,10 @@ pub struct SeriesPoint {
     pub usage: UsageSummary,
 }
 
-/// One rollup row (a minute × model × provider × key).
+/// One rollup row (a minute or an hour × model × provider × key), or on
+/// PostgreSQL a sum of them.
 struct RollupRow {
-    minute_us: i64,
+    start_us: i64,
     model: String,
     provider: String,
     key: String,
@@ -352,11 +353,47 @@ impl UsageSummary {
     }
 }
 
+/// Which grain to read each part of `[from_us, to_us)` from. An hour is read from
+/// the hourly rollups when it lies whole inside the range and inside one bucket
+/// of `step_us` counted from `from_us`; every other minute from the minute
+/// rollups. Neighbouring parts of the same grain are merged.
+pub(crate) fn plan(from_us: i64, to_us: i64, step_us: i64) -> Vec<(Grain, i64, i64)> {
+    let hour = Grain::Hour.us();
+    let bucket = |t: i64| (t - from_us).div_euclid(step_us.max(1));
+    let mut parts: Vec<(Grain, i64, i64)> = Vec::new();
+    let mut push = |grain: Grain, from: i64, to: i64| match parts.last_mut() {
+        Some((g, _, end)) if *g == grain && *end == from => *end = to,
+        _ if from < to => parts.push((grain, from, to)),
+        _ => {}
+    };
+    let mut cursor = from_us;
+    let mut h = from_us + (hour - from_us.rem_euclid(hour)) % hour;
+    while h + hour <= to_us {
+        if bucket(h) == bucket(h + hour - 1) {
+            push(Grain::Minute, cursor, h);
+            push(Grain::Hour, h, h + hour);
+            cursor = h + hour;
+        }
+        h += hour;
+    }
+    push(Grain::Minute, cursor, to_us);
+    parts
+}
+
 /// PostgreSQL sums the rollups of a range itself, per bucket of the series and
 /// per line of its split, histograms element by element: a day of a busy
 /// gateway is 100,000 rollup rows, which took 0.55 s to fetch and add up here,
-/// against ~60 ms summed in the database (`bench/RESULTS.md`, the web UI).
-fn pg_rollup_sums(split: Split, percentiles: bool) -> String {
+/// against ~60 ms summed in the database (`bench/RESULTS.md`, the web UI). The
+/// parts of the range read from `grain`'s table are `parts`, OR-ed, so that each
+/// is an index range (a join with an array of ranges was planned as a scan of
+/// the whole table).
+fn pg_rollup_sums(
+    grain: Grain,
+    split: Split,
+    percentiles: bool,
+    (from_us, step_us): (i64, i64),
+    parts: &[(i64, i64)],
+) -> QueryBuilder<Postgres> {
     let column = |wanted: Split, name: &str| {
         if split == wanted {
             name.to_owned()
@@ -373,27 +410,45 @@ fn pg_rollup_sums(split: Split, percentiles: bool) -> String {
             .collect();
         format!("ARRAY[{}]::int8[]", sums.join(", "))
     };
-    format!(
-        "SELECT ($1 + floor((extract(epoch from bucket) * 1000000 - $1) / $3) * $3)::int8,
-           {model}, {provider}, {key},
-           sum(requests)::int8, sum(errors)::int8, sum(input_tokens)::int8,
-           sum(output_tokens)::int8, sum(cost_usd)::float8, {latency}, {ttft}
-         FROM usage_rollups
-         WHERE bucket >= timestamptz 'epoch' + $1 * interval '1 microsecond'
-           AND bucket < timestamptz 'epoch' + $2 * interval '1 microsecond'
-         GROUP BY 1, 2, 3, 4",
-        model = column(Split::Model, "model"),
-        provider = column(Split::Provider, "provider"),
-        key = column(Split::Key, "client_key_id"),
-        latency = hist("latency_hist"),
-        ttft = hist("ttft_hist"),
-    )
+    let mut q = QueryBuilder::new("SELECT (");
+    q.push_bind(from_us)
+        .push(" + floor((extract(epoch from bucket) * 1000000 - ")
+        .push_bind(from_us)
+        .push(") / ")
+        .push_bind(step_us)
+        .push(") * ")
+        .push_bind(step_us)
+        .push(format!(
+            ")::int8, {model}, {provider}, {key},
+               sum(requests)::int8, sum(errors)::int8, sum(input_tokens)::int8,
+               sum(output_tokens)::int8, sum(cost_usd)::float8, {latency}, {ttft}
+             FROM {table} WHERE ",
+            table = grain.table(),
+            model = column(Split::Model, "model"),
+            provider = column(Split::Provider, "provider"),
+            key = column(Split::Key, "client_key_id"),
+            latency = hist("latency_hist"),
+            ttft = hist("ttft_hist"),
+        ));
+    for (i, (f, t)) in parts.iter().enumerate() {
+        q.push(if i == 0 {
+            "(bucket >= "
+        } else {
+            " OR (bucket >= "
+        });
+        pg_at(&mut q, *f);
+        q.push(" AND bucket < ");
+        pg_at(&mut q, *t);
+        q.push(")");
+    }
+    q.push(" GROUP BY 1, 2, 3, 4");
+    q
 }
 
 impl Store {
-    /// The rollup rows whose minute lies in `[from_us, to_us)`; on PostgreSQL
-    /// already summed per `step_us` bucket and per line of `split`, and without
-    /// their histograms unless `percentiles`.
+    /// The rollups of `[from_us, to_us)`, each part from the grain [`plan`] picks
+    /// for it; on PostgreSQL already summed per `step_us` bucket and per line of
+    /// `split`, and without their histograms unless `percentiles`.
     async fn rollup_rows(
         &self,
         from_us: i64,
@@ -402,19 +457,24 @@ impl Store {
         split: Split,
         percentiles: bool,
     ) -> Result<Vec<RollupRow>, StoreError> {
-        Ok(match self {
-            // Built from constants only: the split picks column names, never input.
-            Self::Postgres(pool) => {
-                sqlx::query(sqlx::AssertSqlSafe(pg_rollup_sums(split, percentiles)))
-                    .bind(from_us)
-                    .bind(to_us)
-                    .bind(step_us.max(1))
-                    .fetch_all(pool)
-                    .await?
-                    .iter()
-                    .map(|r| {
-                        Ok(RollupRow {
-                            minute_us: r.try_get(0)?,
+        let parts = plan(from_us, to_us, step_us);
+        let mut rows = Vec::new();
+        for grain in Grain::ALL {
+            let mine: Vec<(i64, i64)> = parts
+                .iter()
+                .filter(|(g, _, _)| *g == grain)
+                .map(|(_, f, t)| (*f, *t))
+                .collect();
+            if mine.is_empty() {
+                continue;
+            }
+            match self {
+                Self::Postgres(pool) => {
+                    let origin = (from_us, step_us.max(1));
+                    let mut q = pg_rollup_sums(grain, split, percentiles, origin, &mine);
+                    for r in &q.build().fetch_all(pool).await? {
+                        rows.push(RollupRow {
+                            start_us: r.try_get(0)?,
                             model: r.try_get(1)?,
                             provider: r.try_get(2)?,
                             key: r.try_get(3)?,
@@ -425,43 +485,20 @@ impl Store {
                             cost_usd: r.try_get(8)?,
                             latency_hist: r.try_get(9)?,
                             ttft_hist: r.try_get(10)?,
-                        })
-                    })
-                    .collect::<Result<_, sqlx::Error>>()?
+                        });
+                    }
+                }
+                Self::Sqlite(pool) => {
+                    for (from, to) in mine {
+                        rows.extend(sqlite_rollup_rows(pool, grain, from, to).await?);
+                    }
+                }
             }
-            Self::Sqlite(pool) => {
-                let parse = |t: String| serde_json::from_str::<Vec<i64>>(&t).unwrap_or_default();
-                sqlx::query(
-                    "SELECT bucket, model, provider, client_key_id, requests, errors, input_tokens,
-                       output_tokens, cost_usd, latency_hist, ttft_hist
-                     FROM usage_rollups WHERE bucket >= ? AND bucket < ?",
-                )
-                .bind(from_us)
-                .bind(to_us)
-                .fetch_all(pool)
-                .await?
-                .iter()
-                .map(|r| {
-                    Ok(RollupRow {
-                        minute_us: r.try_get(0)?,
-                        model: r.try_get(1)?,
-                        provider: r.try_get(2)?,
-                        key: r.try_get(3)?,
-                        requests: r.try_get(4)?,
-                        errors: r.try_get(5)?,
-                        input_tokens: r.try_get(6)?,
-                        output_tokens: r.try_get(7)?,
-                        cost_usd: r.try_get(8)?,
-                        latency_hist: parse(r.try_get(9)?),
-                        ttft_hist: parse(r.try_get(10)?),
-                    })
-                })
-                .collect::<Result<_, sqlx::Error>>()?
-            }
-        })
+        }
+        Ok(rows)
     }
 
-    /// Sums the rollups whose minute lies in `[from_us, to_us)`.
+    /// Sums the rollups of `[from_us, to_us)`.
     pub async fn usage_summary(
         &self,
         from_us: i64,
@@ -518,7 +555,7 @@ impl Store {
             .rollup_rows(from_us, to_us, step, split, percentiles)
             .await?
         {
-            let start = from_us + (r.minute_us - from_us).div_euclid(step) * step;
+            let start = from_us + (r.start_us - from_us).div_euclid(step) * step;
             let group = match split {
                 Split::None => String::new(),
                 Split::Model => r.model.clone(),
@@ -563,5 +600,95 @@ impl Store {
             }
         };
         Ok(rows.into_iter().collect())
+    }
+}
+
+/// The SQLite rollup rows of `grain` whose start lies in `[from_us, to_us)`.
+async fn sqlite_rollup_rows(
+    pool: &sqlx::SqlitePool,
+    grain: Grain,
+    from_us: i64,
+    to_us: i64,
+) -> Result<Vec<RollupRow>, StoreError> {
+    let parse = |t: String| serde_json::from_str::<Vec<i64>>(&t).unwrap_or_default();
+    // The table name is one of Grain's constants.
+    let sql = format!(
+        "SELECT bucket, model, provider, client_key_id, requests, errors, input_tokens,
+           output_tokens, cost_usd, latency_hist, ttft_hist
+         FROM {} WHERE bucket >= ? AND bucket < ?",
+        grain.table()
+    );
+    let found = sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(from_us)
+        .bind(to_us)
+        .fetch_all(pool)
+        .await?;
+    found
+        .iter()
+        .map(|r| {
+            Ok(RollupRow {
+                start_us: r.try_get(0)?,
+                model: r.try_get(1)?,
+                provider: r.try_get(2)?,
+                key: r.try_get(3)?,
+                requests: r.try_get(4)?,
+                errors: r.try_get(5)?,
+                input_tokens: r.try_get(6)?,
+                output_tokens: r.try_get(7)?,
+                cost_usd: r.try_get(8)?,
+                latency_hist: parse(r.try_get(9)?),
+                ttft_hist: parse(r.try_get(10)?),
+            })
+        })
+        .collect::<Result<_, sqlx::Error>>()
+        .map_err(StoreError::from)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Grain, plan};
+
+    const M: i64 = 60_000_000;
+    const H: i64 = 60 * M;
+
+    #[test]
+    fn a_day_from_an_odd_minute_reads_its_ends_per_minute_and_the_rest_per_hour() {
+        let from = 10 * H + 17 * M;
+        let to = from + 24 * H;
+        assert_eq!(
+            plan(from, to, 24 * H),
+            vec![
+                (Grain::Minute, from, 11 * H),
+                (Grain::Hour, 11 * H, 34 * H),
+                (Grain::Minute, 34 * H, to),
+            ]
+        );
+    }
+
+    #[test]
+    fn buckets_shorter_than_an_hour_read_only_minutes() {
+        assert_eq!(plan(0, 24 * H, 30 * M), vec![(Grain::Minute, 0, 24 * H)]);
+    }
+
+    #[test]
+    fn an_hour_split_by_a_bucket_edge_is_read_per_minute() {
+        // Two-hour buckets from 00:30: every bucket holds one whole hour.
+        let from = 30 * M;
+        assert_eq!(
+            plan(from, from + 4 * H, 2 * H),
+            vec![
+                (Grain::Minute, from, H),
+                (Grain::Hour, H, 2 * H),
+                (Grain::Minute, 2 * H, 3 * H),
+                (Grain::Hour, 3 * H, 4 * H),
+                (Grain::Minute, 4 * H, from + 4 * H),
+            ]
+        );
+    }
+
+    #[test]
+    fn a_range_inside_one_hour_reads_minutes() {
+        assert_eq!(plan(5 * M, 50 * M, H), vec![(Grain::Minute, 5 * M, 50 * M)]);
+        assert_eq!(plan(H, 2 * H, H), vec![(Grain::Hour, H, 2 * H)]);
     }
 }

@@ -7,8 +7,8 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 use sqlx::{Row, SqlitePool};
 
 use crate::{
-    HISTOGRAM_LEN, LogRow, MediaLink, Rollup, RollupKey, RollupTotals, StoreError, body, i64_of,
-    media_links, rollups,
+    Grain, HISTOGRAM_LEN, LogRow, MediaLink, Rollup, RollupKey, RollupTotals, StoreError, body,
+    i64_of, media_links, rollups,
 };
 
 pub async fn connect(url: &str) -> Result<SqlitePool, StoreError> {
@@ -146,11 +146,13 @@ async fn insert_media_links(tx: &mut Tx<'_>, media: &[MediaLink<'_>]) -> Result<
     Ok(())
 }
 
-/// Adds the new events to their per-minute `usage_rollups` rows.
+/// Adds the new events to their rollup rows, per minute and per hour.
 async fn add_rollups(tx: &mut Tx<'_>, fresh: &[&LogEvent]) -> Result<(), StoreError> {
-    for (key, mut r) in rollups(fresh.iter().copied()) {
-        add_stored_rollup(tx, &key, &mut r).await?;
-        replace_rollup(tx, &key, &r).await?;
+    for grain in Grain::ALL {
+        for (key, mut r) in rollups(fresh.iter().copied(), grain) {
+            add_stored_rollup(tx, grain, &key, &mut r).await?;
+            replace_rollup(tx, grain, &key, &r).await?;
+        }
     }
     Ok(())
 }
@@ -158,16 +160,19 @@ async fn add_rollups(tx: &mut Tx<'_>, fresh: &[&LogEvent]) -> Result<(), StoreEr
 /// Adds what the rollup row already holds, if there is one, to `r`.
 async fn add_stored_rollup(
     tx: &mut Tx<'_>,
+    grain: Grain,
     key: &RollupKey,
     r: &mut Rollup,
 ) -> Result<(), StoreError> {
-    let (minute, model, provider, client_key) = key;
-    let stored = sqlx::query(
+    let (start, model, provider, client_key) = key;
+    // The table name is one of Grain's constants.
+    let stored = sqlx::query(sqlx::AssertSqlSafe(format!(
         "SELECT requests, errors, input_tokens, output_tokens, cached_tokens, cost_usd,
            latency_us_sum, latency_hist, ttft_hist
-         FROM usage_rollups WHERE bucket = ? AND model = ? AND provider = ? AND client_key_id = ?",
-    )
-    .bind(minute)
+         FROM {} WHERE bucket = ? AND model = ? AND provider = ? AND client_key_id = ?",
+        grain.table()
+    )))
+    .bind(start)
     .bind(model)
     .bind(provider)
     .bind(client_key)
@@ -189,12 +194,19 @@ async fn add_stored_rollup(
 }
 
 /// Writes the rollup row with the totals in `r`, over any row there was.
-async fn replace_rollup(tx: &mut Tx<'_>, key: &RollupKey, r: &Rollup) -> Result<(), StoreError> {
-    let (minute, model, provider, client_key) = key;
-    sqlx::query(
-        "INSERT OR REPLACE INTO usage_rollups VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-    )
-    .bind(minute)
+async fn replace_rollup(
+    tx: &mut Tx<'_>,
+    grain: Grain,
+    key: &RollupKey,
+    r: &Rollup,
+) -> Result<(), StoreError> {
+    let (start, model, provider, client_key) = key;
+    // The table name is one of Grain's constants.
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "INSERT OR REPLACE INTO {} VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        grain.table()
+    )))
+    .bind(start)
     .bind(model)
     .bind(provider)
     .bind(client_key)

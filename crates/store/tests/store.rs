@@ -72,6 +72,8 @@ backends!(
     usage_series_without_split_adds_up_to_the_summary,
     usage_series_counts_match_the_series_without_percentiles,
     usage_summary_of_an_empty_window_is_zero,
+    hourly_and_minute_rollups_add_up_over_odd_windows,
+    hourly_rollups_are_filled_from_the_minutes_by_their_migration,
     retention_drops_the_days_before_the_cutoff,
     providers_crud,
     mappings_crud,
@@ -190,6 +192,23 @@ async fn filtered(store: &Store, filter: LogFilter) -> Vec<LogSummary> {
 
 fn summary_window() -> (i64, i64) {
     (NOW - HOUR, NOW + HOUR)
+}
+
+/// Events 1..=40 over about eight hours after [`NOW`], 12 or 13 minutes apart.
+fn spread() -> Vec<LogEvent> {
+    (1..=40)
+        .map(|i| event(i, i64::from(i) * 12 + i64::from(i % 2)))
+        .collect()
+}
+
+/// The requests, output tokens and histogram count of `events` in `[from, to)`.
+fn counted(events: &[LogEvent], from: i64, to: i64) -> (i64, i64, i64) {
+    let inside: Vec<_> = events
+        .iter()
+        .filter(|e| e.received_at_us >= from && e.received_at_us < to)
+        .collect();
+    let n = inside.len() as i64;
+    (n, inside.iter().map(|e| e.output_tokens as i64).sum(), n)
 }
 
 // --- migrations and writes ------------------------------------------------------
@@ -525,6 +544,95 @@ async fn usage_series_counts_match_the_series_without_percentiles(store: Store) 
                 .all(|c| c.usage.latency_hist.iter().all(|n| *n == 0))
         );
     }
+}
+
+/// Summaries and series over windows that start on odd minutes and cut hours,
+/// read partly from the hourly rollups and partly from the minutes, count every
+/// event once.
+async fn hourly_and_minute_rollups_add_up_over_odd_windows(store: Store) {
+    let store = migrated(store).await;
+    let events = spread();
+    store.insert_batch(&events).await.unwrap();
+    let minute = 60_000_000;
+    for (start, minutes) in [
+        (0, 600),
+        (7, 61),
+        (23, 185),
+        (59, 240),
+        (60, 120),
+        (-13, 333),
+    ] {
+        let from = NOW + start * minute;
+        let to = from + minutes * minute;
+        let s = store.usage_summary(from, to).await.unwrap();
+        let (requests, output, hist) = counted(&events, from, to);
+        assert_eq!(
+            (
+                s.requests,
+                s.output_tokens,
+                s.latency_hist.iter().sum::<i64>()
+            ),
+            (requests, output, hist),
+            "summary of minutes {start}..+{minutes}"
+        );
+        for step in [30 * minute, 90 * minute, 2 * HOUR, 5 * HOUR] {
+            let series = store
+                .usage_series(from, to, step, store::Split::Model)
+                .await
+                .unwrap();
+            let mut at = from;
+            while at < to {
+                let end = (at + step).min(to);
+                let got: i64 = series
+                    .iter()
+                    .filter(|p| p.start_us == at)
+                    .map(|p| p.usage.requests)
+                    .sum();
+                assert_eq!(
+                    got,
+                    counted(&events, at, end).0,
+                    "bucket at +{} min of step {} min",
+                    (at - NOW) / minute,
+                    step / minute
+                );
+                at += step;
+            }
+        }
+    }
+}
+
+/// The migration that adds the hourly rollups fills them from the minute rollups
+/// already kept: an existing database's whole hours still count.
+async fn hourly_rollups_are_filled_from_the_minutes_by_their_migration(store: Store) {
+    let store = migrated(store).await;
+    let events = spread();
+    store.insert_batch(&events).await.unwrap();
+    let (from, to) = (NOW - NOW % HOUR, NOW - NOW % HOUR + 9 * HOUR);
+    let before = store.usage_summary(from, to).await.unwrap();
+    let migration: &'static str = match &store {
+        Store::Postgres(_) => {
+            include_str!("../migrations/postgres/20261201000002_hourly_rollups.sql")
+        }
+        Store::Sqlite(_) => include_str!("../migrations/sqlite/20261201000002_hourly_rollups.sql"),
+    };
+    let fill = &migration[migration.find("INSERT INTO").unwrap()..];
+    let held = &store;
+    let run = |sql: &'static str| async move {
+        match held {
+            Store::Postgres(pool) => sqlx::raw_sql(sql).execute(pool).await.map(|_| ()),
+            Store::Sqlite(pool) => sqlx::raw_sql(sql).execute(pool).await.map(|_| ()),
+        }
+        .unwrap();
+    };
+    run("DELETE FROM usage_rollups_hourly").await;
+    assert_eq!(store.usage_summary(from, to).await.unwrap().requests, 0);
+    run(fill).await;
+    let after = store.usage_summary(from, to).await.unwrap();
+    assert_eq!(after.requests, events.len() as i64);
+    assert_eq!(
+        (after.output_tokens, after.latency_hist, after.ttft_hist),
+        (before.output_tokens, before.latency_hist, before.ttft_hist)
+    );
 }
 
 async fn usage_summary_of_an_empty_window_is_zero(store: Store) {
