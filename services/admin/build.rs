@@ -4,7 +4,8 @@
 //! - the web UI (`frontend/`), built with Vite into `$OUT_DIR/ui` and embedded
 //!   in the binary ([`crate::ui`]), so `cargo run -p aiprox -- all` serves it.
 //!   It needs Node.js and npm; without them (or with `AIPROX_BUILD_UI=0`) the
-//!   binary serves a page saying how to get the UI.
+//!   binary serves a page saying how to get the UI. `AIPROX_UI_DIST=DIR` embeds
+//!   a UI already built into DIR instead (the container's Node stage).
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -36,8 +37,20 @@ fn embed_ui() -> Result<(), Box<dyn std::error::Error>> {
         println!("cargo:rerun-if-changed={}", frontend.join(input).display());
     }
     println!("cargo:rerun-if-env-changed=AIPROX_BUILD_UI");
-    let dist = out.join("ui");
-    let built = std::env::var("AIPROX_BUILD_UI").as_deref() != Ok("0") && build(&frontend, &dist);
+    println!("cargo:rerun-if-env-changed=AIPROX_UI_DIST");
+    let (dist, built) = match std::env::var_os("AIPROX_UI_DIST") {
+        Some(prebuilt) => {
+            let dist = PathBuf::from(prebuilt);
+            let built = dist.join("index.html").is_file();
+            (dist, built)
+        }
+        None => {
+            let dist = out.join("ui");
+            let built =
+                std::env::var("AIPROX_BUILD_UI").as_deref() != Ok("0") && build(&frontend, &dist);
+            (dist, built)
+        }
+    };
     let mut files = Vec::new();
     if built {
         collect(&dist, &dist, &mut files)?;

@@ -30,6 +30,9 @@ def as_postgres(args: list[str]) -> list[str]:
     return ["runuser", "-u", "postgres", "--", *args] if os.geteuid() == 0 else args
 
 
+ADMIN_TOKEN = "split-admin-token-0123456789"
+
+
 @pytest.fixture(scope="module")
 def split(mock_url):
     work = Path(tempfile.mkdtemp(prefix="aiprox-split-"))
@@ -62,9 +65,16 @@ def split(mock_url):
         AIPROX_GATEWAY__EVENTS__SPILL_DIR=str(work / "spill"),
     )
     time.sleep(0.3)
-    for component in ["logger", "media", "gateway"]:
-        procs.append(subprocess.Popen([str(BIN_DIR / "aiprox"), component, "--config", str(config)], env=env,
+    # Every component with its health and metrics on a port of its own.
+    ops = {c: free_port() for c in ["logger", "media", "admin", "gateway"]}
+    admin_port = free_port()
+    for component, port in ops.items():
+        own = dict(env, AIPROX_OPS__LISTEN=f"127.0.0.1:{port}")
+        if component == "admin":
+            own.update(AIPROX_ADMIN_TOKEN=ADMIN_TOKEN, AIPROX_ADMIN__LISTEN=f"127.0.0.1:{admin_port}")
+        procs.append(subprocess.Popen([str(BIN_DIR / "aiprox"), component, "--config", str(config)], env=own,
                                       stderr=(work / f"{component}.log").open("w")))
+        wait_ready(f"http://127.0.0.1:{port}/readyz", procs[-1])
     wait_ready(f"http://127.0.0.1:{gw_port}/readyz", procs[-1])
 
     def sql(query: str) -> list[list[str]]:
@@ -73,7 +83,8 @@ def split(mock_url):
         return [line.split("\t") for line in out.splitlines() if line]
 
     try:
-        yield {"url": f"http://127.0.0.1:{gw_port}/v1", "sql": sql, "media": work / "media"}
+        yield {"url": f"http://127.0.0.1:{gw_port}/v1", "sql": sql, "media": work / "media", "ops": ops, "work": work,
+               "admin": f"http://127.0.0.1:{admin_port}"}
     finally:
         for p in reversed(procs):
             p.terminate()
@@ -152,3 +163,59 @@ def test_requests_are_logged_with_tokens_times_bodies_and_media(split, mock):
     wait_for(path.exists)
     assert hashlib.sha256(path.read_bytes()).hexdigest() == sha
     assert [p for p in split["media"].rglob("*") if p.is_file()] == [path]
+
+
+def test_prometheus_scrapes_all_four_services_and_counts_the_requests_by_model(split):
+    """A real Prometheus scrapes the ops listener of gateway, logger, media and
+    admin; PromQL returns the requests sent, by model."""
+    import httpx
+
+    summary = httpx.get(f"{split['admin']}/api/v1/stats/summary?from=0&to={int(time.time() * 1000)}", headers={"authorization": f"Bearer {ADMIN_TOKEN}"})
+    assert summary.status_code == 200, summary.text
+    for component, port in split["ops"].items():
+        text = httpx.get(f"http://127.0.0.1:{port}/metrics").text
+        expected = {
+            "gateway": "aiprox_gateway_requests_total",
+            "logger": "aiprox_logger_rows_written_total",
+            "media": "aiprox_media_written_bytes_total",
+            "admin": "aiprox_admin_request_duration_seconds",
+        }[component]
+        assert f"# TYPE {expected.removesuffix('_total')}" in text, (component, text[:500])
+        assert httpx.get(f"http://127.0.0.1:{port}/readyz").status_code == 200
+
+    client = OpenAI(base_url=split["url"], api_key="sk-client", max_retries=0)
+    sent = {"mock/prom-a": 3, "mock/prom-b": 2}
+    for model, n in sent.items():
+        for _ in range(n):
+            client.chat.completions.create(model=model, messages=[{"role": "user", "content": "What is the capital of France?"}])
+
+    work = split["work"]
+    prom_port = free_port()
+    targets = "\n".join(
+        f"  - job_name: {c}\n    static_configs: [{{targets: ['127.0.0.1:{p}']}}]" for c, p in split["ops"].items()
+    )
+    (work / "prometheus.yml").write_text(f"global: {{scrape_interval: 1s}}\nscrape_configs:\n{targets}\n")
+    prom = subprocess.Popen(
+        ["prometheus", f"--config.file={work / 'prometheus.yml'}", f"--storage.tsdb.path={work / 'tsdb'}",
+         f"--web.listen-address=127.0.0.1:{prom_port}"],
+        stdout=subprocess.DEVNULL, stderr=(work / "prometheus.log").open("w"),
+    )
+    api = f"http://127.0.0.1:{prom_port}/api/v1"
+    try:
+        def up() -> bool:
+            try:
+                active = httpx.get(f"{api}/targets").json()["data"]["activeTargets"]
+            except (httpx.HTTPError, ValueError):
+                return False
+            return sorted(t["labels"]["job"] for t in active if t["health"] == "up") == sorted(split["ops"])
+        wait_for(up, timeout=60)
+
+        def by_model() -> dict[str, int] | None:
+            query = 'sum by (model) (aiprox_gateway_requests_total{model=~"mock/prom-.*"})'
+            result = httpx.get(f"{api}/query", params={"query": query}).json()["data"]["result"]
+            got = {r["metric"]["model"]: int(float(r["value"][1])) for r in result}
+            return got if got == sent else None
+        assert wait_for(by_model, timeout=60) == sent
+    finally:
+        prom.terminate()
+        prom.wait(timeout=15)

@@ -88,7 +88,7 @@ fn main() -> anyhow::Result<()> {
         let store = Store::connect(&url).await?;
         let shutdown = tokio_util::sync::CancellationToken::new();
         let started = Instant::now();
-        let task = tokio::spawn(logger::run(logger::Settings::default(), bus, store.clone(), shutdown.clone()));
+        let task = tokio::spawn(logger::run(logger::Settings::default(), bus, store.clone(), logger::Observed { metrics: logger::Metrics::register(&mut Default::default()), readiness: Default::default() }, shutdown.clone()));
         loop {
             if store.log_count().await.unwrap_or(0) >= n as i64 {
                 break;

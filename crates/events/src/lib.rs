@@ -65,6 +65,8 @@ pub enum BusError {
 pub struct Delivery {
     pub payload: Bytes,
     pub traceparent: Option<String>,
+    /// Delivered before and not acknowledged (timed out, or a consumer restarted).
+    pub redelivered: bool,
     ack: Acker,
 }
 
@@ -237,6 +239,15 @@ impl Consumer {
         match self {
             Self::Nats(c) => c.fetch(max, wait).await,
             Self::InProcess(c) => Ok(c.fetch(max, wait).await),
+        }
+    }
+
+    /// Messages waiting to be delivered (the consumer's lag); `None` when the bus
+    /// cannot say right now.
+    pub async fn pending(&mut self) -> Option<u64> {
+        match self {
+            Self::Nats(c) => c.pending().await,
+            Self::InProcess(c) => Some(c.pending()),
         }
     }
 }

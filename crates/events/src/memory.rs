@@ -183,12 +183,18 @@ impl InProcessConsumer {
         self.backlog.release(taken);
         out
     }
+
+    /// Messages queued and not yet fetched.
+    pub fn pending(&self) -> u64 {
+        self.receiver.as_ref().map_or(0, |rx| rx.len() as u64)
+    }
 }
 
 fn delivery(m: Outgoing) -> Delivery {
     Delivery {
         payload: m.payload,
         traceparent: m.traceparent,
+        redelivered: false,
         ack: Acker::None,
     }
 }

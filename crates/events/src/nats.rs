@@ -242,12 +242,18 @@ impl NatsConsumer {
                 .as_ref()
                 .and_then(|h| h.get("traceparent"))
                 .map(|v| v.as_str().to_owned());
+            let redelivered = message.info().is_ok_and(|i| i.delivered > 1);
             out.push(Delivery {
                 payload: message.payload.clone(),
                 traceparent,
+                redelivered,
                 ack: Acker::Nats(Box::new(message)),
             });
         }
         Ok(out)
+    }
+
+    pub async fn pending(&mut self) -> Option<u64> {
+        self.consumer.info().await.ok().map(|i| i.num_pending)
     }
 }

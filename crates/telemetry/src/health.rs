@@ -20,6 +20,11 @@ impl Default for Readiness {
 }
 
 impl Readiness {
+    /// Not ready until [`Readiness::set`]: a consumer is ready once it consumes.
+    pub fn not_yet() -> Self {
+        Self(Arc::new(AtomicBool::new(false)))
+    }
+
     pub fn is_ready(&self) -> bool {
         self.0.load(Ordering::Relaxed)
     }
@@ -42,7 +47,7 @@ pub fn router<S: Clone + Send + Sync + 'static>(readiness: Readiness) -> Router<
                     if ready {
                         (StatusCode::OK, "ready")
                     } else {
-                        (StatusCode::SERVICE_UNAVAILABLE, "draining")
+                        (StatusCode::SERVICE_UNAVAILABLE, "not ready")
                     }
                 }
             }),

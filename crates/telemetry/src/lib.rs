@@ -7,8 +7,10 @@
 //! - [`retry`]: the one backoff policy of background work, ending on shutdown.
 //! - [`health`]: `/healthz` (alive) and `/readyz` (ready for traffic), with the
 //!   [`health::Readiness`] flag a service flips off first when it drains.
+//! - [`ops`]: the listener serving health and Prometheus metrics on `ops.listen`.
 
 pub mod health;
+pub mod ops;
 pub mod retry;
 pub mod shutdown;
 

@@ -24,6 +24,7 @@ pub mod http;
 pub mod keys;
 pub mod login;
 pub mod mappings;
+pub mod metrics;
 pub mod openapi;
 pub mod playground;
 pub mod providers;
@@ -149,6 +150,7 @@ async fn openapi_json() -> Response {
 pub struct RouterOptions {
     pub gateway_url: Option<url::Url>,
     pub login_code: Option<String>,
+    pub metrics: metrics::Metrics,
 }
 
 /// The admin API: HTTP/JSON and gRPC on one router (gRPC requests are told apart
@@ -224,6 +226,13 @@ pub fn router(core: AdminCore, token: SecretString, options: RouterOptions) -> R
         )
         .with_state(state)
         .fallback(move |request: Request| grpc_or_not_found(grpc.clone(), request))
+        .merge(telemetry::health::router(
+            telemetry::health::Readiness::default(),
+        ))
+        .layer(middleware::from_fn_with_state(
+            options.metrics,
+            metrics::record,
+        ))
 }
 
 /// A request no HTTP route matched: a gRPC call (told by its content type) goes to
@@ -266,6 +275,7 @@ pub struct Deps {
     pub publisher: crate::publisher::Publisher,
     /// Seals provider API keys (`AIPROX_SECRET_KEY`).
     pub secret: Option<config_model::secret::SecretKey>,
+    pub metrics: metrics::Metrics,
 }
 
 /// Serves the admin API until `shutdown`.
@@ -283,6 +293,7 @@ pub async fn run(config: Settings, deps: Deps, shutdown: CancellationToken) -> a
     let options = RouterOptions {
         gateway_url: config.gateway_url,
         login_code: config.login_code,
+        metrics: deps.metrics,
     };
     axum::serve(listener, router(core, config.token, options))
         .with_graceful_shutdown(async move { shutdown.cancelled().await })

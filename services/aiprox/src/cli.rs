@@ -4,7 +4,11 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
+use std::sync::Arc;
+
 use events::Bus;
+use prometheus_client::registry::Registry;
+use telemetry::health::Readiness;
 use telemetry::retry;
 use tokio_util::sync::CancellationToken;
 
@@ -57,16 +61,41 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                     None
                 }
             };
-            gateway::run(config.gateway(), bus, signal).await
+            let app = gateway::Application::build_with_metrics(
+                config.gateway(),
+                bus,
+                Registry::default(),
+            )
+            .await?;
+            serve_ops(&config, app.readiness(), app.metrics(), &signal);
+            app.run_until_stopped(signal).await?;
+            Ok(())
         }
         Command::Logger => {
             let bus = nats(required_nats(&config, "logger")?, &signal).await?;
             let store = database(&config).await?;
-            logger::run(config.logger.clone(), bus, store, signal).await
+            let mut registry = Registry::default();
+            let observed = logger::Observed {
+                metrics: logger::Metrics::register(&mut registry),
+                readiness: Readiness::not_yet(),
+            };
+            serve_ops(
+                &config,
+                observed.readiness.clone(),
+                Arc::new(registry),
+                &signal,
+            );
+            logger::run(config.logger.clone(), bus, store, observed, signal).await
         }
         Command::Media => {
             let bus = nats(required_nats(&config, "media")?, &signal).await?;
-            media::run(config.media_root.clone(), bus, signal).await
+            let mut registry = Registry::default();
+            let observed = (
+                media::Metrics::register(&mut registry),
+                Readiness::not_yet(),
+            );
+            serve_ops(&config, observed.1.clone(), Arc::new(registry), &signal);
+            media::run(config.media_root.clone(), bus, observed, signal).await
         }
         Command::Admin => {
             let admin = admin_settings(&config).ok_or_else(|| {
@@ -81,11 +110,15 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             };
             let store = database(&config).await?;
             let publisher = stored_config(&config, &store, bus, &signal).await?;
+            let mut registry = Registry::default();
             let deps = admin::Deps {
                 store,
                 publisher,
                 secret: secret_key()?,
+                metrics: admin::metrics::Metrics::register(&mut registry),
             };
+            // Ready once migrated and seeded, which happened above.
+            serve_ops(&config, Readiness::default(), Arc::new(registry), &signal);
             admin::run(admin, deps, signal).await
         }
         Command::All => all(config, signal).await,
@@ -142,6 +175,24 @@ fn secret_key() -> anyhow::Result<Option<config_model::secret::SecretKey>> {
         }
         Err(e) => Err(anyhow::anyhow!("{e}")),
     }
+}
+
+/// Serves health and metrics on `ops.listen`, when set, until `shutdown`.
+fn serve_ops(
+    config: &Config,
+    readiness: Readiness,
+    metrics: telemetry::ops::Metrics,
+    shutdown: &CancellationToken,
+) {
+    let Some(listen) = config.ops.listen else {
+        return;
+    };
+    let shutdown = shutdown.clone();
+    tokio::spawn(async move {
+        if let Err(e) = telemetry::ops::serve(listen, readiness, metrics, shutdown).await {
+            tracing::error!(error = %e, "the health and metrics listener stopped");
+        }
+    });
 }
 
 fn required_nats<'a>(config: &'a Config, component: &str) -> anyhow::Result<&'a str> {
@@ -257,19 +308,34 @@ async fn all(mut config: Config, signal: CancellationToken) -> anyhow::Result<()
     let publisher = stored_config(&config, &store, Some(bus.clone()), &others).await?;
     let mut components = tokio::task::JoinSet::new();
     let named = |name: &'static str, run: anyhow::Result<()>| (name, run);
+    // One registry for every component; ready when the gateway is.
+    let mut registry = Registry::default();
     {
+        let observed = logger::Observed {
+            metrics: logger::Metrics::register(&mut registry),
+            readiness: Readiness::not_yet(),
+        };
         let (settings, bus, store, stop) = (
             config.logger.clone(),
             bus.clone(),
             store.clone(),
             others.clone(),
         );
-        components
-            .spawn(async move { named("logger", logger::run(settings, bus, store, stop).await) });
+        components.spawn(async move {
+            named(
+                "logger",
+                logger::run(settings, bus, store, observed, stop).await,
+            )
+        });
     }
     {
+        let observed = (
+            media::Metrics::register(&mut registry),
+            Readiness::not_yet(),
+        );
         let (root, bus, stop) = (config.media_root.clone(), bus.clone(), others.clone());
-        components.spawn(async move { named("media", media::run(root, bus, stop).await) });
+        components
+            .spawn(async move { named("media", media::run(root, bus, observed, stop).await) });
     }
     {
         let admin = all_admin_settings(&config, &data_dir)?;
@@ -277,11 +343,19 @@ async fn all(mut config: Config, signal: CancellationToken) -> anyhow::Result<()
             store,
             publisher,
             secret: secret_key()?,
+            metrics: admin::metrics::Metrics::register(&mut registry),
         };
         let stop = others.clone();
         components.spawn(async move { named("admin", admin::run(admin, deps, stop).await) });
     }
-    let gateway = gateway::run(config.gateway(), Some(bus), signal.clone());
+    let app =
+        gateway::Application::build_with_metrics(config.gateway(), Some(bus), registry).await?;
+    serve_ops(&config, app.readiness(), app.metrics(), &signal);
+    let stop_gateway = signal.clone();
+    let gateway = async move {
+        app.run_until_stopped(stop_gateway).await?;
+        anyhow::Ok(())
+    };
     tokio::pin!(gateway);
     let failed = tokio::select! {
         served = &mut gateway => {

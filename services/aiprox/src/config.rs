@@ -60,6 +60,11 @@ pub struct Config {
     pub admin_token: Option<secrecy::SecretString>,
     #[serde(default)]
     pub admin: AdminSettings,
+    /// `ops.listen`: where `/healthz`, `/readyz` and `/metrics` of this process
+    /// are served (off when unset; the gateway and admin answer health on their
+    /// own ports too, the gateway `/metrics` as well).
+    #[serde(default)]
+    pub ops: telemetry::ops::OpsSettings,
     #[serde(default)]
     pub gateway: Settings,
     #[serde(default)]
@@ -127,6 +132,7 @@ const SECTIONS: &[&str] = &[
     "logger",
     "admin_token",
     "admin",
+    "ops",
     "gateway",
     "providers",
     "mappings",

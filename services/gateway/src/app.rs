@@ -37,6 +37,8 @@ struct Inner {
     log_queue: Option<LogQueue>,
     unrouted: crate::routes::unrouted::Unrouted,
     body_budget: crate::body_budget::BodyBudget,
+    /// Every metric of the process, read by `/metrics`; set once at build.
+    registry: std::sync::OnceLock<telemetry::ops::Metrics>,
 }
 
 impl AppState {
@@ -62,6 +64,7 @@ impl AppState {
                 body_budget: crate::body_budget::BodyBudget::new(
                     config.settings.max_body_bytes_in_flight,
                 ),
+                registry: std::sync::OnceLock::new(),
             }),
         })
     }
@@ -89,6 +92,13 @@ impl AppState {
     /// The room request bodies in flight share.
     pub fn body_budget(&self) -> &crate::body_budget::BodyBudget {
         &self.inner.body_budget
+    }
+
+    /// Every metric of the process (empty until the application is built).
+    pub fn registry(&self) -> &prometheus_client::registry::Registry {
+        static EMPTY: std::sync::LazyLock<prometheus_client::registry::Registry> =
+            std::sync::LazyLock::new(prometheus_client::registry::Registry::default);
+        self.inner.registry.get().map_or(&*EMPTY, |r| r.as_ref())
     }
 
     /// Requests no route served, counted.
@@ -249,17 +259,21 @@ const ENDPOINTS: [&str; 4] = [
 const KEY_PREFIX_CHARS: usize = 9;
 
 async fn metrics(axum::extract::State(state): axum::extract::State<AppState>) -> Response {
-    let mut body = state
-        .log_queue()
-        .map(crate::publish::metrics::render)
-        .unwrap_or_default();
-    body.push_str(&state.unrouted().render());
+    if let Some(q) = state.log_queue() {
+        q.metrics
+            .queue_depth
+            .set(i64::try_from(q.queue_depth()).unwrap_or(i64::MAX));
+    }
+    let mut text = String::new();
+    if let Err(e) = prometheus_client::encoding::text::encode(&mut text, state.registry()) {
+        tracing::warn!(error = %e, "cannot encode the metrics");
+    }
     (
         [(
             axum::http::header::CONTENT_TYPE,
-            "text/plain; version=0.0.4",
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
         )],
-        body,
+        text,
     )
         .into_response()
 }
@@ -286,6 +300,7 @@ pub struct Application {
     listener: TcpListener,
     router: Router,
     readiness: Readiness,
+    metrics: telemetry::ops::Metrics,
     settings: crate::config::Settings,
     publisher: Option<tokio::task::JoinHandle<()>>,
     watcher: Option<tokio::task::JoinHandle<()>>,
@@ -295,6 +310,21 @@ impl Application {
     /// Validates the configuration, builds the providers, starts the log
     /// publisher on `bus` (no logging without one) and binds the listener.
     pub async fn build(config: Config, bus: Option<events::Bus>) -> anyhow::Result<Self> {
+        Self::build_with_metrics(
+            config,
+            bus,
+            prometheus_client::registry::Registry::default(),
+        )
+        .await
+    }
+
+    /// [`Self::build`], the gateway's metrics added to `registry` (which may hold
+    /// other components' of the same process); `/metrics` serves all of it.
+    pub async fn build_with_metrics(
+        config: Config,
+        bus: Option<events::Bus>,
+        mut registry: prometheus_client::registry::Registry,
+    ) -> anyhow::Result<Self> {
         config.validate()?;
         let (log_queue, publisher) = match bus.clone() {
             Some(bus) => {
@@ -314,6 +344,12 @@ impl Application {
             None => (None, None),
         };
         let state = AppState::new(&config, log_queue)?;
+        if let Some(q) = state.log_queue() {
+            q.metrics.register(&mut registry);
+        }
+        state.unrouted().register(&mut registry);
+        let metrics = std::sync::Arc::new(registry);
+        let _ = state.inner.registry.set(metrics.clone());
         let watcher = match bus {
             Some(bus) => Some(start_live_config(bus, &state).await),
             None => None,
@@ -331,6 +367,7 @@ impl Application {
             listener,
             router: router(state, readiness.clone()),
             readiness,
+            metrics,
             settings: config.settings,
             publisher,
             watcher,
@@ -345,6 +382,16 @@ impl Application {
         self.local_addr().map_or(0, |a| a.port())
     }
 
+    /// Whether it takes traffic: off from the shutdown signal on.
+    pub fn readiness(&self) -> Readiness {
+        self.readiness.clone()
+    }
+
+    /// Every metric `/metrics` serves, for the operations listener.
+    pub fn metrics(&self) -> telemetry::ops::Metrics {
+        self.metrics.clone()
+    }
+
     /// Serves until `shutdown` is cancelled, then: readiness off, a drain delay,
     /// no new connections, in-flight requests and streams given the grace period.
     pub async fn run_until_stopped(self, shutdown: CancellationToken) -> std::io::Result<()> {
@@ -352,6 +399,7 @@ impl Application {
             listener,
             router,
             readiness,
+            metrics: _,
             settings,
             publisher,
             watcher,

@@ -6,7 +6,6 @@
 
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 use std::task::{Context, Poll};
 use std::time::Instant;
 
@@ -169,10 +168,10 @@ impl LogQueue {
     pub fn push(&self, x: Exchange) {
         match self.tx.try_send(x) {
             Ok(()) => {
-                self.metrics.recorded.fetch_add(1, Ordering::Relaxed);
+                self.metrics.recorded.inc();
             }
             Err(e) => {
-                self.metrics.dropped.fetch_add(1, Ordering::Relaxed);
+                self.metrics.dropped.inc();
                 let x = match e {
                     mpsc::error::TrySendError::Full(x) | mpsc::error::TrySendError::Closed(x) => x,
                 };

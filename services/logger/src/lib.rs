@@ -5,6 +5,10 @@
 //! process stops (unacknowledged messages are then delivered again). It also keeps
 //! daily partitions created ahead and drops those past the retention.
 
+mod metrics;
+
+pub use metrics::Metrics;
+
 use std::collections::HashSet;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -13,6 +17,7 @@ use events::{Bus, Delivery, subjects};
 use prost::Message;
 use serde::Deserialize;
 use store::Store;
+use telemetry::health::Readiness;
 use telemetry::retry::{self, Pause};
 use tokio_util::sync::CancellationToken;
 
@@ -51,16 +56,28 @@ fn now_us() -> i64 {
         .map_or(0, |d| i64::try_from(d.as_micros()).unwrap_or(i64::MAX))
 }
 
+/// What the logger reports: its metrics, and whether it is consuming.
+#[derive(Debug, Clone)]
+pub struct Observed {
+    pub metrics: Metrics,
+    /// Set once the migrations ran and the consumer is up; unset while fetching
+    /// or writing fails.
+    pub readiness: Readiness,
+}
+
 /// Runs until `shutdown`: migrations first, then the consume-write-ack loop.
 pub async fn run(
     config: Settings,
     bus: Bus,
     store: Store,
+    observed: Observed,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
     store.migrate().await?;
     store.ensure_partitions(now_us() - DAY_US, 4).await?;
     let mut consumer = bus.consumer(subjects::LOGGER, subjects::LOG).await?;
+    let Observed { metrics, readiness } = observed;
+    readiness.set(true);
     let mut days: HashSet<i64> = HashSet::new();
     let mut last_maintenance = std::time::Instant::now();
     tracing::info!("logger consuming");
@@ -76,9 +93,11 @@ pub async fn run(
         let deliveries = match deliveries {
             Ok(d) => {
                 pause.reset();
+                readiness.set(true);
                 d
             }
             Err(e) => {
+                readiness.set(false);
                 tracing::warn!(error = %e, "cannot fetch log events; retrying");
                 pause.wait(&shutdown).await;
                 continue;
@@ -88,11 +107,17 @@ pub async fn run(
             last_maintenance = std::time::Instant::now();
             maintain(&store, &config).await;
         }
+        if let Some(pending) = consumer.pending().await {
+            metrics
+                .pending
+                .set(i64::try_from(pending).unwrap_or(i64::MAX));
+        }
         if deliveries.is_empty() {
             continue;
         }
-        write(&store, deliveries, &mut days, &shutdown).await;
+        write(&store, deliveries, &mut days, &metrics, &shutdown).await;
     }
+    readiness.set(false);
     // Drain what is already there (the in-process bus loses what stays queued).
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
     while std::time::Instant::now() < deadline {
@@ -100,7 +125,7 @@ pub async fn run(
             .fetch(config.batch_max, Duration::from_millis(100))
             .await
         {
-            Ok(d) if !d.is_empty() => write(&store, d, &mut days, &shutdown).await,
+            Ok(d) if !d.is_empty() => write(&store, d, &mut days, &metrics, &shutdown).await,
             _ => break,
         }
     }
@@ -125,8 +150,12 @@ async fn write(
     store: &Store,
     deliveries: Vec<Delivery>,
     days: &mut HashSet<i64>,
+    metrics: &Metrics,
     shutdown: &CancellationToken,
 ) {
+    let started = std::time::Instant::now();
+    let redelivered = deliveries.iter().filter(|d| d.redelivered).count();
+    metrics.redeliveries.inc_by(redelivered as u64);
     let mut events: Vec<LogEvent> = Vec::with_capacity(deliveries.len());
     for d in &deliveries {
         match LogBatch::decode(d.payload.clone()) {
@@ -160,9 +189,15 @@ async fn write(
             match store.insert_batch(&events).await {
                 Ok(inserted) => {
                     tracing::debug!(batch = events.len(), inserted, "log batch written");
+                    metrics.rows_written.inc_by(inserted as u64);
+                    metrics.batch_events.observe(events.len() as f64);
+                    metrics
+                        .write_seconds
+                        .observe(started.elapsed().as_secs_f64());
                     break;
                 }
                 Err(e) => {
+                    metrics.write_failures.inc();
                     tracing::warn!(error = %e, batch = events.len(), "log batch not written; retrying");
                 }
             }

@@ -98,6 +98,7 @@ impl Api {
         let options = admin::RouterOptions {
             gateway_url: Some(gateway.url.parse().unwrap()),
             login_code: Some(LOGIN_CODE.to_owned()),
+            ..Default::default()
         };
         let app = admin::router(core, SecretString::from(TOKEN), options);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();

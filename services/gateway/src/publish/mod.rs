@@ -21,7 +21,6 @@ mod spill;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -199,7 +198,9 @@ impl Publisher {
                     since_yield = 0;
                 }
                 since_yield += x.weight();
-                logs.push(prepare(&self.prices, x, &mut messages));
+                let log = prepare(&self.prices, x, &mut messages);
+                self.metrics.observe(&log);
+                logs.push(log);
             }
             batch_logs(&logs, max_bytes, &mut messages);
             return Some(messages);
@@ -207,11 +208,14 @@ impl Publisher {
         // Decoding and hashing images, assembling long streams: CPU work that must
         // not hold up a runtime thread serving requests.
         let prices = self.prices.clone();
+        let metrics = self.metrics.clone();
         let prepared = tokio::task::spawn_blocking(move || {
             let mut logs = Vec::with_capacity(exchanges.len());
             let mut messages = Vec::new();
             for x in exchanges {
-                logs.push(prepare(&prices, x, &mut messages));
+                let log = prepare(&prices, x, &mut messages);
+                metrics.observe(&log);
+                logs.push(log);
             }
             batch_logs(&logs, max_bytes, &mut messages);
             messages
@@ -220,7 +224,7 @@ impl Publisher {
         match prepared {
             Ok(messages) => Some(messages),
             Err(e) => {
-                self.metrics.dropped.fetch_add(count, Ordering::Relaxed);
+                self.metrics.dropped.inc_by(count);
                 tracing::error!(error = %e, events = count, "log events could not be prepared: dropped");
                 None
             }
@@ -234,9 +238,7 @@ impl Publisher {
             let count: u64 = messages.iter().map(|r| u64::from(r.events)).sum();
             let failed = self.send(messages).await;
             let left: u64 = failed.iter().map(|r| u64::from(r.events)).sum();
-            self.metrics
-                .replayed
-                .fetch_add(count - left, Ordering::Relaxed);
+            self.metrics.replayed.inc_by(count - left);
             if !failed.is_empty() {
                 self.spill.rewrite(&path, &failed).await;
                 return false;
@@ -279,12 +281,10 @@ impl Publisher {
                 Ok(()) => {
                     self.metrics
                         .published
-                        .fetch_add(u64::from(messages[*i].events), Ordering::Relaxed);
+                        .inc_by(u64::from(messages[*i].events));
                 }
                 Err(e) => {
-                    self.metrics
-                        .publish_failures
-                        .fetch_add(1, Ordering::Relaxed);
+                    self.metrics.publish_failures.inc_by(1);
                     tracing::debug!(error = %e, "publish failed");
                     failed.push(*i);
                 }

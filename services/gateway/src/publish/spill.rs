@@ -13,7 +13,6 @@ use std::collections::VecDeque;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 
 use events::proto::{SpillFile, SpilledMessage};
 use prost::Message;
@@ -100,7 +99,9 @@ impl Spill {
         if !files.is_empty() {
             tracing::info!(files = files.len(), bytes, "replaying spilled events");
         }
-        metrics.spill_bytes.store(bytes, Ordering::Relaxed);
+        metrics
+            .spill_bytes
+            .set(i64::try_from(bytes).unwrap_or(i64::MAX));
         Ok(Self {
             dir: dir.to_owned(),
             max_bytes,
@@ -122,7 +123,7 @@ impl Spill {
         let len = bytes.len() as u64;
         let logs: u64 = messages.iter().map(|r| u64::from(r.events)).sum();
         if self.bytes + len > self.max_bytes {
-            self.metrics.dropped.fetch_add(logs, Ordering::Relaxed);
+            self.metrics.dropped.inc_by(logs);
             tracing::error!(events = logs, "spill directory full: log events dropped");
             return;
         }
@@ -134,13 +135,13 @@ impl Spill {
                 self.next += 1;
                 self.bytes += len;
                 self.files.push_back((path, len));
-                self.metrics.spilled.fetch_add(logs, Ordering::Relaxed);
+                self.metrics.spilled.inc_by(logs);
                 self.metrics
                     .spill_bytes
-                    .store(self.bytes, Ordering::Relaxed);
+                    .set(i64::try_from(self.bytes).unwrap_or(i64::MAX));
             }
             Err(e) => {
-                self.metrics.dropped.fetch_add(logs, Ordering::Relaxed);
+                self.metrics.dropped.inc_by(logs);
                 tracing::error!(error = %e, events = logs, "cannot write the spill: log events dropped");
             }
         }
@@ -161,7 +162,7 @@ impl Spill {
                 }
                 self.metrics
                     .spill_bytes
-                    .store(self.bytes, Ordering::Relaxed);
+                    .set(i64::try_from(self.bytes).unwrap_or(i64::MAX));
             }
             // The file stays as it was: what was published goes again, and the
             // consumers' idempotent writes drop it.
@@ -200,7 +201,7 @@ impl Spill {
             self.bytes = self.bytes.saturating_sub(len);
             self.metrics
                 .spill_bytes
-                .store(self.bytes, Ordering::Relaxed);
+                .set(i64::try_from(self.bytes).unwrap_or(i64::MAX));
         }
     }
 }
@@ -235,7 +236,7 @@ mod tests {
         let mut spill = Spill::open(dir.path(), 10_000, metrics.clone()).unwrap();
         spill.append(&[log(1), media(2)]).await;
         spill.append(&[log(3)]).await;
-        assert_eq!(metrics.spilled.load(Ordering::Relaxed), 2);
+        assert_eq!(metrics.spilled.get(), 2);
         drop(spill);
 
         let mut spill = Spill::open(dir.path(), 10_000, metrics.clone()).unwrap();
@@ -249,7 +250,7 @@ mod tests {
 
         let big: Vec<Outbound> = (0..200).map(log).collect();
         spill.append(&big).await;
-        assert_eq!(metrics.dropped.load(Ordering::Relaxed), 200);
+        assert_eq!(metrics.dropped.get(), 200);
     }
 
     #[tokio::test]
@@ -258,13 +259,13 @@ mod tests {
         let metrics = Arc::new(Metrics::default());
         let mut spill = Spill::open(dir.path(), 10_000, metrics.clone()).unwrap();
         spill.append(&[log(1), log(2), log(3)]).await;
-        let full = metrics.spill_bytes.load(Ordering::Relaxed);
+        let full = metrics.spill_bytes.get();
         let (path, _) = spill.oldest().await.unwrap();
         spill.rewrite(&path, &[log(3)]).await;
         let (_, left) = spill.oldest().await.unwrap();
         assert_eq!(left.len(), 1);
         assert_eq!(left[0].msg_id, "req-3");
-        assert!(metrics.spill_bytes.load(Ordering::Relaxed) < full);
+        assert!(metrics.spill_bytes.get() < full);
         drop(spill);
         let mut reopened = Spill::open(dir.path(), 10_000, metrics).unwrap();
         assert_eq!(reopened.oldest().await.unwrap().1.len(), 1);

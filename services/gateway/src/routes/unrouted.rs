@@ -4,11 +4,13 @@
 //! and counted by status on `/metrics`, so an operator sees which client wants
 //! what.
 
-use std::sync::atomic::{AtomicU64, Ordering};
-
 use axum::extract::State;
 use axum::http::{Method, Uri};
 use axum::response::Response;
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::registry::Registry;
 
 use crate::app::AppState;
 use crate::error::Error;
@@ -16,20 +18,26 @@ use crate::error::Error;
 /// Requests no route served, by the status they got.
 #[derive(Debug, Default)]
 pub struct Unrouted {
-    not_found: AtomicU64,
-    method_not_allowed: AtomicU64,
+    requests: Family<Status, Counter>,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct Status {
+    status: u16,
 }
 
 impl Unrouted {
-    /// The counters in Prometheus text format.
-    pub fn render(&self) -> String {
-        format!(
-            "# TYPE aiprox_unrouted_requests_total counter\n\
-             aiprox_unrouted_requests_total{{status=\"404\"}} {}\n\
-             aiprox_unrouted_requests_total{{status=\"405\"}} {}\n",
-            self.not_found.load(Ordering::Relaxed),
-            self.method_not_allowed.load(Ordering::Relaxed),
-        )
+    /// Registers `aiprox_unrouted_requests_total{status}`.
+    pub fn register(&self, registry: &mut Registry) {
+        registry.register(
+            "aiprox_unrouted_requests",
+            "Requests no route served, by status",
+            self.requests.clone(),
+        );
+    }
+
+    fn count(&self, status: u16) {
+        self.requests.get_or_create(&Status { status }).inc();
     }
 }
 
@@ -43,7 +51,7 @@ fn answer(path: &str, error: Error) -> Response {
 }
 
 pub async fn unknown_route(State(state): State<AppState>, method: Method, uri: Uri) -> Response {
-    state.unrouted().not_found.fetch_add(1, Ordering::Relaxed);
+    state.unrouted().count(404);
     let path = uri.path();
     tracing::info!(%method, path, status = 404, "request for a route aiprox does not serve");
     let error = Error::UnknownRoute {
@@ -58,10 +66,7 @@ pub async fn method_not_allowed(
     method: Method,
     uri: Uri,
 ) -> Response {
-    state
-        .unrouted()
-        .method_not_allowed
-        .fetch_add(1, Ordering::Relaxed);
+    state.unrouted().count(405);
     let path = uri.path();
     tracing::info!(%method, path, status = 405, "request with a method its route does not serve");
     let error = Error::MethodNotAllowed {
