@@ -258,3 +258,21 @@ def test_every_alert_has_a_test_case_that_fires_it():
     cases = yaml.safe_load((PROMETHEUS / "alerts.test.yaml").read_text())["tests"]
     fired = {t["alertname"] for c in cases for t in c.get("alert_rule_test", []) if t.get("exp_alerts")}
     assert alerts == fired
+
+
+def test_the_compose_split_is_scraped_whole_and_its_prometheus_config_checks(tmp_path):
+    compose = yaml.safe_load((ROOT / "deploy" / "compose.yaml").read_text())
+    aiprox = {name: s for name, s in compose["services"].items() if s.get("image") == "aiprox:local"}
+    assert sorted(s["command"][0] for s in aiprox.values()) == ["admin", "gateway", "gateway", "logger", "media"]
+    for name, s in aiprox.items():
+        assert s["read_only"] is True and s["environment"]["AIPROX_OPS__LISTEN"] == "0.0.0.0:9090", name
+        assert "AIPROX_ADMIN_TOKEN" not in s["environment"] or name == "admin", name
+    config = yaml.safe_load((PROMETHEUS / "prometheus.yml").read_text())
+    targets = {t.split(":")[0] for job in config["scrape_configs"] for sc in job["static_configs"] for t in sc["targets"]}
+    assert targets == set(aiprox)
+    # promtool, with the rules where this checkout has them.
+    config["rule_files"] = [str(PROMETHEUS / "alerts.yaml")]
+    (tmp_path / "prometheus.yml").write_text(yaml.safe_dump(config))
+    run = subprocess.run([shutil.which("promtool") or "promtool", "check", "config", str(tmp_path / "prometheus.yml")],
+                         capture_output=True, text=True, check=False)
+    assert run.returncode == 0, run.stdout + run.stderr
