@@ -54,7 +54,10 @@ def split(mock_url):
                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
     gw_port = free_port()
     config = work / "aiprox.yaml"
-    config.write_text(f"providers:\n  mock: {{kind: openai, base_url: '{mock_url}/v1'}}\nmappings:\n  gpt4: {{provider: mock, model: gpt-4o}}\n")
+    config.write_text(
+        f"providers:\n  mock: {{kind: openai, base_url: '{mock_url}/v1'}}\nmappings:\n  gpt4: {{provider: mock, model: gpt-4o}}\n"
+        "gateway:\n  prices: {prom-a: {input: 2.5, output: 10.0}}\n"
+    )
     env = dict(
         os.environ,
         AIPROX_DATABASE_URL=f"postgres://postgres@127.0.0.1:{pg_port}/postgres",
@@ -216,6 +219,30 @@ def test_prometheus_scrapes_all_four_services_and_counts_the_requests_by_model(s
             got = {r["metric"]["model"]: int(float(r["value"][1])) for r in result}
             return got if got == sent else None
         assert wait_for(by_model, timeout=60) == sent
+        dashboards_use_only_exported_metrics(split["ops"])
     finally:
         prom.terminate()
         prom.wait(timeout=15)
+
+
+def dashboards_use_only_exported_metrics(ops: dict[str, int]) -> None:
+    """Every metric a Grafana dashboard of deploy/grafana queries is one the live
+    services export (a histogram's `_bucket`, `_sum` and `_count` included)."""
+    import re
+
+    import httpx
+
+    exported: set[str] = set()
+    for port in ops.values():
+        for line in httpx.get(f"http://127.0.0.1:{port}/metrics").text.splitlines():
+            if line and not line.startswith("#"):
+                exported.add(re.split(r"[{ ]", line, maxsplit=1)[0])
+    grafana = Path(__file__).resolve().parents[2] / "deploy" / "grafana"
+    for board in sorted(grafana.glob("*.json")):
+        data = json.loads(board.read_text())
+        assert data["templating"]["list"][0]["type"] == "datasource"
+        # Metric names only: label names (in `by (…)` and `{…}`) left out.
+        exprs = [re.sub(r"by \([^)]*\)|\{[^}]*\}", "", t["expr"]) for p in data["panels"] for t in p["targets"]]
+        used = {m for e in exprs for m in re.findall(r"\b((?:aiprox|gen_ai)_[a-z_]+)", e)}
+        assert used, board.name
+        assert used <= exported, f"{board.name} queries metrics no service exports: {sorted(used - exported)}"
