@@ -104,9 +104,8 @@ fn main() -> anyhow::Result<()> {
 }
 
 /// `admin-logs ROWS --serve`: the same database, its usage rollups filled from
-/// the rows (as the logger writes them: a minute, and an hour, × model × provider
-/// × key), and
-/// the admin with the web UI on a free port, until killed; prints
+/// the rows as the logger writes them (per minute and per hour × model ×
+/// provider × key), and the admin with the web UI on a free port, until killed; prints
 /// `serving <base URL> <token>` (for `bench/ui`).
 #[allow(clippy::print_stdout)]
 async fn serve_filled(rows: i64) -> anyhow::Result<()> {

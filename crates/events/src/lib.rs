@@ -243,7 +243,7 @@ impl Consumer {
     }
 
     /// Messages waiting to be delivered (the consumer's lag); `None` when the bus
-    /// cannot say right now.
+    /// cannot say right now. On NATS a count up to a second old.
     pub async fn pending(&mut self) -> Option<u64> {
         match self {
             Self::Nats(c) => c.pending().await,

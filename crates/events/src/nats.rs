@@ -19,7 +19,13 @@ pub struct NatsBus {
 #[derive(Debug)]
 pub struct NatsConsumer {
     consumer: consumer::Consumer<consumer::pull::Config>,
+    /// The last pending count asked of the server, and when.
+    pending: Option<(std::time::Instant, u64)>,
 }
+
+/// How long a pending count is reused: asking costs a round trip to the server,
+/// and a consumer fetches many times a second under load.
+const PENDING_MAX_AGE: Duration = Duration::from_secs(1);
 
 fn unavailable(e: impl std::fmt::Display) -> BusError {
     BusError::Unavailable(e.to_string())
@@ -184,7 +190,10 @@ impl NatsBus {
             )
             .await
             .map_err(unavailable)?;
-        Ok(NatsConsumer { consumer })
+        Ok(NatsConsumer {
+            consumer,
+            pending: None,
+        })
     }
 
     async fn bucket(&self) -> Result<object_store::ObjectStore, BusError> {
@@ -254,6 +263,13 @@ impl NatsConsumer {
     }
 
     pub async fn pending(&mut self) -> Option<u64> {
-        self.consumer.info().await.ok().map(|i| i.num_pending)
+        if let Some((at, n)) = self.pending
+            && at.elapsed() < PENDING_MAX_AGE
+        {
+            return Some(n);
+        }
+        let n = self.consumer.info().await.ok()?.num_pending;
+        self.pending = Some((std::time::Instant::now(), n));
+        Some(n)
     }
 }

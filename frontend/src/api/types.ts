@@ -38,26 +38,11 @@ export interface MediaLink {
   url: string
 }
 
-export interface LogDetail {
-  request_id: string
-  received_at_ms: number
-  endpoint: string
-  model: string
-  provider: string
-  upstream_model: string
-  stream: boolean
-  status: number
-  error_kind: string
+/** One log whole: everything the list shows, and more. */
+export interface LogDetail extends LogItem {
   error_message: string
-  input_tokens: number
-  output_tokens: number
   cached_tokens: number
-  cost_usd: number
-  latency_ms: number
-  ttft_ms: number
   upstream_latency_ms: number
-  key: string
-  source: string
   request: unknown
   response: unknown
   media: MediaLink[]

@@ -37,8 +37,6 @@ struct Inner {
     log_queue: Option<LogQueue>,
     unrouted: crate::routes::unrouted::Unrouted,
     body_budget: crate::body_budget::BodyBudget,
-    /// Every metric of the process, read by `/metrics`; set once at build.
-    registry: std::sync::OnceLock<telemetry::ops::Metrics>,
 }
 
 impl AppState {
@@ -64,7 +62,6 @@ impl AppState {
                 body_budget: crate::body_budget::BodyBudget::new(
                     config.settings.max_body_bytes_in_flight,
                 ),
-                registry: std::sync::OnceLock::new(),
             }),
         })
     }
@@ -92,13 +89,6 @@ impl AppState {
     /// The room request bodies in flight share.
     pub fn body_budget(&self) -> &crate::body_budget::BodyBudget {
         &self.inner.body_budget
-    }
-
-    /// Every metric of the process (empty until the application is built).
-    pub fn registry(&self) -> &prometheus_client::registry::Registry {
-        static EMPTY: std::sync::LazyLock<prometheus_client::registry::Registry> =
-            std::sync::LazyLock::new(prometheus_client::registry::Registry::default);
-        self.inner.registry.get().map_or(&*EMPTY, |r| r.as_ref())
     }
 
     /// Requests no route served, counted.
@@ -258,30 +248,10 @@ const ENDPOINTS: [&str; 4] = [
 /// How much of a refused key the log shows: `sk-aiprox` and nothing secret.
 const KEY_PREFIX_CHARS: usize = 9;
 
-async fn metrics(axum::extract::State(state): axum::extract::State<AppState>) -> Response {
-    if let Some(q) = state.log_queue() {
-        q.metrics
-            .queue_depth
-            .set(i64::try_from(q.queue_depth()).unwrap_or(i64::MAX));
-    }
-    let mut text = String::new();
-    if let Err(e) = prometheus_client::encoding::text::encode(&mut text, state.registry()) {
-        tracing::warn!(error = %e, "cannot encode the metrics");
-    }
-    (
-        [(
-            axum::http::header::CONTENT_TYPE,
-            "application/openmetrics-text; version=1.0.0; charset=utf-8",
-        )],
-        text,
-    )
-        .into_response()
-}
-
-/// The whole HTTP API, ready to serve.
-pub fn router(state: AppState, readiness: Readiness) -> Router {
+/// The whole HTTP API, ready to serve; `/metrics` serves `metrics`.
+pub fn router(state: AppState, readiness: Readiness, metrics: telemetry::ops::Metrics) -> Router {
     Router::new()
-        .route("/metrics", axum::routing::get(metrics))
+        .merge(telemetry::ops::metrics_router(metrics))
         .merge(
             crate::routes::openai::router()
                 .merge(crate::routes::anthropic::router())
@@ -349,7 +319,6 @@ impl Application {
         }
         state.unrouted().register(&mut registry);
         let metrics = std::sync::Arc::new(registry);
-        let _ = state.inner.registry.set(metrics.clone());
         let watcher = match bus {
             Some(bus) => Some(start_live_config(bus, &state).await),
             None => None,
@@ -365,7 +334,7 @@ impl Application {
         let readiness = Readiness::default();
         Ok(Self {
             listener,
-            router: router(state, readiness.clone()),
+            router: router(state, readiness.clone(), metrics.clone()),
             readiness,
             metrics,
             settings: config.settings,

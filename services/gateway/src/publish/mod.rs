@@ -112,6 +112,9 @@ impl Publisher {
         let mut replay_in = pause.next_delay();
         loop {
             let woken = self.wait(&mut rx, &mut batch, replay_in).await;
+            self.metrics
+                .queue_depth
+                .set(i64::try_from(rx.len()).unwrap_or(i64::MAX));
             if matches!(woken, Woken::Closed) {
                 self.replay().await; // one last attempt
                 break;
