@@ -6,7 +6,9 @@
 # - the logger's ingest rate into PostgreSQL against direct inserts
 #   (target/release/logger-ingest 100000);
 # - log publishing on versus off, both gateways side by side on one core
-#   (bench/publishing-side-by-side.sh), non-streaming then streaming.
+#   (bench/publishing-side-by-side.sh), non-streaming then streaming;
+# - tracing off, sampled out and at 100 %, three gateways side by side on one
+#   core (bench/tracing-side-by-side.sh), non-streaming then streaming.
 # Writes the report, headed by the date and commit, to bench/out/run.md (ignored
 # by git) and prints it; its tables are what bench/RESULTS.md shows.
 set -euo pipefail
@@ -19,7 +21,7 @@ ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need+=(postgresql)
 if [ ${#need[@]} -gt 0 ]; then
   $SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need[@]}" >/dev/null
 fi
-cargo build --release --locked -p aiprox -p mock-upstream -p logger-ingest
+cargo build --release --locked -p aiprox -p mock-upstream -p logger-ingest -p otlp-sink
 OUT=bench/out/run.md
 mkdir -p bench/out
 {
@@ -46,5 +48,14 @@ cat bench/out/gateway.md >> "$OUT"
   echo
   bash bench/publishing-side-by-side.sh | sed -n 1,3p
   KIND=stream bash bench/publishing-side-by-side.sh | sed -n 3p
+  echo
+  echo "## Tracing off, sampled out and at 100 %, side by side on one core"
+  echo
+  echo "\`bench/tracing-side-by-side.sh\`: three publishing gateways pinned to CPU 1 and loaded at the same time (wrk, the"
+  echo "mock, nats-server and the OTLP receiver on CPU 0); the ratio of the requests each serves in the same seconds is"
+  echo "its cost. Five 10 s runs each."
+  echo
+  bash bench/tracing-side-by-side.sh | sed -n 1,3p
+  KIND=stream bash bench/tracing-side-by-side.sh | sed -n 3,5p
 } >> "$OUT"
 cat "$OUT"

@@ -38,6 +38,7 @@ VARIANTS = {
     "autoscaling off": SET + ["gateway.autoscaling.enabled=false", "gateway.replicas=3", "gateway.pdb.enabled=false"],
     "monitoring, custom metric": SET
     + ["serviceMonitor.enabled=true", "gateway.autoscaling.inFlight.enabled=true"],
+    "traces on": SET + ["tracing.endpoint=http://otel-collector.observability:4317", "tracing.samplerArg=0.25"],
 }
 
 
@@ -61,6 +62,31 @@ def docs(text: str) -> list[dict]:
 
 def of_kind(manifests: list[dict], kind: str) -> list[dict]:
     return [m for m in manifests if m["kind"] == kind]
+
+
+def env_of(deployment: dict) -> dict[str, dict]:
+    (container,) = deployment["spec"]["template"]["spec"]["containers"]
+    return {e["name"]: e for e in container["env"]}
+
+
+def test_traces_are_off_by_default_and_every_component_exports_once_an_endpoint_is_set():
+    for d in of_kind(docs(render(VARIANTS["defaults"])), "Deployment"):
+        assert not [n for n in env_of(d) if n.startswith("OTEL_")], d["metadata"]["name"]
+    deployments = of_kind(docs(render(VARIANTS["traces on"])), "Deployment")
+    assert len(deployments) == 4
+    for d in deployments:
+        env = env_of(d)
+        assert env["OTEL_EXPORTER_OTLP_ENDPOINT"]["value"] == "http://otel-collector.observability:4317"
+        assert env["OTEL_EXPORTER_OTLP_PROTOCOL"]["value"] == "grpc"
+        assert env["OTEL_TRACES_SAMPLER"]["value"] == "parentbased_traceidratio"
+        assert env["OTEL_TRACES_SAMPLER_ARG"]["value"] == "0.25"
+        assert env["OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT"]["value"] == "false"
+        # The pod's name, defined before the variable that refers to it.
+        names = list(env)
+        assert names.index("K8S_POD_NAME") < names.index("OTEL_RESOURCE_ATTRIBUTES")
+        assert "k8s.pod.name=$(K8S_POD_NAME)" in env["OTEL_RESOURCE_ATTRIBUTES"]["value"]
+    run = subprocess.run([HELM, "template", "x", str(CHART), "--set", "tracing.protocol=udp"], capture_output=True, text=True)
+    assert run.returncode != 0 and "protocol" in run.stderr
 
 
 def test_helm_lint_strict():
@@ -267,6 +293,13 @@ def test_the_compose_split_is_scraped_whole_and_its_prometheus_config_checks(tmp
     for name, s in aiprox.items():
         assert s["read_only"] is True and s["environment"]["AIPROX_OPS__LISTEN"] == "0.0.0.0:9090", name
         assert "AIPROX_ADMIN_TOKEN" not in s["environment"] or name == "admin", name
+        # Every component's spans go to the collector, whose pipeline ends somewhere.
+        assert s["environment"]["OTEL_EXPORTER_OTLP_ENDPOINT"] == "http://otel-collector:4317", name
+    collector = yaml.safe_load((ROOT / "deploy" / "otel" / "collector.yaml").read_text())
+    assert "otel-collector" in compose["services"] and "jaeger" in compose["services"]
+    assert collector["receivers"]["otlp"]["protocols"]["grpc"]["endpoint"].endswith(":4317")
+    for pipeline in collector["service"]["pipelines"].values():
+        assert all(e in collector["exporters"] for e in pipeline["exporters"])
     config = yaml.safe_load((PROMETHEUS / "prometheus.yml").read_text())
     targets = {t.split(":")[0] for job in config["scrape_configs"] for sc in job["static_configs"] for t in sc["targets"]}
     assert targets == set(aiprox)

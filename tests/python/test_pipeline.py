@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 from openai import OpenAI
 
+import otlp_receiver
 from conftest import BIN_DIR, free_port, wait_ready
 
 
@@ -52,6 +53,8 @@ def split(mock_url):
     nats_port = free_port()
     procs.append(subprocess.Popen(["nats-server", "-js", "-a", "127.0.0.1", "-p", str(nats_port), "-sd", str(work / "nats")],
                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+    # Every component exports its spans to a real OTLP/gRPC receiver.
+    otlp, otlp_server = otlp_receiver.start()
     gw_port = free_port()
     config = work / "aiprox.yaml"
     config.write_text(
@@ -66,6 +69,9 @@ def split(mock_url):
         AIPROX_GATEWAY__AUTH="open",
         AIPROX_GATEWAY__LISTEN=f"127.0.0.1:{gw_port}",
         AIPROX_GATEWAY__EVENTS__SPILL_DIR=str(work / "spill"),
+        OTEL_EXPORTER_OTLP_ENDPOINT=f"http://127.0.0.1:{otlp.port}",
+        OTEL_EXPORTER_OTLP_PROTOCOL="grpc",
+        OTEL_BSP_SCHEDULE_DELAY="200",
     )
     time.sleep(0.3)
     # Every component with its health and metrics on a port of its own.
@@ -87,7 +93,7 @@ def split(mock_url):
 
     try:
         yield {"url": f"http://127.0.0.1:{gw_port}/v1", "sql": sql, "media": work / "media", "ops": ops, "work": work,
-               "admin": f"http://127.0.0.1:{admin_port}"}
+               "admin": f"http://127.0.0.1:{admin_port}", "otlp": otlp}
     finally:
         for p in reversed(procs):
             p.terminate()
@@ -98,6 +104,7 @@ def split(mock_url):
         subprocess.run(as_postgres([pg_bin("pg_ctl"), "-D", str(pgdir / "data"), "-m", "immediate", "stop"]), capture_output=True)
         shutil.rmtree(work, ignore_errors=True)
         shutil.rmtree(pgdir, ignore_errors=True)
+        otlp_server.stop(0)
 
 
 @pytest.fixture(scope="module")
@@ -246,3 +253,79 @@ def dashboards_use_only_exported_metrics(ops: dict[str, int]) -> None:
         used = {m for e in exprs for m in re.findall(r"\b((?:aiprox|gen_ai)_[a-z_]+)", e)}
         assert used, board.name
         assert used <= exported, f"{board.name} queries metrics no service exports: {sorted(used - exported)}"
+
+
+def test_one_request_is_one_trace_from_the_gateway_through_nats_to_the_logger_and_media(split):
+    """Every component exports to a real OTLP/gRPC receiver: the gateway's server
+    span and its GenAI client span with the conventions' attributes make one trace;
+    the log batch's `send` span and the logger's and the media writer's batch spans
+    link to it through the traceparent the messages carry; the admin API has spans
+    too. No prompt text and no key in any span."""
+    import httpx
+
+    otlp = split["otlp"]
+    client = OpenAI(base_url=split["url"], api_key="sk-client", max_retries=0)
+    image = bytes((i * 40503 >> 7) & 0xFF for i in range(64 * 1024))
+    url = "data:image/png;base64," + base64.b64encode(image).decode()
+    raw = client.chat.completions.with_raw_response.create(
+        model="gpt4",
+        max_tokens=40,
+        messages=[{"role": "user", "content": [
+            {"type": "text", "text": "a private prompt about an image"},
+            {"type": "image_url", "image_url": {"url": url}},
+        ]}],
+    )
+    request_id = raw.headers["x-request-id"]
+    answer = raw.parse()
+
+    def gateway_call(spans):
+        return [s for s in spans if s.service == "aiprox-gateway" and s.name.startswith("chat ")
+                and s.attributes().get("aiprox.request_id") == request_id]
+
+    call = otlp.wait_for(gateway_call)
+    call = gateway_call(otlp.spans)[0]
+    trace_id = call.trace_id
+    assert call.name == "chat gpt-4o"
+    attrs = call.attributes()
+    assert attrs["gen_ai.operation.name"] == "chat"
+    assert attrs["gen_ai.provider.name"] == "openai"
+    assert attrs["gen_ai.request.model"] == "gpt-4o"
+    assert attrs["gen_ai.response.model"] == answer.model
+    assert attrs["gen_ai.request.max_tokens"] == 40
+    assert attrs["gen_ai.usage.input_tokens"] == answer.usage.prompt_tokens
+    assert attrs["gen_ai.usage.output_tokens"] == answer.usage.completion_tokens
+    assert attrs["gen_ai.response.finish_reasons"] == [answer.choices[0].finish_reason]
+    assert attrs["server.address"] == "127.0.0.1"
+
+    def in_trace(spans):
+        return {s.name: s for s in spans if s.trace_id == trace_id}
+
+    spans = in_trace(otlp.wait_for(lambda spans: "POST /v1/chat/completions" in in_trace(spans)))
+    server = spans["POST /v1/chat/completions"]
+    assert call.parent_span_id == server.span_id
+    assert server.attributes()["http.response.status_code"] == 200
+    assert server.attributes()["aiprox.request_id"] == request_id
+
+    # The logger's and the media writer's batch spans link to the request.
+    def linked(service, name):
+        def find(spans):
+            return [s for s in spans if s.service == service and s.name == name and (trace_id, server.span_id) in s.links()]
+        return find
+
+    logger = linked("aiprox-logger", "process aiprox.log.v1")
+    batch = logger(otlp.wait_for(logger))[0]
+    assert batch.attributes()["messaging.system"] == "nats"
+    assert batch.attributes()["messaging.batch.message_count"] >= 1
+    media = linked("aiprox-media", "process aiprox.media.v1")
+    otlp.wait_for(media)
+    publish = linked("aiprox-gateway", "send aiprox.log.v1")
+    otlp.wait_for(publish)
+
+    # The admin API: a server span per call, named by its route.
+    httpx.get(f"{split['admin']}/api/v1/logs/{request_id}", headers={"authorization": f"Bearer {ADMIN_TOKEN}"})
+    otlp.wait_for(lambda spans: any(s.service == "aiprox-admin" and s.name == "GET /api/v1/logs/{id}" for s in spans))
+
+    for span in otlp.spans:
+        for value in span.attributes().values():
+            assert "private prompt" not in str(value), span.name
+            assert "sk-client" not in str(value), span.name

@@ -8,11 +8,13 @@
 //! - [`health`]: `/healthz` (alive) and `/readyz` (ready for traffic), with the
 //!   [`health::Readiness`] flag a service flips off first when it drains.
 //! - [`ops`]: the listener serving health and Prometheus metrics on `ops.listen`.
+//! - [`trace`]: OpenTelemetry spans, exported over OTLP when configured.
 
 pub mod health;
 pub mod ops;
 pub mod retry;
 pub mod shutdown;
+pub mod trace;
 
 pub use tokio_util::sync::CancellationToken;
 

@@ -224,6 +224,7 @@ pub fn router(core: AdminCore, token: SecretString, options: RouterOptions) -> R
             "/api/v1/session",
             get(login::state).post(login::login).delete(login::logout),
         )
+        .route_layer(middleware::from_fn(telemetry::trace::http::remember_route))
         .with_state(state)
         .fallback(move |request: Request| grpc_or_not_found(grpc.clone(), request))
         .merge(telemetry::health::router(
@@ -233,6 +234,7 @@ pub fn router(core: AdminCore, token: SecretString, options: RouterOptions) -> R
             options.metrics,
             metrics::record,
         ))
+        .layer(middleware::from_fn(telemetry::trace::http::server_span))
 }
 
 /// A request no HTTP route matched: a gRPC call (told by its content type) goes to

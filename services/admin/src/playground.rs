@@ -57,6 +57,10 @@ pub async fn forward(
     };
     let method = request.method().clone();
     let headers = request.headers().clone();
+    let request_span = request
+        .extensions()
+        .get::<telemetry::trace::http::ServerSpan>()
+        .cloned();
     let Ok(body) = axum::body::to_bytes(request.into_body(), MAX_BODY).await else {
         return refused(
             Kind::Invalid,
@@ -69,6 +73,10 @@ pub async fn forward(
         .request(method, url)
         .header("x-aiprox-source", "playground")
         .body(body);
+    // The gateway's spans join this request's trace.
+    if let Some(span) = request_span {
+        out = out.header("traceparent", telemetry::trace::traceparent(&span.0));
+    }
     if let Some(v) = headers.get(header::CONTENT_TYPE) {
         out = out.header(header::CONTENT_TYPE, v);
     }

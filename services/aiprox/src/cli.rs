@@ -50,8 +50,28 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     if matches!(cli.command, Command::CheckConfig) {
         return Ok(());
     }
+    let traces = telemetry::trace::init(service_name(&cli.command))?;
+    let ran = component(cli.command, config).await;
+    if let Some(traces) = traces {
+        traces.shutdown().await;
+    }
+    ran
+}
+
+/// The `service.name` of a component's spans, unless `OTEL_SERVICE_NAME` says.
+fn service_name(command: &Command) -> &'static str {
+    match command {
+        Command::Gateway => "aiprox-gateway",
+        Command::Logger => "aiprox-logger",
+        Command::Media => "aiprox-media",
+        Command::Admin => "aiprox-admin",
+        Command::All | Command::CheckConfig => "aiprox",
+    }
+}
+
+async fn component(command: Command, config: Config) -> anyhow::Result<()> {
     let signal = telemetry::shutdown::on_signal();
-    match cli.command {
+    match command {
         Command::CheckConfig => Ok(()),
         Command::Gateway => {
             let bus = match &config.nats_url {

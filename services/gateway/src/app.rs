@@ -113,6 +113,8 @@ pub struct RequestContext {
     /// Who sent it, from `x-aiprox-source`: only the labels aiprox knows
     /// ([`source_of`]), so a client cannot fill the log with its own strings.
     pub source: &'static str,
+    /// The request's server span, when sampled.
+    pub span: Option<Arc<telemetry::trace::requests::RequestSpan>>,
 }
 
 /// The `x-aiprox-source` labels the log keeps: the admin UI's Playground sets
@@ -132,15 +134,37 @@ async fn request_id(mut request: Request, next: Next) -> Response {
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| i64::try_from(d.as_micros()).unwrap_or(i64::MAX));
     let source = source_of(request.headers());
+    let requests = telemetry::trace::requests::requests();
+    let span = requests.and_then(|r| r.sample(&request));
     request.extensions_mut().insert(RequestContext {
         id,
         received_at_us,
         started: std::time::Instant::now(),
         key_id: None,
         source,
+        span: span.clone(),
     });
-    let span = tracing::debug_span!("request", request_id = %id, method = %request.method(), path = request.uri().path());
-    let mut response = tracing::Instrument::instrument(next.run(request), span).await;
+    let debug_span = tracing::debug_span!("request", request_id = %id, method = %request.method(), path = request.uri().path());
+    let mut response = tracing::Instrument::instrument(next.run(request), debug_span).await;
+    if let (Some(span), Some(requests)) = (span, requests)
+        && !span.claimed()
+    {
+        // No log record took the span (a model list, an unknown route): made here.
+        let route = response
+            .extensions()
+            .get::<axum::extract::MatchedPath>()
+            .map(|r| r.as_str().to_owned());
+        let mut spans = telemetry::trace::otlp::Spans::default();
+        let elapsed = span.started.elapsed().unwrap_or_default();
+        span.write(
+            &mut spans,
+            elapsed,
+            response.status().as_u16(),
+            route.as_deref(),
+            |_| {},
+        );
+        requests.send(spans);
+    }
     let mut buf = uuid::Uuid::encode_buffer();
     if let Ok(v) = HeaderValue::from_str(id.hyphenated().encode_lower(&mut buf)) {
         response.headers_mut().insert("x-request-id", v);
@@ -220,6 +244,7 @@ fn refusal(
         .find(|known| path == *known || path.starts_with(&format!("{known}/")))
         .unwrap_or("other");
     let mut x = Exchange::new(ctx, endpoint, dialect);
+    x.claim_trace();
     x.status = e.status_code().as_u16();
     let shown = key.map_or_else(
         || "no key presented".to_owned(),
@@ -255,7 +280,8 @@ pub fn router(state: AppState, readiness: Readiness, metrics: telemetry::ops::Me
         .merge(
             crate::routes::openai::router()
                 .merge(crate::routes::anthropic::router())
-                .route_layer(middleware::from_fn_with_state(state.clone(), authenticate)),
+                .route_layer(middleware::from_fn_with_state(state.clone(), authenticate))
+                .route_layer(middleware::from_fn(telemetry::trace::http::remember_route)),
         )
         .fallback(crate::routes::unrouted::unknown_route)
         .method_not_allowed_fallback(crate::routes::unrouted::method_not_allowed)

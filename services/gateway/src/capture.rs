@@ -55,6 +55,12 @@ pub struct Exchange {
     pub latency_us: u64,
     pub ttft_us: u64,
     pub upstream_latency_us: u64,
+    /// The request's server span, when it is sampled: the exchange's spans are
+    /// made, once it is prepared, as its children ([`crate::publish`]).
+    pub trace: Option<std::sync::Arc<telemetry::trace::requests::RequestSpan>>,
+    /// When the upstream call was sent, and to whom.
+    pub upstream_sent: Option<Instant>,
+    pub peer: Option<std::sync::Arc<crate::providers::Peer>>,
     /// The room the request body holds under `max_body_bytes_in_flight`: given
     /// back when the exchange is dropped, once its log event is built.
     pub body_room: Option<crate::body_budget::Room>,
@@ -89,6 +95,9 @@ impl Exchange {
             latency_us: 0,
             ttft_us: 0,
             upstream_latency_us: 0,
+            trace: ctx.span.clone(),
+            upstream_sent: None,
+            peer: None,
             body_room: None,
         }
     }
@@ -119,8 +128,26 @@ impl Exchange {
         Ok(())
     }
 
+    /// Hands the request's server span to this exchange's log record, which the
+    /// publisher encodes (the middleware makes it otherwise).
+    pub(crate) fn claim_trace(&self) {
+        if let Some(span) = &self.trace {
+            span.claim();
+        }
+    }
+
+    /// Records where the request goes.
+    pub fn route(&mut self, target: &crate::routing::Target) {
+        self.provider = target.provider_name.to_string();
+        self.upstream_model = target.model.to_string();
+        if self.trace.is_some() {
+            self.peer = Some(target.provider.peer().clone());
+        }
+    }
+
     /// Marks the time spent waiting on the upstream since `since`.
     pub fn upstream_done(&mut self, since: Instant) {
+        self.upstream_sent = Some(since);
         self.upstream_latency_us = micros(since.elapsed());
     }
 
@@ -193,6 +220,9 @@ pub fn finish(
     mut x: Exchange,
     result: Result<Reply, Error>,
 ) -> Response {
+    if log_queue.is_some() {
+        x.claim_trace();
+    }
     match result {
         Err(e) => {
             let (status, body) = match x.dialect {

@@ -18,8 +18,7 @@ pub async fn complete(state: &AppState, body: &Bytes, x: &mut Exchange) -> Resul
     x.stream = req.stream;
     x.client_wants_usage = req.include_usage;
     let target = state.routing().resolve(&req.model)?;
-    x.provider = target.provider_name.to_string();
-    x.upstream_model = target.model.to_string();
+    x.route(&target);
     let span = tracing::Span::current();
     span.record("model", req.model.as_str());
     span.record("provider", &*target.provider_name);

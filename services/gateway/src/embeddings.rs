@@ -14,8 +14,7 @@ pub async fn embed(state: &AppState, body: &Bytes, x: &mut Exchange) -> Result<R
     let req = EmbeddingsRequest::parse(body)?;
     x.asked_for(&req.model)?;
     let target = state.routing().resolve(&req.model)?;
-    x.provider = target.provider_name.to_string();
-    x.upstream_model = target.model.to_string();
+    x.route(&target);
     let span = tracing::Span::current();
     span.record("model", req.model.as_str());
     span.record("provider", &*target.provider_name);

@@ -31,8 +31,7 @@ pub async fn create(
     x.asked_for(&raw.model)?;
     x.stream = raw.stream;
     let target = state.routing().resolve(&raw.model)?;
-    x.provider = target.provider_name.to_string();
-    x.upstream_model = target.model.to_string();
+    x.route(&target);
     let span = tracing::Span::current();
     span.record("model", raw.model.as_str());
     span.record("provider", &*target.provider_name);

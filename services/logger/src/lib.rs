@@ -164,6 +164,13 @@ async fn write(
             Err(e) => tracing::error!(error = %e, "undecodable log batch skipped"),
         }
     }
+    // One span for the batch, linked to each traced request.
+    let mut span = telemetry::trace::batch_span(
+        subjects::LOG,
+        subjects::LOGGER,
+        events.iter().map(|e| e.traceparent.as_str()),
+        events.len(),
+    );
     let mut pause = Pause::new(retry::policy(
         Duration::from_millis(100),
         Duration::from_secs(5),
@@ -198,6 +205,10 @@ async fn write(
                 }
                 Err(e) => {
                     metrics.write_failures.inc();
+                    if let Some(span) = &mut span {
+                        use telemetry::trace::SpanTrait as _;
+                        span.add_event("write failed; retrying", vec![]);
+                    }
                     tracing::warn!(error = %e, batch = events.len(), "log batch not written; retrying");
                 }
             }

@@ -118,6 +118,13 @@ pub async fn run(
 }
 
 async fn handle_all(root: &Path, bus: &Bus, deliveries: Vec<events::Delivery>, metrics: &Metrics) {
+    // One span for the batch, linked to each message's request.
+    let span = telemetry::trace::batch_span(
+        subjects::MEDIA,
+        subjects::MEDIA_WRITER,
+        deliveries.iter().filter_map(|d| d.traceparent.as_deref()),
+        deliveries.len(),
+    );
     for d in deliveries {
         match handle(root, bus, &d.payload).await {
             Ok(written) => {
@@ -136,6 +143,7 @@ async fn handle_all(root: &Path, bus: &Bus, deliveries: Vec<events::Delivery>, m
             }
         }
     }
+    drop(span);
 }
 
 /// Handles one event; returns the bytes written (0: already there, or skipped).

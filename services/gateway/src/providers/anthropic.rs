@@ -30,6 +30,7 @@ pub struct Anthropic {
     upstream: Upstream,
     messages_url: reqwest::Url,
     default_max_tokens: u32,
+    pub(super) peer: std::sync::Arc<super::Peer>,
 }
 
 /// One event of a native (pass-through) Anthropic stream.
@@ -83,6 +84,7 @@ impl Anthropic {
                 &config.headers,
             )?,
             messages_url: super::openai::endpoint(name, &base, "v1/messages")?,
+            peer: std::sync::Arc::new(super::Peer::of("anthropic", &base)),
             default_max_tokens: config.default_max_tokens,
         })
     }

@@ -18,12 +18,18 @@ use config_model::DemoConfig;
 #[derive(Debug)]
 pub struct Demo {
     word_delay: Duration,
+    pub(super) peer: std::sync::Arc<super::Peer>,
 }
 
 impl Demo {
     pub fn new(config: &DemoConfig) -> Self {
         Self {
             word_delay: config.word_delay.unwrap_or_default(),
+            peer: std::sync::Arc::new(super::Peer {
+                system: "aiprox.demo",
+                address: None,
+                port: None,
+            }),
         }
     }
 }

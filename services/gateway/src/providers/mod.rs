@@ -25,6 +25,26 @@ use config_model::ProviderConfig;
 use crate::config::Settings;
 use crate::error::Error;
 
+/// Whom a provider's calls go to, as spans name it: `gen_ai.provider.name` (the
+/// protocol's vendor: every OpenAI-compatible API is `openai`), `server.address`
+/// and `server.port`.
+#[derive(Debug, Clone)]
+pub struct Peer {
+    pub system: &'static str,
+    pub address: Option<String>,
+    pub port: Option<u16>,
+}
+
+impl Peer {
+    pub fn of(system: &'static str, url: &url::Url) -> Self {
+        Self {
+            system,
+            address: url.host_str().map(str::to_owned),
+            port: url.port_or_known_default(),
+        }
+    }
+}
+
 /// A whole (non-streamed) successful answer, in OpenAI's shape.
 #[derive(Debug)]
 pub struct Completion {
@@ -153,6 +173,15 @@ impl Provider {
             }
             ProviderConfig::Demo(c) => Self::Demo(demo::Demo::new(c)),
         })
+    }
+
+    /// Whom its calls go to.
+    pub fn peer(&self) -> &std::sync::Arc<Peer> {
+        match self {
+            Self::OpenAi(p) => &p.peer,
+            Self::Anthropic(p) => &p.peer,
+            Self::Demo(p) => &p.peer,
+        }
     }
 
     /// Models this provider lists in `GET /v1/models`.

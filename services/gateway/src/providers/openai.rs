@@ -21,6 +21,7 @@ pub struct OpenAiCompatible {
     /// Parsed once: parsing a URL per request showed up in the profile.
     chat_url: reqwest::Url,
     embeddings_url: reqwest::Url,
+    pub(super) peer: std::sync::Arc<super::Peer>,
 }
 
 /// `{base}/{path}` as a URL, or the config error naming `base_url`.
@@ -63,6 +64,7 @@ impl OpenAiCompatible {
             )?,
             chat_url: endpoint(name, &config.base_url, "chat/completions")?,
             embeddings_url: endpoint(name, &config.base_url, "embeddings")?,
+            peer: std::sync::Arc::new(super::Peer::of("openai", &config.base_url)),
         })
     }
 

@@ -88,7 +88,11 @@ pub(super) fn batch_logs(logs: &[LogEvent], max_bytes: usize, out: &mut Vec<Outb
                 last.request_id,
                 batch.len()
             ),
-            traceparent: traceparent(request_id),
+            // The first traced event's context, else the first request's.
+            traceparent: batch
+                .iter()
+                .find(|e| !e.traceparent.is_empty())
+                .map_or_else(|| traceparent(request_id), |e| e.traceparent.clone()),
             payload: Bytes::from(payload),
             events: u32::try_from(batch.len()).unwrap_or(u32::MAX),
         });
@@ -96,8 +100,9 @@ pub(super) fn batch_logs(logs: &[LogEvent], max_bytes: usize, out: &mut Vec<Outb
     }
 }
 
-/// The W3C trace context of a request: its id as the trace id, the second half as
-/// the parent span.
+/// The W3C trace context of a request that was not traced: its id as the trace id,
+/// the second half as the parent span, flagged not sampled (no span of it exists,
+/// so a consumer makes no link to it).
 pub(super) fn traceparent(id: uuid::Uuid) -> String {
     let mut buf = uuid::Uuid::encode_buffer();
     let simple = id.simple().encode_lower(&mut buf);
@@ -106,7 +111,7 @@ pub(super) fn traceparent(id: uuid::Uuid) -> String {
     out.push_str(simple);
     out.push('-');
     out.push_str(&simple[16..]);
-    out.push_str("-01");
+    out.push_str("-00");
     out
 }
 
@@ -162,7 +167,7 @@ pub(super) mod tests {
             format!("logs-{}-{}-64", events[0].request_id, events[63].request_id)
         );
         let trace = uuid::Uuid::from_u128(0).simple().to_string();
-        assert_eq!(first.traceparent, format!("00-{trace}-{}-01", &trace[16..]));
+        assert_eq!(first.traceparent, format!("00-{trace}-{}-00", &trace[16..]));
         // The byte bound cuts batches too.
         let mut cut = Vec::new();
         batch_logs(&events[..10], 300, &mut cut);

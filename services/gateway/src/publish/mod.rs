@@ -17,6 +17,7 @@
 mod batch;
 pub mod metrics;
 mod prepare;
+mod spans;
 mod spill;
 
 use std::collections::BTreeMap;
@@ -29,6 +30,7 @@ use events::{Bus, Outgoing};
 use futures_util::FutureExt;
 use prost::Message;
 use telemetry::retry::{self, Pause};
+use telemetry::trace::otlp::Spans;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
@@ -62,6 +64,32 @@ pub fn start(
     };
     let task = tokio::spawn(publisher.run(rx));
     Ok((LogQueue::new(tx, metrics), task))
+}
+
+/// A batch of exchanges, prepared.
+struct Prepared {
+    messages: Vec<Outbound>,
+    /// The contexts of its traced requests, and their encoded spans.
+    traced: Vec<telemetry::trace::SpanContext>,
+    spans: Spans,
+}
+
+/// Room for the spans of the traced exchanges: about 1 KiB each, reserved once.
+fn spans_for(exchanges: &[Exchange]) -> Spans {
+    let mut spans = Spans::default();
+    let traced = exchanges.iter().filter(|x| x.trace.is_some()).count();
+    if traced > 0 {
+        spans.reserve(traced * 1024);
+    }
+    spans
+}
+
+/// The span contexts of the traced events among `logs`.
+fn traced(logs: &[events::proto::LogEvent]) -> Vec<telemetry::trace::SpanContext> {
+    logs.iter()
+        .filter(|l| !l.traceparent.is_empty())
+        .filter_map(|l| telemetry::trace::parse_traceparent(&l.traceparent))
+        .collect()
 }
 
 /// Batches whose bodies and frames add up to at most this many bytes are prepared
@@ -128,17 +156,30 @@ impl Publisher {
             if batch.is_empty() {
                 continue;
             }
-            let Some(messages) = self.prepare_batch(std::mem::take(&mut batch)).await else {
+            let Some(Prepared {
+                messages,
+                traced,
+                mut spans,
+            }) = self.prepare_batch(std::mem::take(&mut batch)).await
+            else {
                 continue;
             };
             if self.spill.is_empty() {
+                let sent = std::time::SystemTime::now();
                 let failed = self.send(messages).await;
+                if let Some(requests) = telemetry::trace::requests::requests() {
+                    spans::send(&mut spans, requests, &traced, sent, !failed.is_empty());
+                    requests.send(spans);
+                }
                 if !failed.is_empty() {
                     self.spill.append(&failed).await;
                 }
             } else {
                 // Keep the order: nothing overtakes what waits on disk.
                 self.spill.append(&messages).await;
+                if let Some(requests) = telemetry::trace::requests::requests() {
+                    requests.send(spans);
+                }
             }
         }
     }
@@ -180,9 +221,10 @@ impl Publisher {
         Woken::Exchanges
     }
 
-    /// The batch's messages: log batches after the media they reference. `None`
-    /// (counted as dropped) if preparing them failed.
-    async fn prepare_batch(&self, exchanges: Vec<Exchange>) -> Option<Vec<Outbound>> {
+    /// The batch's messages (log batches after the media they reference), the
+    /// contexts of its traced events and their spans. `None` (counted as dropped)
+    /// if preparing them failed.
+    async fn prepare_batch(&self, exchanges: Vec<Exchange>) -> Option<Prepared> {
         let count = exchanges.len() as u64;
         let max_bytes = self.bus.max_payload().min(8 << 20) / 2;
         let weight: usize = exchanges.iter().map(Exchange::weight).sum();
@@ -194,6 +236,7 @@ impl Publisher {
             // kind.
             let mut logs = Vec::with_capacity(exchanges.len());
             let mut messages = Vec::new();
+            let mut spans = spans_for(&exchanges);
             let mut since_yield = 0;
             for x in exchanges {
                 if since_yield > INLINE_BYTES_BETWEEN_YIELDS {
@@ -201,12 +244,16 @@ impl Publisher {
                     since_yield = 0;
                 }
                 since_yield += x.weight();
-                let log = prepare(&self.prices, x, &mut messages);
+                let log = prepare(&self.prices, x, &mut messages, &mut spans);
                 self.metrics.observe(&log);
                 logs.push(log);
             }
             batch_logs(&logs, max_bytes, &mut messages);
-            return Some(messages);
+            return Some(Prepared {
+                messages,
+                traced: traced(&logs),
+                spans,
+            });
         }
         // Decoding and hashing images, assembling long streams: CPU work that must
         // not hold up a runtime thread serving requests.
@@ -215,17 +262,22 @@ impl Publisher {
         let prepared = tokio::task::spawn_blocking(move || {
             let mut logs = Vec::with_capacity(exchanges.len());
             let mut messages = Vec::new();
+            let mut spans = spans_for(&exchanges);
             for x in exchanges {
-                let log = prepare(&prices, x, &mut messages);
+                let log = prepare(&prices, x, &mut messages, &mut spans);
                 metrics.observe(&log);
                 logs.push(log);
             }
             batch_logs(&logs, max_bytes, &mut messages);
-            messages
+            Prepared {
+                messages,
+                traced: traced(&logs),
+                spans,
+            }
         })
         .await;
         match prepared {
-            Ok(messages) => Some(messages),
+            Ok(prepared) => Some(prepared),
             Err(e) => {
                 self.metrics.dropped.inc_by(count);
                 tracing::error!(error = %e, events = count, "log events could not be prepared: dropped");

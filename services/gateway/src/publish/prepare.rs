@@ -9,16 +9,20 @@ use events::proto::{LogEvent, MediaEvent, MediaRef};
 use prost::Message;
 
 use super::batch::{Outbound, Subject, traceparent};
+use super::spans;
 use crate::capture::Exchange;
 use crate::config::Price;
 use crate::stream::Dialect;
+use telemetry::trace::otlp::Spans;
 
 /// Builds the log event of one exchange (media cut out of the request, a stream
 /// assembled, tokens and cost computed); its media events go to `media`.
+/// A sampled request's spans are encoded into `spans`.
 pub(super) fn prepare(
     prices: &BTreeMap<String, Price>,
     x: Exchange,
     media: &mut Vec<Outbound>,
+    spans: &mut Spans,
 ) -> LogEvent {
     let (request_body, mut found) = llm::media::extract(&x.request_body);
     for m in &mut found {
@@ -45,27 +49,10 @@ pub(super) fn prepare(
             size: m.data.len() as u64,
         })
         .collect();
-    for m in found {
-        media.push(Outbound {
-            subject: Subject::Media,
-            msg_id: format!("media-{}", m.sha256),
-            traceparent: traceparent(x.request_id),
-            payload: Bytes::from(
-                MediaEvent {
-                    sha256: m.sha256,
-                    mime: m.mime,
-                    size: m.data.len() as u64,
-                    data: m.data,
-                    object_name: String::new(),
-                    request_id: request_id.clone(),
-                }
-                .encode_to_vec(),
-            ),
-            events: 0,
-        });
-    }
-    LogEvent {
-        request_id,
+    let facts = spans::Facts::of(&x);
+    let untraced = traceparent(x.request_id);
+    let mut log = LogEvent {
+        request_id: request_id.clone(),
         received_at_us: x.received_at_us,
         endpoint: x.endpoint.to_owned(),
         client_key_id: x.key_id.as_deref().unwrap_or_default().to_owned(),
@@ -87,7 +74,35 @@ pub(super) fn prepare(
         request_body,
         response_body,
         media: refs,
+        traceparent: String::new(),
+    };
+    if let (Some(facts), Some(requests)) = (facts, telemetry::trace::requests::requests()) {
+        log.traceparent = spans::record(requests, spans, &facts, &log);
     }
+    for m in found {
+        media.push(Outbound {
+            subject: Subject::Media,
+            msg_id: format!("media-{}", m.sha256),
+            traceparent: if log.traceparent.is_empty() {
+                untraced.clone()
+            } else {
+                log.traceparent.clone()
+            },
+            payload: Bytes::from(
+                MediaEvent {
+                    sha256: m.sha256,
+                    mime: m.mime,
+                    size: m.data.len() as u64,
+                    data: m.data,
+                    object_name: String::new(),
+                    request_id: request_id.clone(),
+                }
+                .encode_to_vec(),
+            ),
+            events: 0,
+        });
+    }
+    log
 }
 
 /// The response as logged (a stream assembled whole) and its token counts.
