@@ -344,6 +344,13 @@ impl Application {
             q.metrics.register(&mut registry);
         }
         state.unrouted().register(&mut registry);
+        if let Some(requests) = telemetry::trace::requests::requests() {
+            registry.register(
+                "aiprox_trace_spans_dropped",
+                "Request spans not exported: the exporter's queue was full, or the collector refused or could not be reached.",
+                requests.dropped.clone(),
+            );
+        }
         let metrics = std::sync::Arc::new(registry);
         let watcher = match bus {
             Some(bus) => Some(start_live_config(bus, &state).await),

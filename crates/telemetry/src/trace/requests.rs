@@ -6,7 +6,9 @@
 //! The other services' few spans go through the SDK ([`super::init`]); both read
 //! the same variables and reach the same collector.
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use prometheus_client::metrics::counter::Counter;
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, SystemTime};
 
@@ -28,6 +30,8 @@ pub struct Target {
     pub grpc: bool,
     pub headers: HeaderMap,
     pub timeout: Duration,
+    /// The longest spans wait to be exported (`OTEL_BSP_SCHEDULE_DELAY`).
+    pub delay: Duration,
 }
 
 const GRPC_PATH: &str = "opentelemetry.proto.collector.trace.v1.TraceService/Export";
@@ -47,6 +51,7 @@ impl Target {
             grpc: true,
             headers: HeaderMap::new(),
             timeout: Duration::from_secs(10),
+            delay: schedule_delay(),
         }
     }
 
@@ -97,6 +102,7 @@ impl Target {
             grpc,
             headers,
             timeout,
+            delay: schedule_delay(),
         })
     }
 }
@@ -108,8 +114,8 @@ pub struct Requests {
     tx: mpsc::Sender<Message>,
     capture_content: bool,
     /// Spans not exported: the queue to the exporter was full, or the collector
-    /// refused or could not be reached.
-    pub dropped: AtomicU64,
+    /// refused or could not be reached (`aiprox_trace_spans_dropped_total`).
+    pub dropped: Counter,
 }
 
 impl std::fmt::Debug for Requests {
@@ -269,7 +275,7 @@ impl Requests {
         }
         let n = spans.len() as u64;
         if self.tx.try_send(Message::Spans(spans)).is_err() {
-            self.dropped.fetch_add(n, Ordering::Relaxed);
+            self.dropped.inc_by(n);
         }
     }
 
@@ -317,7 +323,7 @@ pub fn install(target: Target, service: &str, capture_content: bool) -> anyhow::
         ids: RandomIdGenerator::default(),
         tx,
         capture_content,
-        dropped: AtomicU64::new(0),
+        dropped: Counter::default(),
     };
     if REQUESTS.set(requests).is_ok() {
         tokio::spawn(exporter.run(rx));
@@ -335,7 +341,7 @@ struct Exporter {
 impl Exporter {
     async fn run(self, mut rx: mpsc::Receiver<Message>) {
         let mut warned = false;
-        let delay = schedule_delay();
+        let delay = self.target.delay;
         while let Some(message) = rx.recv().await {
             let (mut batches, mut flushed) = match message {
                 Message::Spans(spans) => (vec![spans], None),
@@ -359,7 +365,7 @@ impl Exporter {
                 && let Err(e) = self.export(&batches).await
             {
                 if let Some(r) = requests() {
-                    r.dropped.fetch_add(count as u64, Ordering::Relaxed);
+                    r.dropped.inc_by(count as u64);
                 }
                 if !warned {
                     tracing::warn!(error = %e, url = %self.target.url, "spans not exported (said once)");

@@ -50,8 +50,10 @@ impl Receiver {
                 .add_service(service)
                 .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener)),
         );
-        let target =
+        let mut target =
             telemetry::trace::requests::Target::grpc(format!("http://{addr}").parse().unwrap());
+        // Exported at once, not after the SDK's default 5 s.
+        target.delay = Duration::from_millis(20);
         telemetry::trace::requests::install(target, "aiprox-gateway", capture_content).unwrap();
         receiver
     }
