@@ -61,6 +61,8 @@ pub struct Exchange {
     /// When the upstream call was sent, and to whom.
     pub upstream_sent: Option<Instant>,
     pub peer: Option<std::sync::Arc<crate::providers::Peer>>,
+    /// Upstream calls made for it (more than one when a target failed over).
+    pub attempts: u32,
     /// The room the request body holds under `max_body_bytes_in_flight`: given
     /// back when the exchange is dropped, once its log event is built.
     pub body_room: Option<crate::body_budget::Room>,
@@ -98,6 +100,7 @@ impl Exchange {
             trace: ctx.span.clone(),
             upstream_sent: None,
             peer: None,
+            attempts: 0,
             body_room: None,
         }
     }
@@ -136,8 +139,14 @@ impl Exchange {
         }
     }
 
-    /// Records where the request goes.
+    /// Notes a target's failure that the next target takes over from.
+    pub fn failed_over(&mut self, e: &Error) {
+        tracing::info!(provider = %self.provider, error = %e, "target failed; trying the next");
+    }
+
+    /// Records where the request goes (each attempt: the last is the one logged).
     pub fn route(&mut self, target: &crate::routing::Target) {
+        self.attempts += 1;
         self.provider = target.provider_name.to_string();
         self.upstream_model = target.model.to_string();
         if self.trace.is_some() {
@@ -237,13 +246,23 @@ pub fn finish(
             x.response_body = Bytes::from(body.unwrap_or_default());
             x.latency_us = micros(x.started.elapsed());
             let dialect = x.dialect;
+            let gave_up = x.attempts > 1 && e.is_upstream();
             if let Some(r) = log_queue {
                 r.push(x);
             }
-            match dialect {
+            let mut response = match dialect {
                 Dialect::OpenAi => e.into_response(),
                 Dialect::Anthropic => e.into_anthropic_response(),
+            };
+            if gave_up {
+                // aiprox already tried the other targets: the SDKs must not
+                // multiply the attempts.
+                response.headers_mut().insert(
+                    "x-should-retry",
+                    axum::http::HeaderValue::from_static("false"),
+                );
             }
+            response
         }
         Ok(Reply::Json { headers, body }) => {
             x.status = 200;

@@ -8,6 +8,7 @@ use llm::openai::ChatRequest;
 use crate::app::AppState;
 use crate::capture::{Exchange, Reply};
 use crate::error::Error;
+use crate::routing::Target;
 use crate::stream;
 
 #[tracing::instrument(name = "chat", skip_all, fields(model, provider, stream))]
@@ -17,18 +18,30 @@ pub async fn complete(state: &AppState, body: &Bytes, x: &mut Exchange) -> Resul
     x.asked_for(&req.model)?;
     x.stream = req.stream;
     x.client_wants_usage = req.include_usage;
-    let target = state.routing().resolve(&req.model)?;
-    x.route(&target);
+    if req.stream && state.log_queue().is_some() {
+        req.request_usage();
+    }
+    let route = state.routing().resolve(&req.model)?;
     let span = tracing::Span::current();
     span.record("model", req.model.as_str());
-    span.record("provider", &*target.provider_name);
     span.record("stream", req.stream);
+    let targets = route.targets();
+    for (i, target) in targets.iter().enumerate() {
+        span.record("provider", &*target.provider_name);
+        match call(target, &req, x).await {
+            Err(e) if e.is_retryable() && i + 1 < targets.len() => x.failed_over(&e),
+            answered => return answered,
+        }
+    }
+    Err(Error::ModelNotFound(req.model.clone()))
+}
+
+/// One target's answer.
+async fn call(target: &Target, req: &ChatRequest, x: &mut Exchange) -> Result<Reply, Error> {
+    x.route(target);
     let sent = Instant::now();
     if req.stream {
-        if state.log_queue().is_some() {
-            req.request_usage();
-        }
-        let start = target.provider.chat_stream(&req, &target.model).await;
+        let start = target.provider.chat_stream(req, &target.model).await;
         x.upstream_done(sent);
         let start = start?;
         Ok(Reply::Stream {
@@ -36,7 +49,7 @@ pub async fn complete(state: &AppState, body: &Bytes, x: &mut Exchange) -> Resul
             frames: stream::openai_frames(start.chunks),
         })
     } else {
-        let completion = target.provider.chat(&req, &target.model).await;
+        let completion = target.provider.chat(req, &target.model).await;
         x.upstream_done(sent);
         let completion = completion?;
         Ok(Reply::Json {

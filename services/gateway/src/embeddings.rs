@@ -13,15 +13,23 @@ use crate::error::Error;
 pub async fn embed(state: &AppState, body: &Bytes, x: &mut Exchange) -> Result<Reply, Error> {
     let req = EmbeddingsRequest::parse(body)?;
     x.asked_for(&req.model)?;
-    let target = state.routing().resolve(&req.model)?;
-    x.route(&target);
+    let route = state.routing().resolve(&req.model)?;
     let span = tracing::Span::current();
     span.record("model", req.model.as_str());
-    span.record("provider", &*target.provider_name);
-    let sent = Instant::now();
-    let completion = target.provider.embeddings(&req, &target.model).await;
-    x.upstream_done(sent);
-    let completion = completion?;
+    let targets = route.targets();
+    let mut answered = Err(Error::ModelNotFound(req.model.clone()));
+    for (i, target) in targets.iter().enumerate() {
+        span.record("provider", &*target.provider_name);
+        x.route(target);
+        let sent = Instant::now();
+        answered = target.provider.embeddings(&req, &target.model).await;
+        x.upstream_done(sent);
+        match &answered {
+            Err(e) if e.is_retryable() && i + 1 < targets.len() => x.failed_over(e),
+            _ => break,
+        }
+    }
+    let completion = answered?;
     // Some OpenAI-compatible servers ignore `encoding_format`.
     let body = llm::openai::embedding_format::in_asked_encoding(&completion.body, req.base64())
         .map_or(completion.body, Bytes::from);

@@ -68,6 +68,30 @@ pub enum Error {
 }
 
 impl Error {
+    /// Whether the next target may succeed where this one failed: the upstream
+    /// could not be reached or did not answer in time, or answered 408, 409, 429, a
+    /// 5xx or 529. Never another 4xx: the request itself is wrong, everywhere.
+    pub fn is_retryable(&self) -> bool {
+        let status = match self {
+            Self::UpstreamUnreachable { .. } | Self::UpstreamTimeout { .. } => return true,
+            Self::Upstream { status, .. } | Self::UpstreamAnthropic { status, .. } => *status,
+            _ => return false,
+        };
+        matches!(status.as_u16(), 408 | 409 | 429 | 500..=599)
+    }
+
+    /// Whether it came from an upstream (the gateway gave up on it).
+    pub fn is_upstream(&self) -> bool {
+        matches!(
+            self,
+            Self::UpstreamUnreachable { .. }
+                | Self::UpstreamTimeout { .. }
+                | Self::UpstreamProtocol { .. }
+                | Self::Upstream { .. }
+                | Self::UpstreamAnthropic { .. }
+        )
+    }
+
     pub fn status_code(&self) -> StatusCode {
         match self {
             Self::InvalidRequest(InvalidRequest::MissingModel) | Self::ModelNotFound(_) => {

@@ -17,6 +17,7 @@ use crate::capture::{Exchange, Reply};
 use crate::error::Error;
 use crate::providers::anthropic::NativeStream;
 use crate::providers::{ChunkStream, Provider, StreamError};
+use crate::routing::Target;
 use crate::stream::{Frame, FrameStream, Translate, translate};
 
 #[tracing::instrument(name = "messages", skip_all, fields(model, provider, stream))]
@@ -30,13 +31,31 @@ pub async fn create(
     llm::inline_media::check(body)?;
     x.asked_for(&raw.model)?;
     x.stream = raw.stream;
-    let target = state.routing().resolve(&raw.model)?;
-    x.route(&target);
+    let route = state.routing().resolve(&raw.model)?;
     let span = tracing::Span::current();
     span.record("model", raw.model.as_str());
-    span.record("provider", &*target.provider_name);
     span.record("stream", raw.stream);
+    let targets = route.targets();
+    for (i, target) in targets.iter().enumerate() {
+        span.record("provider", &*target.provider_name);
+        match call(target, headers, body, &raw, x).await {
+            Err(e) if e.is_retryable() && i + 1 < targets.len() => x.failed_over(&e),
+            answered => return answered,
+        }
+    }
+    Err(Error::ModelNotFound(raw.model.clone()))
+}
 
+/// One target's answer: natively from an Anthropic upstream, translated from any
+/// other.
+async fn call(
+    target: &Target,
+    headers: &HeaderMap,
+    body: &Bytes,
+    raw: &RawRequest,
+    x: &mut Exchange,
+) -> Result<Reply, Error> {
+    x.route(target);
     let sent = Instant::now();
     if let Provider::Anthropic(anthropic) = &*target.provider {
         return if raw.stream {

@@ -19,7 +19,7 @@ use crate::providers::Provider;
 #[derive(Debug)]
 pub struct RoutingTable {
     providers: HashMap<String, Built>,
-    aliases: HashMap<String, Target>,
+    aliases: HashMap<String, Route>,
     models: Vec<Model>,
     /// SHA-256 of each active client key → its id.
     keys: HashMap<[u8; 32], Arc<str>>,
@@ -41,6 +41,22 @@ pub struct Target {
     pub provider_name: Arc<str>,
     pub provider: Arc<Provider>,
     pub model: Arc<str>,
+}
+
+/// The targets a request may go to, in order: the first serves, the next take
+/// over when it fails in a way another target may not ([`Error::is_retryable`]).
+#[derive(Debug, Clone)]
+pub struct Route(Arc<[Target]>);
+
+impl Route {
+    pub fn targets(&self) -> &[Target] {
+        &self.0
+    }
+
+    /// The target that serves first.
+    pub fn first(&self) -> Option<&Target> {
+        self.0.first()
+    }
 }
 
 /// What the routing table is built from.
@@ -97,29 +113,31 @@ impl RoutingTable {
         let mut aliases = HashMap::new();
         let mut models = Vec::new();
         for (alias, targets) in &config.mappings {
-            // The first target serves; the others wait for fallbacks.
-            let Some(mapping) = targets.first() else {
+            let route: Vec<Target> = targets
+                .iter()
+                .filter_map(|mapping| {
+                    let Some(built) = providers.get(&mapping.provider) else {
+                        tracing::error!(%alias, provider = %mapping.provider, "mapping target left out: no such provider");
+                        return None;
+                    };
+                    Some(Target {
+                        provider_name: mapping.provider.as_str().into(),
+                        provider: built.provider.clone(),
+                        model: mapping.model.as_str().into(),
+                    })
+                })
+                .collect();
+            let Some(first) = route.first() else {
                 tracing::error!(%alias, "mapping left out: no target");
                 continue;
             };
-            let Some(built) = providers.get(&mapping.provider) else {
-                tracing::error!(%alias, provider = %mapping.provider, "mapping left out: no such provider");
-                continue;
-            };
-            aliases.insert(
-                alias.clone(),
-                Target {
-                    provider_name: mapping.provider.as_str().into(),
-                    provider: built.provider.clone(),
-                    model: mapping.model.as_str().into(),
-                },
-            );
             models.push(Model {
                 id: alias.clone(),
                 object: "model",
                 created: source.created,
-                owned_by: mapping.provider.clone(),
+                owned_by: first.provider_name.to_string(),
             });
+            aliases.insert(alias.clone(), Route(route.into()));
         }
         for (name, built) in &providers {
             for model in built.config.models() {
@@ -157,21 +175,22 @@ impl RoutingTable {
         })
     }
 
-    /// An alias from the mappings, else `provider/model` with a configured provider
-    /// (the rest may itself contain `/`, as Hugging Face names do).
-    pub fn resolve(&self, model: &str) -> Result<Target, Error> {
-        if let Some(target) = self.aliases.get(model) {
-            return Ok(target.clone());
+    /// An alias from the mappings (its targets in order), else `provider/model`
+    /// with a configured provider (the rest may itself contain `/`, as Hugging
+    /// Face names do).
+    pub fn resolve(&self, model: &str) -> Result<Route, Error> {
+        if let Some(route) = self.aliases.get(model) {
+            return Ok(route.clone());
         }
         if let Some((provider, upstream)) = model.split_once('/')
             && !upstream.is_empty()
             && let Some(p) = self.providers.get(provider)
         {
-            return Ok(Target {
+            return Ok(Route(Arc::new([Target {
                 provider_name: provider.into(),
                 provider: p.provider.clone(),
                 model: upstream.into(),
-            });
+            }])));
         }
         Err(Error::ModelNotFound(model.to_owned()))
     }

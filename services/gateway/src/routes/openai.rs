@@ -61,11 +61,14 @@ async fn get_model(State(state): State<AppState>, Path(id): Path<String>) -> Res
         Some(model) => Json(model.clone()).into_response(),
         None => match routes.resolve(&id) {
             // A `provider/model` that is not listed still routes; describe it.
-            Ok(target) => Json(llm::openai::Model {
+            Ok(route) => Json(llm::openai::Model {
                 id,
                 object: "model",
                 created: 0,
-                owned_by: target.provider_name.to_string(),
+                owned_by: route
+                    .first()
+                    .map(|t| t.provider_name.to_string())
+                    .unwrap_or_default(),
             })
             .into_response(),
             Err(e) => e.into_response(),

@@ -4,6 +4,7 @@
 mod anthropic_upstream;
 mod chat;
 mod errors;
+mod fallback;
 mod helpers;
 mod hostile_input;
 mod lifecycle;
