@@ -187,3 +187,14 @@ def test_a_system_turn_among_the_messages_as_claude_code_sends_it(client, mock):
     sent = mock.last_request()["body"]["messages"]
     assert [m["role"] for m in sent] == ["system", "user", "system"]
     assert sent[2]["content"] == "Answer in one line."
+
+
+def test_with_its_default_retries_the_sdk_adds_no_upstream_calls_to_the_gateways(gateway, mock):
+    """Anthropic's SDK retries twice by default, on 529 too; the gateway's answer
+    after its own three attempts says not to."""
+    sdk = Anthropic(base_url=gateway.url, api_key="sk-ant-client")  # max_retries=2
+    mock.behave(failure={"kind": "status", "status": 529})
+    with pytest.raises(anthropic.APIStatusError) as info:
+        sdk.messages.create(model="claude", max_tokens=16, messages=[{"role": "user", "content": "x"}])
+    assert info.value.response.headers["x-should-retry"] == "false"
+    assert len(mock.requests()) == 3

@@ -223,3 +223,15 @@ def test_secrets_never_reach_the_log(client, gateway, mock):
     log = gateway.log.read_text()
     assert PROVIDER_KEY not in log
     assert "sk-client-not-forwarded" not in log
+
+
+def test_with_its_default_retries_the_sdk_adds_no_upstream_calls_to_the_gateways(gateway, mock):
+    """The SDK's own two retries on top of the gateway's three attempts would be
+    nine upstream calls; `x-should-retry: false` keeps them to the gateway's."""
+    sdk = OpenAI(base_url=gateway.base_url, api_key="sk-client-not-forwarded")  # max_retries=2
+    mock.behave(failure={"kind": "status", "status": 503})
+    with pytest.raises(openai.InternalServerError) as info:
+        sdk.chat.completions.create(model="gpt4", messages=[{"role": "user", "content": "x"}])
+    assert info.value.status_code == 503
+    assert info.value.response.headers["x-should-retry"] == "false"
+    assert len(mock.requests()) == 3

@@ -41,6 +41,9 @@ pub enum Failure {
     /// status when there is one (401, 400, 404, 429), else `body`, else a plain-text
     /// line.
     Status { status: u16, body: Option<String> },
+    /// Answer 429 (the vendor's recorded body) with `retry-after-ms` and
+    /// `retry-after` asking to wait this long.
+    RateLimited { retry_after_ms: u64 },
     /// Close the connection without answering.
     Reset,
     /// Send the headers and `after_chunks` chunks, then close the connection

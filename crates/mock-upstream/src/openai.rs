@@ -108,6 +108,19 @@ pub(crate) async fn pre_answer_with(
         Some(Failure::Status { status, body }) => {
             return Err(error(*status, body.as_deref()));
         }
+        Some(Failure::RateLimited { retry_after_ms }) => {
+            let mut response = error(429, None);
+            let headers = response.headers_mut();
+            for (name, value) in [
+                ("retry-after-ms", retry_after_ms.to_string()),
+                ("retry-after", retry_after_ms.div_ceil(1000).to_string()),
+            ] {
+                if let Ok(v) = axum::http::HeaderValue::from_str(&value) {
+                    headers.insert(name, v);
+                }
+            }
+            return Err(response);
+        }
         Some(Failure::Stall) => std::future::pending::<()>().await,
         _ => {}
     }

@@ -61,7 +61,7 @@ pub async fn snapshot(store: &Store) -> Result<ConfigSnapshot, ApiError> {
 pub async fn seed(
     store: &Store,
     providers: &BTreeMap<String, ProviderConfig>,
-    mappings: &BTreeMap<String, Target>,
+    mappings: &BTreeMap<String, Vec<Target>>,
 ) -> Result<bool, ApiError> {
     let now = now_us();
     let mut provider_rows = Vec::new();
@@ -76,10 +76,10 @@ pub async fn seed(
         });
     }
     let mut mapping_rows = Vec::new();
-    for (alias, target) in mappings {
+    for (alias, targets) in mappings {
         mapping_rows.push(MappingRow {
             alias: alias.clone(),
-            targets: to_json(&[target])?,
+            targets: to_json(targets)?,
             created_at_us: now,
             updated_at_us: now,
         });

@@ -164,7 +164,7 @@ async fn stored_config(
 /// Writes the file's providers and mappings into the database at its first start;
 /// from then on the database (edited through the admin API) is the truth.
 async fn seed(config: &Config, store: &store::Store) -> anyhow::Result<()> {
-    let seeded = admin::publisher::seed(store, &config.providers, &config.mappings)
+    let seeded = admin::publisher::seed(store, &config.providers, &config.gateway().mappings)
         .await
         .map_err(|e| {
             anyhow::anyhow!("database_url: cannot seed the configuration: {}", e.message)

@@ -9,7 +9,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use config_model::{ProviderConfig, Target};
+use config_model::ProviderConfig;
 use figment::Figment;
 use figment::providers::{Env, Format, Yaml};
 use gateway::config::Settings;
@@ -69,9 +69,10 @@ pub struct Config {
     pub gateway: Settings,
     #[serde(default)]
     pub providers: BTreeMap<String, ProviderConfig>,
-    /// Aliases, each with one target (more are added through the admin API).
+    /// Aliases, each with one target or a list in order (the first serves, the
+    /// next take over when it fails).
     #[serde(default)]
-    pub mappings: BTreeMap<String, Target>,
+    pub mappings: BTreeMap<String, config_model::Targets>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -114,7 +115,7 @@ impl Config {
             mappings: self
                 .mappings
                 .iter()
-                .map(|(alias, target)| (alias.clone(), vec![target.clone()]))
+                .map(|(alias, targets)| (alias.clone(), targets.to_vec()))
                 .collect(),
         }
     }
@@ -211,7 +212,7 @@ mod tests {
         Jail::expect_with(|_jail| {
             let config = load(None).unwrap();
             assert!(config.providers.contains_key("demo"));
-            assert_eq!(config.mappings["demo"].model, "echo");
+            assert_eq!(config.mappings["demo"].to_vec()[0].model, "echo");
             assert_eq!(config.gateway.listen.to_string(), "127.0.0.1:8080");
             Ok(())
         });
@@ -223,6 +224,26 @@ mod tests {
             let example = concat!(env!("CARGO_MANIFEST_DIR"), "/../../aiprox.example.yaml");
             let config = load(Some(Path::new(example))).unwrap();
             assert!(config.mappings.contains_key("demo"));
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn a_mapping_names_one_target_or_a_list_in_order() {
+        Jail::expect_with(|jail| {
+            jail.create_file(
+                "aiprox.yaml",
+                "providers:\n  a: {kind: openai, base_url: 'http://a.example/v1'}\n  b: {kind: anthropic}\n\
+                 mappings:\n  one: {provider: a, model: x}\n  \
+                 both: [{provider: a, model: x}, {provider: b, model: claude-haiku-4-5}]\n",
+            )?;
+            let gateway = load(None).unwrap().gateway();
+            assert_eq!(gateway.mappings["one"].len(), 1);
+            let both: Vec<_> = gateway.mappings["both"]
+                .iter()
+                .map(|t| (t.provider.as_str(), t.model.as_str()))
+                .collect();
+            assert_eq!(both, [("a", "x"), ("b", "claude-haiku-4-5")]);
             Ok(())
         });
     }

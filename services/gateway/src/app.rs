@@ -37,6 +37,7 @@ struct Inner {
     log_queue: Option<LogQueue>,
     unrouted: crate::routes::unrouted::Unrouted,
     body_budget: crate::body_budget::BodyBudget,
+    retry_budget: crate::retry::Budget,
 }
 
 impl AppState {
@@ -62,6 +63,7 @@ impl AppState {
                 body_budget: crate::body_budget::BodyBudget::new(
                     config.settings.max_body_bytes_in_flight,
                 ),
+                retry_budget: crate::retry::Budget::new(&config.settings.retry),
             }),
         })
     }
@@ -91,6 +93,20 @@ impl AppState {
         &self.inner.body_budget
     }
 
+    /// A request's upstream calls, by its route and what it asked.
+    pub fn attempts<'a>(
+        &'a self,
+        route: &'a crate::routing::Route,
+        asked: crate::retry::Asked,
+    ) -> crate::retry::Attempts<'a> {
+        crate::retry::Attempts::new(
+            route.targets(),
+            &self.inner.settings.retry,
+            &self.inner.retry_budget,
+            asked,
+        )
+    }
+
     /// Requests no route served, counted.
     pub fn unrouted(&self) -> &crate::routes::unrouted::Unrouted {
         &self.inner.unrouted
@@ -115,6 +131,9 @@ pub struct RequestContext {
     pub source: &'static str,
     /// The request's server span, when sampled.
     pub span: Option<Arc<telemetry::trace::requests::RequestSpan>>,
+    /// What the client asked of its routing (`x-aiprox-max-attempts`,
+    /// `x-aiprox-fallbacks`).
+    pub asked: crate::retry::Asked,
 }
 
 /// The `x-aiprox-source` labels the log keeps: the admin UI's Playground sets
@@ -134,6 +153,7 @@ async fn request_id(mut request: Request, next: Next) -> Response {
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| i64::try_from(d.as_micros()).unwrap_or(i64::MAX));
     let source = source_of(request.headers());
+    let asked = crate::retry::Asked::of(request.headers());
     let requests = telemetry::trace::requests::requests();
     let span = requests.and_then(|r| r.sample(&request));
     request.extensions_mut().insert(RequestContext {
@@ -143,6 +163,7 @@ async fn request_id(mut request: Request, next: Next) -> Response {
         key_id: None,
         source,
         span: span.clone(),
+        asked,
     });
     let debug_span = tracing::debug_span!("request", request_id = %id, method = %request.method(), path = request.uri().path());
     let mut response = tracing::Instrument::instrument(next.run(request), debug_span).await;

@@ -63,6 +63,8 @@ pub struct Exchange {
     pub peer: Option<std::sync::Arc<crate::providers::Peer>>,
     /// Upstream calls made for it (more than one when a target failed over).
     pub attempts: u32,
+    /// What the client asked of its routing.
+    pub asked: crate::retry::Asked,
     /// The room the request body holds under `max_body_bytes_in_flight`: given
     /// back when the exchange is dropped, once its log event is built.
     pub body_room: Option<crate::body_budget::Room>,
@@ -101,6 +103,7 @@ impl Exchange {
             upstream_sent: None,
             peer: None,
             attempts: 0,
+            asked: ctx.asked,
             body_room: None,
         }
     }

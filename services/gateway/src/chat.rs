@@ -25,11 +25,18 @@ pub async fn complete(state: &AppState, body: &Bytes, x: &mut Exchange) -> Resul
     let span = tracing::Span::current();
     span.record("model", req.model.as_str());
     span.record("stream", req.stream);
-    let targets = route.targets();
-    for (i, target) in targets.iter().enumerate() {
+    let mut attempts = state.attempts(&route, x.asked);
+    let mut next = attempts.first();
+    while let Some(target) = next {
         span.record("provider", &*target.provider_name);
         match call(target, &req, x).await {
-            Err(e) if e.is_retryable() && i + 1 < targets.len() => x.failed_over(&e),
+            Err(e) => match attempts.next(&e).await {
+                Some(t) => {
+                    x.failed_over(&e);
+                    next = Some(t);
+                }
+                None => return Err(e),
+            },
             answered => return answered,
         }
     }

@@ -71,6 +71,8 @@ pub struct Settings {
     /// Who may call the API. Unset: `required` for `aiprox gateway`, `auto` for
     /// `aiprox all`.
     pub auth: Option<AuthMode>,
+    /// Retries and fallbacks: attempts per request, the budget, the backoff.
+    pub retry: crate::retry::RetrySettings,
 }
 
 /// Client authentication.
@@ -102,6 +104,7 @@ impl Default for Settings {
             events: EventSettings::default(),
             prices: BTreeMap::new(),
             auth: None,
+            retry: crate::retry::RetrySettings::default(),
         }
     }
 }

@@ -16,18 +16,25 @@ pub async fn embed(state: &AppState, body: &Bytes, x: &mut Exchange) -> Result<R
     let route = state.routing().resolve(&req.model)?;
     let span = tracing::Span::current();
     span.record("model", req.model.as_str());
-    let targets = route.targets();
+    let mut attempts = state.attempts(&route, x.asked);
+    let mut next = attempts.first();
     let mut answered = Err(Error::ModelNotFound(req.model.clone()));
-    for (i, target) in targets.iter().enumerate() {
+    while let Some(target) = next {
         span.record("provider", &*target.provider_name);
         x.route(target);
         let sent = Instant::now();
         answered = target.provider.embeddings(&req, &target.model).await;
         x.upstream_done(sent);
-        match &answered {
-            Err(e) if e.is_retryable() && i + 1 < targets.len() => x.failed_over(e),
-            _ => break,
-        }
+        next = match &answered {
+            Err(e) => {
+                let t = attempts.next(e).await;
+                if t.is_some() {
+                    x.failed_over(e);
+                }
+                t
+            }
+            Ok(_) => None,
+        };
     }
     let completion = answered?;
     // Some OpenAI-compatible servers ignore `encoding_format`.

@@ -52,13 +52,20 @@ pub enum Error {
     #[error("Provider `{provider}` sent a response aiprox cannot read: {reason}")]
     UpstreamProtocol { provider: String, reason: String },
     /// The upstream answered with an error status; passed through, normalised.
+    /// `retry_after`: when it said to come back (`retry-after-ms`, `retry-after`,
+    /// `x-ratelimit-reset-*`).
     #[error("{}", .body.error.message)]
-    Upstream { status: StatusCode, body: ErrorBody },
+    Upstream {
+        status: StatusCode,
+        body: ErrorBody,
+        retry_after: Option<std::time::Duration>,
+    },
     /// An Anthropic upstream answered with an error status.
     #[error("{}", .body.error.message)]
     UpstreamAnthropic {
         status: StatusCode,
         body: Box<anthropic::ErrorBody>,
+        retry_after: Option<std::time::Duration>,
     },
     /// Inline media (a `data:` URL, a base64 source) that cannot be used.
     #[error(transparent)]
@@ -78,6 +85,16 @@ impl Error {
             _ => return false,
         };
         matches!(status.as_u16(), 408 | 409 | 429 | 500..=599)
+    }
+
+    /// When the upstream said to try again, if it did.
+    pub fn upstream_retry_after(&self) -> Option<std::time::Duration> {
+        match self {
+            Self::Upstream { retry_after, .. } | Self::UpstreamAnthropic { retry_after, .. } => {
+                *retry_after
+            }
+            _ => None,
+        }
     }
 
     /// Whether it came from an upstream (the gateway gave up on it).
@@ -114,7 +131,7 @@ impl Error {
             }
             Self::UpstreamTimeout { .. } => StatusCode::GATEWAY_TIMEOUT,
             Self::Upstream { status, .. } => *status,
-            Self::UpstreamAnthropic { status, body } => {
+            Self::UpstreamAnthropic { status, body, .. } => {
                 StatusCode::from_u16(chat_to_messages::error(status.as_u16(), body).0)
                     .unwrap_or(*status)
             }
@@ -152,7 +169,7 @@ impl Error {
     pub fn openai_body(&self) -> ErrorBody {
         match self {
             Self::Upstream { body, .. } => return body.clone(),
-            Self::UpstreamAnthropic { status, body } => {
+            Self::UpstreamAnthropic { status, body, .. } => {
                 return chat_to_messages::error(status.as_u16(), body).1;
             }
             _ => {}
@@ -175,8 +192,8 @@ impl Error {
     /// The status and body in Anthropic's shape, for `/v1/messages`.
     pub fn anthropic(&self) -> (StatusCode, anthropic::ErrorBody) {
         match self {
-            Self::UpstreamAnthropic { status, body } => (*status, (**body).clone()),
-            Self::Upstream { status, body } => {
+            Self::UpstreamAnthropic { status, body, .. } => (*status, (**body).clone()),
+            Self::Upstream { status, body, .. } => {
                 let (status, body) = messages_to_chat::error(status.as_u16(), body);
                 (
                     StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_GATEWAY),

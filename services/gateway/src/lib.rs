@@ -3,8 +3,9 @@
 //!
 //! - [`config`]: the typed settings, providers and model mappings, validated at
 //!   start-up with errors that name the offending key.
-//! - [`routing`]: turns a requested model name into a provider and an upstream model
-//!   (aliases from the mappings, or `provider/model`).
+//! - [`routing`]: turns a requested model name into its route: the targets (a
+//!   provider and an upstream model each) in order (aliases from the mappings, or
+//!   `provider/model`); [`retry`]: which of them a request calls, how often and when.
 //! - [`providers`]: the closed set of provider kinds (OpenAI-compatible, Anthropic,
 //!   demo) behind one small trait, dispatched with `match`.
 //! - [`chat`], [`embeddings`], [`messages`]: what a request does once its body is
@@ -37,6 +38,7 @@ pub mod live;
 pub mod messages;
 pub mod providers;
 pub mod publish;
+pub mod retry;
 pub mod routes;
 pub mod routing;
 pub mod serve;

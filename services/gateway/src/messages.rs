@@ -35,11 +35,18 @@ pub async fn create(
     let span = tracing::Span::current();
     span.record("model", raw.model.as_str());
     span.record("stream", raw.stream);
-    let targets = route.targets();
-    for (i, target) in targets.iter().enumerate() {
+    let mut attempts = state.attempts(&route, x.asked);
+    let mut next = attempts.first();
+    while let Some(target) = next {
         span.record("provider", &*target.provider_name);
         match call(target, headers, body, &raw, x).await {
-            Err(e) if e.is_retryable() && i + 1 < targets.len() => x.failed_over(&e),
+            Err(e) => match attempts.next(&e).await {
+                Some(t) => {
+                    x.failed_over(&e);
+                    next = Some(t);
+                }
+                None => return Err(e),
+            },
             answered => return answered,
         }
     }

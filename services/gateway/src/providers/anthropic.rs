@@ -115,10 +115,12 @@ impl Anthropic {
             return Ok(answer);
         }
         let status = answer.status;
+        let retry_after = crate::retry::hint(&answer.headers);
         let body = self.upstream.read_body(answer.response).await?;
         Err(Error::UpstreamAnthropic {
             status,
             body: Box::new(anthropic::ErrorBody::from_upstream(status.as_u16(), &body)),
+            retry_after,
         })
     }
 

@@ -73,7 +73,7 @@ impl OpenAiCompatible {
         let answer = self.upstream.send(url, body, HeaderMap::new()).await?;
         let body = self.upstream.read_body(answer.response).await?;
         if !answer.status.is_success() {
-            return Err(upstream_error(answer.status, &body));
+            return Err(upstream_error(answer.status, &answer.headers, &body));
         }
         Ok(Completion {
             headers: answer.headers,
@@ -94,7 +94,7 @@ impl LlmProvider for OpenAiCompatible {
             .await?;
         if !answer.status.is_success() {
             let body = self.upstream.read_body(answer.response).await?;
-            return Err(upstream_error(answer.status, &body));
+            return Err(upstream_error(answer.status, &answer.headers, &body));
         }
         Ok(StreamStart {
             headers: answer.headers,
@@ -108,10 +108,11 @@ impl LlmProvider for OpenAiCompatible {
     }
 }
 
-fn upstream_error(status: StatusCode, body: &[u8]) -> Error {
+fn upstream_error(status: StatusCode, headers: &HeaderMap, body: &[u8]) -> Error {
     Error::Upstream {
         status,
         body: ErrorBody::from_upstream(status.as_u16(), body),
+        retry_after: crate::retry::hint(headers),
     }
 }
 

@@ -1,7 +1,10 @@
 //! A mapping's targets in order: the next takes over when one fails in a way
 //! another may not (unreachable, timed out, 408, 409, 429, 5xx), never on another
-//! 4xx; once aiprox gave up after trying, `x-should-retry: false` keeps the SDKs
-//! from multiplying the attempts.
+//! 4xx; the same target is called again after a backoff, or after what it asked;
+//! a budget bounds the retries; once aiprox gave up after trying,
+//! `x-should-retry: false` keeps the SDKs from multiplying the attempts.
+
+use std::time::{Duration, Instant};
 
 use config_model::Target;
 use mock_upstream::{Failure, MockUpstream};
@@ -9,12 +12,22 @@ use serde_json::json;
 
 use crate::helpers::{TestApp, anthropic_provider, openai_provider, spawn_app_with, sse_payloads};
 
+/// The app with backoffs of a millisecond (the tests count calls, not waits).
+async fn quick(customise: impl FnOnce(&mut gateway::config::Config)) -> TestApp {
+    spawn_app_with(|c| {
+        c.settings.retry.backoff_base = Duration::from_millis(1);
+        c.settings.retry.backoff_max = Duration::from_millis(2);
+        customise(c);
+    })
+    .await
+}
+
 /// The app with a second upstream `backup` and the aliases `resilient` →
 /// [mock, backup] (both OpenAI's API) and `cross` → [mock, backup's Anthropic API].
 async fn with_backup() -> (TestApp, MockUpstream) {
     let backup = MockUpstream::start().await.unwrap();
     let (openai, anthropic) = (backup.base_url(), backup.anthropic_base_url());
-    let app = spawn_app_with(move |c| {
+    let app = quick(move |c| {
         c.providers
             .insert("backup".into(), openai_provider(&openai));
         c.providers
@@ -129,7 +142,7 @@ async fn unreachable_timed_out_and_rate_limited_targets_fail_over_but_a_400_does
 }
 
 #[tokio::test]
-async fn when_every_target_failed_the_last_error_is_answered_with_x_should_retry_false() {
+async fn when_every_attempt_failed_the_last_error_is_answered_with_x_should_retry_false() {
     let (app, backup) = with_backup().await;
     for mock in [&app.mock, &backup] {
         mock.fail_with(Failure::Status {
@@ -137,14 +150,93 @@ async fn when_every_target_failed_the_last_error_is_answered_with_x_should_retry
             body: None,
         });
     }
+    // Three attempts (the default): mock, backup, then mock again.
     let response = app.post_chat(&chat("resilient")).await;
     assert_eq!(response.status(), 503);
     assert_eq!(response.headers()["x-should-retry"], "false");
-    assert_eq!(app.mock.requests().len() + backup.requests().len(), 2);
-    // One target, one attempt: the SDK may retry as it always would.
+    assert_eq!((app.mock.requests().len(), backup.requests().len()), (2, 1));
+    // One target: called again after a backoff, three times in all.
     let single = app.post_chat(&chat("gpt4")).await;
     assert_eq!(single.status(), 503);
-    assert!(single.headers().get("x-should-retry").is_none());
+    assert_eq!(single.headers()["x-should-retry"], "false");
+    assert_eq!(app.mock.requests().len(), 5);
+}
+
+#[tokio::test]
+async fn a_client_may_lower_the_attempts_or_switch_fallbacks_off() {
+    let (app, backup) = with_backup().await;
+    app.mock.fail_with(Failure::Status {
+        status: 503,
+        body: None,
+    });
+    let send = |header: &'static str, value: &'static str| {
+        app.client
+            .post(app.url("/v1/chat/completions"))
+            .header("content-type", "application/json")
+            .header(header, value)
+            .body(chat("resilient").to_string())
+            .send()
+    };
+    let once = send("x-aiprox-max-attempts", "1").await.unwrap();
+    assert_eq!(once.status(), 503);
+    // One attempt: nothing was retried, the SDK may.
+    assert!(once.headers().get("x-should-retry").is_none());
+    assert_eq!((app.mock.requests().len(), backup.requests().len()), (1, 0));
+    let pinned = send("x-aiprox-fallbacks", "off").await.unwrap();
+    assert_eq!(pinned.status(), 503);
+    // The first target only, called three times.
+    assert_eq!((app.mock.requests().len(), backup.requests().len()), (4, 0));
+}
+
+#[tokio::test]
+async fn the_wait_an_upstream_asks_for_is_honoured_up_to_the_cap() {
+    let app = quick(|c| c.settings.retry.retry_after_max = Duration::from_secs(1)).await;
+    app.mock.fail_with(Failure::RateLimited {
+        retry_after_ms: 300,
+    });
+    let started = Instant::now();
+    let response = app.post_chat(&chat("gpt4")).await;
+    let took = started.elapsed();
+    assert_eq!(response.status(), 429);
+    assert_eq!(app.mock.requests().len(), 3);
+    // Two waits of 300 ms between the three calls.
+    assert!(took >= Duration::from_millis(600), "{took:?}");
+    assert!(took < Duration::from_millis(1500), "{took:?}");
+
+    // Longer than the cap: answered at once, not waited.
+    app.mock.fail_with(Failure::RateLimited {
+        retry_after_ms: 5_000,
+    });
+    let started = Instant::now();
+    let response = app.post_chat(&chat("gpt4")).await;
+    assert_eq!(response.status(), 429);
+    assert!(started.elapsed() < Duration::from_secs(1));
+    assert_eq!(app.mock.requests().len(), 4);
+}
+
+#[tokio::test]
+async fn in_a_full_outage_the_budget_keeps_the_upstream_calls_near_the_requests() {
+    // Retries: 10 % of the requests plus 1 a second over ten seconds.
+    let app = quick(|c| {
+        c.settings.retry.budget_ratio = 0.1;
+        c.settings.retry.budget_floor_per_second = 1;
+    })
+    .await;
+    app.mock.fail_with(Failure::Status {
+        status: 503,
+        body: None,
+    });
+    let requests = 100;
+    for _ in 0..requests {
+        assert_eq!(app.post_chat(&chat("gpt4")).await.status(), 503);
+    }
+    let calls = app.mock.requests().len();
+    // Without the budget: 300 calls (three attempts each).
+    assert!(calls >= requests, "{calls}");
+    assert!(
+        calls <= requests + 10 + 10,
+        "{calls} upstream calls for {requests} requests"
+    );
 }
 
 #[tokio::test]

@@ -1,0 +1,322 @@
+//! How many upstream calls one request may make, and when.
+//!
+//! - [`Attempts`]: a request's calls. The route's targets in order, then from the
+//!   first again, up to `max_attempts`; only after an error another call may fix
+//!   ([`Error::is_retryable`]). Moving to another target is immediate; calling the
+//!   same target again waits a backoff with full jitter, or what the upstream asked
+//!   (`retry-after-ms`, `retry-after`, `x-ratelimit-reset-*`) up to
+//!   `retry_after_max` (past it, the error is answered at once).
+//! - [`Budget`]: every call after a request's first is a retry, and all of them
+//!   together stay within a share of the requests of the last ten seconds plus a
+//!   small floor per second, so a full outage adds almost no upstream calls.
+//!
+//! Per request, `x-aiprox-max-attempts: N` lowers the maximum and
+//! `x-aiprox-fallbacks: off` keeps to the first target.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use axum::http::HeaderMap;
+use parking_lot::Mutex;
+use serde::{Deserialize, Serialize};
+
+use crate::error::Error;
+use crate::routing::Target;
+
+/// `gateway.retry` in the configuration.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct RetrySettings {
+    /// Upstream calls per request at most, over all its targets.
+    pub max_attempts: u32,
+    /// Retries (calls after a request's first) at most this share of the requests
+    /// of the last ten seconds…
+    pub budget_ratio: f64,
+    /// …plus this many per second whatever the traffic.
+    pub budget_floor_per_second: u32,
+    /// Backoff before calling the same target again: a random wait up to
+    /// `backoff_base · 2ⁿ`, at most `backoff_max`.
+    #[serde(with = "humantime_serde")]
+    pub backoff_base: Duration,
+    #[serde(with = "humantime_serde")]
+    pub backoff_max: Duration,
+    /// The longest wait an upstream may ask for; a longer one is not waited.
+    #[serde(with = "humantime_serde")]
+    pub retry_after_max: Duration,
+}
+
+impl Default for RetrySettings {
+    fn default() -> Self {
+        Self {
+            max_attempts: 3,
+            budget_ratio: 0.2,
+            budget_floor_per_second: 5,
+            backoff_base: Duration::from_millis(100),
+            backoff_max: Duration::from_secs(2),
+            retry_after_max: Duration::from_secs(10),
+        }
+    }
+}
+
+/// What a client asked of this request's routing (its headers).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Asked {
+    pub max_attempts: Option<u32>,
+    pub no_fallbacks: bool,
+}
+
+impl Asked {
+    pub fn of(headers: &HeaderMap) -> Self {
+        let text = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+        Self {
+            max_attempts: text("x-aiprox-max-attempts").and_then(|v| v.trim().parse().ok()),
+            no_fallbacks: text("x-aiprox-fallbacks")
+                .is_some_and(|v| v.trim().eq_ignore_ascii_case("off")),
+        }
+    }
+}
+
+/// When an upstream's answer says to come back: `retry-after-ms` (OpenAI),
+/// `retry-after` in seconds, or the sooner of `x-ratelimit-reset-requests` and
+/// `x-ratelimit-reset-tokens` (`1s`, `6m0s`, `20ms`).
+pub fn hint(headers: &HeaderMap) -> Option<Duration> {
+    let text = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    if let Some(ms) = text("retry-after-ms").and_then(|v| v.trim().parse::<f64>().ok()) {
+        return Some(Duration::from_secs_f64(ms.max(0.0) / 1000.0));
+    }
+    if let Some(s) = text("retry-after").and_then(|v| v.trim().parse::<f64>().ok()) {
+        return Some(Duration::from_secs_f64(s.max(0.0)));
+    }
+    ["x-ratelimit-reset-requests", "x-ratelimit-reset-tokens"]
+        .into_iter()
+        .filter_map(|name| text(name).and_then(reset))
+        .min()
+}
+
+/// `6m0s`, `1.5s`, `20ms`: a Go-style duration.
+fn reset(text: &str) -> Option<Duration> {
+    let mut total = 0.0;
+    let mut rest = text.trim();
+    if rest.is_empty() {
+        return None;
+    }
+    while !rest.is_empty() {
+        let digits = rest
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .unwrap_or(rest.len());
+        let n: f64 = rest[..digits].parse().ok()?;
+        rest = &rest[digits..];
+        let unit = rest
+            .find(|c: char| c.is_ascii_digit())
+            .unwrap_or(rest.len());
+        total += n * match &rest[..unit] {
+            "ms" => 0.001,
+            "s" => 1.0,
+            "m" => 60.0,
+            "h" => 3600.0,
+            _ => return None,
+        };
+        rest = &rest[unit..];
+    }
+    Some(Duration::from_secs_f64(total))
+}
+
+/// The retries the gateway may still make: over the last ten one-second buckets,
+/// at most `budget_ratio` of the requests plus `budget_floor_per_second` per second.
+#[derive(Debug)]
+pub struct Budget {
+    ratio: f64,
+    floor: f64,
+    buckets: Mutex<[Bucket; WINDOW]>,
+}
+
+const WINDOW: usize = 10;
+
+#[derive(Debug, Clone, Copy, Default)]
+struct Bucket {
+    second: u64,
+    requests: u32,
+    retries: u32,
+}
+
+fn now_second() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+impl Budget {
+    pub fn new(settings: &RetrySettings) -> Self {
+        Self {
+            ratio: settings.budget_ratio.max(0.0),
+            floor: f64::from(settings.budget_floor_per_second),
+            buckets: Mutex::new([Bucket::default(); WINDOW]),
+        }
+    }
+
+    /// The current second's bucket, emptied when it is a new second.
+    fn with_bucket<T>(&self, f: impl FnOnce(&mut [Bucket; WINDOW], usize) -> T) -> T {
+        let second = now_second();
+        let i = usize::try_from(second % WINDOW as u64).unwrap_or(0);
+        let mut buckets = self.buckets.lock();
+        if buckets[i].second != second {
+            buckets[i] = Bucket {
+                second,
+                ..Bucket::default()
+            };
+        }
+        f(&mut buckets, i)
+    }
+
+    /// Counts a request.
+    pub fn request(&self) {
+        self.with_bucket(|b, i| b[i].requests = b[i].requests.saturating_add(1));
+    }
+
+    /// Takes one retry from the budget; false when it is spent.
+    pub fn take_retry(&self) -> bool {
+        let second = now_second();
+        self.with_bucket(|buckets, i| {
+            let live = buckets
+                .iter()
+                .filter(|b| second.saturating_sub(b.second) < WINDOW as u64);
+            let (requests, retries) = live.fold((0.0, 0.0), |(q, r), b| {
+                (q + f64::from(b.requests), r + f64::from(b.retries))
+            });
+            if retries < self.ratio * requests + self.floor * WINDOW as f64 {
+                buckets[i].retries = buckets[i].retries.saturating_add(1);
+                true
+            } else {
+                false
+            }
+        })
+    }
+}
+
+/// One request's upstream calls.
+#[derive(Debug)]
+pub struct Attempts<'a> {
+    targets: &'a [Target],
+    settings: &'a RetrySettings,
+    budget: &'a Budget,
+    made: u32,
+    max: u32,
+    /// Calls of the same target in a row (for the backoff's growth).
+    same: u32,
+}
+
+impl<'a> Attempts<'a> {
+    /// Counts the request in the budget.
+    pub fn new(
+        targets: &'a [Target],
+        settings: &'a RetrySettings,
+        budget: &'a Budget,
+        asked: Asked,
+    ) -> Self {
+        budget.request();
+        let targets = if asked.no_fallbacks {
+            &targets[..targets.len().min(1)]
+        } else {
+            targets
+        };
+        let max = asked
+            .max_attempts
+            .map_or(settings.max_attempts, |m| m.min(settings.max_attempts))
+            .max(1);
+        Self {
+            targets,
+            settings,
+            budget,
+            made: 0,
+            max,
+            same: 0,
+        }
+    }
+
+    /// The target of the first call.
+    pub fn first(&mut self) -> Option<&'a Target> {
+        self.made = 1;
+        self.targets.first()
+    }
+
+    /// After `error` from the last call: the target of the next, once its wait is
+    /// over; `None` when the error is the answer.
+    pub async fn next(&mut self, error: &Error) -> Option<&'a Target> {
+        if !error.is_retryable() || self.made >= self.max || self.targets.is_empty() {
+            return None;
+        }
+        let n = self.targets.len() as u32;
+        let next = &self.targets[(self.made % n) as usize];
+        let again = n == 1 || self.made.is_multiple_of(n);
+        let wait = if again {
+            let asked = error.upstream_retry_after();
+            if asked.is_some_and(|a| a > self.settings.retry_after_max) {
+                return None;
+            }
+            asked.unwrap_or_else(|| self.backoff())
+        } else {
+            Duration::ZERO
+        };
+        if !self.budget.take_retry() {
+            return None;
+        }
+        self.same = if again { self.same + 1 } else { 0 };
+        self.made += 1;
+        if !wait.is_zero() {
+            tokio::time::sleep(wait).await;
+        }
+        Some(next)
+    }
+
+    /// Full jitter: a random wait up to `base · 2ⁿ`, at most `backoff_max`.
+    fn backoff(&self) -> Duration {
+        let ceiling = self
+            .settings
+            .backoff_base
+            .saturating_mul(1 << self.same.min(16))
+            .min(self.settings.backoff_max);
+        ceiling.mul_f64(fastrand_unit())
+    }
+}
+
+/// A uniform number in [0, 1).
+fn fastrand_unit() -> f64 {
+    let bits = getrandom::u64().unwrap_or(0);
+    (bits >> 11) as f64 / (1u64 << 53) as f64
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_upstreams_retry_hints_are_read_in_order_of_precision() {
+        let mut h = HeaderMap::new();
+        assert_eq!(hint(&h), None);
+        h.insert("x-ratelimit-reset-requests", "6m0s".parse().unwrap());
+        h.insert("x-ratelimit-reset-tokens", "1.5s".parse().unwrap());
+        assert_eq!(hint(&h), Some(Duration::from_millis(1500)));
+        h.insert("retry-after", "2".parse().unwrap());
+        assert_eq!(hint(&h), Some(Duration::from_secs(2)));
+        h.insert("retry-after-ms", "250".parse().unwrap());
+        assert_eq!(hint(&h), Some(Duration::from_millis(250)));
+        assert_eq!(reset("20ms"), Some(Duration::from_millis(20)));
+        assert_eq!(reset("1h2m3s"), Some(Duration::from_secs(3723)));
+        assert_eq!(reset("soon"), None);
+    }
+
+    #[test]
+    fn the_budget_allows_its_share_of_requests_and_its_floor_then_refuses() {
+        let settings = RetrySettings {
+            budget_ratio: 0.1,
+            budget_floor_per_second: 1,
+            ..RetrySettings::default()
+        };
+        let budget = Budget::new(&settings);
+        for _ in 0..100 {
+            budget.request();
+        }
+        // 10 % of 100 requests, plus 1 a second over the ten-second window.
+        let granted = (0..100).filter(|_| budget.take_retry()).count();
+        assert!((20..=21).contains(&granted), "{granted}");
+    }
+}
