@@ -29,7 +29,7 @@ pub async fn complete(state: &AppState, body: &Bytes, x: &mut Exchange) -> Resul
     let mut next = attempts.first();
     while let Some(target) = next {
         span.record("provider", &*target.provider_name);
-        match call(target, &req, x).await {
+        match call(target, &req, x, state.settings().retry.first_event_timeout).await {
             Err(e) => match attempts.next(&e).await {
                 Some(t) => {
                     x.failed_over(&e);
@@ -44,16 +44,22 @@ pub async fn complete(state: &AppState, body: &Bytes, x: &mut Exchange) -> Resul
 }
 
 /// One target's answer.
-async fn call(target: &Target, req: &ChatRequest, x: &mut Exchange) -> Result<Reply, Error> {
+async fn call(
+    target: &Target,
+    req: &ChatRequest,
+    x: &mut Exchange,
+    first_event: std::time::Duration,
+) -> Result<Reply, Error> {
     x.route(target);
     let sent = Instant::now();
     if req.stream {
         let start = target.provider.chat_stream(req, &target.model).await;
         x.upstream_done(sent);
         let start = start?;
+        let chunks = stream::first_item(start.chunks, first_event, &target.provider_name).await?;
         Ok(Reply::Stream {
             headers: start.headers,
-            frames: stream::openai_frames(start.chunks),
+            frames: stream::openai_frames(chunks),
         })
     } else {
         let completion = target.provider.chat(req, &target.model).await;

@@ -39,7 +39,8 @@ pub async fn create(
     let mut next = attempts.first();
     while let Some(target) = next {
         span.record("provider", &*target.provider_name);
-        match call(target, headers, body, &raw, x).await {
+        let first_event = state.settings().retry.first_event_timeout;
+        match call(target, headers, body, &raw, x, first_event).await {
             Err(e) => match attempts.next(&e).await {
                 Some(t) => {
                     x.failed_over(&e);
@@ -61,6 +62,7 @@ async fn call(
     body: &Bytes,
     raw: &RawRequest,
     x: &mut Exchange,
+    first_event: std::time::Duration,
 ) -> Result<Reply, Error> {
     x.route(target);
     let sent = Instant::now();
@@ -71,6 +73,8 @@ async fn call(
                 .await;
             x.upstream_done(sent);
             let (headers, events) = started?;
+            let events =
+                crate::stream::first_item(events, first_event, &target.provider_name).await?;
             Ok(Reply::Stream {
                 headers,
                 frames: native_frames(events),
@@ -96,9 +100,11 @@ async fn call(
         let start = target.provider.chat_stream(&chat, &target.model).await;
         x.upstream_done(sent);
         let start = start?;
+        let chunks =
+            crate::stream::first_item(start.chunks, first_event, &target.provider_name).await?;
         Ok(Reply::Stream {
             headers: start.headers,
-            frames: translated_frames(start.chunks),
+            frames: translated_frames(chunks),
         })
     } else {
         let c = target.provider.chat(&chat, &target.model).await;

@@ -42,6 +42,11 @@ pub struct RetrySettings {
     /// The longest wait an upstream may ask for; a longer one is not waited.
     #[serde(with = "humantime_serde")]
     pub retry_after_max: Duration,
+    /// A stream's first event must arrive within this (time to first token):
+    /// until then nothing is sent to the client, and a failure goes to the next
+    /// target; past it, the next target too.
+    #[serde(with = "humantime_serde")]
+    pub first_event_timeout: Duration,
 }
 
 impl Default for RetrySettings {
@@ -53,6 +58,7 @@ impl Default for RetrySettings {
             backoff_base: Duration::from_millis(100),
             backoff_max: Duration::from_secs(2),
             retry_after_max: Duration::from_secs(10),
+            first_event_timeout: Duration::from_secs(120),
         }
     }
 }

@@ -186,3 +186,57 @@ pub fn translate<T: Translate>(input: BoxStream<T::In>, t: T) -> BoxStream<T::Ou
         }
     }))
 }
+
+/// Waits for a stream's first item, at most `deadline`, before anything is sent to
+/// the client: a stream that fails before it is an error another target may take
+/// over ([`Error::is_retryable`]); the stream comes back with that item in front.
+/// Its status and headers are committed only then.
+pub async fn first_item<T: Send + 'static>(
+    mut input: BoxStream<T>,
+    deadline: std::time::Duration,
+    provider: &str,
+) -> Result<BoxStream<T>, crate::error::Error> {
+    use crate::error::Error;
+    let unreachable = |reason: String| Error::UpstreamUnreachable {
+        provider: provider.to_owned(),
+        reason,
+    };
+    match tokio::time::timeout(deadline, input.next()).await {
+        Err(_) => Err(Error::UpstreamTimeout {
+            provider: provider.to_owned(),
+            seconds: deadline.as_secs_f64(),
+        }),
+        Ok(Some(Ok(first))) => Ok(Box::pin(
+            futures_util::stream::once(async move { Ok(first) }).chain(input),
+        )),
+        Ok(None) => Err(unreachable(
+            "the stream ended before its first event".into(),
+        )),
+        Ok(Some(Err(e))) => Err(match e {
+            StreamError::Timeout { seconds } => Error::UpstreamTimeout {
+                provider: provider.to_owned(),
+                seconds,
+            },
+            StreamError::Read(_) | StreamError::Truncated => unreachable(e.to_string()),
+            StreamError::Protocol(reason) => Error::UpstreamProtocol {
+                provider: provider.to_owned(),
+                reason,
+            },
+            // An error event first (an overload): as if it had been the answer's
+            // status.
+            StreamError::Upstream(body) => {
+                let overloaded = body.error.kind.contains("overloaded");
+                Error::Upstream {
+                    status: if overloaded {
+                        axum::http::StatusCode::from_u16(529)
+                            .unwrap_or(axum::http::StatusCode::SERVICE_UNAVAILABLE)
+                    } else {
+                        axum::http::StatusCode::BAD_GATEWAY
+                    },
+                    body,
+                    retry_after: None,
+                }
+            }
+        }),
+    }
+}

@@ -132,7 +132,9 @@ impl Translate for Chunks {
             self.done = true;
             return Ok(Vec::new());
         }
-        if event.event.as_deref() == Some("error") {
+        // OpenAI's in-stream error is a `data: {"error": …}`; some servers name
+        // the event instead.
+        if event.event.as_deref() == Some("error") || event.data.starts_with("{\"error\"") {
             return Err(StreamError::Upstream(ErrorBody::from_upstream(
                 500,
                 event.data.as_bytes(),

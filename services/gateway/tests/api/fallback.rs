@@ -285,3 +285,81 @@ async fn a_stream_refused_before_its_first_byte_is_served_by_the_next_target_on_
     assert!(text.contains("event: message_stop"), "{text}");
     assert_eq!(backup.requests().len(), 2);
 }
+
+fn streamed(model: &str) -> serde_json::Value {
+    json!({"model": model, "stream": true, "messages": [{"role": "user", "content": "hi"}]})
+}
+
+#[tokio::test]
+async fn a_stream_that_fails_or_stalls_before_its_first_event_goes_to_the_next_target() {
+    for failure in [
+        Failure::ResetMidStream { after_chunks: 0 },
+        Failure::ErrorEventMidStream { after_chunks: 0 },
+        Failure::StallMidStream { after_chunks: 0 },
+    ] {
+        let backup = MockUpstream::start().await.unwrap();
+        let url = backup.base_url();
+        let app = quick(move |c| {
+            c.settings.retry.first_event_timeout = Duration::from_millis(300);
+            c.providers.insert("backup".into(), openai_provider(&url));
+            c.mappings.insert(
+                "resilient".into(),
+                vec![
+                    Target {
+                        provider: "mock".into(),
+                        model: "gpt-4o".into(),
+                    },
+                    Target {
+                        provider: "backup".into(),
+                        model: "gpt-4o-mini".into(),
+                    },
+                ],
+            );
+        })
+        .await;
+        app.mock.fail_with(failure.clone());
+        let response = app.post_chat(&streamed("resilient")).await;
+        assert_eq!(response.status(), 200, "{failure:?}");
+        let payloads = sse_payloads(response).await;
+        assert_eq!(
+            payloads.last().map(String::as_str),
+            Some("[DONE]"),
+            "{failure:?}"
+        );
+        assert!(
+            payloads.iter().all(|p| !p.contains("\"error\"")),
+            "{failure:?}: {payloads:?}"
+        );
+        assert_eq!(backup.requests().len(), 1, "{failure:?}");
+    }
+}
+
+#[tokio::test]
+async fn after_its_first_event_a_failing_stream_ends_with_the_error_event_on_both_apis() {
+    let (app, backup) = with_backup().await;
+    app.mock
+        .fail_with(Failure::ResetMidStream { after_chunks: 3 });
+    let response = app.post_chat(&streamed("resilient")).await;
+    assert_eq!(response.status(), 200);
+    let payloads = sse_payloads(response).await;
+    assert!(
+        payloads.iter().any(|p| p.contains("\"error\"")),
+        "no error event: {payloads:?}"
+    );
+    assert_ne!(payloads.last().map(String::as_str), Some("[DONE]"));
+
+    let response = app
+        .post_messages(&json!({
+            "model": "resilient",
+            "max_tokens": 32,
+            "stream": true,
+            "messages": [{"role": "user", "content": "hi"}]
+        }))
+        .await;
+    assert_eq!(response.status(), 200);
+    let text = response.text().await.unwrap();
+    assert!(text.contains("event: error"), "{text}");
+    assert!(!text.contains("event: message_stop"), "{text}");
+    // Once the client had bytes, no other target was asked.
+    assert!(backup.requests().is_empty());
+}
