@@ -38,6 +38,7 @@ struct Inner {
     unrouted: crate::routes::unrouted::Unrouted,
     body_budget: crate::body_budget::BodyBudget,
     retry_budget: crate::retry::Budget,
+    ejections: Arc<crate::ejection::Ejections>,
 }
 
 impl AppState {
@@ -45,6 +46,9 @@ impl AppState {
         let created = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_secs());
+        let ejections = Arc::new(crate::ejection::Ejections::new(
+            config.settings.ejection.clone(),
+        ));
         let routes = RoutingTable::build(&Source {
             config,
             keys: &[],
@@ -52,6 +56,7 @@ impl AppState {
             created,
             previous: None,
             strict: true,
+            ejections: &ejections,
         })?;
         Ok(Self {
             inner: Arc::new(Inner {
@@ -64,6 +69,7 @@ impl AppState {
                     config.settings.max_body_bytes_in_flight,
                 ),
                 retry_budget: crate::retry::Budget::new(&config.settings.retry),
+                ejections,
             }),
         })
     }
@@ -105,6 +111,11 @@ impl AppState {
             &self.inner.retry_budget,
             asked,
         )
+    }
+
+    /// Every target's health (outlier ejection).
+    pub fn ejections(&self) -> &Arc<crate::ejection::Ejections> {
+        &self.inner.ejections
     }
 
     /// Requests no route served, counted.
@@ -365,6 +376,7 @@ impl Application {
             q.metrics.register(&mut registry);
         }
         state.unrouted().register(&mut registry);
+        state.ejections().register(&mut registry);
         if let Some(requests) = telemetry::trace::requests::requests() {
             registry.register(
                 "aiprox_trace_spans_dropped",

@@ -37,7 +37,10 @@ pub async fn complete(state: &AppState, body: &Bytes, x: &mut Exchange) -> Resul
                 }
                 None => return Err(e),
             },
-            answered => return answered,
+            answered => {
+                attempts.succeeded();
+                return answered;
+            }
         }
     }
     Err(Error::ModelNotFound(req.model.clone()))

@@ -73,6 +73,8 @@ pub struct Settings {
     pub auth: Option<AuthMode>,
     /// Retries and fallbacks: attempts per request, the budget, the backoff.
     pub retry: crate::retry::RetrySettings,
+    /// Outlier ejection: when a failing target is left out, and for how long.
+    pub ejection: crate::ejection::EjectionSettings,
 }
 
 /// Client authentication.
@@ -105,6 +107,7 @@ impl Default for Settings {
             prices: BTreeMap::new(),
             auth: None,
             retry: crate::retry::RetrySettings::default(),
+            ejection: crate::ejection::EjectionSettings::default(),
         }
     }
 }

@@ -33,7 +33,10 @@ pub async fn embed(state: &AppState, body: &Bytes, x: &mut Exchange) -> Result<R
                 }
                 t
             }
-            Ok(_) => None,
+            Ok(_) => {
+                attempts.succeeded();
+                None
+            }
         };
     }
     let completion = answered?;

@@ -5,7 +5,8 @@
 //!   start-up with errors that name the offending key.
 //! - [`routing`]: turns a requested model name into its route: the targets (a
 //!   provider and an upstream model each) in order (aliases from the mappings, or
-//!   `provider/model`); [`retry`]: which of them a request calls, how often and when.
+//!   `provider/model`); [`retry`]: which of them a request calls, how often and when;
+//!   [`ejection`]: the targets left out for a while for failing.
 //! - [`providers`]: the closed set of provider kinds (OpenAI-compatible, Anthropic,
 //!   demo) behind one small trait, dispatched with `match`.
 //! - [`chat`], [`embeddings`], [`messages`]: what a request does once its body is
@@ -32,6 +33,7 @@ pub mod body_budget;
 pub mod capture;
 pub mod chat;
 pub mod config;
+pub mod ejection;
 pub mod embeddings;
 pub mod error;
 pub mod live;

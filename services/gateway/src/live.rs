@@ -30,6 +30,7 @@ pub fn routes_of(
     settings: &Settings,
     previous: Option<&RoutingTable>,
     created: u64,
+    ejections: &std::sync::Arc<crate::ejection::Ejections>,
 ) -> Result<RoutingTable, String> {
     let snapshot =
         ConfigSnapshot::from_bytes(bytes).map_err(|e| format!("unreadable snapshot: {e}"))?;
@@ -43,6 +44,7 @@ pub fn routes_of(
         created,
         previous,
         strict: false,
+        ejections,
     })
     .map_err(|e| e.to_string())
 }
@@ -51,7 +53,13 @@ pub fn routes_of(
 /// and the current configuration stays.
 pub(crate) fn apply(state: &AppState, bytes: &[u8]) -> bool {
     let previous = state.routing();
-    match routes_of(bytes, state.settings(), Some(&previous), state.created()) {
+    match routes_of(
+        bytes,
+        state.settings(),
+        Some(&previous),
+        state.created(),
+        state.ejections(),
+    ) {
         Ok(routes) => {
             state.swap_routing(routes);
             tracing::info!(bytes = bytes.len(), "configuration snapshot applied");

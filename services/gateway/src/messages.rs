@@ -48,7 +48,10 @@ pub async fn create(
                 }
                 None => return Err(e),
             },
-            answered => return answered,
+            answered => {
+                attempts.succeeded();
+                return answered;
+            }
         }
     }
     Err(Error::ModelNotFound(raw.model.clone()))

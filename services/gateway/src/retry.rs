@@ -201,7 +201,10 @@ impl Budget {
 /// One request's upstream calls.
 #[derive(Debug)]
 pub struct Attempts<'a> {
-    targets: &'a [Target],
+    /// The route's targets, those ejected last ([`crate::ejection`]).
+    targets: Vec<&'a Target>,
+    /// The target of the last call.
+    current: Option<&'a Target>,
     settings: &'a RetrySettings,
     budget: &'a Budget,
     made: u32,
@@ -224,12 +227,22 @@ impl<'a> Attempts<'a> {
         } else {
             targets
         };
+        let mut order: Vec<&Target> = targets.iter().collect();
+        if order.len() > 1 {
+            // Admitted first, in the route's order; then the ejected, the least
+            // recently failed first (a stable sort keeps the route's order).
+            order.sort_by_key(|t| match &t.health {
+                Some(h) if !h.admits() => (1, h.last_failure_ms()),
+                _ => (0, 0),
+            });
+        }
         let max = asked
             .max_attempts
             .map_or(settings.max_attempts, |m| m.min(settings.max_attempts))
             .max(1);
         Self {
-            targets,
+            targets: order,
+            current: None,
             settings,
             budget,
             made: 0,
@@ -241,17 +254,28 @@ impl<'a> Attempts<'a> {
     /// The target of the first call.
     pub fn first(&mut self) -> Option<&'a Target> {
         self.made = 1;
-        self.targets.first()
+        self.current = self.targets.first().copied();
+        self.current
+    }
+
+    /// The last call answered: its target is healthy.
+    pub fn succeeded(&self) {
+        if let Some(h) = self.current.and_then(|t| t.health.as_ref()) {
+            h.succeeded();
+        }
     }
 
     /// After `error` from the last call: the target of the next, once its wait is
     /// over; `None` when the error is the answer.
     pub async fn next(&mut self, error: &Error) -> Option<&'a Target> {
+        if let Some(h) = self.current.and_then(|t| t.health.as_ref()) {
+            h.failed(error);
+        }
         if !error.is_retryable() || self.made >= self.max || self.targets.is_empty() {
             return None;
         }
         let n = self.targets.len() as u32;
-        let next = &self.targets[(self.made % n) as usize];
+        let next = self.targets[(self.made % n) as usize];
         let again = n == 1 || self.made.is_multiple_of(n);
         let wait = if again {
             let asked = error.upstream_retry_after();
@@ -267,6 +291,7 @@ impl<'a> Attempts<'a> {
         }
         self.same = if again { self.same + 1 } else { 0 };
         self.made += 1;
+        self.current = Some(next);
         if !wait.is_zero() {
             tokio::time::sleep(wait).await;
         }

@@ -41,6 +41,9 @@ pub struct Target {
     pub provider_name: Arc<str>,
     pub provider: Arc<Provider>,
     pub model: Arc<str>,
+    /// Its health for outlier ejection (a mapping's targets; none for a
+    /// `provider/model` asked directly).
+    pub health: Option<Arc<crate::ejection::Health>>,
 }
 
 /// The targets a request may go to, in order: the first serves, the next take
@@ -74,6 +77,8 @@ pub struct Source<'a> {
     /// being left out with an error logged (a live update must not take the other
     /// providers down).
     pub strict: bool,
+    /// The targets' health, kept across snapshots.
+    pub ejections: &'a Arc<crate::ejection::Ejections>,
 }
 
 impl RoutingTable {
@@ -124,6 +129,7 @@ impl RoutingTable {
                         provider_name: mapping.provider.as_str().into(),
                         provider: built.provider.clone(),
                         model: mapping.model.as_str().into(),
+                        health: Some(source.ejections.of(&mapping.provider, &mapping.model)),
                     })
                 })
                 .collect();
@@ -190,6 +196,7 @@ impl RoutingTable {
                 provider_name: provider.into(),
                 provider: p.provider.clone(),
                 model: upstream.into(),
+                health: None,
             }])));
         }
         Err(Error::ModelNotFound(model.to_owned()))

@@ -363,3 +363,115 @@ async fn after_its_first_event_a_failing_stream_ends_with_the_error_event_on_bot
     // Once the client had bytes, no other target was asked.
     assert!(backup.requests().is_empty());
 }
+
+/// `aiprox_gateway_target_ejected` of provider `mock`'s `gpt-4o`.
+async fn ejected(app: &TestApp) -> Option<u64> {
+    let text = app.get("/metrics").await.text().await.unwrap();
+    text.lines()
+        .find(|l| {
+            l.starts_with("aiprox_gateway_target_ejected{")
+                && l.contains("provider=\"mock\"")
+                && l.contains("model=\"gpt-4o\"")
+        })
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+}
+
+/// With ejection after `failures` in a row and a first cool-down of `cooldown`.
+async fn ejecting(failures: u32, cooldown: Duration) -> (TestApp, MockUpstream) {
+    let backup = MockUpstream::start().await.unwrap();
+    let url = backup.base_url();
+    let app = quick(move |c| {
+        c.settings.ejection.consecutive_failures = failures;
+        c.settings.ejection.cooldown = cooldown;
+        c.providers.insert("backup".into(), openai_provider(&url));
+        c.mappings.insert(
+            "resilient".into(),
+            vec![
+                Target {
+                    provider: "mock".into(),
+                    model: "gpt-4o".into(),
+                },
+                Target {
+                    provider: "backup".into(),
+                    model: "gpt-4o-mini".into(),
+                },
+            ],
+        );
+    })
+    .await;
+    (app, backup)
+}
+
+#[tokio::test]
+async fn a_failing_target_is_ejected_then_probed_and_put_back() {
+    let (app, backup) = ejecting(2, Duration::from_millis(400)).await;
+    app.mock.fail_with(Failure::Status {
+        status: 503,
+        body: None,
+    });
+    for _ in 0..2 {
+        assert_eq!(app.post_chat(&chat("resilient")).await.status(), 200);
+    }
+    assert_eq!(app.mock.requests().len(), 2);
+    assert_eq!(ejected(&app).await, Some(1));
+    // Ejected: the backup serves at once, the failing target is not called.
+    for _ in 0..3 {
+        assert_eq!(app.post_chat(&chat("resilient")).await.status(), 200);
+    }
+    assert_eq!(app.mock.requests().len(), 2);
+    assert_eq!(backup.requests().len(), 5);
+
+    // Past the cool-down, still failing: the probe fails and ejects it again, for
+    // twice as long.
+    tokio::time::sleep(Duration::from_millis(450)).await;
+    assert_eq!(app.post_chat(&chat("resilient")).await.status(), 200);
+    assert_eq!(app.mock.requests().len(), 3);
+    tokio::time::sleep(Duration::from_millis(450)).await;
+    assert_eq!(app.post_chat(&chat("resilient")).await.status(), 200);
+    assert_eq!(
+        app.mock.requests().len(),
+        3,
+        "probed before its doubled cool-down"
+    );
+
+    // Healed: the next probe succeeds and it serves again.
+    app.mock.set_behavior(mock_upstream::Behavior::default());
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    for _ in 0..2 {
+        assert_eq!(app.post_chat(&chat("resilient")).await.status(), 200);
+    }
+    assert_eq!(app.mock.requests().len(), 5);
+    assert_eq!(ejected(&app).await, Some(0));
+}
+
+#[tokio::test]
+async fn a_429_asking_to_wait_ejects_at_once_for_that_long() {
+    let (app, backup) = ejecting(5, Duration::from_secs(60)).await;
+    app.mock.fail_with(Failure::RateLimited {
+        retry_after_ms: 300,
+    });
+    assert_eq!(app.post_chat(&chat("resilient")).await.status(), 200);
+    assert_eq!(app.post_chat(&chat("resilient")).await.status(), 200);
+    assert_eq!((app.mock.requests().len(), backup.requests().len()), (1, 2));
+    app.mock.set_behavior(mock_upstream::Behavior::default());
+    tokio::time::sleep(Duration::from_millis(350)).await;
+    assert_eq!(app.post_chat(&chat("resilient")).await.status(), 200);
+    assert_eq!(app.mock.requests().len(), 2);
+}
+
+#[tokio::test]
+async fn when_every_target_is_ejected_the_route_is_still_served() {
+    let (app, backup) = ejecting(1, Duration::from_secs(60)).await;
+    for mock in [&app.mock, &backup] {
+        mock.fail_with(Failure::Status {
+            status: 503,
+            body: None,
+        });
+    }
+    assert_eq!(app.post_chat(&chat("resilient")).await.status(), 503);
+    backup.set_behavior(mock_upstream::Behavior::default());
+    // Both out: the least recently failed (the backup) is called first, not refused.
+    let response = app.post_chat(&chat("resilient")).await;
+    assert_eq!(response.status(), 200);
+}

@@ -1,0 +1,187 @@
+//! Outlier ejection, per target and per gateway replica: a target that failed
+//! `consecutive_failures` times in a row (in ways another target may not,
+//! [`crate::error::Error::is_retryable`]) is left out of its routes for a
+//! cool-down that doubles on each ejection in a row (up to `cooldown_max`); an
+//! upstream asking to wait (a 429's `Retry-After`) ejects it for that long. Once
+//! the cool-down is over, the next request probes it: a success puts it back, a
+//! failure ejects it again, longer (requests arriving together may probe it at
+//! once). A route's ejected targets are called only after its others, the least
+//! recently failed first, so a route whose targets are all out is still served.
+//!
+//! `aiprox_gateway_target_ejected{provider,model}` is 1 while a target is out.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use parking_lot::Mutex;
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Registry;
+use serde::{Deserialize, Serialize};
+
+use crate::error::Error;
+
+/// `gateway.ejection` in the configuration.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(default, deny_unknown_fields)]
+pub struct EjectionSettings {
+    /// Failures in a row that eject a target; 0 never ejects.
+    pub consecutive_failures: u32,
+    /// The first cool-down; each ejection in a row doubles it.
+    #[serde(with = "humantime_serde")]
+    pub cooldown: Duration,
+    #[serde(with = "humantime_serde")]
+    pub cooldown_max: Duration,
+}
+
+impl Default for EjectionSettings {
+    fn default() -> Self {
+        Self {
+            consecutive_failures: 5,
+            cooldown: Duration::from_secs(10),
+            cooldown_max: Duration::from_secs(300),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct TargetLabels {
+    provider: String,
+    model: String,
+}
+
+/// Every target's health, kept across configuration snapshots (by provider and
+/// model), and the gauge that shows it.
+#[derive(Debug, Default)]
+pub struct Ejections {
+    settings: EjectionSettings,
+    ejected: Family<TargetLabels, Gauge>,
+    targets: Mutex<HashMap<(String, String), Arc<Health>>>,
+}
+
+impl Ejections {
+    pub fn new(settings: EjectionSettings) -> Self {
+        Self {
+            settings,
+            ..Self::default()
+        }
+    }
+
+    pub fn register(&self, registry: &mut Registry) {
+        registry.register(
+            "aiprox_gateway_target_ejected",
+            "1 while a target is ejected from its routes for failing (outlier ejection).",
+            self.ejected.clone(),
+        );
+    }
+
+    /// The health of the target `provider`/`model`, the same for every route
+    /// and snapshot that has it.
+    pub fn of(self: &Arc<Self>, provider: &str, model: &str) -> Arc<Health> {
+        let key = (provider.to_owned(), model.to_owned());
+        self.targets
+            .lock()
+            .entry(key)
+            .or_insert_with(|| {
+                let gauge = self
+                    .ejected
+                    .get_or_create(&TargetLabels {
+                        provider: provider.to_owned(),
+                        model: model.to_owned(),
+                    })
+                    .clone();
+                Arc::new(Health {
+                    owner: Arc::downgrade(self),
+                    gauge,
+                    failures: AtomicU32::new(0),
+                    ejections: AtomicU32::new(0),
+                    ejected_until_ms: AtomicU64::new(0),
+                    last_failure_ms: AtomicU64::new(0),
+                })
+            })
+            .clone()
+    }
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
+fn ms(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
+/// One target's health: lock-free, read by every request of its routes.
+#[derive(Debug)]
+pub struct Health {
+    owner: std::sync::Weak<Ejections>,
+    gauge: Gauge,
+    failures: AtomicU32,
+    ejections: AtomicU32,
+    ejected_until_ms: AtomicU64,
+    last_failure_ms: AtomicU64,
+}
+
+impl Health {
+    /// Whether a request may call it now: not ejected, or its cool-down over.
+    pub fn admits(&self) -> bool {
+        let until = self.ejected_until_ms.load(Ordering::Relaxed);
+        until == 0 || now_ms() >= until
+    }
+
+    /// When it last failed (for the order of a route whose targets are all out).
+    pub fn last_failure_ms(&self) -> u64 {
+        self.last_failure_ms.load(Ordering::Relaxed)
+    }
+
+    pub fn succeeded(&self) {
+        self.failures.store(0, Ordering::Relaxed);
+        if self.ejected_until_ms.swap(0, Ordering::Relaxed) != 0 {
+            self.ejections.store(0, Ordering::Relaxed);
+            self.gauge.set(0);
+        }
+    }
+
+    /// Counts a failure another target may not have had; ejects when it is one too
+    /// many, or when the upstream asked to wait (a 429's `Retry-After`).
+    pub fn failed(&self, error: &Error) {
+        if !error.is_retryable() {
+            return;
+        }
+        let Some(settings) = self.owner.upgrade().map(|o| o.settings.clone()) else {
+            return;
+        };
+        let now = now_ms();
+        self.last_failure_ms.store(now, Ordering::Relaxed);
+        // Ejected before, its cool-down over: this call was the probe.
+        let probe_failed = self.ejected_until_ms.load(Ordering::Relaxed) != 0;
+        let failures = self.failures.fetch_add(1, Ordering::Relaxed) + 1;
+        let asked = error.upstream_retry_after();
+        let tripped = settings.consecutive_failures > 0
+            && (failures >= settings.consecutive_failures || probe_failed);
+        let cooldown = if tripped {
+            let n = self.ejections.fetch_add(1, Ordering::Relaxed);
+            Some(
+                settings
+                    .cooldown
+                    .saturating_mul(1 << n.min(16))
+                    .min(settings.cooldown_max),
+            )
+        } else {
+            None
+        };
+        let Some(out) = asked.max(cooldown) else {
+            return;
+        };
+        self.failures.store(0, Ordering::Relaxed);
+        self.ejected_until_ms
+            .store(now.saturating_add(ms(out)).max(1), Ordering::Relaxed);
+        self.gauge.set(1);
+        tracing::warn!(cooldown = ?out, "target ejected after failing");
+    }
+}
