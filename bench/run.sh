@@ -8,7 +8,9 @@
 # - log publishing on versus off, both gateways side by side on one core
 #   (bench/publishing-side-by-side.sh), non-streaming then streaming;
 # - tracing off, sampled out and at 100 %, three gateways side by side on one
-#   core (bench/tracing-side-by-side.sh), non-streaming then streaming.
+#   core (bench/tracing-side-by-side.sh), non-streaming then streaming;
+# - the routing layer, a mapping with three targets against one
+#   (bench/routing-side-by-side.sh).
 # Writes the report, headed by the date and commit, to bench/out/run.md (ignored
 # by git) and prints it; its tables are what bench/RESULTS.md shows.
 set -euo pipefail
@@ -57,5 +59,9 @@ cat bench/out/gateway.md >> "$OUT"
   echo
   bash bench/tracing-side-by-side.sh | sed -n 1,3p
   KIND=stream bash bench/tracing-side-by-side.sh | sed -n 3,5p
+  echo
+  echo "## The routing layer: three targets against one, side by side on one core"
+  echo
+  bash bench/routing-side-by-side.sh
 } >> "$OUT"
 cat "$OUT"
