@@ -74,10 +74,51 @@ pub struct LogRow {
     pub client_key_id: String,
     pub source: String,
     pub error_message: String,
+    /// The upstream calls that failed before the logged one, in order.
+    pub failed_attempts: Vec<FailedAttempt>,
     pub request_body: String,
     pub response_body: String,
     /// (sha256, path) of each media part.
     pub media: Vec<(String, String)>,
+}
+
+/// One upstream call that failed before the logged one (a retry or fallback
+/// followed), as stored: `request_logs.attempts` holds them as a JSON array.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct FailedAttempt {
+    pub provider: String,
+    pub upstream_model: String,
+    /// 0 when the upstream gave no status (unreachable, timed out).
+    pub status: u32,
+    pub error_kind: String,
+    pub latency_us: u64,
+}
+
+/// The `attempts` column of an event: empty when none failed.
+pub(crate) fn attempts_json(e: &LogEvent) -> String {
+    if e.failed_attempts.is_empty() {
+        return String::new();
+    }
+    let attempts: Vec<FailedAttempt> = e
+        .failed_attempts
+        .iter()
+        .map(|a| FailedAttempt {
+            provider: a.provider.clone(),
+            upstream_model: a.upstream_model.clone(),
+            status: a.status,
+            error_kind: a.error_kind.clone(),
+            latency_us: a.latency_us,
+        })
+        .collect();
+    serde_json::to_string(&attempts).unwrap_or_default()
+}
+
+/// The attempts a stored `attempts` column holds (none when empty or unreadable).
+pub(crate) fn attempts_of(column: &str) -> Vec<FailedAttempt> {
+    if column.is_empty() {
+        return Vec::new();
+    }
+    serde_json::from_str(column).unwrap_or_default()
 }
 
 /// Totals over every rollup row.

@@ -263,6 +263,47 @@ async fn log_by_id(store: Store) {
     assert_eq!(row.requested_model, "claude");
     assert_eq!(row.output_tokens, 1);
     assert!(row.request_body.contains(r#""i":1"#));
+    assert!(row.failed_attempts.is_empty());
+
+    // A request that failed over keeps its failed calls, in order.
+    let mut retried = event(90, 0);
+    retried.failed_attempts = vec![
+        events::proto::Attempt {
+            provider: "primary".into(),
+            upstream_model: "gpt-4o".into(),
+            status: 503,
+            error_kind: "upstream_error".into(),
+            latency_us: 1200,
+        },
+        events::proto::Attempt {
+            provider: "second".into(),
+            upstream_model: "gpt-4o-mini".into(),
+            status: 0,
+            error_kind: "upstream_unreachable".into(),
+            latency_us: 30,
+        },
+    ];
+    store.insert_batch(&[retried.clone()]).await.unwrap();
+    let row = store.log(&retried.request_id).await.unwrap().unwrap();
+    let kept: Vec<(&str, u32, &str, u64)> = row
+        .failed_attempts
+        .iter()
+        .map(|a| {
+            (
+                a.provider.as_str(),
+                a.status,
+                a.error_kind.as_str(),
+                a.latency_us,
+            )
+        })
+        .collect();
+    assert_eq!(
+        kept,
+        [
+            ("primary", 503, "upstream_error", 1200),
+            ("second", 0, "upstream_unreachable", 30)
+        ]
+    );
 }
 
 async fn log_by_id_lists_its_media(store: Store) {

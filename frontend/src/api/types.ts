@@ -39,6 +39,16 @@ export interface MediaLink {
 }
 
 /** One log whole: everything the list shows, and more. */
+/** An upstream call that failed before another was made (a retry or fallback). */
+export interface FailedAttempt {
+  provider: string
+  upstream_model: string
+  /** 0 when the upstream gave no status (unreachable, timed out). */
+  status: number
+  error_kind: string
+  latency_ms: number
+}
+
 export interface LogDetail extends LogItem {
   error_message: string
   cached_tokens: number
@@ -46,6 +56,7 @@ export interface LogDetail extends LogItem {
   request: unknown
   response: unknown
   media: MediaLink[]
+  failed_attempts: FailedAttempt[]
 }
 
 export interface Percentiles {

@@ -127,6 +127,17 @@ impl AdminService for Grpc {
             cached_tokens: l.cached_tokens,
             cost_usd: l.cost_usd,
             upstream_latency_ms: l.upstream_latency_us as f64 / 1000.0,
+            failed_attempts: l
+                .failed_attempts
+                .iter()
+                .map(|a| pb::FailedAttempt {
+                    provider: a.provider.clone(),
+                    upstream_model: a.upstream_model.clone(),
+                    status: a.status,
+                    error_kind: a.error_kind.clone(),
+                    latency_ms: a.latency_us as f64 / 1000.0,
+                })
+                .collect(),
             request_body: l.request_body,
             response_body: l.response_body,
             media: l

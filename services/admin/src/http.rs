@@ -231,6 +231,20 @@ pub struct LogDetail {
     #[schema(value_type = Object)]
     pub response: Value,
     pub media: Vec<MediaLink>,
+    /// The upstream calls that failed before the logged one (retries and
+    /// fallbacks), in order.
+    pub failed_attempts: Vec<FailedAttempt>,
+}
+
+/// An upstream call that failed before another was made.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct FailedAttempt {
+    pub provider: String,
+    pub upstream_model: String,
+    /// 0 when the upstream gave no status (unreachable, timed out).
+    pub status: u32,
+    pub error_kind: String,
+    pub latency_ms: f64,
 }
 
 fn body_value(text: &str) -> Value {
@@ -252,6 +266,17 @@ pub async fn get_log(
             .map(|(sha, _)| MediaLink {
                 sha256: sha.clone(),
                 url: core::media_url(sha),
+            })
+            .collect(),
+        failed_attempts: row
+            .failed_attempts
+            .iter()
+            .map(|a| FailedAttempt {
+                provider: a.provider.clone(),
+                upstream_model: a.upstream_model.clone(),
+                status: a.status,
+                error_kind: a.error_kind.clone(),
+                latency_ms: a.latency_us as f64 / 1000.0,
             })
             .collect(),
         request: body_value(&row.request_body),

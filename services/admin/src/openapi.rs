@@ -20,7 +20,7 @@ use crate::{connection, http, login};
         login::state, login::login, login::logout,
     ),
     components(schemas(
-        http::ErrorBody, http::ErrorDetail, http::LogPage, http::LogItem, http::LogDetail, http::MediaLink,
+        http::ErrorBody, http::ErrorDetail, http::LogPage, http::LogItem, http::LogDetail, http::FailedAttempt, http::MediaLink,
         http::Usage, http::Percentiles, http::SeriesPoint,
         Provider, ProviderInput, Timeouts, Mapping, MappingInput, Target, Key, KeyInput, CreatedKey,
         connection::ConnectionTest, login::LoginInput, login::SessionState,

@@ -65,6 +65,8 @@ pub struct Exchange {
     pub attempts: u32,
     /// What the client asked of its routing.
     pub asked: crate::retry::Asked,
+    /// The upstream calls that failed before the last one.
+    pub failed_attempts: Vec<events::proto::Attempt>,
     /// The room the request body holds under `max_body_bytes_in_flight`: given
     /// back when the exchange is dropped, once its log event is built.
     pub body_room: Option<crate::body_budget::Room>,
@@ -104,6 +106,7 @@ impl Exchange {
             peer: None,
             attempts: 0,
             asked: ctx.asked,
+            failed_attempts: Vec::new(),
             body_room: None,
         }
     }
@@ -142,9 +145,22 @@ impl Exchange {
         }
     }
 
-    /// Notes a target's failure that the next target takes over from.
+    /// Notes a target's failure that another call takes over from.
     pub fn failed_over(&mut self, e: &Error) {
-        tracing::info!(provider = %self.provider, error = %e, "target failed; trying the next");
+        tracing::info!(provider = %self.provider, error = %e, "upstream call failed; trying again");
+        let status = match e {
+            Error::Upstream { status, .. } | Error::UpstreamAnthropic { status, .. } => {
+                u32::from(status.as_u16())
+            }
+            _ => 0,
+        };
+        self.failed_attempts.push(events::proto::Attempt {
+            provider: self.provider.clone(),
+            upstream_model: self.upstream_model.clone(),
+            status,
+            error_kind: e.code().unwrap_or("error").to_owned(),
+            latency_us: self.upstream_latency_us,
+        });
     }
 
     /// Records where the request goes (each attempt: the last is the one logged).

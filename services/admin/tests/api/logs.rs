@@ -133,6 +133,13 @@ pub async fn logs_list_the_upstream_model_cost_key_and_source(api: &Api) {
     played.cost_usd = 0.0031;
     played.client_key_id = "key_0011".into();
     played.source = "playground".into();
+    played.failed_attempts = vec![events::proto::Attempt {
+        provider: "primary".into(),
+        upstream_model: "gpt-4o".into(),
+        status: 429,
+        error_kind: "rate_limit_exceeded".into(),
+        latency_us: 2500,
+    }];
     api.store.insert_batch(&[played, event(2)]).await.unwrap();
     let all = api.json("/api/v1/logs").await;
     let rows = all["data"].as_array().unwrap();
@@ -153,6 +160,15 @@ pub async fn logs_list_the_upstream_model_cost_key_and_source(api: &Api) {
         .await;
     assert_eq!(detail["source"], "playground");
     assert_eq!(detail["key"], "key_0011");
+    assert_eq!(
+        detail["failed_attempts"],
+        serde_json::json!([{"provider": "primary", "upstream_model": "gpt-4o", "status": 429,
+            "error_kind": "rate_limit_exceeded", "latency_ms": 2.5}])
+    );
+    let other = api
+        .json(&format!("/api/v1/logs/{}", event(2).request_id))
+        .await;
+    assert_eq!(other["failed_attempts"], serde_json::json!([]));
 }
 
 /// A key's last use comes from the usage rollups, to the minute.

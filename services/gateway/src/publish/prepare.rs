@@ -75,6 +75,7 @@ pub(super) fn prepare(
         response_body,
         media: refs,
         traceparent: String::new(),
+        failed_attempts: x.failed_attempts,
     };
     if let (Some(facts), Some(requests)) = (facts, telemetry::trace::requests::requests()) {
         log.traceparent = spans::record(requests, spans, &facts, &log);

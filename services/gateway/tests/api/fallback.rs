@@ -475,3 +475,58 @@ async fn when_every_target_is_ejected_the_route_is_still_served() {
     let response = app.post_chat(&chat("resilient")).await;
     assert_eq!(response.status(), 200);
 }
+
+#[tokio::test]
+async fn the_log_keeps_the_failed_calls_and_the_target_that_answered() {
+    let bus = events::memory::InProcessBus::default();
+    let backup = MockUpstream::start().await.unwrap();
+    let url = backup.base_url();
+    let spill = tempfile::tempdir().unwrap();
+    let dir = spill.path().to_owned();
+    let app = crate::helpers::spawn_app_on(Some(events::Bus::InProcess(bus.clone())), move |c| {
+        c.settings.events.spill_dir = dir;
+        c.settings.events.linger_ms = 1;
+        c.providers.insert("backup".into(), openai_provider(&url));
+        c.mappings.insert(
+            "resilient".into(),
+            vec![
+                Target {
+                    provider: "mock".into(),
+                    model: "gpt-4o".into(),
+                },
+                Target {
+                    provider: "backup".into(),
+                    model: "gpt-4o-mini".into(),
+                },
+            ],
+        );
+    })
+    .await;
+    app.mock.fail_with(Failure::Status {
+        status: 503,
+        body: None,
+    });
+    let response = app.post_chat(&chat("resilient")).await;
+    assert_eq!(response.status(), 200);
+    let id = response.headers()["x-request-id"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    let seen = crate::logging::logged_events(&bus, 1, Duration::from_secs(10)).await;
+    let (event, _) = &seen[&id];
+    assert_eq!(
+        (
+            event.provider.as_str(),
+            event.upstream_model.as_str(),
+            event.status
+        ),
+        ("backup", "gpt-4o-mini", 200)
+    );
+    let failed: Vec<(&str, &str, u32)> = event
+        .failed_attempts
+        .iter()
+        .map(|a| (a.provider.as_str(), a.upstream_model.as_str(), a.status))
+        .collect();
+    assert_eq!(failed, [("mock", "gpt-4o", 503)]);
+    assert!(!event.failed_attempts[0].error_kind.is_empty());
+}
