@@ -103,8 +103,8 @@ impl AppState {
     pub fn attempts<'a>(
         &'a self,
         route: &'a crate::routing::Route,
-        asked: crate::retry::Asked,
-    ) -> crate::retry::Attempts<'a> {
+        asked: &crate::retry::Asked,
+    ) -> Result<crate::retry::Attempts<'a>, Error> {
         crate::retry::Attempts::new(
             route.targets(),
             &self.inner.settings.retry,

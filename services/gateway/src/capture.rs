@@ -105,7 +105,7 @@ impl Exchange {
             upstream_sent: None,
             peer: None,
             attempts: 0,
-            asked: ctx.asked,
+            asked: ctx.asked.clone(),
             failed_attempts: Vec::new(),
             body_room: None,
         }

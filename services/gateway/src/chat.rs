@@ -25,11 +25,15 @@ pub async fn complete(state: &AppState, body: &Bytes, x: &mut Exchange) -> Resul
     let span = tracing::Span::current();
     span.record("model", req.model.as_str());
     span.record("stream", req.stream);
-    let mut attempts = state.attempts(&route, x.asked);
+    let mut attempts = state.attempts(&route, &x.asked)?;
     let mut next = attempts.first();
     while let Some(target) = next {
         span.record("provider", &*target.provider_name);
-        match call(target, &req, x, state.settings().retry.first_event_timeout).await {
+        let first_event = state.settings().retry.first_event_timeout;
+        let answered = attempts
+            .within(&target.provider_name, call(target, &req, x, first_event))
+            .await;
+        match answered {
             Err(e) => match attempts.next(&e).await {
                 Some(t) => {
                     x.failed_over(&e);

@@ -16,14 +16,19 @@ pub async fn embed(state: &AppState, body: &Bytes, x: &mut Exchange) -> Result<R
     let route = state.routing().resolve(&req.model)?;
     let span = tracing::Span::current();
     span.record("model", req.model.as_str());
-    let mut attempts = state.attempts(&route, x.asked);
+    let mut attempts = state.attempts(&route, &x.asked)?;
     let mut next = attempts.first();
     let mut answered = Err(Error::ModelNotFound(req.model.clone()));
     while let Some(target) = next {
         span.record("provider", &*target.provider_name);
         x.route(target);
         let sent = Instant::now();
-        answered = target.provider.embeddings(&req, &target.model).await;
+        answered = attempts
+            .within(
+                &target.provider_name,
+                target.provider.embeddings(&req, &target.model),
+            )
+            .await;
         x.upstream_done(sent);
         next = match &answered {
             Err(e) => {

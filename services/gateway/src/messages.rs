@@ -35,12 +35,18 @@ pub async fn create(
     let span = tracing::Span::current();
     span.record("model", raw.model.as_str());
     span.record("stream", raw.stream);
-    let mut attempts = state.attempts(&route, x.asked);
+    let mut attempts = state.attempts(&route, &x.asked)?;
     let mut next = attempts.first();
     while let Some(target) = next {
         span.record("provider", &*target.provider_name);
         let first_event = state.settings().retry.first_event_timeout;
-        match call(target, headers, body, &raw, x, first_event).await {
+        let answered = attempts
+            .within(
+                &target.provider_name,
+                call(target, headers, body, &raw, x, first_event),
+            )
+            .await;
+        match answered {
             Err(e) => match attempts.next(&e).await {
                 Some(t) => {
                     x.failed_over(&e);

@@ -10,8 +10,11 @@
 //!   together stay within a share of the requests of the last ten seconds plus a
 //!   small floor per second, so a full outage adds almost no upstream calls.
 //!
-//! Per request, `x-aiprox-max-attempts: N` lowers the maximum and
-//! `x-aiprox-fallbacks: off` keeps to the first target.
+//! Per request, `x-aiprox-max-attempts: N` lowers the maximum,
+//! `x-aiprox-fallbacks: off` keeps to the first target, `x-aiprox-target: NAME`
+//! to the target of that provider; the client's own timeout (`x-stainless-timeout`,
+//! which the OpenAI and Anthropic SDKs send, or `x-aiprox-timeout`, in seconds)
+//! bounds every call and wait, so nothing is retried for a client that left.
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -64,19 +67,30 @@ impl Default for RetrySettings {
 }
 
 /// What a client asked of this request's routing (its headers).
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Default)]
 pub struct Asked {
     pub max_attempts: Option<u32>,
     pub no_fallbacks: bool,
+    /// Only the target of this provider.
+    pub pin: Option<Box<str>>,
+    /// When the client stops waiting.
+    pub deadline: Option<tokio::time::Instant>,
 }
 
 impl Asked {
     pub fn of(headers: &HeaderMap) -> Self {
         let text = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+        let seconds = text("x-aiprox-timeout")
+            .or_else(|| text("x-stainless-timeout"))
+            .and_then(|v| v.trim().parse::<f64>().ok())
+            .filter(|s| s.is_finite() && *s > 0.0);
         Self {
             max_attempts: text("x-aiprox-max-attempts").and_then(|v| v.trim().parse().ok()),
             no_fallbacks: text("x-aiprox-fallbacks")
                 .is_some_and(|v| v.trim().eq_ignore_ascii_case("off")),
+            pin: text("x-aiprox-target").map(|v| v.trim().into()),
+            deadline: seconds
+                .map(|s| tokio::time::Instant::now() + Duration::from_secs_f64(s.min(86_400.0))),
         }
     }
 }
@@ -211,6 +225,7 @@ pub struct Attempts<'a> {
     max: u32,
     /// Calls of the same target in a row (for the backoff's growth).
     same: u32,
+    deadline: Option<tokio::time::Instant>,
 }
 
 impl<'a> Attempts<'a> {
@@ -219,15 +234,32 @@ impl<'a> Attempts<'a> {
         targets: &'a [Target],
         settings: &'a RetrySettings,
         budget: &'a Budget,
-        asked: Asked,
-    ) -> Self {
+        asked: &Asked,
+    ) -> Result<Self, Error> {
         budget.request();
         let targets = if asked.no_fallbacks {
             &targets[..targets.len().min(1)]
         } else {
             targets
         };
-        let mut order: Vec<&Target> = targets.iter().collect();
+        let mut order: Vec<&Target> = match &asked.pin {
+            Some(pin) => {
+                let pinned: Vec<&Target> = targets
+                    .iter()
+                    .filter(|t| *t.provider_name == **pin)
+                    .collect();
+                if pinned.is_empty() {
+                    return Err(Error::InvalidRequest(
+                        llm::openai::InvalidRequest::InvalidValue {
+                            param: "x-aiprox-target".into(),
+                            message: "names no provider among this model's targets.",
+                        },
+                    ));
+                }
+                pinned
+            }
+            None => targets.iter().collect(),
+        };
         if order.len() > 1 {
             // Admitted first, in the route's order; then the ejected, the least
             // recently failed first (a stable sort keeps the route's order).
@@ -240,7 +272,7 @@ impl<'a> Attempts<'a> {
             .max_attempts
             .map_or(settings.max_attempts, |m| m.min(settings.max_attempts))
             .max(1);
-        Self {
+        Ok(Self {
             targets: order,
             current: None,
             settings,
@@ -248,7 +280,29 @@ impl<'a> Attempts<'a> {
             made: 0,
             max,
             same: 0,
-        }
+            deadline: asked.deadline,
+        })
+    }
+
+    /// `call`, cut off when the client's own timeout is over: then the upstream
+    /// timed out, as far as anyone waiting can tell.
+    pub async fn within<T>(
+        &self,
+        provider: &str,
+        call: impl Future<Output = Result<T, Error>>,
+    ) -> Result<T, Error> {
+        let Some(deadline) = self.deadline else {
+            return call.await;
+        };
+        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+        tokio::time::timeout_at(deadline, call)
+            .await
+            .unwrap_or_else(|_| {
+                Err(Error::UpstreamTimeout {
+                    provider: provider.to_owned(),
+                    seconds: left.as_secs_f64(),
+                })
+            })
     }
 
     /// The target of the first call.
@@ -286,6 +340,13 @@ impl<'a> Attempts<'a> {
         } else {
             Duration::ZERO
         };
+        if self
+            .deadline
+            .is_some_and(|d| tokio::time::Instant::now() + wait >= d)
+        {
+            // The client will have stopped waiting.
+            return None;
+        }
         if !self.budget.take_retry() {
             return None;
         }

@@ -530,3 +530,65 @@ async fn the_log_keeps_the_failed_calls_and_the_target_that_answered() {
     assert_eq!(failed, [("mock", "gpt-4o", 503)]);
     assert!(!event.failed_attempts[0].error_kind.is_empty());
 }
+
+#[tokio::test]
+async fn a_client_may_pin_one_target_of_the_mapping() {
+    let (app, backup) = with_backup().await;
+    let send = |pin: &'static str| {
+        app.client
+            .post(app.url("/v1/chat/completions"))
+            .header("content-type", "application/json")
+            .header("x-aiprox-target", pin)
+            .body(chat("resilient").to_string())
+            .send()
+    };
+    assert_eq!(send("backup").await.unwrap().status(), 200);
+    assert_eq!((app.mock.requests().len(), backup.requests().len()), (0, 1));
+    let wrong = send("nobody").await.unwrap();
+    assert_eq!(wrong.status(), 400);
+    let body: serde_json::Value = wrong.json().await.unwrap();
+    assert_eq!(body["error"]["param"], "x-aiprox-target");
+    assert_eq!(backup.requests().len(), 1);
+}
+
+#[tokio::test]
+async fn the_clients_own_timeout_bounds_every_call_and_wait() {
+    let app = quick(|_| {}).await;
+    let send = |seconds: &'static str| {
+        app.client
+            .post(app.url("/v1/chat/completions"))
+            .header("content-type", "application/json")
+            .header("x-stainless-timeout", seconds)
+            .body(chat("gpt4").to_string())
+            .send()
+    };
+    // A slow upstream: cut off when the client stops waiting, not retried.
+    app.mock.set_behavior(mock_upstream::Behavior {
+        latency: Duration::from_millis(600),
+        ..mock_upstream::Behavior::default()
+    });
+    let started = Instant::now();
+    let response = send("0.25").await.unwrap();
+    assert_eq!(response.status(), 504);
+    assert!(
+        started.elapsed() < Duration::from_millis(550),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(app.mock.requests().len(), 1);
+
+    // A wait the upstream asks for that would outlast the client: not waited.
+    app.mock.set_behavior(mock_upstream::Behavior::default());
+    app.mock.fail_with(Failure::RateLimited {
+        retry_after_ms: 300,
+    });
+    let started = Instant::now();
+    let response = send("0.5").await.unwrap();
+    assert_eq!(response.status(), 429);
+    assert_eq!(
+        app.mock.requests().len(),
+        3,
+        "one call, one after 300 ms, no third"
+    );
+    assert!(started.elapsed() < Duration::from_millis(500));
+}
