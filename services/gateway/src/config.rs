@@ -147,27 +147,34 @@ impl Default for EventSettings {
     }
 }
 
-/// A provider's API key: unsealed (see `config_model::secret`) or read from the
-/// environment variable named.
-pub(crate) fn read_api_key(
+/// A provider's API keys: the sealed one (see `config_model::secret`), or one
+/// from each environment variable `api_key_env` names (`KEY_A,KEY_B`: a pool,
+/// used in turn).
+pub(crate) fn read_api_keys(
     provider: &str,
-    var: Option<&str>,
+    vars: Option<&str>,
     sealed: Option<&str>,
-) -> Result<Option<SecretString>, ConfigError> {
+) -> Result<Vec<SecretString>, ConfigError> {
     if let Some(sealed) = sealed {
         return config_model::secret::SecretKey::from_env()
             .and_then(|key| key.open(provider, sealed))
-            .map(Some)
+            .map(|k| vec![k])
             .map_err(|e| ConfigError::new(format!("providers.{provider}.api_key"), e.to_string()));
     }
-    let Some(var) = var else { return Ok(None) };
-    match std::env::var(var) {
-        Ok(v) if !v.is_empty() => Ok(Some(SecretString::from(v))),
-        _ => Err(ConfigError::new(
-            format!("providers.{provider}.api_key_env"),
-            format!("environment variable {var} is not set"),
-        )),
-    }
+    let Some(vars) = vars else {
+        return Ok(Vec::new());
+    };
+    vars.split(',')
+        .map(str::trim)
+        .filter(|v| !v.is_empty())
+        .map(|var| match std::env::var(var) {
+            Ok(v) if !v.is_empty() => Ok(SecretString::from(v)),
+            _ => Err(ConfigError::new(
+                format!("providers.{provider}.api_key_env"),
+                format!("environment variable {var} is not set"),
+            )),
+        })
+        .collect()
 }
 
 impl Config {
@@ -176,7 +183,7 @@ impl Config {
         for (name, provider) in &self.providers {
             provider.check(name)?;
             let (env, sealed) = provider.api_key_source();
-            read_api_key(name, env, sealed)?;
+            read_api_keys(name, env, sealed)?;
         }
         for (alias, targets) in &self.mappings {
             // One target is the YAML's form: its problems are named without an index.

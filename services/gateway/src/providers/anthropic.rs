@@ -18,7 +18,7 @@ use super::http::{EventStream, Upstream};
 use super::{Completion, LlmProvider, StreamError, StreamStart};
 use config_model::{AnthropicConfig, ConfigError};
 
-use crate::config::{Settings, read_api_key};
+use crate::config::{Settings, read_api_keys};
 use crate::error::Error;
 use crate::stream::{Translate, translate};
 
@@ -57,17 +57,19 @@ impl Anthropic {
         config: &AnthropicConfig,
         settings: &Settings,
     ) -> Result<Self, ConfigError> {
-        let auth = read_api_key(
+        let auth: Vec<(HeaderName, String)> = read_api_keys(
             name,
             config.api_key_env.as_deref(),
             config.api_key_sealed.as_deref(),
         )?
+        .into_iter()
         .map(|key| {
             (
                 HeaderName::from_static("x-api-key"),
                 key.expose_secret().to_owned(),
             )
-        });
+        })
+        .collect();
         let base = match &config.base_url {
             Some(url) => url.clone(),
             None => url::Url::parse("https://api.anthropic.com").map_err(|e| ConfigError {

@@ -19,7 +19,55 @@ pub struct Upstream {
     pub name: String,
     client: reqwest::Client,
     headers: HeaderMap,
+    /// The API keys, used in turn ([`KeyPool`]).
+    keys: KeyPool,
     pub timeouts: Timeouts,
+}
+
+/// A provider's API keys, used in turn; a key answered 429 or 401 rests (for the
+/// wait the upstream asked, 10 s, or 5 min for a refused key) and the call is
+/// made again at once with the next, so one key's limit is not the provider's.
+#[derive(Debug, Default)]
+struct KeyPool {
+    keys: Vec<(HeaderName, HeaderValue, std::sync::atomic::AtomicU64)>,
+    next: std::sync::atomic::AtomicUsize,
+}
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
+impl KeyPool {
+    /// The next key not resting (or, all resting, the one back soonest).
+    fn pick(&self) -> Option<usize> {
+        use std::sync::atomic::Ordering::Relaxed;
+        let n = self.keys.len();
+        if n <= 1 {
+            return (n == 1).then_some(0);
+        }
+        let start = self.next.fetch_add(1, Relaxed);
+        let now = now_ms();
+        (0..n)
+            .map(|i| (start + i) % n)
+            .find(|&i| self.keys[i].2.load(Relaxed) <= now)
+            .or_else(|| (0..n).min_by_key(|&i| self.keys[i].2.load(Relaxed)))
+    }
+
+    /// Rests key `i` after `status`; true when another key may answer instead.
+    fn rest(&self, i: usize, status: u16, headers: &HeaderMap) -> bool {
+        let rest = match status {
+            429 => crate::retry::hint(headers).unwrap_or(Duration::from_secs(10)),
+            401 => Duration::from_secs(300),
+            _ => return false,
+        };
+        let until = now_ms().saturating_add(u64::try_from(rest.as_millis()).unwrap_or(u64::MAX));
+        self.keys[i]
+            .2
+            .store(until, std::sync::atomic::Ordering::Relaxed);
+        self.keys.len() > 1
+    }
 }
 
 /// A response whose headers arrived.
@@ -32,12 +80,12 @@ pub struct UpstreamResponse {
 }
 
 impl Upstream {
-    /// `auth`: the header carrying the key (`authorization: Bearer …`,
-    /// `x-api-key: …`), marked sensitive so it never prints.
+    /// `auth`: the header carrying each key (`authorization: Bearer …`,
+    /// `x-api-key: …`), marked sensitive so it never prints; several are a pool.
     pub fn build(
         name: &str,
         timeouts: Timeouts,
-        auth: Option<(HeaderName, String)>,
+        auth: Vec<(HeaderName, String)>,
         fixed: &[(HeaderName, &str)],
         configured: &BTreeMap<String, String>,
     ) -> Result<Self, ConfigError> {
@@ -67,7 +115,8 @@ impl Upstream {
             };
             headers.insert(name, value);
         }
-        if let Some((header, value)) = auth {
+        let mut keys = KeyPool::default();
+        for (header, value) in auth {
             let mut v = HeaderValue::try_from(value).map_err(|_| {
                 problem(
                     "api_key_env".into(),
@@ -75,7 +124,8 @@ impl Upstream {
                 )
             })?;
             v.set_sensitive(true);
-            headers.insert(header, v);
+            keys.keys
+                .push((header, v, std::sync::atomic::AtomicU64::new(0)));
         }
         let client = reqwest::Client::builder()
             .connect_timeout(timeouts.connect)
@@ -92,6 +142,7 @@ impl Upstream {
             name: name.to_owned(),
             client,
             headers,
+            keys,
             timeouts,
         })
     }
@@ -105,23 +156,44 @@ impl Upstream {
     ) -> Result<UpstreamResponse, Error> {
         let mut headers = self.headers.clone();
         headers.extend(extra);
-        let request = self
-            .client
-            .post(url.clone())
-            .headers(headers)
-            .body(body)
-            .send();
-        let response = match tokio::time::timeout(self.timeouts.first_byte, request).await {
-            Err(_) => return Err(self.timeout(self.timeouts.first_byte)),
-            Ok(Err(e)) if e.is_timeout() => return Err(self.timeout(self.timeouts.connect)),
-            Ok(Err(e)) => return Err(self.unreachable(&e)),
-            Ok(Ok(response)) => response,
-        };
-        Ok(UpstreamResponse {
-            status: response.status(),
-            headers: forwarded_headers(response.headers()),
-            response,
-        })
+        let body = Bytes::from(body);
+        // One call per key at most: a key answered 429 or 401 rests, the next
+        // takes the call.
+        let mut tries = self.keys.keys.len().max(1);
+        loop {
+            tries -= 1;
+            let key = self.keys.pick();
+            let mut headers = headers.clone();
+            if let Some(i) = key {
+                let (name, value, _) = &self.keys.keys[i];
+                headers.insert(name.clone(), value.clone());
+            }
+            let request = self
+                .client
+                .post(url.clone())
+                .headers(headers)
+                .body(body.clone())
+                .send();
+            let response = match tokio::time::timeout(self.timeouts.first_byte, request).await {
+                Err(_) => return Err(self.timeout(self.timeouts.first_byte)),
+                Ok(Err(e)) if e.is_timeout() => return Err(self.timeout(self.timeouts.connect)),
+                Ok(Err(e)) => return Err(self.unreachable(&e)),
+                Ok(Ok(response)) => response,
+            };
+            let status = response.status();
+            if let Some(i) = key
+                && self.keys.rest(i, status.as_u16(), response.headers())
+                && tries > 0
+            {
+                tracing::info!(provider = %self.name, %status, "key rests; the next key takes the call");
+                continue;
+            }
+            return Ok(UpstreamResponse {
+                status,
+                headers: forwarded_headers(response.headers()),
+                response,
+            });
+        }
     }
 
     /// Reads a whole body once its headers arrived, within the idle timeout.

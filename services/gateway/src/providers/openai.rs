@@ -2,7 +2,7 @@
 //! `model` rewritten (and a logged stream asking for its usage, which the client
 //! does not see unless it asked too); the upstream's body comes back untouched.
 
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{HeaderMap, HeaderName, StatusCode, header};
 use bytes::Bytes;
 use llm::openai::{ChatRequest, EmbeddingsRequest, ErrorBody};
 use secrecy::ExposeSecret;
@@ -11,7 +11,7 @@ use super::http::{EventStream, Upstream};
 use super::{ChunkStream, Completion, LlmProvider, StreamError, StreamStart};
 use config_model::{ConfigError, OpenAiConfig};
 
-use crate::config::{Settings, read_api_key};
+use crate::config::{Settings, read_api_keys};
 use crate::error::Error;
 use crate::stream::{Translate, translate};
 
@@ -43,17 +43,19 @@ impl OpenAiCompatible {
         config: &OpenAiConfig,
         settings: &Settings,
     ) -> Result<Self, ConfigError> {
-        let auth = read_api_key(
+        let auth: Vec<(HeaderName, String)> = read_api_keys(
             name,
             config.api_key_env.as_deref(),
             config.api_key_sealed.as_deref(),
         )?
+        .into_iter()
         .map(|key| {
             (
                 header::AUTHORIZATION,
                 format!("Bearer {}", key.expose_secret()),
             )
-        });
+        })
+        .collect();
         Ok(Self {
             upstream: Upstream::build(
                 name,

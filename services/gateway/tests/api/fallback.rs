@@ -592,3 +592,59 @@ async fn the_clients_own_timeout_bounds_every_call_and_wait() {
     );
     assert!(started.elapsed() < Duration::from_millis(500));
 }
+
+/// The app whose provider `mock` has two keys (a pool).
+async fn two_keys() -> TestApp {
+    quick(|c| {
+        if let Some(config_model::ProviderConfig::Openai(p)) = c.providers.get_mut("mock") {
+            p.api_key_env = Some("AIPROX_TEST_PROVIDER_KEY, AIPROX_TEST_PROVIDER_KEY_2".into());
+        }
+    })
+    .await
+}
+
+fn keys_used(mock: &MockUpstream) -> Vec<String> {
+    mock.requests()
+        .iter()
+        .map(|r| r.headers["authorization"].clone())
+        .collect()
+}
+
+#[tokio::test]
+async fn a_providers_keys_are_used_in_turn() {
+    let app = two_keys().await;
+    for _ in 0..4 {
+        assert_eq!(app.post_chat(&chat("gpt4")).await.status(), 200);
+    }
+    let used = keys_used(&app.mock);
+    assert_ne!(used[0], used[1]);
+    assert_eq!((&used[0], &used[1]), (&used[2], &used[3]));
+}
+
+#[tokio::test]
+async fn a_key_answered_429_rests_and_the_next_key_takes_the_call() {
+    let app = two_keys().await;
+    app.mock.fail_with(Failure::RateLimited {
+        retry_after_ms: 60_000,
+    });
+    let response = app
+        .client
+        .post(app.url("/v1/chat/completions"))
+        .header("content-type", "application/json")
+        .header("x-aiprox-max-attempts", "1")
+        .body(chat("gpt4").to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 429);
+    // One client request, one call per key.
+    let used = keys_used(&app.mock);
+    assert_eq!(used.len(), 2);
+    assert_ne!(used[0], used[1]);
+
+    // Healed, both keys resting a minute: the one back soonest (the first) serves
+    // rather than no key at all.
+    app.mock.set_behavior(mock_upstream::Behavior::default());
+    assert_eq!(app.post_chat(&chat("gpt4")).await.status(), 200);
+    assert_eq!(keys_used(&app.mock)[2], used[0]);
+}
