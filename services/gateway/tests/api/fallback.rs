@@ -22,24 +22,37 @@ async fn quick(customise: impl FnOnce(&mut gateway::config::Config)) -> TestApp 
     .await
 }
 
+/// Provider `backup` at `url` and the alias `resilient` → [mock, backup].
+fn resilient(c: &mut gateway::config::Config, url: &str) {
+    c.providers.insert("backup".into(), openai_provider(url));
+    c.mappings.insert(
+        "resilient".into(),
+        vec![
+            Target {
+                provider: "mock".into(),
+                model: "gpt-4o".into(),
+            },
+            Target {
+                provider: "backup".into(),
+                model: "gpt-4o-mini".into(),
+            },
+        ],
+    );
+}
+
 /// The app with a second upstream `backup` and the aliases `resilient` →
 /// [mock, backup] (both OpenAI's API) and `cross` → [mock, backup's Anthropic API].
 async fn with_backup() -> (TestApp, MockUpstream) {
     let backup = MockUpstream::start().await.unwrap();
     let (openai, anthropic) = (backup.base_url(), backup.anthropic_base_url());
     let app = quick(move |c| {
-        c.providers
-            .insert("backup".into(), openai_provider(&openai));
+        resilient(c, &openai);
         c.providers
             .insert("backup-claude".into(), anthropic_provider(&anthropic));
         let target = |provider: &str, model: &str| Target {
             provider: provider.into(),
             model: model.into(),
         };
-        c.mappings.insert(
-            "resilient".into(),
-            vec![target("mock", "gpt-4o"), target("backup", "gpt-4o-mini")],
-        );
         c.mappings.insert(
             "cross".into(),
             vec![
@@ -301,20 +314,7 @@ async fn a_stream_that_fails_or_stalls_before_its_first_event_goes_to_the_next_t
         let url = backup.base_url();
         let app = quick(move |c| {
             c.settings.retry.first_event_timeout = Duration::from_millis(300);
-            c.providers.insert("backup".into(), openai_provider(&url));
-            c.mappings.insert(
-                "resilient".into(),
-                vec![
-                    Target {
-                        provider: "mock".into(),
-                        model: "gpt-4o".into(),
-                    },
-                    Target {
-                        provider: "backup".into(),
-                        model: "gpt-4o-mini".into(),
-                    },
-                ],
-            );
+            resilient(c, &url);
         })
         .await;
         app.mock.fail_with(failure.clone());
@@ -384,20 +384,7 @@ async fn ejecting(failures: u32, cooldown: Duration) -> (TestApp, MockUpstream) 
     let app = quick(move |c| {
         c.settings.ejection.consecutive_failures = failures;
         c.settings.ejection.cooldown = cooldown;
-        c.providers.insert("backup".into(), openai_provider(&url));
-        c.mappings.insert(
-            "resilient".into(),
-            vec![
-                Target {
-                    provider: "mock".into(),
-                    model: "gpt-4o".into(),
-                },
-                Target {
-                    provider: "backup".into(),
-                    model: "gpt-4o-mini".into(),
-                },
-            ],
-        );
+        resilient(c, &url);
     })
     .await;
     (app, backup)
@@ -486,20 +473,7 @@ async fn the_log_keeps_the_failed_calls_and_the_target_that_answered() {
     let app = crate::helpers::spawn_app_on(Some(events::Bus::InProcess(bus.clone())), move |c| {
         c.settings.events.spill_dir = dir;
         c.settings.events.linger_ms = 1;
-        c.providers.insert("backup".into(), openai_provider(&url));
-        c.mappings.insert(
-            "resilient".into(),
-            vec![
-                Target {
-                    provider: "mock".into(),
-                    model: "gpt-4o".into(),
-                },
-                Target {
-                    provider: "backup".into(),
-                    model: "gpt-4o-mini".into(),
-                },
-            ],
-        );
+        resilient(c, &url);
     })
     .await;
     app.mock.fail_with(Failure::Status {
