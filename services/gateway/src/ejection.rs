@@ -1,6 +1,7 @@
 //! Outlier ejection, per target and per gateway replica: a target that failed
-//! `consecutive_failures` times in a row (in ways another target may not,
-//! [`crate::error::Error::is_retryable`]) is left out of its routes for a
+//! `consecutive_failures` times in a row, or `error_ratio` of at least
+//! `min_calls` calls within a `window` (failures another target may not have,
+//! [`crate::error::Error::is_retryable`]), is left out of its routes for a
 //! cool-down that doubles on each ejection in a row (up to `cooldown_max`); an
 //! upstream asking to wait (a 429's `Retry-After`) ejects it for that long. Once
 //! the cool-down is over, the next request probes it: a success puts it back, a
@@ -25,7 +26,7 @@ use serde::{Deserialize, Serialize};
 use crate::error::Error;
 
 /// `gateway.ejection` in the configuration.
-#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
 pub struct EjectionSettings {
     /// Failures in a row that eject a target; 0 never ejects.
@@ -35,6 +36,12 @@ pub struct EjectionSettings {
     pub cooldown: Duration,
     #[serde(with = "humantime_serde")]
     pub cooldown_max: Duration,
+    /// The share of failed calls within `window` that ejects a target, once it
+    /// had `min_calls` there; 0 never ejects by ratio.
+    pub error_ratio: f64,
+    pub min_calls: u32,
+    #[serde(with = "humantime_serde")]
+    pub window: Duration,
 }
 
 impl Default for EjectionSettings {
@@ -43,6 +50,9 @@ impl Default for EjectionSettings {
             consecutive_failures: 5,
             cooldown: Duration::from_secs(10),
             cooldown_max: Duration::from_secs(300),
+            error_ratio: 0.5,
+            min_calls: 20,
+            window: Duration::from_secs(10),
         }
     }
 }
@@ -100,6 +110,9 @@ impl Ejections {
                     ejections: AtomicU32::new(0),
                     ejected_until_ms: AtomicU64::new(0),
                     last_failure_ms: AtomicU64::new(0),
+                    window_start_ms: AtomicU64::new(0),
+                    window_calls: AtomicU32::new(0),
+                    window_failures: AtomicU32::new(0),
                 })
             })
             .clone()
@@ -125,6 +138,11 @@ pub struct Health {
     ejections: AtomicU32,
     ejected_until_ms: AtomicU64,
     last_failure_ms: AtomicU64,
+    /// The calls and failures of the current window (approximate under races:
+    /// a window's counts may lose a call at its turn, which no decision needs).
+    window_start_ms: AtomicU64,
+    window_calls: AtomicU32,
+    window_failures: AtomicU32,
 }
 
 impl Health {
@@ -139,7 +157,28 @@ impl Health {
         self.last_failure_ms.load(Ordering::Relaxed)
     }
 
+    /// Counts a call in the window (a new one once `window` is over); returns
+    /// the window's calls and failures with this one.
+    fn count(&self, failed: bool, window: Duration) -> (u32, u32) {
+        let now = now_ms();
+        let start = self.window_start_ms.load(Ordering::Relaxed);
+        if now.saturating_sub(start) > ms(window) {
+            self.window_start_ms.store(now, Ordering::Relaxed);
+            self.window_calls.store(0, Ordering::Relaxed);
+            self.window_failures.store(0, Ordering::Relaxed);
+        }
+        let calls = self.window_calls.fetch_add(1, Ordering::Relaxed) + 1;
+        let failures = self
+            .window_failures
+            .fetch_add(u32::from(failed), Ordering::Relaxed)
+            + u32::from(failed);
+        (calls, failures)
+    }
+
     pub fn succeeded(&self) {
+        if let Some(owner) = self.owner.upgrade() {
+            self.count(false, owner.settings.window);
+        }
         self.failures.store(0, Ordering::Relaxed);
         if self.ejected_until_ms.swap(0, Ordering::Relaxed) != 0 {
             self.ejections.store(0, Ordering::Relaxed);
@@ -161,9 +200,14 @@ impl Health {
         // Ejected before, its cool-down over: this call was the probe.
         let probe_failed = self.ejected_until_ms.load(Ordering::Relaxed) != 0;
         let failures = self.failures.fetch_add(1, Ordering::Relaxed) + 1;
+        let (calls, failed) = self.count(true, settings.window);
         let asked = error.upstream_retry_after();
-        let tripped = settings.consecutive_failures > 0
-            && (failures >= settings.consecutive_failures || probe_failed);
+        let by_ratio = settings.error_ratio > 0.0
+            && calls >= settings.min_calls.max(1)
+            && f64::from(failed) >= settings.error_ratio * f64::from(calls);
+        let tripped = probe_failed
+            || by_ratio
+            || (settings.consecutive_failures > 0 && failures >= settings.consecutive_failures);
         let cooldown = if tripped {
             let n = self.ejections.fetch_add(1, Ordering::Relaxed);
             Some(
@@ -179,6 +223,8 @@ impl Health {
             return;
         };
         self.failures.store(0, Ordering::Relaxed);
+        // A fresh window once it is back.
+        self.window_start_ms.store(0, Ordering::Relaxed);
         self.ejected_until_ms
             .store(now.saturating_add(ms(out)).max(1), Ordering::Relaxed);
         self.gauge.set(1);

@@ -622,3 +622,36 @@ async fn a_key_answered_429_rests_and_the_next_key_takes_the_call() {
     assert_eq!(app.post_chat(&chat("gpt4")).await.status(), 200);
     assert_eq!(keys_used(&app.mock)[2], used[0]);
 }
+
+#[tokio::test]
+async fn a_target_failing_half_its_calls_is_ejected_though_never_twice_in_a_row() {
+    let backup = MockUpstream::start().await.unwrap();
+    let url = backup.base_url();
+    let app = quick(move |c| {
+        c.settings.ejection.consecutive_failures = 100;
+        c.settings.ejection.error_ratio = 0.5;
+        c.settings.ejection.min_calls = 4;
+        c.settings.ejection.cooldown = Duration::from_secs(60);
+        resilient(c, &url);
+    })
+    .await;
+    let failing = Failure::Status {
+        status: 503,
+        body: None,
+    };
+    for fail in [false, true, false, true] {
+        if fail {
+            app.mock.fail_with(failing.clone());
+        } else {
+            app.mock.set_behavior(mock_upstream::Behavior::default());
+        }
+        assert_eq!(app.post_chat(&chat("resilient")).await.status(), 200);
+    }
+    assert_eq!(app.mock.requests().len(), 4);
+    // Two failures in four calls: out, though it never failed twice in a row.
+    app.mock.set_behavior(mock_upstream::Behavior::default());
+    assert_eq!(app.post_chat(&chat("resilient")).await.status(), 200);
+    assert_eq!(app.mock.requests().len(), 4);
+    assert_eq!(backup.requests().len(), 3);
+    assert_eq!(ejected(&app).await, Some(1));
+}
