@@ -9,7 +9,8 @@
 //! once). A route's ejected targets are called only after its others, the least
 //! recently failed first, so a route whose targets are all out is still served.
 //!
-//! `aiprox_gateway_target_ejected{provider,model}` is 1 while a target is out.
+//! `aiprox_gateway_target_ejected{provider,model}` is 1 from a target's ejection
+//! until a call to it succeeds again.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -197,8 +198,14 @@ impl Health {
         };
         let now = now_ms();
         self.last_failure_ms.store(now, Ordering::Relaxed);
+        let until = self.ejected_until_ms.load(Ordering::Relaxed);
+        if until != 0 && now < until {
+            // Still out (a call made as a last resort, or begun before): its
+            // cool-down stands as it is.
+            return;
+        }
         // Ejected before, its cool-down over: this call was the probe.
-        let probe_failed = self.ejected_until_ms.load(Ordering::Relaxed) != 0;
+        let probe_failed = until != 0;
         let failures = self.failures.fetch_add(1, Ordering::Relaxed) + 1;
         let (calls, failed) = self.count(true, settings.window);
         let asked = error.upstream_retry_after();

@@ -3,7 +3,7 @@
 //! - [`Attempts`]: a request's calls. The route's targets in order, then from the
 //!   first again, up to `max_attempts`; only after an error another call may fix
 //!   ([`Error::is_retryable`]). Moving to another target is immediate; calling the
-//!   same target again waits a backoff with full jitter, or what the upstream asked
+//!   same target again (a route of one) waits a backoff with full jitter, or what the upstream asked
 //!   (`retry-after-ms`, `retry-after`, `x-ratelimit-reset-*`) up to
 //!   `retry_after_max` (past it, the error is answered at once).
 //! - [`Budget`]: every call after a request's first is a retry, and all of them
@@ -100,11 +100,13 @@ impl Asked {
 /// `x-ratelimit-reset-tokens` (`1s`, `6m0s`, `20ms`).
 pub fn hint(headers: &HeaderMap) -> Option<Duration> {
     let text = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    // Whatever an upstream writes: `inf` or `1e30` is no duration.
+    let seconds = |s: f64| Duration::try_from_secs_f64(s.max(0.0)).ok();
     if let Some(ms) = text("retry-after-ms").and_then(|v| v.trim().parse::<f64>().ok()) {
-        return Some(Duration::from_secs_f64(ms.max(0.0) / 1000.0));
+        return seconds(ms / 1000.0);
     }
     if let Some(s) = text("retry-after").and_then(|v| v.trim().parse::<f64>().ok()) {
-        return Some(Duration::from_secs_f64(s.max(0.0)));
+        return seconds(s);
     }
     ["x-ratelimit-reset-requests", "x-ratelimit-reset-tokens"]
         .into_iter()
@@ -137,7 +139,7 @@ fn reset(text: &str) -> Option<Duration> {
         };
         rest = &rest[unit..];
     }
-    Some(Duration::from_secs_f64(total))
+    Duration::try_from_secs_f64(total).ok()
 }
 
 /// The retries the gateway may still make: over the last ten one-second buckets,
@@ -237,11 +239,6 @@ impl<'a> Attempts<'a> {
         asked: &Asked,
     ) -> Result<Self, Error> {
         budget.request();
-        let targets = if asked.no_fallbacks {
-            &targets[..targets.len().min(1)]
-        } else {
-            targets
-        };
         let mut order: Vec<&Target> = match &asked.pin {
             Some(pin) => {
                 let pinned: Vec<&Target> = targets
@@ -260,10 +257,14 @@ impl<'a> Attempts<'a> {
             }
             None => targets.iter().collect(),
         };
+        if asked.no_fallbacks {
+            order.truncate(1);
+        }
         if order.len() > 1 {
             // Admitted first, in the route's order; then the ejected, the least
-            // recently failed first (a stable sort keeps the route's order).
-            order.sort_by_key(|t| match &t.health {
+            // recently failed first (a stable sort keeps the route's order; each
+            // key read once, so a cool-down ending meanwhile cannot upset it).
+            order.sort_by_cached_key(|t| match &t.health {
                 Some(h) if !h.admits() => (1, h.last_failure_ms()),
                 _ => (0, 0),
             });
@@ -330,7 +331,9 @@ impl<'a> Attempts<'a> {
         }
         let n = self.targets.len() as u32;
         let next = self.targets[(self.made % n) as usize];
-        let again = n == 1 || self.made.is_multiple_of(n);
+        // The same target as the call that just failed: its wait applies. Another
+        // (the next one, or the first again after the last) is called at once.
+        let again = n == 1;
         let wait = if again {
             let asked = error.upstream_retry_after();
             if asked.is_some_and(|a| a > self.settings.retry_after_max) {
@@ -394,6 +397,16 @@ mod tests {
         assert_eq!(reset("20ms"), Some(Duration::from_millis(20)));
         assert_eq!(reset("1h2m3s"), Some(Duration::from_secs(3723)));
         assert_eq!(reset("soon"), None);
+        // Nothing an upstream writes makes it panic.
+        assert_eq!(reset("99999999999999999999999h"), None);
+        let mut odd = HeaderMap::new();
+        for value in ["inf", "1e30", "NaN", "-5"] {
+            odd.insert("retry-after", value.parse().unwrap());
+            assert!(
+                hint(&odd).is_none_or(|d| d <= Duration::from_secs(1)),
+                "{value}"
+            );
+        }
     }
 
     #[test]

@@ -222,17 +222,21 @@ pub async fn first_item<T: Send + 'static>(
                 provider: provider.to_owned(),
                 reason,
             },
-            // An error event first (an overload): as if it had been the answer's
-            // status.
+            // An error event first: as if its kind had been the answer's status,
+            // so a request error is not retried and an overload is.
             StreamError::Upstream(body) => {
-                let overloaded = body.error.kind.contains("overloaded");
+                let status = match body.error.kind.as_str() {
+                    "invalid_request_error" => 400,
+                    "authentication_error" => 401,
+                    "permission_error" => 403,
+                    "not_found_error" => 404,
+                    "rate_limit_error" | "rate_limit_exceeded" => 429,
+                    "overloaded_error" => 529,
+                    _ => 502,
+                };
                 Error::Upstream {
-                    status: if overloaded {
-                        axum::http::StatusCode::from_u16(529)
-                            .unwrap_or(axum::http::StatusCode::SERVICE_UNAVAILABLE)
-                    } else {
-                        axum::http::StatusCode::BAD_GATEWAY
-                    },
+                    status: axum::http::StatusCode::from_u16(status)
+                        .unwrap_or(axum::http::StatusCode::BAD_GATEWAY),
                     body,
                     retry_after: None,
                 }

@@ -40,8 +40,9 @@ fn now_ms() -> u64 {
 }
 
 impl KeyPool {
-    /// The next key not resting (or, all resting, the one back soonest).
-    fn pick(&self) -> Option<usize> {
+    /// The next key not resting and not `tried` for this call (or, all resting,
+    /// the untried one back soonest).
+    fn pick(&self, tried: &[usize]) -> Option<usize> {
         use std::sync::atomic::Ordering::Relaxed;
         let n = self.keys.len();
         if n <= 1 {
@@ -49,10 +50,16 @@ impl KeyPool {
         }
         let start = self.next.fetch_add(1, Relaxed);
         let now = now_ms();
+        let untried = |i: &usize| !tried.contains(i);
         (0..n)
             .map(|i| (start + i) % n)
+            .filter(untried)
             .find(|&i| self.keys[i].2.load(Relaxed) <= now)
-            .or_else(|| (0..n).min_by_key(|&i| self.keys[i].2.load(Relaxed)))
+            .or_else(|| {
+                (0..n)
+                    .filter(untried)
+                    .min_by_key(|&i| self.keys[i].2.load(Relaxed))
+            })
     }
 
     /// Rests key `i` after `status`; true when another key may answer instead.
@@ -63,9 +70,10 @@ impl KeyPool {
             _ => return false,
         };
         let until = now_ms().saturating_add(u64::try_from(rest.as_millis()).unwrap_or(u64::MAX));
+        // A shorter rest asked by another call never shortens a longer one.
         self.keys[i]
             .2
-            .store(until, std::sync::atomic::Ordering::Relaxed);
+            .fetch_max(until, std::sync::atomic::Ordering::Relaxed);
         self.keys.len() > 1
     }
 }
@@ -160,9 +168,11 @@ impl Upstream {
         // One call per key at most: a key answered 429 or 401 rests, the next
         // takes the call.
         let mut tries = self.keys.keys.len().max(1);
+        let mut tried = Vec::new();
         loop {
             tries -= 1;
-            let key = self.keys.pick();
+            let key = self.keys.pick(&tried);
+            tried.extend(key);
             let mut headers = headers.clone();
             if let Some(i) = key {
                 let (name, value, _) = &self.keys.keys[i];

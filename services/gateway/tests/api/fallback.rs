@@ -655,3 +655,49 @@ async fn a_target_failing_half_its_calls_is_ejected_though_never_twice_in_a_row(
     assert_eq!(backup.requests().len(), 3);
     assert_eq!(ejected(&app).await, Some(1));
 }
+
+#[tokio::test]
+async fn calls_to_a_target_still_out_do_not_lengthen_its_cool_down() {
+    let (app, backup) = ejecting(1, Duration::from_millis(400)).await;
+    for mock in [&app.mock, &backup] {
+        mock.fail_with(Failure::Status {
+            status: 503,
+            body: None,
+        });
+    }
+    // Both out after the first request; the next ones still call them (last
+    // resort), which must not push their cool-downs further.
+    for _ in 0..4 {
+        assert_eq!(app.post_chat(&chat("resilient")).await.status(), 503);
+    }
+    for mock in [&app.mock, &backup] {
+        mock.set_behavior(mock_upstream::Behavior::default());
+    }
+    // 400 ms after the first ejection (not 400 ms · 2⁴), both are back.
+    tokio::time::sleep(Duration::from_millis(450)).await;
+    let before = app.mock.requests().len();
+    assert_eq!(app.post_chat(&chat("resilient")).await.status(), 200);
+    assert_eq!(
+        app.mock.requests().len(),
+        before + 1,
+        "the first target probed"
+    );
+    assert_eq!(ejected(&app).await, Some(0));
+}
+
+#[tokio::test]
+async fn a_pin_holds_with_fallbacks_off() {
+    let (app, backup) = with_backup().await;
+    let response = app
+        .client
+        .post(app.url("/v1/chat/completions"))
+        .header("content-type", "application/json")
+        .header("x-aiprox-target", "backup")
+        .header("x-aiprox-fallbacks", "off")
+        .body(chat("resilient").to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!((app.mock.requests().len(), backup.requests().len()), (0, 1));
+}
