@@ -209,6 +209,55 @@ test('the web UI', { concurrency: false }, async (t) => {
     await shot('analytics')
   })
 
+  await t.test("shows a request's failed calls before the target that answered", async () => {
+    // `resilient`: the mock first (made to fail), then the built-in demo.
+    await page.goto(`${stack.adminUrl}/mappings`)
+    await page.getByTestId('new-mapping').click()
+    await page.locator('#m-alias').fill('resilient')
+    await page.locator('#m-p-0').selectOption('mock')
+    await page.locator('#m-m-0').fill('gpt-4o')
+    await page.getByTestId('add-target').click()
+    await page.locator('#m-p-1').selectOption('demo')
+    await page.locator('#m-m-1').fill('echo')
+    await page.getByTestId('save').click()
+    await page.locator('[data-mapping="resilient"]').waitFor()
+    await shot('mappings-fallback')
+    const behave = (behavior) =>
+      fetch(`${stack.mockUrl}/_mock/behavior`, {
+        method: 'PUT',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify(behavior),
+      })
+    await behave({ failure: { kind: 'status', status: 503 } })
+    // The live configuration reaches the gateway a moment after the save.
+    let answered
+    for (let i = 0; i < 40; i++) {
+      answered = await fetch(`${stack.gatewayUrl}/v1/chat/completions`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({
+          model: 'resilient',
+          messages: [{ role: 'user', content: 'fallback-8812' }],
+        }),
+      })
+      if (answered.status === 200) break
+      await answered.text()
+      await page.waitForTimeout(250)
+    }
+    assert.equal(answered.status, 200)
+    await answered.text()
+    await behave({})
+    await page.goto(`${stack.adminUrl}/logs?q=fallback-8812`)
+    const row = page.locator('[data-testid="logs-table"] tbody tr[data-request-id]')
+    await row.first().waitFor()
+    await row.first().click()
+    const failedCalls = page.getByTestId('failed-attempts')
+    await failedCalls.waitFor()
+    assert.match(await failedCalls.innerText(), /mock\/gpt-4o · 503/)
+    await shot('log-detail-failed-attempts')
+    await page.keyboard.press('Escape')
+  })
+
   await t.test('creates a key (shown once) and revokes it', async () => {
     await page.goto(`${stack.adminUrl}/keys`)
     await page.getByTestId('new-key').click()
