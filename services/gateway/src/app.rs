@@ -307,14 +307,16 @@ const KEY_PREFIX_CHARS: usize = 9;
 
 /// The whole HTTP API, ready to serve; `/metrics` serves `metrics`.
 pub fn router(state: AppState, readiness: Readiness, metrics: telemetry::ops::Metrics) -> Router {
+    let mut api = crate::routes::openai::router()
+        .merge(crate::routes::anthropic::router())
+        .route_layer(middleware::from_fn_with_state(state.clone(), authenticate));
+    if telemetry::trace::requests::requests().is_some() {
+        // The matched route, for the server spans the middleware makes.
+        api = api.route_layer(middleware::from_fn(telemetry::trace::http::remember_route));
+    }
     Router::new()
         .merge(telemetry::ops::metrics_router(metrics))
-        .merge(
-            crate::routes::openai::router()
-                .merge(crate::routes::anthropic::router())
-                .route_layer(middleware::from_fn_with_state(state.clone(), authenticate))
-                .route_layer(middleware::from_fn(telemetry::trace::http::remember_route)),
-        )
+        .merge(api)
         .fallback(crate::routes::unrouted::unknown_route)
         .method_not_allowed_fallback(crate::routes::unrouted::method_not_allowed)
         .with_state(state)

@@ -61,8 +61,6 @@ pub struct Exchange {
     /// When the upstream call was sent, and to whom.
     pub upstream_sent: Option<Instant>,
     pub peer: Option<std::sync::Arc<crate::providers::Peer>>,
-    /// Upstream calls made for it (more than one when a target failed over).
-    pub attempts: u32,
     /// What the client asked of its routing.
     pub asked: crate::retry::Asked,
     /// The upstream calls that failed before the last one.
@@ -104,7 +102,6 @@ impl Exchange {
             trace: ctx.span.clone(),
             upstream_sent: None,
             peer: None,
-            attempts: 0,
             asked: ctx.asked.clone(),
             failed_attempts: Vec::new(),
             body_room: None,
@@ -163,9 +160,8 @@ impl Exchange {
         });
     }
 
-    /// Records where the request goes (each attempt: the last is the one logged).
+    /// Records where the request goes (each call: the last is the one logged).
     pub fn route(&mut self, target: &crate::routing::Target) {
-        self.attempts += 1;
         self.provider = target.provider_name.to_string();
         self.upstream_model = target.model.to_string();
         if self.trace.is_some() {
@@ -265,7 +261,7 @@ pub fn finish(
             x.response_body = Bytes::from(body.unwrap_or_default());
             x.latency_us = micros(x.started.elapsed());
             let dialect = x.dialect;
-            let gave_up = x.attempts > 1 && e.is_upstream();
+            let gave_up = !x.failed_attempts.is_empty() && e.is_upstream();
             if let Some(r) = log_queue {
                 r.push(x);
             }

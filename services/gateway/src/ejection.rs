@@ -120,7 +120,8 @@ impl Ejections {
     }
 }
 
-fn now_ms() -> u64 {
+/// Unix milliseconds: when health and key rests are measured from.
+pub(crate) fn now_ms() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))

@@ -32,14 +32,6 @@ use opentelemetry_sdk::trace::Span;
 #[derive(Debug, Clone)]
 pub struct ServerSpan(pub SpanContext);
 
-impl ServerSpan {
-    /// The context to start a child span in.
-    pub fn context(&self) -> Context {
-        use opentelemetry::trace::TraceContextExt;
-        Context::new().with_remote_span_context(self.0.clone())
-    }
-}
-
 struct Headers<'a>(&'a HeaderMap);
 
 impl Extractor for Headers<'_> {

@@ -50,11 +50,6 @@ impl Spans {
         self.count
     }
 
-    /// The encoded `spans` fields.
-    pub fn bytes(&self) -> &[u8] {
-        &self.buf
-    }
-
     /// Room for about `bytes` more of spans, reserved at once.
     pub fn reserve(&mut self, bytes: usize) {
         self.buf.reserve(bytes);

@@ -33,11 +33,7 @@ struct KeyPool {
     next: std::sync::atomic::AtomicUsize,
 }
 
-fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
-}
+use crate::ejection::now_ms;
 
 impl KeyPool {
     /// The next key not resting and not `tried` for this call (or, all resting,

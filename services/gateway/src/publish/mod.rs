@@ -74,22 +74,18 @@ struct Prepared {
     spans: Spans,
 }
 
-/// Room for the spans of the traced exchanges: about 1 KiB each, reserved once.
-fn spans_for(exchanges: &[Exchange]) -> Spans {
+/// The server span contexts of the traced exchanges, and room for their spans
+/// (about 1 KiB each, reserved once).
+fn traced(exchanges: &[Exchange]) -> (Vec<telemetry::trace::SpanContext>, Spans) {
+    let traced: Vec<_> = exchanges
+        .iter()
+        .filter_map(|x| x.trace.as_ref().map(|t| t.context.clone()))
+        .collect();
     let mut spans = Spans::default();
-    let traced = exchanges.iter().filter(|x| x.trace.is_some()).count();
-    if traced > 0 {
-        spans.reserve(traced * 1024);
+    if !traced.is_empty() {
+        spans.reserve(traced.len() * 1024);
     }
-    spans
-}
-
-/// The span contexts of the traced events among `logs`.
-fn traced(logs: &[events::proto::LogEvent]) -> Vec<telemetry::trace::SpanContext> {
-    logs.iter()
-        .filter(|l| !l.traceparent.is_empty())
-        .filter_map(|l| telemetry::trace::parse_traceparent(&l.traceparent))
-        .collect()
+    (traced, spans)
 }
 
 /// Batches whose bodies and frames add up to at most this many bytes are prepared
@@ -236,7 +232,7 @@ impl Publisher {
             // kind.
             let mut logs = Vec::with_capacity(exchanges.len());
             let mut messages = Vec::new();
-            let mut spans = spans_for(&exchanges);
+            let (traced, mut spans) = traced(&exchanges);
             let mut since_yield = 0;
             for x in exchanges {
                 if since_yield > INLINE_BYTES_BETWEEN_YIELDS {
@@ -251,7 +247,7 @@ impl Publisher {
             batch_logs(&logs, max_bytes, &mut messages);
             return Some(Prepared {
                 messages,
-                traced: traced(&logs),
+                traced,
                 spans,
             });
         }
@@ -262,7 +258,7 @@ impl Publisher {
         let prepared = tokio::task::spawn_blocking(move || {
             let mut logs = Vec::with_capacity(exchanges.len());
             let mut messages = Vec::new();
-            let mut spans = spans_for(&exchanges);
+            let (traced, mut spans) = traced(&exchanges);
             for x in exchanges {
                 let log = prepare(&prices, x, &mut messages, &mut spans);
                 metrics.observe(&log);
@@ -271,7 +267,7 @@ impl Publisher {
             batch_logs(&logs, max_bytes, &mut messages);
             Prepared {
                 messages,
-                traced: traced(&logs),
+                traced,
                 spans,
             }
         })
