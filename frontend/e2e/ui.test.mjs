@@ -258,6 +258,26 @@ test('the web UI', { concurrency: false }, async (t) => {
     await page.keyboard.press('Escape')
   })
 
+  await t.test("sets a mapping's strategy and a backup target's weight", async () => {
+    await page.goto(`${stack.adminUrl}/mappings`)
+    const row = page.locator('[data-mapping="resilient"]')
+    await row.getByRole('button', { name: 'Edit' }).click()
+    await page.getByTestId('strategy-select').selectOption('weighted')
+    await page.getByTestId('weight-1').fill('0')
+    await page.getByTestId('save').click()
+    await row.getByTestId('strategy').getByText('Weighted').waitFor()
+    await shot('mappings-weighted')
+    // What the form saved, as the admin API reads it (the page's session).
+    const saved = await page.evaluate(async () =>
+      (await fetch('/api/v1/mappings/resilient')).json(),
+    )
+    assert.equal(saved.strategy, 'weighted')
+    assert.deepEqual(
+      saved.targets.map((x) => x.weight),
+      [1, 0],
+    )
+  })
+
   await t.test('creates a key (shown once) and revokes it', async () => {
     await page.goto(`${stack.adminUrl}/keys`)
     await page.getByTestId('new-key').click()

@@ -24,7 +24,7 @@ pub mod snapshot;
 
 pub use client_key::{ClientKey, key_hash};
 pub use error::ConfigError;
-pub use mapping::{Target, Targets};
+pub use mapping::{Mapping, Strategy, Target};
 pub use provider::{
     AnthropicConfig, DemoConfig, OpenAiConfig, ProviderConfig, ProviderKind, TimeoutOverrides,
     Timeouts,

@@ -8,7 +8,7 @@ use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
 use crate::client_key::ClientKey;
-use crate::mapping::Target;
+use crate::mapping::Mapping;
 use crate::provider::ProviderConfig;
 
 /// The configuration as published: serialized as JSON.
@@ -16,9 +16,9 @@ use crate::provider::ProviderConfig;
 pub struct ConfigSnapshot {
     /// Providers by name, sealed keys included.
     pub providers: BTreeMap<String, ProviderConfig>,
-    /// Alias → targets in order of preference (the first serves today; the rest
-    /// are for fallbacks).
-    pub mappings: BTreeMap<String, Vec<Target>>,
+    /// Alias → its targets and strategy (a bare list of targets, as older
+    /// admins published, reads as `fallback`).
+    pub mappings: BTreeMap<String, Mapping>,
     /// Active client keys only: a revoked key is simply absent.
     pub keys: Vec<ClientKey>,
     /// Whether any key was ever issued, revoked ones included: `auto` stays
@@ -40,6 +40,7 @@ impl ConfigSnapshot {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::mapping::Target;
     use crate::provider::DemoConfig;
 
     #[test]
@@ -51,10 +52,7 @@ mod tests {
             )]),
             mappings: BTreeMap::from([(
                 "a".to_owned(),
-                vec![Target {
-                    provider: "d".into(),
-                    model: "m".into(),
-                }],
+                Mapping::fallback(vec![Target::new("d", "m")]),
             )]),
             keys: vec![ClientKey {
                 id: "k".into(),

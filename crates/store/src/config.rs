@@ -20,11 +20,14 @@ pub struct ProviderRow {
     pub updated_at_us: i64,
 }
 
-/// A model alias and its ordered targets (JSON array of `{provider, model}`).
+/// A model alias, its targets (JSON array of `{provider, model, weight?,
+/// timeout_ms?}`) and how one is picked.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MappingRow {
     pub alias: String,
     pub targets: String,
+    /// `fallback`, `weighted`, `least_latency` or `least_busy`.
+    pub strategy: String,
     pub created_at_us: i64,
     pub updated_at_us: i64,
 }
@@ -53,11 +56,12 @@ macro_rules! on_pool {
 
 const PROVIDER_COLUMNS: &str =
     "SELECT name, spec, api_key_sealed, api_key_mask, created_at, updated_at FROM providers";
-const MAPPING_COLUMNS: &str = "SELECT alias, targets, created_at, updated_at FROM model_mappings";
+const MAPPING_COLUMNS: &str =
+    "SELECT alias, targets, strategy, created_at, updated_at FROM model_mappings";
 const INSERT_PROVIDER: &str = "INSERT INTO providers (name, spec, api_key_sealed, api_key_mask, created_at, updated_at) \
                                VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (name) DO NOTHING";
-const INSERT_MAPPING: &str = "INSERT INTO model_mappings (alias, targets, created_at, updated_at) \
-                              VALUES ($1, $2, $3, $4) ON CONFLICT (alias) DO NOTHING";
+const INSERT_MAPPING: &str = "INSERT INTO model_mappings (alias, targets, strategy, created_at, updated_at) \
+                              VALUES ($1, $2, $3, $4, $5) ON CONFLICT (alias) DO NOTHING";
 const KEY_COLUMNS: &str = "SELECT id, name, hash, prefix, created_at, revoked_at FROM api_keys";
 
 fn provider_of<R: Row>(r: &R) -> Result<ProviderRow, sqlx::Error>
@@ -85,6 +89,7 @@ where
     Ok(MappingRow {
         alias: r.try_get("alias")?,
         targets: r.try_get("targets")?,
+        strategy: r.try_get("strategy")?,
         created_at_us: r.try_get("created_at")?,
         updated_at_us: r.try_get("updated_at")?,
     })
@@ -174,17 +179,17 @@ impl Store {
     pub async fn insert_mapping(&self, m: &MappingRow) -> Result<bool, StoreError> {
         on_pool!(self, pool => {
             let done = sqlx::query(INSERT_MAPPING)
-                .bind(&m.alias).bind(&m.targets).bind(m.created_at_us).bind(m.updated_at_us)
+                .bind(&m.alias).bind(&m.targets).bind(&m.strategy).bind(m.created_at_us).bind(m.updated_at_us)
                 .execute(pool).await?;
             Ok(done.rows_affected() == 1)
         })
     }
 
     pub async fn update_mapping(&self, m: &MappingRow) -> Result<bool, StoreError> {
-        let sql = "UPDATE model_mappings SET targets = $2, updated_at = $3 WHERE alias = $1";
+        let sql = "UPDATE model_mappings SET targets = $2, strategy = $3, updated_at = $4 WHERE alias = $1";
         on_pool!(self, pool => {
             let done = sqlx::query(sql)
-                .bind(&m.alias).bind(&m.targets).bind(m.updated_at_us)
+                .bind(&m.alias).bind(&m.targets).bind(&m.strategy).bind(m.updated_at_us)
                 .execute(pool).await?;
             Ok(done.rows_affected() == 1)
         })
@@ -252,7 +257,7 @@ impl Store {
             }
             for m in mappings {
                 sqlx::query(INSERT_MAPPING)
-                    .bind(&m.alias).bind(&m.targets).bind(m.created_at_us).bind(m.updated_at_us)
+                    .bind(&m.alias).bind(&m.targets).bind(&m.strategy).bind(m.created_at_us).bind(m.updated_at_us)
                     .execute(&mut *tx).await?;
             }
             sqlx::query("INSERT INTO config_seeded (seeded_at) VALUES ($1)")

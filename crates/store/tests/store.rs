@@ -715,6 +715,7 @@ fn mapping(alias: &str, targets: &str, at: i64) -> MappingRow {
     MappingRow {
         alias: alias.into(),
         targets: targets.into(),
+        strategy: "fallback".into(),
         created_at_us: at,
         updated_at_us: at,
     }
@@ -804,6 +805,7 @@ async fn mappings_crud(store: Store) {
 
     let retargeted = MappingRow {
         targets: "[]".into(),
+        strategy: "least_busy".into(),
         created_at_us: 0,
         updated_at_us: NOW + 3,
         ..fast.clone()

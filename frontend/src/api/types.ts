@@ -122,11 +122,20 @@ export interface ProviderInput {
 export interface Target {
   provider: string
   model: string
+  /** Share of first calls under `weighted`; 0 = a backup. */
+  weight?: number
+  /** How long a call to it may take before the next target takes over. */
+  timeout_ms?: number | null
 }
+
+export type Strategy = 'fallback' | 'weighted' | 'least_latency' | 'least_busy'
+
+export const STRATEGIES: Strategy[] = ['fallback', 'weighted', 'least_latency', 'least_busy']
 
 export interface Mapping {
   alias: string
   targets: Target[]
+  strategy: Strategy
   created_at_ms: number
   updated_at_ms: number
 }
@@ -134,6 +143,7 @@ export interface Mapping {
 export interface MappingInput {
   alias: string
   targets: Target[]
+  strategy?: Strategy
 }
 
 export interface Key {

@@ -5,7 +5,9 @@ use std::sync::Arc;
 use secrecy::{ExposeSecret, SecretString};
 use tonic::{Request, Response, Status};
 
-use crate::core::{AdminCore, ApiError, Kind, LogQuery, media_url};
+use config_model::Strategy;
+
+use crate::core::{AdminCore, ApiError, Kind, LogQuery, invalid, media_url};
 use crate::keys::KeyInput;
 use crate::mappings::{MappingInput, Target};
 use crate::proto::admin_service_server::AdminService;
@@ -223,12 +225,12 @@ impl AdminService for Grpc {
     }
 
     async fn create_mapping(&self, request: Request<pb::Mapping>) -> Reply<pb::Mapping> {
-        let input = mapping_input(request.into_inner());
+        let input = mapping_input(request.into_inner())?;
         Ok(Response::new(mapping(self.0.create_mapping(&input).await?)))
     }
 
     async fn update_mapping(&self, request: Request<pb::Mapping>) -> Reply<pb::Mapping> {
-        let input = mapping_input(request.into_inner());
+        let input = mapping_input(request.into_inner())?;
         let alias = input.alias.clone();
         Ok(Response::new(mapping(
             self.0.update_mapping(&alias, &input).await?,
@@ -342,15 +344,33 @@ fn mapping(m: crate::mappings::Mapping) -> pb::Mapping {
             .map(|t| pb::MappingTarget {
                 provider: t.provider,
                 model: t.model,
+                weight: Some(t.weight),
+                timeout_ms: t.timeout_ms,
             })
             .collect(),
         created_at_ms: m.created_at_ms,
         updated_at_ms: m.updated_at_ms,
+        strategy: m.strategy.as_str().to_owned(),
     }
 }
 
-fn mapping_input(m: pb::Mapping) -> MappingInput {
-    MappingInput {
+fn mapping_input(m: pb::Mapping) -> Result<MappingInput, ApiError> {
+    let strategy = if m.strategy.is_empty() {
+        Strategy::Fallback
+    } else {
+        Strategy::parse(&m.strategy).ok_or_else(|| {
+            invalid(
+                "invalid_strategy",
+                format!(
+                    "unknown strategy '{}': one of {}",
+                    m.strategy,
+                    Strategy::NAMES.join(", ")
+                ),
+            )
+            .at("strategy")
+        })?
+    };
+    Ok(MappingInput {
         alias: m.alias,
         targets: m
             .targets
@@ -358,9 +378,12 @@ fn mapping_input(m: pb::Mapping) -> MappingInput {
             .map(|t| Target {
                 provider: t.provider,
                 model: t.model,
+                weight: t.weight.unwrap_or(1),
+                timeout_ms: t.timeout_ms,
             })
             .collect(),
-    }
+        strategy,
+    })
 }
 
 fn key(k: crate::keys::Key) -> pb::ClientKey {

@@ -1,6 +1,8 @@
-//! Model mappings through the admin API: an alias and its targets in order of
-//! preference, validated against the stored providers.
+//! Model mappings through the admin API: an alias, its targets in order of
+//! preference and the strategy that picks the first, validated against the
+//! stored providers.
 
+use config_model::Strategy;
 use serde::{Deserialize, Serialize};
 use store::MappingRow;
 use utoipa::ToSchema;
@@ -14,14 +16,23 @@ pub struct MappingInput {
     /// What clients send as `model`. Taken from the path on update.
     #[serde(default)]
     pub alias: String,
-    /// In order of preference; the first serves, the rest are fallbacks.
+    /// In order of preference: the strategy picks the one that serves first,
+    /// the others take over in this order when it fails.
     pub targets: Vec<Target>,
+    /// `fallback` (the first target; the default), `weighted` (by the targets'
+    /// weights), `least_latency` (power of two choices over a peak EWMA of
+    /// latency) or `least_busy` (fewest calls in flight).
+    #[serde(default)]
+    #[schema(value_type = String, example = "weighted")]
+    pub strategy: Strategy,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
 pub struct Mapping {
     pub alias: String,
     pub targets: Vec<Target>,
+    #[schema(value_type = String, example = "weighted")]
+    pub strategy: Strategy,
     pub created_at_ms: i64,
     pub updated_at_ms: i64,
 }
@@ -34,6 +45,19 @@ pub struct Target {
     pub provider: String,
     /// The model name the provider knows.
     pub model: String,
+    /// Its share of first calls under `weighted`, relative to the others'; 0
+    /// makes it a backup, called only when another failed. Default 1.
+    #[serde(default = "one")]
+    pub weight: u32,
+    /// How long a call to it may take (a whole answer; a stream until its first
+    /// event) before the next target takes over. Default: the provider's
+    /// timeouts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout_ms: Option<u64>,
+}
+
+fn one() -> u32 {
+    1
 }
 
 pub(crate) fn mapping_view(row: &MappingRow) -> Result<Mapping, ApiError> {
@@ -45,9 +69,18 @@ pub(crate) fn mapping_view(row: &MappingRow) -> Result<Mapping, ApiError> {
             "the stored mapping is unreadable",
         )
     })?;
+    let strategy = Strategy::parse(&row.strategy).ok_or_else(|| {
+        tracing::error!(alias = %row.alias, strategy = %row.strategy, "stored mapping strategy unknown");
+        ApiError::new(
+            Kind::Unavailable,
+            "corrupt_mapping",
+            "the stored mapping is unreadable",
+        )
+    })?;
     Ok(Mapping {
         alias: row.alias.clone(),
         targets,
+        strategy,
         created_at_ms: row.created_at_us / 1000,
         updated_at_ms: row.updated_at_us / 1000,
     })
@@ -107,11 +140,26 @@ impl AdminCore {
                 )
                 .at("targets"));
             }
+            if target.timeout_ms == Some(0) {
+                return Err(invalid(
+                    "invalid_mapping",
+                    format!("targets[{i}].timeout_ms must be above 0 (leave it out for the provider's timeouts)"),
+                )
+                .at("targets"));
+            }
+        }
+        if input.strategy == Strategy::Weighted && input.targets.iter().all(|t| t.weight == 0) {
+            return Err(invalid(
+                "invalid_mapping",
+                "a weighted mapping needs a target of weight above 0",
+            )
+            .at("targets"));
         }
         let now = now_us();
         Ok(MappingRow {
             alias: input.alias.clone(),
             targets: to_json(&input.targets)?,
+            strategy: input.strategy.as_str().to_owned(),
             created_at_us: created_at_us.unwrap_or(now),
             updated_at_us: now,
         })
@@ -148,7 +196,7 @@ impl AdminCore {
             .ok_or_else(|| mapping_not_found(alias))?;
         let input = MappingInput {
             alias: alias.to_owned(),
-            targets: input.targets.clone(),
+            ..input.clone()
         };
         let row = self
             .mapping_row(&input, Some(current.created_at_us))
@@ -195,6 +243,8 @@ impl From<Target> for config_model::Target {
         Self {
             provider: t.provider,
             model: t.model,
+            weight: t.weight,
+            timeout_ms: t.timeout_ms,
         }
     }
 }

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use config_model::{ClientKey, ConfigSnapshot, ProviderConfig, Target};
+use config_model::{ClientKey, ConfigSnapshot, Mapping, ProviderConfig, Target};
 use events::Bus;
 use store::{MappingRow, ProviderRow, Store};
 use telemetry::retry;
@@ -40,7 +40,10 @@ pub async fn snapshot(store: &Store) -> Result<ConfigSnapshot, ApiError> {
         let mapping = mapping_view(&row)?;
         snapshot.mappings.insert(
             mapping.alias,
-            mapping.targets.into_iter().map(Target::from).collect(),
+            Mapping {
+                strategy: mapping.strategy,
+                targets: mapping.targets.into_iter().map(Target::from).collect(),
+            },
         );
     }
     let keys = store.keys().await?;
@@ -61,7 +64,7 @@ pub async fn snapshot(store: &Store) -> Result<ConfigSnapshot, ApiError> {
 pub async fn seed(
     store: &Store,
     providers: &BTreeMap<String, ProviderConfig>,
-    mappings: &BTreeMap<String, Vec<Target>>,
+    mappings: &BTreeMap<String, Mapping>,
 ) -> Result<bool, ApiError> {
     let now = now_us();
     let mut provider_rows = Vec::new();
@@ -76,10 +79,11 @@ pub async fn seed(
         });
     }
     let mut mapping_rows = Vec::new();
-    for (alias, targets) in mappings {
+    for (alias, mapping) in mappings {
         mapping_rows.push(MappingRow {
             alias: alias.clone(),
-            targets: to_json(targets)?,
+            targets: to_json(&mapping.targets)?,
+            strategy: mapping.strategy.as_str().to_owned(),
             created_at_us: now,
             updated_at_us: now,
         });

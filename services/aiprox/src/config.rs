@@ -69,10 +69,10 @@ pub struct Config {
     pub gateway: Settings,
     #[serde(default)]
     pub providers: BTreeMap<String, ProviderConfig>,
-    /// Aliases, each with one target or a list in order (the first serves, the
-    /// next take over when it fails).
+    /// Aliases, each with one target, a list in order (the first serves, the
+    /// next take over when it fails), or `{strategy, targets}`.
     #[serde(default)]
-    pub mappings: BTreeMap<String, config_model::Targets>,
+    pub mappings: BTreeMap<String, config_model::Mapping>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -112,11 +112,7 @@ impl Config {
         gateway::Config {
             settings: self.gateway.clone(),
             providers: self.providers.clone(),
-            mappings: self
-                .mappings
-                .iter()
-                .map(|(alias, targets)| (alias.clone(), targets.to_vec()))
-                .collect(),
+            mappings: self.mappings.clone(),
         }
     }
 }
@@ -212,7 +208,7 @@ mod tests {
         Jail::expect_with(|_jail| {
             let config = load(None).unwrap();
             assert!(config.providers.contains_key("demo"));
-            assert_eq!(config.mappings["demo"].to_vec()[0].model, "echo");
+            assert_eq!(config.mappings["demo"].targets[0].model, "echo");
             assert_eq!(config.gateway.listen.to_string(), "127.0.0.1:8080");
             Ok(())
         });
@@ -229,21 +225,27 @@ mod tests {
     }
 
     #[test]
-    fn a_mapping_names_one_target_or_a_list_in_order() {
+    fn a_mapping_names_one_target_a_list_in_order_or_its_strategy_and_targets() {
         Jail::expect_with(|jail| {
             jail.create_file(
                 "aiprox.yaml",
                 "providers:\n  a: {kind: openai, base_url: 'http://a.example/v1'}\n  b: {kind: anthropic}\n\
                  mappings:\n  one: {provider: a, model: x}\n  \
-                 both: [{provider: a, model: x}, {provider: b, model: claude-haiku-4-5}]\n",
+                 both: [{provider: a, model: x}, {provider: b, model: claude-haiku-4-5}]\n  \
+                 spread: {strategy: weighted, targets: [{provider: a, model: x, weight: 3}, {provider: b, model: y, timeout_ms: 900}]}\n",
             )?;
             let gateway = load(None).unwrap().gateway();
-            assert_eq!(gateway.mappings["one"].len(), 1);
+            assert_eq!(gateway.mappings["one"].targets.len(), 1);
             let both: Vec<_> = gateway.mappings["both"]
+                .targets
                 .iter()
                 .map(|t| (t.provider.as_str(), t.model.as_str()))
                 .collect();
             assert_eq!(both, [("a", "x"), ("b", "claude-haiku-4-5")]);
+            let spread = &gateway.mappings["spread"];
+            assert_eq!(spread.strategy, config_model::Strategy::Weighted);
+            assert_eq!(spread.targets[0].weight, 3);
+            assert_eq!(spread.targets[1].timeout_ms, Some(900));
             Ok(())
         });
     }

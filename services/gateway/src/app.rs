@@ -106,7 +106,7 @@ impl AppState {
         asked: &crate::retry::Asked,
     ) -> Result<crate::retry::Attempts<'a>, Error> {
         crate::retry::Attempts::new(
-            route.targets(),
+            route,
             &self.inner.settings.retry,
             &self.inner.retry_budget,
             asked,

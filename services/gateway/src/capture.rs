@@ -193,6 +193,23 @@ pub enum Reply {
     },
 }
 
+impl Reply {
+    /// Keeps the target's call counted in flight until a stream ends (an
+    /// answer already whole is over).
+    pub fn holding(self, busy: Option<crate::balance::Busy>) -> Self {
+        match (self, busy) {
+            (Self::Stream { headers, frames }, Some(busy)) => Self::Stream {
+                headers,
+                frames: Box::pin(futures_util::StreamExt::map(frames, move |frame| {
+                    let _held = &busy;
+                    frame
+                })),
+            },
+            (reply, _) => reply,
+        }
+    }
+}
+
 impl std::fmt::Debug for Reply {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {

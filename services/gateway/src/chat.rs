@@ -30,8 +30,9 @@ pub async fn complete(state: &AppState, body: &Bytes, x: &mut Exchange) -> Resul
     while let Some(target) = next {
         span.record("provider", &*target.provider_name);
         let first_event = state.settings().retry.first_event_timeout;
+        let busy = target.busy();
         let answered = attempts
-            .within(&target.provider_name, call(target, &req, x, first_event))
+            .within(target, call(target, &req, x, first_event))
             .await;
         match answered {
             Err(e) => match attempts.next(&e).await {
@@ -43,7 +44,7 @@ pub async fn complete(state: &AppState, body: &Bytes, x: &mut Exchange) -> Resul
             },
             answered => {
                 attempts.succeeded();
-                return answered;
+                return answered.map(|reply| reply.holding(busy));
             }
         }
     }

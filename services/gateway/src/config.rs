@@ -12,7 +12,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use config_model::{ConfigError, ProviderConfig, Target, Timeouts};
+use config_model::{ConfigError, Mapping, ProviderConfig, Strategy, Timeouts};
 use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
 
@@ -25,10 +25,10 @@ pub struct Config {
     /// Upstream LLM APIs by name. The name is what `provider/model` addresses.
     #[serde(default)]
     pub providers: BTreeMap<String, ProviderConfig>,
-    /// Model aliases clients may request, each with its targets in order of
-    /// preference (the first serves today; the rest are for fallbacks).
+    /// Model aliases clients may request, each with its targets and the
+    /// strategy that picks the first (the others take over when it fails).
     #[serde(default)]
-    pub mappings: BTreeMap<String, Vec<Target>>,
+    pub mappings: BTreeMap<String, Mapping>,
 }
 
 /// Server settings.
@@ -185,7 +185,8 @@ impl Config {
             let (env, sealed) = provider.api_key_source();
             read_api_keys(name, env, sealed)?;
         }
-        for (alias, targets) in &self.mappings {
+        for (alias, mapping) in &self.mappings {
+            let targets = &mapping.targets;
             // One target is the YAML's form: its problems are named without an index.
             let one = targets.len() == 1;
             for (i, target) in targets.iter().enumerate() {
@@ -206,6 +207,18 @@ impl Config {
                         "must not be empty",
                     ));
                 }
+                if target.timeout_ms == Some(0) {
+                    return Err(ConfigError::new(
+                        format!("{key}.timeout_ms"),
+                        "must be above 0 (leave it out for the provider's timeouts)",
+                    ));
+                }
+            }
+            if mapping.strategy == Strategy::Weighted && targets.iter().all(|t| t.weight == 0) {
+                return Err(ConfigError::new(
+                    format!("mappings.{alias}.targets"),
+                    "a weighted mapping needs a target of weight above 0",
+                ));
             }
         }
         Ok(())

@@ -114,6 +114,7 @@ impl Ejections {
                     window_start_ms: AtomicU64::new(0),
                     window_calls: AtomicU32::new(0),
                     window_failures: AtomicU32::new(0),
+                    load: crate::balance::Load::default(),
                 })
             })
             .clone()
@@ -145,9 +146,15 @@ pub struct Health {
     window_start_ms: AtomicU64,
     window_calls: AtomicU32,
     window_failures: AtomicU32,
+    /// Its calls in flight and latency, for the balancer ([`crate::balance`]).
+    load: crate::balance::Load,
 }
 
 impl Health {
+    pub fn load(&self) -> &crate::balance::Load {
+        &self.load
+    }
+
     /// Whether a request may call it now: not ejected, or its cool-down over.
     pub fn admits(&self) -> bool {
         let until = self.ejected_until_ms.load(Ordering::Relaxed);

@@ -23,11 +23,9 @@ pub async fn embed(state: &AppState, body: &Bytes, x: &mut Exchange) -> Result<R
         span.record("provider", &*target.provider_name);
         x.route(target);
         let sent = Instant::now();
+        let _busy = target.busy();
         answered = attempts
-            .within(
-                &target.provider_name,
-                target.provider.embeddings(&req, &target.model),
-            )
+            .within(target, target.provider.embeddings(&req, &target.model))
             .await;
         x.upstream_done(sent);
         next = match &answered {

@@ -29,6 +29,7 @@
 //!   [`serve`]: the accept loop, with a header-read deadline.
 
 pub mod app;
+pub mod balance;
 pub mod body_budget;
 pub mod capture;
 pub mod chat;

@@ -40,11 +40,9 @@ pub async fn create(
     while let Some(target) = next {
         span.record("provider", &*target.provider_name);
         let first_event = state.settings().retry.first_event_timeout;
+        let busy = target.busy();
         let answered = attempts
-            .within(
-                &target.provider_name,
-                call(target, headers, body, &raw, x, first_event),
-            )
+            .within(target, call(target, headers, body, &raw, x, first_event))
             .await;
         match answered {
             Err(e) => match attempts.next(&e).await {
@@ -56,7 +54,7 @@ pub async fn create(
             },
             answered => {
                 attempts.succeeded();
-                return answered;
+                return answered.map(|reply| reply.holding(busy));
             }
         }
     }

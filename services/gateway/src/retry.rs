@@ -23,7 +23,7 @@ use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
 
 use crate::error::Error;
-use crate::routing::Target;
+use crate::routing::{Route, Target};
 
 /// `gateway.retry` in the configuration.
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
@@ -233,12 +233,13 @@ pub struct Attempts<'a> {
 impl<'a> Attempts<'a> {
     /// Counts the request in the budget.
     pub fn new(
-        targets: &'a [Target],
+        route: &'a Route,
         settings: &'a RetrySettings,
         budget: &'a Budget,
         asked: &Asked,
     ) -> Result<Self, Error> {
         budget.request();
+        let targets = route.targets();
         let mut order: Vec<&Target> = match &asked.pin {
             Some(pin) => {
                 let pinned: Vec<&Target> = targets
@@ -257,9 +258,6 @@ impl<'a> Attempts<'a> {
             }
             None => targets.iter().collect(),
         };
-        if asked.no_fallbacks {
-            order.truncate(1);
-        }
         if order.len() > 1 {
             // Admitted first, in the route's order; then the ejected, the least
             // recently failed first (a stable sort keeps the route's order; each
@@ -268,6 +266,17 @@ impl<'a> Attempts<'a> {
                 Some(h) if !h.admits() => (1, h.last_failure_ms()),
                 _ => (0, 0),
             });
+            // The strategy picks the first among the admitted; the others keep
+            // the route's order behind it.
+            let admitted = order
+                .iter()
+                .take_while(|t| t.health.as_ref().is_none_or(|h| h.admits()))
+                .count();
+            let first = crate::balance::pick(route.strategy, &order[..admitted]);
+            order[..=first].rotate_right(1);
+        }
+        if asked.no_fallbacks {
+            order.truncate(1);
         }
         let max = asked
             .max_attempts
@@ -285,25 +294,37 @@ impl<'a> Attempts<'a> {
         })
     }
 
-    /// `call`, cut off when the client's own timeout is over: then the upstream
-    /// timed out, as far as anyone waiting can tell.
+    /// `call` to `target`, cut off at the target's timeout or when the client's
+    /// own is over (then the upstream timed out, as far as anyone waiting can
+    /// tell). Its latency (of an answer, or a time-out) goes to the balancer.
     pub async fn within<T>(
         &self,
-        provider: &str,
+        target: &Target,
         call: impl Future<Output = Result<T, Error>>,
     ) -> Result<T, Error> {
-        let Some(deadline) = self.deadline else {
-            return call.await;
+        let started = tokio::time::Instant::now();
+        let own = target.timeout.map(|t| started + t);
+        let deadline = match (own, self.deadline) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
         };
-        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
-        tokio::time::timeout_at(deadline, call)
-            .await
-            .unwrap_or_else(|_| {
-                Err(Error::UpstreamTimeout {
-                    provider: provider.to_owned(),
-                    seconds: left.as_secs_f64(),
-                })
-            })
+        let answered = match deadline {
+            None => call.await,
+            Some(deadline) => tokio::time::timeout_at(deadline, call)
+                .await
+                .unwrap_or_else(|_| {
+                    Err(Error::UpstreamTimeout {
+                        provider: target.provider_name.to_string(),
+                        seconds: deadline.saturating_duration_since(started).as_secs_f64(),
+                    })
+                }),
+        };
+        if let Some(h) = &target.health
+            && matches!(answered, Ok(_) | Err(Error::UpstreamTimeout { .. }))
+        {
+            h.load().observe(started.elapsed());
+        }
+        answered
     }
 
     /// The target of the first call.
@@ -369,14 +390,8 @@ impl<'a> Attempts<'a> {
             .backoff_base
             .saturating_mul(1 << self.same.min(16))
             .min(self.settings.backoff_max);
-        ceiling.mul_f64(fastrand_unit())
+        ceiling.mul_f64(crate::balance::random_unit())
     }
-}
-
-/// A uniform number in [0, 1).
-fn fastrand_unit() -> f64 {
-    let bits = getrandom::u64().unwrap_or(0);
-    (bits >> 11) as f64 / (1u64 << 53) as f64
 }
 
 #[cfg(test)]

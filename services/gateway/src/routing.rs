@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use config_model::{ClientKey, key_hash};
+use config_model::{ClientKey, Strategy, key_hash};
 use llm::openai::Model;
 
 use config_model::{ConfigError, ProviderConfig};
@@ -41,24 +41,40 @@ pub struct Target {
     pub provider_name: Arc<str>,
     pub provider: Arc<Provider>,
     pub model: Arc<str>,
-    /// Its health for outlier ejection (a mapping's targets; none for a
-    /// `provider/model` asked directly).
+    /// Its health for outlier ejection and its load for balancing (a mapping's
+    /// targets; none for a `provider/model` asked directly).
     pub health: Option<Arc<crate::ejection::Health>>,
+    /// Its share of first calls under `weighted`; 0 for a backup.
+    pub weight: u32,
+    /// How long a call to it may take before the next target takes over.
+    pub timeout: Option<std::time::Duration>,
 }
 
-/// The targets a request may go to, in order: the first serves, the next take
-/// over when it fails in a way another target may not ([`Error::is_retryable`]).
+impl Target {
+    /// Counts a call in flight until the guard drops (nothing for a target
+    /// without health: a `provider/model` asked directly is never balanced).
+    pub fn busy(&self) -> Option<crate::balance::Busy> {
+        self.health.as_ref().map(crate::balance::Load::busy)
+    }
+}
+
+/// The targets a request may go to and the strategy that picks the first; the
+/// others take over in order when it fails in a way another target may not
+/// ([`Error::is_retryable`]).
 #[derive(Debug, Clone)]
-pub struct Route(Arc<[Target]>);
+pub struct Route {
+    pub strategy: Strategy,
+    targets: Arc<[Target]>,
+}
 
 impl Route {
     pub fn targets(&self) -> &[Target] {
-        &self.0
+        &self.targets
     }
 
-    /// The target that serves first.
+    /// The target listed first.
     pub fn first(&self) -> Option<&Target> {
-        self.0.first()
+        self.targets.first()
     }
 }
 
@@ -117,19 +133,22 @@ impl RoutingTable {
         }
         let mut aliases = HashMap::new();
         let mut models = Vec::new();
-        for (alias, targets) in &config.mappings {
-            let route: Vec<Target> = targets
+        for (alias, mapping) in &config.mappings {
+            let route: Vec<Target> = mapping
+                .targets
                 .iter()
-                .filter_map(|mapping| {
-                    let Some(built) = providers.get(&mapping.provider) else {
-                        tracing::error!(%alias, provider = %mapping.provider, "mapping target left out: no such provider");
+                .filter_map(|t| {
+                    let Some(built) = providers.get(&t.provider) else {
+                        tracing::error!(%alias, provider = %t.provider, "mapping target left out: no such provider");
                         return None;
                     };
                     Some(Target {
-                        provider_name: mapping.provider.as_str().into(),
+                        provider_name: t.provider.as_str().into(),
                         provider: built.provider.clone(),
-                        model: mapping.model.as_str().into(),
-                        health: Some(source.ejections.of(&mapping.provider, &mapping.model)),
+                        model: t.model.as_str().into(),
+                        health: Some(source.ejections.of(&t.provider, &t.model)),
+                        weight: t.weight,
+                        timeout: t.timeout_ms.map(std::time::Duration::from_millis),
                     })
                 })
                 .collect();
@@ -143,7 +162,13 @@ impl RoutingTable {
                 created: source.created,
                 owned_by: first.provider_name.to_string(),
             });
-            aliases.insert(alias.clone(), Route(route.into()));
+            aliases.insert(
+                alias.clone(),
+                Route {
+                    strategy: mapping.strategy,
+                    targets: route.into(),
+                },
+            );
         }
         for (name, built) in &providers {
             for model in built.config.models() {
@@ -192,12 +217,17 @@ impl RoutingTable {
             && !upstream.is_empty()
             && let Some(p) = self.providers.get(provider)
         {
-            return Ok(Route(Arc::new([Target {
-                provider_name: provider.into(),
-                provider: p.provider.clone(),
-                model: upstream.into(),
-                health: None,
-            }])));
+            return Ok(Route {
+                strategy: Strategy::Fallback,
+                targets: Arc::new([Target {
+                    provider_name: provider.into(),
+                    provider: p.provider.clone(),
+                    model: upstream.into(),
+                    health: None,
+                    weight: 1,
+                    timeout: None,
+                }]),
+            });
         }
         Err(Error::ModelNotFound(model.to_owned()))
     }

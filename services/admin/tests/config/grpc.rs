@@ -31,6 +31,7 @@ async fn with_grpc_alias(client: &mut GrpcClient) -> pb::Mapping {
             targets: vec![pb::MappingTarget {
                 provider: "grpc-openai".into(),
                 model: "gpt-4o".into(),
+                ..Default::default()
             }],
             ..Default::default()
         })
@@ -108,6 +109,7 @@ pub async fn grpc_mappings_to_unknown_providers_are_invalid_arguments(api: &Api)
             targets: vec![pb::MappingTarget {
                 provider: "ghost".into(),
                 model: "m".into(),
+                ..Default::default()
             }],
             ..Default::default()
         })
@@ -127,6 +129,7 @@ pub async fn grpc_an_update_replaces_the_targets(api: &Api) {
             targets: vec![pb::MappingTarget {
                 provider: "grpc-openai".into(),
                 model: "gpt-4o-mini".into(),
+                ..Default::default()
             }],
             ..Default::default()
         })
@@ -275,4 +278,49 @@ pub async fn grpc_revoking_a_missing_key_is_not_found(api: &Api) {
             .code(),
         tonic::Code::NotFound
     );
+}
+
+pub async fn grpc_a_mapping_keeps_its_strategy_and_weights(api: &Api) {
+    let mut client = grpc_client(api).await;
+    with_grpc_openai(&mut client).await;
+    let created = client
+        .create_mapping(pb::Mapping {
+            alias: "spread".into(),
+            strategy: "least_latency".into(),
+            targets: vec![
+                pb::MappingTarget {
+                    provider: "grpc-openai".into(),
+                    model: "gpt-4o".into(),
+                    weight: Some(2),
+                    timeout_ms: Some(9000),
+                },
+                pb::MappingTarget {
+                    provider: "grpc-openai".into(),
+                    model: "gpt-4o-mini".into(),
+                    ..Default::default()
+                },
+            ],
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(created.strategy, "least_latency");
+    assert_eq!(
+        (created.targets[0].weight, created.targets[0].timeout_ms),
+        (Some(2), Some(9000))
+    );
+    // Unset, a weight is 1.
+    assert_eq!(created.targets[1].weight, Some(1));
+    let err = client
+        .create_mapping(pb::Mapping {
+            alias: "odd".into(),
+            strategy: "fastest".into(),
+            targets: created.targets.clone(),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), tonic::Code::InvalidArgument);
+    assert!(err.message().contains("least_busy"), "{}", err.message());
 }

@@ -26,8 +26,8 @@ pub async fn a_mapping_is_published_with_its_targets_in_order(api: &Api) {
     assert_eq!(status, 201, "{m}");
     assert_eq!(m["targets"][1]["provider"], "claude");
     let snap = api.snapshot().await;
-    assert_eq!(snap.mappings["gpt4"].len(), 2);
-    assert_eq!(snap.mappings["gpt4"][0].model, "gpt-4o");
+    assert_eq!(snap.mappings["gpt4"].targets.len(), 2);
+    assert_eq!(snap.mappings["gpt4"].targets[0].model, "gpt-4o");
 }
 
 pub async fn an_alias_is_mapped_once(api: &Api) {
@@ -102,7 +102,7 @@ pub async fn an_update_publishes_the_new_targets(api: &Api) {
         .await;
     assert_eq!((status, m["targets"].as_array().unwrap().len()), (200, 1));
     assert_eq!(
-        api.snapshot().await.mappings["gpt4"][0].model,
+        api.snapshot().await.mappings["gpt4"].targets[0].model,
         "gpt-4o-mini"
     );
 }
@@ -153,4 +153,68 @@ pub async fn a_mapping_is_deleted_once(api: &Api) {
         404
     );
     assert!(api.snapshot().await.mappings.is_empty());
+}
+
+pub async fn a_mapping_keeps_its_strategy_weights_and_timeouts(api: &Api) {
+    with_providers(api).await;
+    let (status, m) = api
+        .call(
+            "POST",
+            "/api/v1/mappings",
+            Some(
+                json!({"alias": "spread", "strategy": "weighted", "targets": [
+            {"provider": "openai", "model": "gpt-4o", "weight": 3, "timeout_ms": 20000},
+            {"provider": "claude", "model": "claude-haiku-4-5", "weight": 0}]}),
+            ),
+        )
+        .await;
+    assert_eq!(status, 201, "{m}");
+    assert_eq!(m["strategy"], "weighted");
+    assert_eq!(m["targets"][0]["weight"], 3);
+    assert_eq!(m["targets"][0]["timeout_ms"], 20000);
+    assert_eq!(m["targets"][1]["weight"], 0);
+    let snap = api.snapshot().await;
+    let published = &snap.mappings["spread"];
+    assert_eq!(published.strategy, config_model::Strategy::Weighted);
+    assert_eq!(
+        (published.targets[0].weight, published.targets[0].timeout_ms),
+        (3, Some(20000))
+    );
+    // Unset, a weight is 1 and the strategy fallback.
+    let (_, m) = api
+        .call(
+            "PUT",
+            "/api/v1/mappings/spread",
+            Some(json!({"targets": [
+            {"provider": "openai", "model": "gpt-4o"}]})),
+        )
+        .await;
+    assert_eq!(
+        (m["strategy"].as_str(), m["targets"][0]["weight"].as_u64()),
+        (Some("fallback"), Some(1))
+    );
+    assert_eq!(
+        api.snapshot().await.mappings["spread"].strategy,
+        config_model::Strategy::Fallback
+    );
+    for (body, code) in [
+        (
+            json!({"alias": "x", "strategy": "fastest", "targets": [{"provider": "openai", "model": "m"}]}),
+            "invalid_body",
+        ),
+        (
+            json!({"alias": "x", "strategy": "weighted", "targets": [{"provider": "openai", "model": "m", "weight": 0}]}),
+            "invalid_mapping",
+        ),
+        (
+            json!({"alias": "x", "targets": [{"provider": "openai", "model": "m", "timeout_ms": 0}]}),
+            "invalid_mapping",
+        ),
+        (
+            json!({"alias": "x", "targets": [{"provider": "openai", "model": "m", "weight": -1}]}),
+            "invalid_body",
+        ),
+    ] {
+        refuse_mapping(api, body, 400, code).await;
+    }
 }

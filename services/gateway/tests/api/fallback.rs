@@ -6,7 +6,7 @@
 
 use std::time::{Duration, Instant};
 
-use config_model::Target;
+use config_model::{Mapping, Target};
 use mock_upstream::{Failure, MockUpstream};
 use serde_json::json;
 
@@ -27,16 +27,10 @@ fn resilient(c: &mut gateway::config::Config, url: &str) {
     c.providers.insert("backup".into(), openai_provider(url));
     c.mappings.insert(
         "resilient".into(),
-        vec![
-            Target {
-                provider: "mock".into(),
-                model: "gpt-4o".into(),
-            },
-            Target {
-                provider: "backup".into(),
-                model: "gpt-4o-mini".into(),
-            },
-        ],
+        Mapping::fallback(vec![
+            Target::new("mock", "gpt-4o"),
+            Target::new("backup", "gpt-4o-mini"),
+        ]),
     );
 }
 
@@ -49,16 +43,12 @@ async fn with_backup() -> (TestApp, MockUpstream) {
         resilient(c, &openai);
         c.providers
             .insert("backup-claude".into(), anthropic_provider(&anthropic));
-        let target = |provider: &str, model: &str| Target {
-            provider: provider.into(),
-            model: model.into(),
-        };
         c.mappings.insert(
             "cross".into(),
-            vec![
-                target("mock", "gpt-4o"),
-                target("backup-claude", "claude-haiku-4-5"),
-            ],
+            Mapping::fallback(vec![
+                Target::new("mock", "gpt-4o"),
+                Target::new("backup-claude", "claude-haiku-4-5"),
+            ]),
         );
     })
     .await;

@@ -3,7 +3,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use config_model::{
-    AnthropicConfig, DemoConfig, OpenAiConfig, ProviderConfig, Target, TimeoutOverrides,
+    AnthropicConfig, DemoConfig, Mapping, OpenAiConfig, ProviderConfig, Target, TimeoutOverrides,
 };
 use gateway::Application;
 use gateway::config::{AuthMode, Config, Settings};
@@ -71,24 +71,15 @@ pub fn base_config(mock: &MockUpstream) -> Config {
         mappings: BTreeMap::from([
             (
                 "gpt4".to_owned(),
-                vec![Target {
-                    provider: "mock".into(),
-                    model: "gpt-4o".into(),
-                }],
+                Mapping::fallback(vec![Target::new("mock", "gpt-4o")]),
             ),
             (
                 "demo".to_owned(),
-                vec![Target {
-                    provider: "demo".into(),
-                    model: "echo".into(),
-                }],
+                Mapping::fallback(vec![Target::new("demo", "echo")]),
             ),
             (
                 "claude".to_owned(),
-                vec![Target {
-                    provider: "claude".into(),
-                    model: "claude-haiku-4-5".into(),
-                }],
+                Mapping::fallback(vec![Target::new("claude", "claude-haiku-4-5")]),
             ),
         ]),
     }

@@ -3,7 +3,7 @@
 
 use std::time::{Duration, Instant};
 
-use config_model::{ClientKey, ConfigSnapshot, Target, key_hash};
+use config_model::{ClientKey, ConfigSnapshot, Mapping, Target, key_hash};
 use events::Bus;
 use events::memory::InProcessBus;
 use gateway::config::AuthMode;
@@ -23,10 +23,7 @@ fn snapshot(app: &TestApp, aliases: &[(&str, &str)], keys: &[&str]) -> ConfigSna
             .map(|(alias, model)| {
                 (
                     (*alias).to_owned(),
-                    vec![Target {
-                        provider: "mock".into(),
-                        model: (*model).into(),
-                    }],
+                    Mapping::fallback(vec![Target::new("mock", *model)]),
                 )
             })
             .collect(),
@@ -250,10 +247,7 @@ async fn an_unreadable_snapshot_is_refused_and_the_current_configuration_stays()
     );
     snap.mappings.insert(
         "via-broken".into(),
-        vec![Target {
-            provider: "broken".into(),
-            model: "gpt-4o".into(),
-        }],
+        Mapping::fallback(vec![Target::new("broken", "gpt-4o")]),
     );
     bus.put_config(snap.to_bytes().unwrap()).await.unwrap();
     eventually(Duration::from_secs(1), || async {

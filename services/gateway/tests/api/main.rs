@@ -2,6 +2,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod anthropic_upstream;
+mod balance;
 mod chat;
 mod errors;
 mod fallback;
