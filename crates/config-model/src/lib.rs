@@ -17,6 +17,7 @@
 
 pub mod client_key;
 pub mod error;
+pub mod health;
 pub mod mapping;
 pub mod provider;
 pub mod secret;
@@ -24,6 +25,7 @@ pub mod snapshot;
 
 pub use client_key::{ClientKey, key_hash};
 pub use error::ConfigError;
+pub use health::{HealthReport, KeyRest, TargetHealth};
 pub use mapping::{Mapping, Strategy, Target};
 pub use provider::{
     AnthropicConfig, DemoConfig, OpenAiConfig, ProviderConfig, ProviderKind, TimeoutOverrides,

@@ -36,7 +36,13 @@ pub mod subjects {
     /// Key-value bucket holding the live configuration snapshot, under one key.
     pub const CONFIG_BUCKET: &str = "aiprox-config";
     pub const CONFIG_KEY: &str = "snapshot";
+    /// Key-value bucket of the gateways' health reports, a key per gateway.
+    pub const HEALTH_BUCKET: &str = "aiprox-health";
 }
+
+/// How long a gateway's health report stands without a newer one: a gateway
+/// gone quiet that long is taken for stopped.
+pub const HEALTH_MAX_AGE: Duration = Duration::from_secs(30);
 
 /// One message to publish.
 #[derive(Debug, Clone)]
@@ -155,6 +161,28 @@ impl Bus {
                 b.delete_blob(name);
                 Ok(())
             }
+        }
+    }
+}
+
+/// The gateways' health reports ([`HEALTH_MAX_AGE`]).
+impl Bus {
+    /// Replaces `gateway`'s report.
+    pub async fn put_health(&self, gateway: &str, report: Bytes) -> Result<(), BusError> {
+        match self {
+            Self::Nats(b) => b.put_health(gateway, report).await,
+            Self::InProcess(b) => {
+                b.put_health(gateway, report);
+                Ok(())
+            }
+        }
+    }
+
+    /// Every gateway's latest report.
+    pub async fn health_reports(&self) -> Result<Vec<Bytes>, BusError> {
+        match self {
+            Self::Nats(b) => b.health_reports().await,
+            Self::InProcess(b) => Ok(b.health_reports()),
         }
     }
 }

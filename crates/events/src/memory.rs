@@ -29,6 +29,8 @@ pub struct InProcessBus {
     blobs: Arc<Mutex<HashMap<String, Bytes>>>,
     config: Arc<tokio::sync::watch::Sender<Option<Bytes>>>,
     backlog: Arc<Backlog>,
+    /// Each gateway's latest health report and when it was put.
+    health: Arc<Mutex<HashMap<String, (std::time::Instant, Bytes)>>>,
 }
 
 /// Payload bytes published and not yet taken by a consumer, and their bound.
@@ -79,6 +81,7 @@ impl InProcessBus {
             queues: Arc::default(),
             blobs: Arc::default(),
             config: Arc::default(),
+            health: Arc::default(),
             backlog: Arc::new(Backlog {
                 bytes: AtomicUsize::new(0),
                 max: max_bytes,
@@ -144,6 +147,19 @@ impl InProcessBus {
 
     pub fn subscribe_config(&self) -> tokio::sync::watch::Receiver<Option<Bytes>> {
         self.config.subscribe()
+    }
+
+    pub fn put_health(&self, gateway: &str, report: Bytes) {
+        self.health
+            .lock()
+            .insert(gateway.to_owned(), (std::time::Instant::now(), report));
+    }
+
+    /// Every gateway's latest report put within `HEALTH_MAX_AGE`.
+    pub fn health_reports(&self) -> Vec<Bytes> {
+        let mut health = self.health.lock();
+        health.retain(|_, (at, _)| at.elapsed() < crate::HEALTH_MAX_AGE);
+        health.values().map(|(_, r)| r.clone()).collect()
     }
 
     pub fn put_blob(&self, name: &str, data: Bytes) {

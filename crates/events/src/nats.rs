@@ -78,30 +78,79 @@ impl NatsBus {
         Ok(())
     }
 
-    /// The config bucket, created when missing. The stream is declared by hand, as
-    /// a KV bucket's stream is (one message per key, rollups, direct gets), so the
-    /// bucket works on NATS servers older than the client's own defaults expect.
+    /// The config bucket, created when missing.
     async fn config_bucket(&self) -> Result<kv::Store, BusError> {
-        if let Ok(store) = self.js.get_key_value(subjects::CONFIG_BUCKET).await {
+        self.kv_bucket(subjects::CONFIG_BUCKET, stream::StorageType::File, None)
+            .await
+    }
+
+    /// The health bucket: in memory, each entry gone `HEALTH_MAX_AGE` after its
+    /// last put.
+    async fn health_bucket(&self) -> Result<kv::Store, BusError> {
+        self.kv_bucket(
+            subjects::HEALTH_BUCKET,
+            stream::StorageType::Memory,
+            Some(crate::HEALTH_MAX_AGE),
+        )
+        .await
+    }
+
+    /// A KV bucket, created when missing. The stream is declared by hand, as a
+    /// KV bucket's stream is (one message per key, rollups, direct gets), so the
+    /// bucket works on NATS servers older than the client's own defaults expect.
+    async fn kv_bucket(
+        &self,
+        bucket: &str,
+        storage: stream::StorageType,
+        max_age: Option<Duration>,
+    ) -> Result<kv::Store, BusError> {
+        if let Ok(store) = self.js.get_key_value(bucket).await {
             return Ok(store);
         }
-        let bucket = subjects::CONFIG_BUCKET;
         self.js
             .get_or_create_stream(stream::Config {
                 name: format!("KV_{bucket}"),
                 subjects: vec![format!("$KV.{bucket}.>")],
-                storage: stream::StorageType::File,
+                storage,
                 max_messages_per_subject: 1,
+                max_age: max_age.unwrap_or_default(),
                 discard: stream::DiscardPolicy::New,
                 allow_rollup: true,
                 deny_delete: true,
                 allow_direct: true,
-                duplicate_window: Duration::from_secs(120),
+                duplicate_window: Duration::from_secs(120).min(max_age.unwrap_or(Duration::MAX)),
                 ..stream::Config::default()
             })
             .await
             .map_err(unavailable)?;
         self.js.get_key_value(bucket).await.map_err(unavailable)
+    }
+
+    /// Puts one gateway's health report.
+    pub async fn put_health(&self, gateway: &str, report: Bytes) -> Result<(), BusError> {
+        self.health_bucket()
+            .await?
+            .put(gateway, report)
+            .await
+            .map_err(unavailable)?;
+        Ok(())
+    }
+
+    /// Every gateway's latest report (those that stopped reporting expired).
+    pub async fn health_reports(&self) -> Result<Vec<Bytes>, BusError> {
+        let bucket = self.health_bucket().await?;
+        let mut keys = bucket.keys().await.map_err(unavailable)?;
+        let mut names = Vec::new();
+        while let Some(key) = keys.next().await {
+            names.push(key.map_err(unavailable)?);
+        }
+        let mut reports = Vec::with_capacity(names.len());
+        for name in names {
+            if let Some(report) = bucket.get(&name).await.map_err(unavailable)? {
+                reports.push(report);
+            }
+        }
+        Ok(reports)
     }
 
     pub async fn put_config(&self, value: Bytes) -> Result<(), BusError> {

@@ -180,6 +180,42 @@ impl AdminService for Grpc {
         }))
     }
 
+    async fn get_provider_health(
+        &self,
+        _: Request<pb::GetProviderHealthRequest>,
+    ) -> Reply<pb::ProviderHealth> {
+        let h = self.0.provider_health().await?;
+        Ok(Response::new(pb::ProviderHealth {
+            gateways: h.gateways,
+            targets: h
+                .targets
+                .into_iter()
+                .map(|t| pb::TargetState {
+                    provider: t.provider,
+                    model: t.model,
+                    status: t.status,
+                    reported_by: t.reported_by,
+                    ejected_on: t.ejected_on,
+                    ejected_until_ms: t.ejected_until_ms,
+                    failures_in_a_row: t.failures_in_a_row,
+                    in_flight: t.in_flight,
+                    latency_ms: t.latency_ms,
+                })
+                .collect(),
+            resting_keys: h
+                .resting_keys
+                .into_iter()
+                .map(|k| pb::KeyState {
+                    provider: k.provider,
+                    key: k.key,
+                    masked: k.masked,
+                    resting_on: k.resting_on,
+                    until_ms: k.until_ms,
+                })
+                .collect(),
+        }))
+    }
+
     async fn get_provider(&self, request: Request<pb::GetProviderRequest>) -> Reply<pb::Provider> {
         let p = self.0.get_provider(&request.into_inner().name).await?;
         Ok(Response::new(provider(p)))
@@ -312,6 +348,8 @@ fn provider(p: crate::providers::Provider) -> pb::Provider {
         word_delay_ms: p.word_delay_ms,
         created_at_ms: p.created_at_ms,
         updated_at_ms: p.updated_at_ms,
+        api_keys: Vec::new(),
+        api_key_count: p.api_key_count,
     }
 }
 
@@ -321,6 +359,8 @@ fn provider_input(p: pb::Provider) -> ProviderInput {
         kind: KindName::from(p.kind),
         base_url: p.base_url,
         api_key: p.api_key,
+        // Repeated fields have no absence: none given keeps the stored keys.
+        api_keys: Some(p.api_keys).filter(|k| !k.is_empty()),
         api_key_env: p.api_key_env,
         headers: p.headers.into_iter().collect(),
         models: p.models,

@@ -14,6 +14,7 @@ use utoipa::{IntoParams, ToSchema};
 
 use crate::AppState;
 use crate::core::{self, ApiError, Kind, LogQuery};
+use crate::health::ProviderHealth;
 use crate::keys::{CreatedKey, Key, KeyInput};
 use crate::mappings::{Mapping, MappingInput};
 use crate::providers::{Provider, ProviderInput};
@@ -553,6 +554,14 @@ pub async fn delete_mapping(
 ) -> Result<StatusCode> {
     state.core.delete_mapping(&alias).await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// Every target's health across the gateways heard from in the last 30 s:
+/// ejections (outlier ejection is per gateway), calls in flight, latency, and
+/// the keys of a pool resting after a 429 or 401.
+#[utoipa::path(get, path = "/api/v1/provider-health", tag = "providers", responses((status = 200, body = ProviderHealth)))]
+pub async fn provider_health(State(state): State<AppState>) -> Result<Json<ProviderHealth>> {
+    Ok(Json(state.core.provider_health().await?))
 }
 
 /// Every client key, revoked ones included; never the keys themselves.

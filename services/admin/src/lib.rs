@@ -20,6 +20,7 @@
 pub mod connection;
 pub mod core;
 pub mod grpc;
+pub mod health;
 pub mod http;
 pub mod keys;
 pub mod login;
@@ -209,6 +210,7 @@ pub fn router(core: AdminCore, token: SecretString, options: RouterOptions) -> R
                 .put(http::update_mapping)
                 .delete(http::delete_mapping),
         )
+        .route("/api/v1/provider-health", get(http::provider_health))
         .route("/api/v1/keys", get(http::list_keys).post(http::create_key))
         .route("/api/v1/keys/{id}", axum::routing::delete(http::revoke_key))
         .route(

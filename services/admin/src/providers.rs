@@ -60,6 +60,10 @@ pub struct ProviderInput {
     pub base_url: Option<String>,
     /// Write-only. On update: absent keeps the stored key, empty removes it.
     pub api_key: Option<String>,
+    /// Write-only, instead of `api_key`: a pool of keys, used in turn (a key
+    /// answered 429 or 401 rests while the next takes its calls). On update:
+    /// absent keeps the stored keys, empty removes them.
+    pub api_keys: Option<Vec<String>>,
     /// Or the name of an environment variable holding the key on each gateway.
     pub api_key_env: Option<String>,
     #[serde(default)]
@@ -110,8 +114,11 @@ pub struct Provider {
     pub kind: String,
     pub base_url: Option<String>,
     pub api_key_env: Option<String>,
-    /// The stored key's last characters (`…abcd`), when a key is stored.
+    /// The stored key's last characters (`…abcd`; a pool's, `…abcd, …wxyz`),
+    /// when a key is stored.
     pub api_key_masked: Option<String>,
+    /// How many keys are stored (a pool holds several).
+    pub api_key_count: u32,
     pub has_api_key: bool,
     pub headers: BTreeMap<String, String>,
     pub models: Vec<String>,
@@ -172,7 +179,9 @@ fn anthropic(input: &ProviderInput) -> Result<ProviderConfig, ApiError> {
 }
 
 fn demo(input: &ProviderInput) -> Result<ProviderConfig, ApiError> {
-    let keyed = input.api_key.as_ref().is_some_and(|k| !k.is_empty()) || key_env(input).is_some();
+    let keyed = input.api_key.as_ref().is_some_and(|k| !k.is_empty())
+        || input.api_keys.as_ref().is_some_and(|k| !k.is_empty())
+        || key_env(input).is_some();
     if !input.headers.is_empty() || input.timeouts.is_some() || input.base_url.is_some() || keyed {
         return Err(invalid_provider(
             "a demo provider takes no base_url, headers, timeouts or key",
@@ -224,6 +233,38 @@ pub(crate) fn stored_config(row: &ProviderRow) -> Result<ProviderConfig, ApiErro
     })
 }
 
+/// Between a pool's key masks in the stored mask.
+const KEY_MASKS_JOIN: &str = ", ";
+
+/// The keys an input writes: `None` keeps the stored ones, an empty list
+/// removes them. A key is one header value: no spaces, no line breaks.
+fn written_keys(input: &ProviderInput) -> Result<Option<Vec<&str>>, ApiError> {
+    let keys: Vec<&str> = match (&input.api_key, &input.api_keys) {
+        (Some(_), Some(_)) => {
+            return Err(invalid_provider("give api_key or api_keys, not both").at("api_keys"));
+        }
+        (Some(k), None) if k.is_empty() => return Ok(Some(Vec::new())),
+        (Some(k), None) => vec![k.as_str()],
+        (None, Some(ks)) => ks.iter().map(String::as_str).collect(),
+        (None, None) => return Ok(None),
+    };
+    for (i, key) in keys.iter().enumerate() {
+        if key.is_empty() || key.chars().any(|c| c.is_whitespace() || c.is_control()) {
+            let field = if input.api_keys.is_some() {
+                "api_keys"
+            } else {
+                "api_key"
+            };
+            return Err(invalid_provider(format!(
+                "{field}: key {} is empty or holds spaces or control characters",
+                i + 1
+            ))
+            .at(field));
+        }
+    }
+    Ok(Some(keys))
+}
+
 /// The answer for a stored provider.
 fn provider_view(row: &ProviderRow) -> Result<Provider, ApiError> {
     let config = stored_config(row)?;
@@ -244,6 +285,9 @@ fn provider_view(row: &ProviderRow) -> Result<Provider, ApiError> {
         base_url: http.and_then(|h| h.base_url).map(ToString::to_string),
         api_key_env: api_key_env.map(str::to_owned),
         api_key_masked: row.api_key_mask.clone(),
+        api_key_count: row.api_key_mask.as_deref().map_or(0, |m| {
+            u32::try_from(m.split(KEY_MASKS_JOIN).count()).unwrap_or(u32::MAX)
+        }),
         has_api_key: row.api_key_sealed.is_some(),
         headers: http.map(|h| h.headers.clone()).unwrap_or_default(),
         models: config.models().to_vec(),
@@ -297,9 +341,9 @@ impl AdminCore {
             .at("name"));
         }
         let config = ProviderConfig::try_from(input)?;
-        let (sealed, mask) = match input.api_key.as_deref() {
-            Some("") => (None, None),
-            Some(key) => {
+        let (sealed, mask) = match written_keys(input)? {
+            Some(keys) if keys.is_empty() => (None, None),
+            Some(keys) => {
                 let secret = self.secret.as_ref().ok_or_else(|| {
                     invalid(
                         "secret_key_missing",
@@ -309,10 +353,12 @@ impl AdminCore {
                         ),
                     )
                 })?;
+                // A pool is sealed whole, its keys a line each.
                 let sealed = secret
-                    .seal(&input.name, key)
+                    .seal(&input.name, &keys.join("\n"))
                     .map_err(|e| ApiError::new(Kind::Unavailable, "seal_failed", e.to_string()))?;
-                (Some(sealed), Some(secret::mask(key)))
+                let masks: Vec<String> = keys.iter().map(|k| secret::mask(k)).collect();
+                (Some(sealed), Some(masks.join(KEY_MASKS_JOIN)))
             }
             None => current.map_or((None, None), |c| {
                 (c.api_key_sealed.clone(), c.api_key_mask.clone())

@@ -104,6 +104,11 @@ pub struct Publisher {
 }
 
 impl Publisher {
+    /// The bus it publishes on (none: a store alone, nothing to publish to).
+    pub fn bus(&self) -> Option<&Bus> {
+        self.bus.as_ref()
+    }
+
     /// The retry task ends with `shutdown`.
     pub fn new(store: Store, bus: Option<Bus>, shutdown: CancellationToken) -> Self {
         let publisher = Self {

@@ -333,7 +333,8 @@ pub struct Application {
     metrics: telemetry::ops::Metrics,
     settings: crate::config::Settings,
     publisher: Option<tokio::task::JoinHandle<()>>,
-    watcher: Option<tokio::task::JoinHandle<()>>,
+    /// The live configuration's watch and the health reports, with a bus.
+    watcher: Option<(tokio::task::JoinHandle<()>, tokio::task::JoinHandle<()>)>,
 }
 
 impl Application {
@@ -388,7 +389,14 @@ impl Application {
         }
         let metrics = std::sync::Arc::new(registry);
         let watcher = match bus {
-            Some(bus) => Some(start_live_config(bus, &state).await),
+            Some(bus) => {
+                let reporter = tokio::spawn(crate::health_report::publish(
+                    bus.clone(),
+                    state.clone(),
+                    config.settings.health_report_interval,
+                ));
+                Some((start_live_config(bus, &state).await, reporter))
+            }
             None => None,
         };
         let listener = TcpListener::bind(config.settings.listen)
@@ -471,8 +479,9 @@ impl Application {
                 tracing::warn!(grace = ?settings.shutdown_grace, "grace period over, closing remaining connections");
             }
         }
-        if let Some(watcher) = watcher {
+        if let Some((watcher, reporter)) = watcher {
             watcher.abort();
+            reporter.abort();
         }
         // Every request is answered and its log_queue dropped: flush the log.
         if let Some(publisher) = publisher

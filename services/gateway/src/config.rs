@@ -13,7 +13,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use config_model::{ConfigError, Mapping, ProviderConfig, Strategy, Timeouts};
-use secrecy::SecretString;
+use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 
 /// Everything the gateway needs to run.
@@ -75,6 +75,10 @@ pub struct Settings {
     pub retry: crate::retry::RetrySettings,
     /// Outlier ejection: when a failing target is left out, and for how long.
     pub ejection: crate::ejection::EjectionSettings,
+    /// How often the gateway reports its targets' health (ejections, load,
+    /// resting keys) on the bus, for the admin API.
+    #[serde(with = "humantime_serde")]
+    pub health_report_interval: Duration,
 }
 
 /// Client authentication.
@@ -108,6 +112,7 @@ impl Default for Settings {
             auth: None,
             retry: crate::retry::RetrySettings::default(),
             ejection: crate::ejection::EjectionSettings::default(),
+            health_report_interval: Duration::from_secs(5),
         }
     }
 }
@@ -158,7 +163,14 @@ pub(crate) fn read_api_keys(
     if let Some(sealed) = sealed {
         return config_model::secret::SecretKey::from_env()
             .and_then(|key| key.open(provider, sealed))
-            .map(|k| vec![k])
+            // A pool is sealed whole, its keys a line each.
+            .map(|k| {
+                k.expose_secret()
+                    .lines()
+                    .filter(|l| !l.is_empty())
+                    .map(|l| SecretString::from(l.to_owned()))
+                    .collect()
+            })
             .map_err(|e| ConfigError::new(format!("providers.{provider}.api_key"), e.to_string()));
     }
     let Some(vars) = vars else {

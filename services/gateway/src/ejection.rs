@@ -121,6 +121,31 @@ impl Ejections {
     }
 }
 
+impl Ejections {
+    /// Every target's health now, for the gateway's health report.
+    pub fn report(&self) -> Vec<config_model::TargetHealth> {
+        let now = now_ms();
+        let mut report: Vec<config_model::TargetHealth> = self
+            .targets
+            .lock()
+            .iter()
+            .map(|((provider, model), h)| {
+                let until = h.ejected_until_ms.load(Ordering::Relaxed);
+                config_model::TargetHealth {
+                    provider: provider.clone(),
+                    model: model.clone(),
+                    ejected_until_ms: (until > now).then_some(until),
+                    failures_in_a_row: h.failures.load(Ordering::Relaxed),
+                    in_flight: h.load.in_flight(),
+                    latency_ms: h.load.average_ms(),
+                }
+            })
+            .collect();
+        report.sort_by(|a, b| (&a.provider, &a.model).cmp(&(&b.provider, &b.model)));
+        report
+    }
+}
+
 /// Unix milliseconds: when health and key rests are measured from.
 pub(crate) fn now_ms() -> u64 {
     SystemTime::now()

@@ -37,6 +37,7 @@ pub mod config;
 pub mod ejection;
 pub mod embeddings;
 pub mod error;
+pub mod health_report;
 pub mod live;
 pub mod messages;
 pub mod providers;

@@ -232,6 +232,13 @@ impl RoutingTable {
         Err(Error::ModelNotFound(model.to_owned()))
     }
 
+    /// Every provider by name.
+    pub fn providers(&self) -> impl Iterator<Item = (&str, &Provider)> {
+        self.providers
+            .iter()
+            .map(|(name, b)| (name.as_str(), &*b.provider))
+    }
+
     /// What `GET /v1/models` lists: every alias and every listed provider model.
     pub fn models(&self) -> &[Model] {
         &self.models

@@ -324,3 +324,43 @@ pub async fn grpc_a_mapping_keeps_its_strategy_and_weights(api: &Api) {
     assert_eq!(err.code(), tonic::Code::InvalidArgument);
     assert!(err.message().contains("least_busy"), "{}", err.message());
 }
+
+pub async fn provider_health_gathers_every_gateways_report_on_both_faces(api: &Api) {
+    let report = |gateway: &str, ejected: Option<u64>| config_model::HealthReport {
+        gateway: gateway.into(),
+        at_ms: 1,
+        targets: vec![config_model::TargetHealth {
+            provider: "grpc-openai".into(),
+            model: "gpt-4o".into(),
+            ejected_until_ms: ejected,
+            failures_in_a_row: 5,
+            in_flight: 1,
+            latency_ms: 80.0,
+        }],
+        resting_keys: vec![],
+    };
+    for (gateway, ejected) in [("g1", Some(4_000_000_000_000)), ("g2", None)] {
+        api.bus
+            .put_health(gateway, report(gateway, ejected).to_bytes().unwrap())
+            .await
+            .unwrap();
+    }
+    let (status, health) = api.call("GET", "/api/v1/provider-health", None).await;
+    assert_eq!(status, 200, "{health}");
+    assert_eq!(health["gateways"], 2);
+    assert_eq!(health["targets"][0]["status"], "partly_ejected");
+    assert_eq!(health["targets"][0]["in_flight"], 2);
+
+    let mut client = grpc_client(api).await;
+    let health = client
+        .get_provider_health(pb::GetProviderHealthRequest {})
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(health.gateways, 2);
+    let t = &health.targets[0];
+    assert_eq!(
+        (t.status.as_str(), t.ejected_on, t.reported_by, t.latency_ms),
+        ("partly_ejected", 1, 2, Some(80.0))
+    );
+}

@@ -59,6 +59,7 @@ common::backends!(
     providers::an_anthropic_version_with_a_line_break_is_refused,
     providers::providers_are_listed_by_name,
     providers::providers_are_read_by_name,
+    providers::a_pool_of_keys_is_sealed_whole_and_shown_masked,
     mappings::a_mapping_is_published_with_its_targets_in_order,
     mappings::an_alias_is_mapped_once,
     mappings::mappings_to_unknown_providers_are_refused,
@@ -91,6 +92,7 @@ common::backends!(
     grpc::grpc_a_revoked_key_has_its_revocation_time,
     grpc::grpc_revoking_a_missing_key_is_not_found,
     grpc::grpc_a_mapping_keeps_its_strategy_and_weights,
+    grpc::provider_health_gathers_every_gateways_report_on_both_faces,
     openapi::the_openapi_document_needs_the_admin_token,
     openapi::the_openapi_document_lists_every_path,
     openapi::the_openapi_document_shows_the_provider_key_write_only,
@@ -99,6 +101,14 @@ common::backends!(
 );
 
 // --- the API under test -----------------------------------------------------------
+
+/// The secret the API under test seals provider keys with.
+fn test_secret() -> config_model::secret::SecretKey {
+    config_model::secret::SecretKey::new(&SecretString::from(
+        "test-master-secret-0123456789abcdef0123456789".to_owned(),
+    ))
+    .unwrap()
+}
 
 pub struct Api {
     base: String,
@@ -112,10 +122,7 @@ impl Api {
     async fn start(store: Store) -> Self {
         store.migrate().await.unwrap();
         let bus = Bus::InProcess(InProcessBus::new());
-        let secret = config_model::secret::SecretKey::new(&SecretString::from(
-            "test-master-secret-0123456789abcdef0123456789".to_owned(),
-        ))
-        .unwrap();
+        let secret = test_secret();
         let core = admin::core::AdminCore {
             store: store.clone(),
             media_root: std::env::temp_dir(),

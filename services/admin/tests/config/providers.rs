@@ -236,3 +236,33 @@ pub async fn an_anthropic_version_with_a_line_break_is_refused(api: &Api) {
             .contains("anthropic_version")
     );
 }
+
+pub async fn a_pool_of_keys_is_sealed_whole_and_shown_masked(api: &Api) {
+    let mut pool = openai("pooled", None);
+    pool["api_keys"] = json!([PROVIDER_KEY, ROTATED_KEY]);
+    let (status, created) = api.call("POST", "/api/v1/providers", Some(pool)).await;
+    assert_eq!(status, 201, "{created}");
+    assert_eq!(created["api_key_count"], 2);
+    assert_eq!(created["api_key_masked"], "…8e7d, …2b3c");
+    let config_model::ProviderConfig::Openai(p) = &api.snapshot().await.providers["pooled"] else {
+        panic!("openai kind")
+    };
+    let sealed = p.api_key_sealed.clone().expect("sealed pool");
+    assert!(!sealed.contains(PROVIDER_KEY) && !sealed.contains(ROTATED_KEY));
+    let opened = crate::test_secret().open("pooled", &sealed).unwrap();
+    use secrecy::ExposeSecret;
+    assert_eq!(
+        opened.expose_secret(),
+        format!("{PROVIDER_KEY}\n{ROTATED_KEY}")
+    );
+
+    let mut both = openai("both", Some(PROVIDER_KEY));
+    both["api_keys"] = json!([ROTATED_KEY]);
+    refuse_provider(api, both, 400, "invalid_provider").await;
+    let mut spaced = openai("spaced", None);
+    spaced["api_keys"] = json!([PROVIDER_KEY, "sk two words"]);
+    refuse_provider(api, spaced, 400, "invalid_provider").await;
+    let mut broken = openai("broken", None);
+    broken["api_keys"] = json!(["sk-line\nbreak"]);
+    refuse_provider(api, broken, 400, "invalid_provider").await;
+}

@@ -4,7 +4,7 @@
 
 use std::time::{Duration, Instant};
 
-use mock_upstream::Behavior;
+use mock_upstream::{Behavior, Failure};
 use serde_json::{Value, json};
 use test_services::free_port;
 
@@ -154,6 +154,50 @@ async fn admin_changes_reach_two_gateways_over_nats_within_a_second() {
         Some(format!("Bearer {UPSTREAM_KEY}").as_str())
     );
 
+    // A pool of two keys for it, through the admin API (sealed whole): once
+    // published, a gateway uses them in turn.
+    let second = "sk-upstream-second-key-of-the-pool-4242";
+    let (status, body) = admin
+        .call("PUT", "/api/v1/providers/managed", Some(json!({
+            "kind": "openai", "base_url": stack.mock.base_url(), "api_keys": [UPSTREAM_KEY, second]
+        })))
+        .await;
+    assert_eq!(
+        (status, body["api_key_count"].as_u64()),
+        (200, Some(2)),
+        "{body}"
+    );
+    assert!(!body.to_string().contains(second));
+    let bearer = |k: &str| format!("Bearer {k}");
+    let sent_key = || {
+        stack
+            .mock
+            .last_request()
+            .and_then(|r| r.headers.get("authorization").cloned())
+    };
+    let start = Instant::now();
+    while sent_key() != Some(bearer(second)) {
+        assert!(
+            start.elapsed() < Duration::from_secs(2),
+            "the pool was not published"
+        );
+        chat(client, ports[0], "hot", Some(&key)).await;
+    }
+    let mut turns = Vec::new();
+    for _ in 0..4 {
+        assert_eq!(chat(client, ports[0], "hot", Some(&key)).await, 200);
+        turns.extend(sent_key());
+    }
+    assert_eq!(
+        turns,
+        [
+            bearer(UPSTREAM_KEY),
+            bearer(second),
+            bearer(UPSTREAM_KEY),
+            bearer(second)
+        ]
+    );
+
     // Delete the alias: 404 on both.
     assert_eq!(
         admin.call("DELETE", "/api/v1/mappings/hot", None).await.0,
@@ -276,4 +320,137 @@ async fn aiprox_all_on_sqlite_turns_keys_on_with_the_first_key_and_keeps_config_
     assert!(!sealed.api_key_sealed.unwrap().contains(UPSTREAM_KEY));
     // Next to the media root (`data/` by default).
     assert!(stack.dir.path().join("secret.key").exists());
+}
+
+/// `GET /api/v1/provider-health` until `done` holds of it (within 5 s).
+async fn health_until(admin: &Admin, what: &str, done: impl Fn(&Value) -> bool) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let (status, health) = admin.call("GET", "/api/v1/provider-health", None).await;
+        assert_eq!(status, 200, "{health}");
+        if done(&health) {
+            return health;
+        }
+        assert!(Instant::now() < deadline, "{what}: {health}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+fn target<'a>(health: &'a Value, provider: &str) -> &'a Value {
+    health["targets"]
+        .as_array()
+        .and_then(|ts| ts.iter().find(|t| t["provider"] == provider))
+        .unwrap_or(&Value::Null)
+}
+
+#[tokio::test]
+async fn the_admin_shows_each_gateways_ejections_and_resting_keys() {
+    let stack = Stack::start().await;
+    let admin_port = free_port();
+    let admin_listen = format!("127.0.0.1:{admin_port}");
+    let common = [
+        ("AIPROX_ADMIN_TOKEN", ADMIN_TOKEN),
+        ("AIPROX_SECRET_KEY", SECRET),
+        ("AIPROX_GATEWAY__HEALTH_REPORT_INTERVAL", "200ms"),
+        ("AIPROX_GATEWAY__EJECTION__CONSECUTIVE_FAILURES", "2"),
+        ("AIPROX_GATEWAY__RETRY__BACKOFF_BASE", "1ms"),
+    ];
+    let mut admin_env = common.to_vec();
+    admin_env.push(("AIPROX_ADMIN__LISTEN", admin_listen.as_str()));
+    let _admin = stack.spawn("admin", &admin_env);
+    let admin = Admin {
+        base: format!("http://{admin_listen}"),
+        client: reqwest::Client::new(),
+    };
+    admin.wait_up().await;
+    let ports = [free_port(), free_port()];
+    let listens: Vec<String> = ports.iter().map(|p| format!("127.0.0.1:{p}")).collect();
+    let mut gateways = Vec::new();
+    for (i, listen) in listens.iter().enumerate() {
+        let mut env = common.to_vec();
+        env.push(("AIPROX_GATEWAY__LISTEN", listen.as_str()));
+        gateways.push(stack.spawn_named(&format!("gateway{i}"), "gateway", &env));
+    }
+    for port in ports {
+        stack.wait_ready_at(port).await;
+    }
+    let second = "sk-upstream-second-key-of-the-pool-4242";
+    let (status, body) = admin
+        .call(
+            "POST",
+            "/api/v1/providers",
+            Some(json!({
+                "name": "pooled", "kind": "openai", "base_url": stack.mock.base_url(),
+                "api_keys": [UPSTREAM_KEY, second]
+            })),
+        )
+        .await;
+    assert_eq!(status, 201, "{body}");
+    let (status, body) = admin
+        .call(
+            "POST",
+            "/api/v1/mappings",
+            Some(
+                json!({"alias": "pooled", "targets": [{"provider": "pooled", "model": "gpt-4o"}]}),
+            ),
+        )
+        .await;
+    assert_eq!(status, 201, "{body}");
+    let client = &stack.client;
+    all_within_a_second(client, &ports, "pooled", None, 200).await;
+
+    let health = health_until(&admin, "both gateways report both targets, healthy", |h| {
+        h["gateways"] == 2
+            && ["mock", "pooled"]
+                .iter()
+                .all(|p| target(h, p)["reported_by"] == 2 && target(h, p)["status"] == "healthy")
+    })
+    .await;
+    assert!(
+        target(&health, "pooled")["latency_ms"].as_f64().is_some(),
+        "{health}"
+    );
+
+    // Gateway 0 only: both keys of the pool answered 429 (they rest), and the
+    // seeded target fails until ejected.
+    stack.mock.fail_with(Failure::RateLimited {
+        retry_after_ms: 60_000,
+    });
+    assert_eq!(chat(client, ports[0], "pooled", None).await, 429);
+    stack.mock.fail_with(Failure::Status {
+        status: 503,
+        body: None,
+    });
+    assert_eq!(chat(client, ports[0], "gpt4", None).await, 503);
+
+    let health = health_until(&admin, "gateway 0's ejection and rests", |h| {
+        target(h, "mock")["ejected_on"] == 1
+            && h["resting_keys"].as_array().is_some_and(|k| k.len() == 2)
+    })
+    .await;
+    let mock = target(&health, "mock");
+    assert_eq!(
+        (mock["status"].as_str(), mock["reported_by"].as_u64()),
+        (Some("partly_ejected"), Some(2))
+    );
+    assert!(mock["ejected_until_ms"].as_u64().is_some());
+    let keys = health["resting_keys"].as_array().unwrap();
+    assert_eq!(
+        keys.iter()
+            .map(|k| (
+                k["provider"].as_str(),
+                k["key"].as_u64(),
+                k["resting_on"].as_u64()
+            ))
+            .collect::<Vec<_>>(),
+        [
+            (Some("pooled"), Some(1), Some(1)),
+            (Some("pooled"), Some(2), Some(1))
+        ]
+    );
+    assert_eq!(keys[1]["masked"], "…4242");
+    assert!(
+        !health.to_string().contains(second),
+        "a key in the health view"
+    );
 }

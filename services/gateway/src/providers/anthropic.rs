@@ -27,7 +27,7 @@ const ANTHROPIC_BETA: HeaderName = HeaderName::from_static("anthropic-beta");
 
 #[derive(Debug)]
 pub struct Anthropic {
-    upstream: Upstream,
+    pub(super) upstream: Upstream,
     messages_url: reqwest::Url,
     default_max_tokens: u32,
     pub(super) peer: std::sync::Arc<super::Peer>,

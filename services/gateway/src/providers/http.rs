@@ -58,6 +58,17 @@ impl KeyPool {
             })
     }
 
+    /// The keys resting now: their place in the pool (from 1) and until when.
+    fn resting(&self) -> Vec<(u32, u64)> {
+        let now = now_ms();
+        (0..self.keys.len())
+            .filter_map(|i| {
+                let until = self.keys[i].2.load(std::sync::atomic::Ordering::Relaxed);
+                (until > now).then(|| (u32::try_from(i + 1).unwrap_or(u32::MAX), until))
+            })
+            .collect()
+    }
+
     /// Rests key `i` after `status`; true when another key may answer instead.
     fn rest(&self, i: usize, status: u16, headers: &HeaderMap) -> bool {
         let rest = match status {
@@ -149,6 +160,11 @@ impl Upstream {
             keys,
             timeouts,
         })
+    }
+
+    /// The pool's keys resting now: their place (from 1) and until when.
+    pub fn resting_keys(&self) -> Vec<(u32, u64)> {
+        self.keys.resting()
     }
 
     /// Sends `body` and waits for the response headers (the first-byte timeout).

@@ -184,7 +184,15 @@ impl Provider {
         }
     }
 
-    /// Models this provider lists in `GET /v1/models`.
+    /// Its pool's keys resting now: their place (from 1) and until when.
+    pub fn resting_keys(&self) -> Vec<(u32, u64)> {
+        match self {
+            Self::OpenAi(p) => p.upstream.resting_keys(),
+            Self::Anthropic(p) => p.upstream.resting_keys(),
+            Self::Demo(_) => Vec::new(),
+        }
+    }
+
     pub async fn chat(&self, req: &ChatRequest, model: &str) -> Result<Completion, Error> {
         match self {
             Self::OpenAi(p) => p.chat(req, model).await,

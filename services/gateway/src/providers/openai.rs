@@ -17,7 +17,7 @@ use crate::stream::{Translate, translate};
 
 #[derive(Debug)]
 pub struct OpenAiCompatible {
-    upstream: Upstream,
+    pub(super) upstream: Upstream,
     /// Parsed once: parsing a URL per request showed up in the profile.
     chat_url: reqwest::Url,
     embeddings_url: reqwest::Url,
