@@ -69,6 +69,8 @@ export async function startStack({ chunks = 24, chunkIntervalMs = 40 } = {}) {
       AIPROX_GATEWAY__LISTEN: `127.0.0.1:${gatewayPort}`,
       AIPROX_ADMIN__LISTEN: `127.0.0.1:${adminPort}`,
       AIPROX_ADMIN_TOKEN: '',
+      // The Providers view's health, without waiting the default 5 s.
+      AIPROX_GATEWAY__HEALTH_REPORT_INTERVAL: '500ms',
       RUST_LOG: 'info',
     },
   })

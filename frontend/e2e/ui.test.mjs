@@ -278,6 +278,34 @@ test('the web UI', { concurrency: false }, async (t) => {
     )
   })
 
+  await t.test('shows a target ejected after failing on the Providers view', async () => {
+    const behave = (behavior) =>
+      fetch(`${stack.mockUrl}/_mock/behavior`, {
+        method: 'PUT',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify(behavior),
+      })
+    // `resilient` is weighted now, the mock first (the built-in demo a backup):
+    // five failures in a row eject the mock's target.
+    await behave({ failure: { kind: 'status', status: 503 } })
+    for (let i = 0; i < 5; i++) {
+      const r = await fetch(`${stack.gatewayUrl}/v1/chat/completions`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ model: 'resilient', messages: [{ role: 'user', content: 'x' }] }),
+      })
+      assert.equal(r.status, 200)
+      await r.text()
+    }
+    await behave({})
+    await page.goto(`${stack.adminUrl}/providers`)
+    const mock = page.getByTestId('health-mock')
+    await mock.locator('[data-health="ejected"]').waitFor({ timeout: 15000 })
+    assert.match(await mock.innerText(), /Ejected\s*gpt-4o/)
+    assert.match(await mock.innerText(), /ejected on 1 of 1 gateways/)
+    await shot('providers-health')
+  })
+
   await t.test('creates a key (shown once) and revokes it', async () => {
     await page.goto(`${stack.adminUrl}/keys`)
     await page.getByTestId('new-key').click()

@@ -11,6 +11,7 @@ import type {
   Mapping,
   MappingInput,
   Provider,
+  ProviderHealth,
   ProviderInput,
   SeriesPoint,
   Split,
@@ -53,6 +54,7 @@ export const admin = {
     ),
 
   providers: () => request<List<Provider>>('GET', '/api/v1/providers'),
+  providerHealth: () => request<ProviderHealth>('GET', '/api/v1/provider-health'),
   createProvider: (p: ProviderInput) => request<Provider>('POST', '/api/v1/providers', p),
   updateProvider: (name: string, p: ProviderInput) =>
     request<Provider>('PUT', `/api/v1/providers/${enc(name)}`, p),

@@ -95,6 +95,8 @@ export interface Provider {
   api_key_env?: string | null
   /** The stored key's last characters (`…abcd`). */
   api_key_masked?: string | null
+  /** How many keys are stored (a pool holds several). */
+  api_key_count: number
   has_api_key: boolean
   headers: Record<string, string>
   models: string[]
@@ -112,6 +114,8 @@ export interface ProviderInput {
   base_url?: string | null
   /** Write-only. On update: absent keeps the stored key, empty removes it. */
   api_key?: string
+  /** Write-only, instead of `api_key`: a pool of keys used in turn. */
+  api_keys?: string[]
   api_key_env?: string | null
   headers?: Record<string, string>
   models?: string[]
@@ -173,4 +177,31 @@ export interface Session {
   authenticated: boolean
   /** Where clients reach the gateway, for snippets. */
   gateway_url?: string
+}
+
+/** Every target's health across the gateways heard from in the last 30 s. */
+export interface ProviderHealth {
+  gateways: number
+  targets: TargetState[]
+  resting_keys: KeyState[]
+}
+
+export interface TargetState {
+  provider: string
+  model: string
+  status: 'healthy' | 'ejected' | 'partly_ejected'
+  reported_by: number
+  ejected_on: number
+  ejected_until_ms?: number | null
+  failures_in_a_row: number
+  in_flight: number
+  latency_ms?: number | null
+}
+
+export interface KeyState {
+  provider: string
+  key: number
+  masked?: string | null
+  resting_on: number
+  until_ms: number
 }
