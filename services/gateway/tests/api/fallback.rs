@@ -242,6 +242,45 @@ async fn in_a_full_outage_the_budget_keeps_the_upstream_calls_near_the_requests(
     );
 }
 
+/// 60 s of a total outage (both targets of `resilient` answering 503) under a
+/// steady 20 requests a second, with the default budget: retries at most 20 %
+/// of the requests plus 5 a second (over a ten-second window), so the upstreams
+/// see at most 1.2 × the requests + 5 × (60 + 10) calls; without the budget,
+/// three attempts each would be 3 ×.
+#[tokio::test]
+async fn a_60_second_outage_under_steady_load_costs_no_more_calls_than_the_budget() {
+    let (app, backup) = with_backup().await;
+    let down = Failure::Status {
+        status: 503,
+        body: None,
+    };
+    app.mock.fail_with(down.clone());
+    backup.fail_with(down);
+    let app = std::sync::Arc::new(app);
+    let mut tick = tokio::time::interval(Duration::from_millis(50));
+    let started = Instant::now();
+    let mut sent = Vec::new();
+    while started.elapsed() < Duration::from_secs(60) {
+        tick.tick().await;
+        let app = app.clone();
+        sent.push(tokio::spawn(async move {
+            app.post_chat(&chat("resilient")).await.status().as_u16()
+        }));
+    }
+    let requests = sent.len();
+    for request in sent {
+        assert_eq!(request.await.unwrap(), 503);
+    }
+    let calls = app.mock.requests().len() + backup.requests().len();
+    let allowed = requests + requests / 5 + 5 * (60 + 10);
+    eprintln!(
+        "{requests} requests in a 60 s outage: {calls} upstream calls (budget allows {allowed}; without it {})",
+        requests * 3
+    );
+    assert!(calls >= requests, "{calls}");
+    assert!(calls <= allowed, "{calls} upstream calls for {requests} requests");
+}
+
 #[tokio::test]
 async fn an_openai_request_falls_back_to_an_anthropic_target_translated() {
     let (app, backup) = with_backup().await;
