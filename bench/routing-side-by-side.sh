@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# The routing layer on the happy path: a mapping with three targets (the first
-# serves; the others wait for failures) against one with a single target, both
+# The routing layer on the happy path: a mapping with three weighted targets
+# (weights 1, 2, 3; STRATEGY=least_latency or least_busy to measure those)
+# against one with a single target, both
 # gateways at once, pinned to CPU 1 in sessions of their own and loaded by two wrk
 # instances on CPU 0 (with the mock), as in publishing-side-by-side.sh. No bus:
 # the difference is the routing alone. Target: at most 2 µs per request.
@@ -12,7 +13,12 @@ providers:
   second: {kind: openai, base_url: "http://127.0.0.1:$MOCK_PORT/v1"}
   third: {kind: openai, base_url: "http://127.0.0.1:$MOCK_PORT/v1"}
 mappings:
-  gpt4: [{provider: mock, model: gpt-4o}, {provider: second, model: gpt-4o}, {provider: third, model: gpt-4o}]
+  gpt4:
+    strategy: ${STRATEGY:-weighted}
+    targets:
+      - {provider: mock, model: gpt-4o, weight: 1}
+      - {provider: second, model: gpt-4o, weight: 2}
+      - {provider: third, model: gpt-4o, weight: 3}
 Y
 ONE_PORT=$(port); THREE_PORT=$(port)
 gateway off $ONE_PORT setsid taskset -c 1

@@ -91,70 +91,52 @@ impl Load {
 /// The index, among `targets` (admitted, in the route's order), of the one
 /// that serves first.
 pub fn pick(strategy: Strategy, targets: &[&Target]) -> usize {
-    let candidates: Vec<usize> = (0..targets.len())
-        .filter(|&i| targets[i].weight > 0)
-        .collect();
+    // Backups (weight 0) are never first while another may be.
+    let candidates = || (0..targets.len()).filter(|&i| targets[i].weight > 0);
+    let n = candidates().count();
+    let nth = |k: usize| candidates().nth(k).unwrap_or(0);
+    if n <= 1 || strategy == Strategy::Fallback {
+        return nth(0);
+    }
     let load = |i: usize| targets[i].health.as_ref().map(|h| h.load());
-    match (strategy, candidates.as_slice()) {
-        (_, []) => 0,
-        (_, [only]) => *only,
-        (Strategy::Fallback, [first, ..]) => *first,
-        (Strategy::Weighted, _) => {
-            let total: u64 = candidates
-                .iter()
-                .map(|&i| u64::from(targets[i].weight))
-                .sum();
-            let mut draw = random_below(total);
-            for &i in &candidates {
+    match strategy {
+        Strategy::Fallback => nth(0),
+        Strategy::Weighted => {
+            let total: u64 = candidates().map(|i| u64::from(targets[i].weight)).sum();
+            let mut draw = fastrand::u64(..total);
+            for i in candidates() {
                 let w = u64::from(targets[i].weight);
                 if draw < w {
                     return i;
                 }
                 draw -= w;
             }
-            candidates[0]
+            nth(0)
         }
-        (Strategy::LeastLatency, _) => {
+        Strategy::LeastLatency => {
             // Power of two choices: two distinct candidates at random, the
             // cheaper serves.
-            let n = candidates.len() as u64;
-            let a = random_below(n);
-            let b = (a + 1 + random_below(n - 1)) % n;
-            let (a, b) = (candidates[a as usize], candidates[b as usize]);
+            let a = fastrand::usize(..n);
+            let b = (a + 1 + fastrand::usize(..n - 1)) % n;
+            let (a, b) = (nth(a), nth(b));
             let now = now_ms();
             let cost = |i: usize| load(i).map_or(0.0, |l| l.cost(now));
             if cost(b) < cost(a) { b } else { a }
         }
-        (Strategy::LeastBusy, _) => {
+        Strategy::LeastBusy => {
             let busy = |i: usize| load(i).map_or(0, Load::in_flight);
-            let fewest = candidates.iter().map(|&i| busy(i)).min().unwrap_or(0);
-            let idle: Vec<usize> = candidates
-                .iter()
-                .copied()
-                .filter(|&i| busy(i) == fewest)
-                .collect();
+            let fewest = candidates().map(busy).min().unwrap_or(0);
+            let idle = || candidates().filter(|&i| busy(i) == fewest);
             // Ties at random, so that calls one after another spread too.
-            idle[random_below(idle.len() as u64) as usize]
+            let k = fastrand::usize(..idle().count().max(1));
+            idle().nth(k).unwrap_or(0)
         }
     }
 }
 
 /// A uniform number in [0, 1).
 pub fn random_unit() -> f64 {
-    (random_u64() >> 11) as f64 / (1u64 << 53) as f64
-}
-
-/// A uniform number in [0, n) (0 when n is 0).
-fn random_below(n: u64) -> u64 {
-    if n == 0 {
-        return 0;
-    }
-    // Lemire's multiply-shift: bias below 2⁻⁶⁴·n, nothing any weight can show.
-    ((u128::from(random_u64()) * u128::from(n)) >> 64) as u64
-}
-
-fn random_u64() -> u64 {
-    getrandom::u64().unwrap_or(0)
+    fastrand::f64()
 }
 
 #[cfg(test)]
@@ -171,15 +153,5 @@ mod tests {
         assert!(after > 150.0 && after < 200.0, "{after}");
         load.observe(Duration::from_millis(400));
         assert!(load.average_ms() > 395.0);
-    }
-
-    #[test]
-    fn draws_below_n_stay_below_n() {
-        for n in [1, 2, 3, 7, 1000] {
-            for _ in 0..1000 {
-                assert!(random_below(n) < n);
-            }
-        }
-        assert_eq!(random_below(0), 0);
     }
 }

@@ -278,7 +278,10 @@ async fn a_60_second_outage_under_steady_load_costs_no_more_calls_than_the_budge
         requests * 3
     );
     assert!(calls >= requests, "{calls}");
-    assert!(calls <= allowed, "{calls} upstream calls for {requests} requests");
+    assert!(
+        calls <= allowed,
+        "{calls} upstream calls for {requests} requests"
+    );
 }
 
 #[tokio::test]
