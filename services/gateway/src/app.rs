@@ -380,6 +380,7 @@ impl Application {
         }
         state.unrouted().register(&mut registry);
         state.ejections().register(&mut registry);
+        registry.register_collector(Box::new(crate::health_report::RestingKeys(state.clone())));
         if let Some(requests) = telemetry::trace::requests::requests() {
             registry.register(
                 "aiprox_trace_spans_dropped",

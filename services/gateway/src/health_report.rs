@@ -1,7 +1,9 @@
 //! The gateway's report of its targets' health (ejections, load, resting keys),
 //! put on the bus every `gateway.health_report_interval` for the admin API to
 //! gather across replicas ([`config_model::HealthReport`]). A report that cannot
-//! be put is skipped: the next one carries the same state, newer.
+//! be put is skipped: the next one carries the same state, newer. The resting
+//! keys are in `/metrics` too: `aiprox_gateway_provider_keys_resting{provider}`,
+//! read at each scrape ([`RestingKeys`]).
 
 use std::time::Duration;
 
@@ -72,5 +74,33 @@ pub async fn publish(bus: events::Bus, state: AppState, every: Duration) {
             Ok(Err(e)) => tracing::debug!(error = %e, "health report not put"),
             Err(_) => tracing::debug!("health report timed out"),
         }
+    }
+}
+
+/// `aiprox_gateway_provider_keys_resting{provider}`: the keys of each provider's
+/// pool resting now (after a 429 or 401), counted at each scrape.
+#[derive(Debug)]
+pub struct RestingKeys(pub AppState);
+
+impl prometheus_client::collector::Collector for RestingKeys {
+    fn encode(
+        &self,
+        mut encoder: prometheus_client::encoding::DescriptorEncoder,
+    ) -> Result<(), std::fmt::Error> {
+        use prometheus_client::encoding::EncodeMetric;
+        let routing = self.0.routing();
+        let mut metric = encoder.encode_descriptor(
+            "aiprox_gateway_provider_keys_resting",
+            "Keys of a provider's pool resting after a 429 or 401 (the next key takes their calls).",
+            None,
+            prometheus_client::metrics::MetricType::Gauge,
+        )?;
+        for (name, provider) in routing.providers() {
+            let resting = i64::try_from(provider.resting_keys().len()).unwrap_or(i64::MAX);
+            let labels = [("provider", name)];
+            prometheus_client::metrics::gauge::ConstGauge::new(resting)
+                .encode(metric.encode_family(&labels)?)?;
+        }
+        Ok(())
     }
 }

@@ -647,6 +647,11 @@ async fn a_key_answered_429_rests_and_the_next_key_takes_the_call() {
     let used = keys_used(&app.mock);
     assert_eq!(used.len(), 2);
     assert_ne!(used[0], used[1]);
+    let metrics = app.get("/metrics").await.text().await.unwrap();
+    assert!(
+        metrics.contains("aiprox_gateway_provider_keys_resting{provider=\"mock\"} 2"),
+        "{metrics}"
+    );
 
     // Healed, both keys resting a minute: the one back soonest (the first) serves
     // rather than no key at all.
