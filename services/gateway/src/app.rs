@@ -29,6 +29,16 @@ pub struct AppState {
     inner: Arc<Inner>,
 }
 
+/// [`AppState::downgrade`].
+#[derive(Debug, Clone)]
+pub struct WeakAppState(std::sync::Weak<Inner>);
+
+impl WeakAppState {
+    pub fn upgrade(&self) -> Option<AppState> {
+        self.0.upgrade().map(|inner| AppState { inner })
+    }
+}
+
 #[derive(Debug)]
 struct Inner {
     routing: ArcSwap<RoutingTable>,
@@ -76,6 +86,12 @@ impl AppState {
 
     /// The current routing table and keys. Lock-free and without touching the
     /// shared reference count; hold it for one request at most.
+    /// A handle that does not keep the state (and its log queue) alive: for
+    /// what outlives the requests, as metrics collectors do.
+    pub fn downgrade(&self) -> WeakAppState {
+        WeakAppState(Arc::downgrade(&self.inner))
+    }
+
     pub fn routing(&self) -> arc_swap::Guard<Arc<RoutingTable>> {
         self.inner.routing.load()
     }
@@ -380,7 +396,9 @@ impl Application {
         }
         state.unrouted().register(&mut registry);
         state.ejections().register(&mut registry);
-        registry.register_collector(Box::new(crate::health_report::RestingKeys(state.clone())));
+        registry.register_collector(Box::new(crate::health_report::RestingKeys(
+            state.downgrade(),
+        )));
         if let Some(requests) = telemetry::trace::requests::requests() {
             registry.register(
                 "aiprox_trace_spans_dropped",
@@ -393,7 +411,7 @@ impl Application {
             Some(bus) => {
                 let reporter = tokio::spawn(crate::health_report::publish(
                     bus.clone(),
-                    state.clone(),
+                    state.downgrade(),
                     config.settings.health_report_interval,
                 ));
                 Some((start_live_config(bus, &state).await, reporter))

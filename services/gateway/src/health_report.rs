@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use config_model::{HealthReport, KeyRest};
 
-use crate::app::AppState;
+use crate::app::{AppState, WeakAppState};
 use crate::ejection::now_ms;
 
 /// This replica's name in the reports: its host name (a pod's name under
@@ -55,14 +55,19 @@ pub fn report(state: &AppState, gateway: &str) -> HealthReport {
     }
 }
 
-/// Puts a report every `every` until aborted.
-pub async fn publish(bus: events::Bus, state: AppState, every: Duration) {
+/// Puts a report every `every` until aborted, or the gateway is gone (the
+/// task does not keep its state, and so its log queue, alive).
+pub async fn publish(bus: events::Bus, state: WeakAppState, every: Duration) {
     let gateway = gateway_id();
     let mut tick = tokio::time::interval(every);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tick.tick().await;
-        let bytes = match report(&state, &gateway).to_bytes() {
+        // Held only to read it, never across the put.
+        let Some(made) = state.upgrade().map(|s| report(&s, &gateway)) else {
+            return;
+        };
+        let bytes = match made.to_bytes() {
             Ok(b) => b,
             Err(e) => {
                 tracing::error!(error = %e, "health report not encoded");
@@ -80,7 +85,7 @@ pub async fn publish(bus: events::Bus, state: AppState, every: Duration) {
 /// `aiprox_gateway_provider_keys_resting{provider}`: the keys of each provider's
 /// pool resting now (after a 429 or 401), counted at each scrape.
 #[derive(Debug)]
-pub struct RestingKeys(pub AppState);
+pub struct RestingKeys(pub WeakAppState);
 
 impl prometheus_client::collector::Collector for RestingKeys {
     fn encode(
@@ -88,7 +93,10 @@ impl prometheus_client::collector::Collector for RestingKeys {
         mut encoder: prometheus_client::encoding::DescriptorEncoder,
     ) -> Result<(), std::fmt::Error> {
         use prometheus_client::encoding::EncodeMetric;
-        let routing = self.0.routing();
+        let Some(state) = self.0.upgrade() else {
+            return Ok(());
+        };
+        let routing = state.routing();
         let mut metric = encoder.encode_descriptor(
             "aiprox_gateway_provider_keys_resting",
             "Keys of a provider's pool resting after a 429 or 401 (the next key takes their calls).",
