@@ -92,6 +92,14 @@ pub struct FailedAttempt {
     pub status: u32,
     pub error_kind: String,
     pub latency_us: u64,
+    /// The key of the provider's pool that made it: its place, from 1; 0 when
+    /// the provider has no key (and in rows from before keys were recorded).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub key: u32,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 /// The `attempts` column of an event: empty when none failed.
@@ -108,6 +116,7 @@ pub(crate) fn attempts_json(e: &LogEvent) -> String {
             status: a.status,
             error_kind: a.error_kind.clone(),
             latency_us: a.latency_us,
+            key: a.key,
         })
         .collect();
     serde_json::to_string(&attempts).unwrap_or_default()

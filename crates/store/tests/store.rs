@@ -274,6 +274,7 @@ async fn log_by_id(store: Store) {
             status: 503,
             error_kind: "upstream_error".into(),
             latency_us: 1200,
+            key: 2,
         },
         events::proto::Attempt {
             provider: "second".into(),
@@ -281,11 +282,12 @@ async fn log_by_id(store: Store) {
             status: 0,
             error_kind: "upstream_unreachable".into(),
             latency_us: 30,
+            key: 0,
         },
     ];
     store.insert_batch(&[retried.clone()]).await.unwrap();
     let row = store.log(&retried.request_id).await.unwrap().unwrap();
-    let kept: Vec<(&str, u32, &str, u64)> = row
+    let kept: Vec<(&str, u32, &str, u64, u32)> = row
         .failed_attempts
         .iter()
         .map(|a| {
@@ -294,14 +296,15 @@ async fn log_by_id(store: Store) {
                 a.status,
                 a.error_kind.as_str(),
                 a.latency_us,
+                a.key,
             )
         })
         .collect();
     assert_eq!(
         kept,
         [
-            ("primary", 503, "upstream_error", 1200),
-            ("second", 0, "upstream_unreachable", 30)
+            ("primary", 503, "upstream_error", 1200, 2),
+            ("second", 0, "upstream_unreachable", 30, 0)
         ]
     );
 }

@@ -47,6 +47,8 @@ export interface FailedAttempt {
   status: number
   error_kind: string
   latency_ms: number
+  /** The key of the provider's pool that made it, from 1; 0: no key. */
+  key?: number
 }
 
 export interface LogDetail extends LogItem {

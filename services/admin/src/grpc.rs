@@ -138,6 +138,7 @@ impl AdminService for Grpc {
                     status: a.status,
                     error_kind: a.error_kind.clone(),
                     latency_ms: a.latency_us as f64 / 1000.0,
+                    key: a.key,
                 })
                 .collect(),
             request_body: l.request_body,

@@ -246,6 +246,9 @@ pub struct FailedAttempt {
     pub status: u32,
     pub error_kind: String,
     pub latency_ms: f64,
+    /// The key of the provider's pool that made it: its place, from 1; 0 when
+    /// the provider has no key.
+    pub key: u32,
 }
 
 fn body_value(text: &str) -> Value {
@@ -278,6 +281,7 @@ pub async fn get_log(
                 status: a.status,
                 error_kind: a.error_kind.clone(),
                 latency_ms: a.latency_us as f64 / 1000.0,
+                key: a.key,
             })
             .collect(),
         request: body_value(&row.request_body),

@@ -145,6 +145,7 @@ impl Exchange {
     /// Notes a target's failure that another call takes over from.
     pub fn failed_over(&mut self, e: &Error) {
         tracing::info!(provider = %self.provider, error = %e, "upstream call failed; trying again");
+        self.keys_rested();
         let status = match e {
             Error::Upstream { status, .. } | Error::UpstreamAnthropic { status, .. } => {
                 u32::from(status.as_u16())
@@ -157,7 +158,28 @@ impl Exchange {
             status,
             error_kind: e.code().unwrap_or("error").to_owned(),
             latency_us: self.upstream_latency_us,
+            key: crate::providers::key_calls::last_key(),
         });
+    }
+
+    /// Notes the calls whose key rested (a 429 or 401 the pool's next key took
+    /// over) since the last note, as failed calls.
+    fn keys_rested(&mut self) {
+        for r in crate::providers::key_calls::take_rested() {
+            self.failed_attempts.push(events::proto::Attempt {
+                provider: self.provider.clone(),
+                upstream_model: self.upstream_model.clone(),
+                status: u32::from(r.status),
+                error_kind: if r.status == 401 {
+                    "key_refused"
+                } else {
+                    "key_rate_limited"
+                }
+                .to_owned(),
+                latency_us: r.latency_us,
+                key: r.key,
+            });
+        }
     }
 
     /// Records where the request goes (each call: the last is the one logged).
@@ -261,6 +283,7 @@ pub fn finish(
     mut x: Exchange,
     result: Result<Reply, Error>,
 ) -> Response {
+    x.keys_rested();
     if log_queue.is_some() {
         x.claim_trace();
     }

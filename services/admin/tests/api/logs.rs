@@ -139,6 +139,7 @@ pub async fn logs_list_the_upstream_model_cost_key_and_source(api: &Api) {
         status: 429,
         error_kind: "rate_limit_exceeded".into(),
         latency_us: 2500,
+        key: 2,
     }];
     api.store.insert_batch(&[played, event(2)]).await.unwrap();
     let all = api.json("/api/v1/logs").await;
@@ -163,7 +164,7 @@ pub async fn logs_list_the_upstream_model_cost_key_and_source(api: &Api) {
     assert_eq!(
         detail["failed_attempts"],
         serde_json::json!([{"provider": "primary", "upstream_model": "gpt-4o", "status": 429,
-            "error_kind": "rate_limit_exceeded", "latency_ms": 2.5}])
+            "error_kind": "rate_limit_exceeded", "latency_ms": 2.5, "key": 2}])
     );
     let other = api
         .json(&format!("/api/v1/logs/{}", event(2).request_id))

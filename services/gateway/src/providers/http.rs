@@ -190,6 +190,8 @@ impl Upstream {
                 let (name, value, _) = &self.keys.keys[i];
                 headers.insert(name.clone(), value.clone());
             }
+            super::key_calls::used(key);
+            let sent = std::time::Instant::now();
             let request = self
                 .client
                 .post(url.clone())
@@ -208,6 +210,8 @@ impl Upstream {
                 && tries > 0
             {
                 tracing::info!(provider = %self.name, %status, "key rests; the next key takes the call");
+                let latency_us = u64::try_from(sent.elapsed().as_micros()).unwrap_or(u64::MAX);
+                super::key_calls::rested(i, status.as_u16(), latency_us);
                 continue;
             }
             return Ok(UpstreamResponse {

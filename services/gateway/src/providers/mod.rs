@@ -10,6 +10,7 @@
 pub mod anthropic;
 pub mod demo;
 pub mod http;
+pub mod key_calls;
 pub mod openai;
 
 use std::future::Future;

@@ -21,10 +21,14 @@ async fn messages(
 ) -> Response {
     let mut x = Exchange::new(&ctx, "/v1/messages", Dialect::Anthropic);
     let headers = request.headers().clone();
-    let result = async {
-        let body = read_body(&state, request, &mut x).await?;
-        crate::messages::create(&state, &headers, &body, &mut x).await
-    }
-    .await;
-    capture::finish(state.log_queue(), x, result)
+    // The keys each call used, for the log (`key_calls`).
+    crate::providers::key_calls::scope(async move {
+        let result = async {
+            let body = read_body(&state, request, &mut x).await?;
+            crate::messages::create(&state, &headers, &body, &mut x).await
+        }
+        .await;
+        capture::finish(state.log_queue(), x, result)
+    })
+    .await
 }

@@ -26,12 +26,16 @@ async fn chat_completions(
     request: Request,
 ) -> Response {
     let mut x = Exchange::new(&ctx, "/v1/chat/completions", Dialect::OpenAi);
-    let result = async {
-        let body = read_body(&state, request, &mut x).await?;
-        crate::chat::complete(&state, &body, &mut x).await
-    }
-    .await;
-    capture::finish(state.log_queue(), x, result)
+    // The keys each call used, for the log (`key_calls`).
+    crate::providers::key_calls::scope(async move {
+        let result = async {
+            let body = read_body(&state, request, &mut x).await?;
+            crate::chat::complete(&state, &body, &mut x).await
+        }
+        .await;
+        capture::finish(state.log_queue(), x, result)
+    })
+    .await
 }
 
 async fn embeddings(
@@ -40,12 +44,16 @@ async fn embeddings(
     request: Request,
 ) -> Response {
     let mut x = Exchange::new(&ctx, "/v1/embeddings", Dialect::OpenAi);
-    let result = async {
-        let body = read_body(&state, request, &mut x).await?;
-        crate::embeddings::embed(&state, &body, &mut x).await
-    }
-    .await;
-    capture::finish(state.log_queue(), x, result)
+    // The keys each call used, for the log (`key_calls`).
+    crate::providers::key_calls::scope(async move {
+        let result = async {
+            let body = read_body(&state, request, &mut x).await?;
+            crate::embeddings::embed(&state, &body, &mut x).await
+        }
+        .await;
+        capture::finish(state.log_queue(), x, result)
+    })
+    .await
 }
 
 async fn list_models(State(state): State<AppState>) -> Json<ModelList> {

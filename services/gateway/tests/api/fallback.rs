@@ -738,3 +738,53 @@ async fn a_pin_holds_with_fallbacks_off() {
     assert_eq!(response.status(), 200);
     assert_eq!((app.mock.requests().len(), backup.requests().len()), (0, 1));
 }
+
+#[tokio::test]
+async fn the_log_names_the_key_of_each_failed_call() {
+    let bus = events::memory::InProcessBus::default();
+    let backup = MockUpstream::start().await.unwrap();
+    let url = backup.base_url();
+    let spill = tempfile::tempdir().unwrap();
+    let dir = spill.path().to_owned();
+    let app = crate::helpers::spawn_app_on(Some(events::Bus::InProcess(bus.clone())), move |c| {
+        c.settings.events.spill_dir = dir;
+        c.settings.events.linger_ms = 1;
+        resilient(c, &url);
+        if let Some(config_model::ProviderConfig::Openai(p)) = c.providers.get_mut("mock") {
+            p.api_key_env = Some("AIPROX_TEST_PROVIDER_KEY, AIPROX_TEST_PROVIDER_KEY_2".into());
+        }
+    })
+    .await;
+    // Both keys of `mock` answer 429 (the first rests, the second takes the
+    // call, rests too); the target fails over to `backup`, which answers.
+    app.mock.fail_with(Failure::RateLimited {
+        retry_after_ms: 60_000,
+    });
+    let response = app.post_chat(&chat("resilient")).await;
+    assert_eq!(response.status(), 200);
+    let id = response.headers()["x-request-id"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    let seen = crate::logging::logged_events(&bus, 1, Duration::from_secs(10)).await;
+    let (event, _) = &seen[&id];
+    let failed: Vec<(&str, u32, u32, &str)> = event
+        .failed_attempts
+        .iter()
+        .map(|a| (a.provider.as_str(), a.key, a.status, a.error_kind.as_str()))
+        .collect();
+    let first = keys_used(&app.mock);
+    // The key tried first is whichever the pool's turn gave; the other second.
+    let one = if first[0].ends_with("0123456789") {
+        1
+    } else {
+        2
+    };
+    assert_eq!(failed.len(), 2, "{failed:?}");
+    assert_eq!(failed[0], ("mock", one, 429, "key_rate_limited"));
+    assert_eq!(
+        (failed[1].0, failed[1].1, failed[1].2),
+        ("mock", 3 - one, 429)
+    );
+    assert_eq!(event.provider, "backup");
+}
