@@ -19,6 +19,7 @@ pub mod client_key;
 pub mod error;
 pub mod health;
 pub mod mapping;
+pub mod prices;
 pub mod provider;
 pub mod secret;
 pub mod snapshot;

@@ -17,12 +17,14 @@
 use serde_json::Value;
 use serde_json::value::RawValue;
 
-/// Token counts, normalised: `input` includes cached tokens (as OpenAI counts).
+/// Token counts, normalised: `input` includes cached and cache-write tokens (as
+/// OpenAI counts); `cache_write` is Anthropic's `cache_creation_input_tokens`.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Tokens {
     pub input: u64,
     pub output: u64,
     pub cached: u64,
+    pub cache_write: u64,
 }
 
 fn n(v: &Value) -> u64 {
@@ -135,6 +137,7 @@ impl UsageFields {
                 input: n(self.prompt_tokens),
                 output: n(self.completion_tokens),
                 cached: n(self.cached_tokens),
+                cache_write: 0,
             });
         }
         if self.input_tokens.is_some() || self.output_tokens.is_some() {
@@ -145,6 +148,7 @@ impl UsageFields {
                     .saturating_add(n(self.cache_creation_input_tokens)),
                 output: n(self.output_tokens),
                 cached,
+                cache_write: n(self.cache_creation_input_tokens),
             });
         }
         None

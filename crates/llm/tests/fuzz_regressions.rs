@@ -51,6 +51,7 @@ fn usage_counts_past_u64_max_saturate_when_read() {
             input: u64::MAX,
             output: 0,
             cached: 1,
+            cache_write: 0,
         })
     );
 }

@@ -67,6 +67,8 @@ pub struct LogRow {
     pub input_tokens: i64,
     pub output_tokens: i64,
     pub cached_tokens: i64,
+    /// Input tokens written to the provider's prompt cache (part of `input_tokens`).
+    pub cache_write_tokens: i64,
     pub cost_usd: f64,
     pub latency_us: i64,
     pub ttft_us: i64,

@@ -67,8 +67,8 @@ async fn insert_log_row(tx: &mut Tx<'_>, e: &LogEvent) -> Result<bool, StoreErro
         "INSERT OR IGNORE INTO request_logs (request_id, received_at, endpoint, client_key_id,
            requested_model, provider, upstream_model, stream, status, error_kind, error_message,
            input_tokens, output_tokens, cached_tokens, cost_usd, latency_us, ttft_us, upstream_latency_us,
-           source, attempts)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+           source, attempts, cache_write_tokens)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
     )
     .bind(&e.request_id)
     .bind(e.received_at_us)
@@ -90,6 +90,7 @@ async fn insert_log_row(tx: &mut Tx<'_>, e: &LogEvent) -> Result<bool, StoreErro
     .bind(i64_of(e.upstream_latency_us))
     .bind(&e.source)
     .bind(crate::attempts_json(e))
+    .bind(i64_of(e.cache_write_tokens))
     .execute(&mut **tx)
     .await?;
     Ok(done.rows_affected() != 0)
@@ -250,7 +251,8 @@ pub async fn log(pool: &SqlitePool, request_id: &str) -> Result<Option<LogRow>, 
         "SELECT l.request_id, l.received_at, l.endpoint, l.requested_model, l.provider,
            l.upstream_model, l.stream, l.status, l.error_kind, l.input_tokens, l.output_tokens,
            l.cached_tokens, l.cost_usd, l.latency_us, l.ttft_us, l.upstream_latency_us,
-           c.request_body, c.response_body, l.client_key_id, l.source, l.error_message, l.attempts
+           c.request_body, c.response_body, l.client_key_id, l.source, l.error_message, l.attempts,
+           l.cache_write_tokens
          FROM request_logs l JOIN request_contents c USING (request_id) WHERE l.request_id = ?",
     )
     .bind(request_id)
@@ -289,6 +291,7 @@ pub async fn log(pool: &SqlitePool, request_id: &str) -> Result<Option<LogRow>, 
         source: row.try_get(19)?,
         error_message: row.try_get(20)?,
         failed_attempts: crate::attempts_of(row.try_get(21)?),
+        cache_write_tokens: row.try_get(22)?,
         media,
     }))
 }

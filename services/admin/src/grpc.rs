@@ -127,6 +127,7 @@ impl AdminService for Grpc {
             row: Some(row(&summary)),
             upstream_model: l.upstream_model,
             cached_tokens: l.cached_tokens,
+            cache_write_tokens: l.cache_write_tokens,
             cost_usd: l.cost_usd,
             upstream_latency_ms: l.upstream_latency_us as f64 / 1000.0,
             failed_attempts: l

@@ -218,6 +218,8 @@ pub struct LogDetail {
     pub input_tokens: i64,
     pub output_tokens: i64,
     pub cached_tokens: i64,
+    /// Input tokens written to the provider's prompt cache (part of the input).
+    pub cache_write_tokens: i64,
     pub cost_usd: f64,
     pub latency_ms: f64,
     pub ttft_ms: f64,
@@ -301,6 +303,7 @@ pub async fn get_log(
         input_tokens: row.input_tokens,
         output_tokens: row.output_tokens,
         cached_tokens: row.cached_tokens,
+        cache_write_tokens: row.cache_write_tokens,
         cost_usd: row.cost_usd,
         latency_ms: ms(row.latency_us),
         ttft_ms: ms(row.ttft_us),

@@ -66,7 +66,9 @@ pub struct Settings {
     pub drain_delay: Duration,
     /// The log pipeline's queue and spill.
     pub events: EventSettings,
-    /// Prices by upstream model name, USD per million tokens, for the logged cost.
+    /// Prices overriding the bundled table ([`config_model::prices`]), USD per
+    /// million tokens, for the logged cost: by `provider/model`, by alias (the
+    /// model a client asked for), or by upstream model name, in that order.
     pub prices: BTreeMap<String, Price>,
     /// Who may call the API. Unset: `required` for `aiprox gateway`, `auto` for
     /// `aiprox all`.
@@ -117,13 +119,8 @@ impl Default for Settings {
     }
 }
 
-/// USD per million tokens.
-#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq)]
-#[serde(deny_unknown_fields)]
-pub struct Price {
-    pub input: f64,
-    pub output: f64,
-}
+/// USD per million tokens (input, output, cached input, cache write).
+pub use config_model::prices::Price;
 
 /// How the pipeline holds events it cannot publish yet.
 #[derive(Debug, Clone, Deserialize)]

@@ -66,6 +66,7 @@ fn streams_assemble_into_whole_responses() {
         input: 14,
         output: 8,
         cached: 0,
+        cache_write: 0,
     });
     assert_eq!(of_value(&text), expected);
     assert_eq!(tokens, expected);
@@ -95,7 +96,8 @@ fn streams_assemble_into_whole_responses() {
         Some(Tokens {
             input: 377,
             output: 65,
-            cached: 0
+            cached: 0,
+            cache_write: 0
         })
     );
 

@@ -199,7 +199,8 @@ fn usage_in_both_shapes() {
         Some(Tokens {
             input: 10,
             output: 3,
-            cached: 4
+            cached: 4,
+            cache_write: 0
         })
     );
     assert_eq!(
@@ -209,7 +210,8 @@ fn usage_in_both_shapes() {
         Some(Tokens {
             input: 15,
             output: 3,
-            cached: 4
+            cached: 4,
+            cache_write: 1
         })
     );
     assert_eq!(of_value(&json!({"id": "x"})), None);

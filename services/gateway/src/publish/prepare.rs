@@ -15,6 +15,20 @@ use crate::config::Price;
 use crate::stream::Dialect;
 use telemetry::trace::otlp::Spans;
 
+/// The price of the exchange's upstream call: configured for
+/// `provider/model`, for the alias asked for, or for the model; else bundled.
+fn price(prices: &BTreeMap<String, Price>, x: &Exchange) -> Option<Price> {
+    if !prices.is_empty() {
+        let keyed = format!("{}/{}", x.provider, x.upstream_model);
+        for key in [keyed.as_str(), &x.requested_model, &x.upstream_model] {
+            if let Some(p) = prices.get(key) {
+                return Some(*p);
+            }
+        }
+    }
+    config_model::prices::bundled(&x.upstream_model)
+}
+
 /// Builds the log event of one exchange (media cut out of the request, a stream
 /// assembled, tokens and cost computed); its media events go to `media`.
 /// A sampled request's spans are encoded into `spans`.
@@ -30,10 +44,13 @@ pub(super) fn prepare(
     }
     let (response_body, tokens) = response_and_tokens(&x);
     let tokens = tokens.unwrap_or_default();
-    let cost = prices.get(&x.upstream_model).map_or(0.0, |p| {
-        #[allow(clippy::cast_precision_loss)]
-        let (i, o) = (tokens.input as f64, tokens.output as f64);
-        (i * p.input + o * p.output) / 1e6
+    let cost = price(prices, &x).map_or(0.0, |p| {
+        p.cost(config_model::prices::Usage {
+            input: tokens.input,
+            output: tokens.output,
+            cached: tokens.cached,
+            cache_write: tokens.cache_write,
+        })
     });
     // Written straight, not through `fmt`: this runs for every request.
     let request_id = x
@@ -67,6 +84,7 @@ pub(super) fn prepare(
         input_tokens: tokens.input,
         output_tokens: tokens.output,
         cached_tokens: tokens.cached,
+        cache_write_tokens: tokens.cache_write,
         cost_usd: cost,
         latency_us: x.latency_us,
         ttft_us: x.ttft_us,

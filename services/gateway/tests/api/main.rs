@@ -4,6 +4,7 @@
 mod anthropic_upstream;
 mod balance;
 mod chat;
+mod costs;
 mod errors;
 mod fallback;
 mod helpers;
