@@ -4,12 +4,16 @@
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+use crate::limits::KeyLimits;
+
 /// A client key the gateway accepts: its id and the SHA-256 of the key.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ClientKey {
     pub id: String,
     /// Hex SHA-256 of the whole key.
     pub sha256: String,
+    #[serde(default, skip_serializing_if = "KeyLimits::is_empty")]
+    pub limits: KeyLimits,
 }
 
 /// The SHA-256 a client key is known by.

@@ -18,6 +18,7 @@
 pub mod client_key;
 pub mod error;
 pub mod health;
+pub mod limits;
 pub mod mapping;
 pub mod prices;
 pub mod provider;
@@ -27,6 +28,7 @@ pub mod snapshot;
 pub use client_key::{ClientKey, key_hash};
 pub use error::ConfigError;
 pub use health::{HealthReport, KeyRest, TargetHealth};
+pub use limits::KeyLimits;
 pub use mapping::{Mapping, Strategy, Target};
 pub use provider::{
     AnthropicConfig, DemoConfig, OpenAiConfig, ProviderConfig, ProviderKind, TimeoutOverrides,

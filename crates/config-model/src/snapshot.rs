@@ -57,6 +57,11 @@ mod tests {
             keys: vec![ClientKey {
                 id: "k".into(),
                 sha256: "00".repeat(32),
+                limits: crate::KeyLimits {
+                    requests_per_minute: Some(60),
+                    models: vec!["gpt4".into()],
+                    ..crate::KeyLimits::default()
+                },
             }],
             keys_issued: true,
         };

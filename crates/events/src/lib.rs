@@ -38,6 +38,20 @@ pub mod subjects {
     pub const CONFIG_KEY: &str = "snapshot";
     /// Key-value bucket of the gateways' health reports, a key per gateway.
     pub const HEALTH_BUCKET: &str = "aiprox-health";
+    /// Key-value bucket of the per-minute counters of client keys' limits.
+    pub const RATE_BUCKET: &str = "aiprox-rate";
+}
+
+/// How long a per-minute counter is kept (its minute, and a margin).
+pub const RATE_MAX_AGE: Duration = Duration::from_secs(300);
+
+/// What [`Bus::lease`] granted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Lease {
+    /// Units taken now (0: the limit is reached).
+    pub granted: u64,
+    /// The counter after this lease, every gateway's leases together.
+    pub used: u64,
 }
 
 /// How long a gateway's health report stands without a newer one: a gateway
@@ -161,6 +175,19 @@ impl Bus {
                 b.delete_blob(name);
                 Ok(())
             }
+        }
+    }
+}
+
+/// Counters shared by every gateway, for client keys' limits.
+impl Bus {
+    /// Takes up to `want` units of `counter` without passing `limit`
+    /// (compare-and-set: concurrent leases from other gateways never
+    /// overshoot). Counters live [`RATE_MAX_AGE`].
+    pub async fn lease(&self, counter: &str, want: u64, limit: u64) -> Result<Lease, BusError> {
+        match self {
+            Self::Nats(b) => b.lease(counter, want, limit).await,
+            Self::InProcess(b) => Ok(b.lease(counter, want, limit)),
         }
     }
 }

@@ -31,6 +31,8 @@ pub struct InProcessBus {
     backlog: Arc<Backlog>,
     /// Each gateway's latest health report and when it was put.
     health: Arc<Mutex<HashMap<String, (std::time::Instant, Bytes)>>>,
+    /// Limit counters and when each was first taken from.
+    counters: Arc<Mutex<HashMap<String, (std::time::Instant, u64)>>>,
 }
 
 /// Payload bytes published and not yet taken by a consumer, and their bound.
@@ -82,6 +84,7 @@ impl InProcessBus {
             blobs: Arc::default(),
             config: Arc::default(),
             health: Arc::default(),
+            counters: Arc::default(),
             backlog: Arc::new(Backlog {
                 bytes: AtomicUsize::new(0),
                 max: max_bytes,
@@ -160,6 +163,20 @@ impl InProcessBus {
         let mut health = self.health.lock();
         health.retain(|_, (at, _)| at.elapsed() < crate::HEALTH_MAX_AGE);
         health.values().map(|(_, r)| r.clone()).collect()
+    }
+
+    pub fn lease(&self, counter: &str, want: u64, limit: u64) -> crate::Lease {
+        let mut counters = self.counters.lock();
+        counters.retain(|_, (at, _)| at.elapsed() < crate::RATE_MAX_AGE);
+        let (_, used) = counters
+            .entry(counter.to_owned())
+            .or_insert_with(|| (std::time::Instant::now(), 0));
+        let granted = want.min(limit.saturating_sub(*used));
+        *used += granted;
+        crate::Lease {
+            granted,
+            used: *used,
+        }
     }
 
     pub fn put_blob(&self, name: &str, data: Bytes) {

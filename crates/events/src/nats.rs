@@ -14,6 +14,9 @@ use crate::{Acker, BusError, Delivery, Outgoing, subjects};
 pub struct NatsBus {
     client: async_nats::Client,
     js: jetstream::Context,
+    /// The limit counters' bucket, looked up once (a lease is on the request
+    /// path: one round trip, not two).
+    rate: std::sync::Arc<tokio::sync::OnceCell<kv::Store>>,
 }
 
 #[derive(Debug)]
@@ -43,7 +46,11 @@ impl NatsBus {
             .await
             .map_err(unavailable)?;
         let js = jetstream::new(client.clone());
-        let bus = Self { client, js };
+        let bus = Self {
+            client,
+            js,
+            rate: std::sync::Arc::default(),
+        };
         Ok(bus)
     }
 
@@ -124,6 +131,63 @@ impl NatsBus {
             .await
             .map_err(unavailable)?;
         self.js.get_key_value(bucket).await.map_err(unavailable)
+    }
+
+    /// The per-minute counters' bucket.
+    async fn rate_bucket(&self) -> Result<kv::Store, BusError> {
+        self.rate
+            .get_or_try_init(|| {
+                self.kv_bucket(
+                    subjects::RATE_BUCKET,
+                    stream::StorageType::File,
+                    Some(crate::RATE_MAX_AGE),
+                )
+            })
+            .await
+            .cloned()
+    }
+
+    /// Takes up to `want` of `counter` without passing `limit`: read, then a
+    /// compare-and-set on the revision read, again while another gateway got
+    /// in between.
+    pub async fn lease(
+        &self,
+        counter: &str,
+        want: u64,
+        limit: u64,
+    ) -> Result<crate::Lease, BusError> {
+        let bucket = self.rate_bucket().await?;
+        for _ in 0..32 {
+            let entry = bucket.entry(counter).await.map_err(unavailable)?;
+            let (used, revision) = match &entry {
+                Some(e) if e.operation == kv::Operation::Put => (
+                    std::str::from_utf8(&e.value)
+                        .ok()
+                        .and_then(|v| v.parse::<u64>().ok())
+                        .unwrap_or(0),
+                    Some(e.revision),
+                ),
+                _ => (0, None),
+            };
+            let granted = want.min(limit.saturating_sub(used));
+            if granted == 0 {
+                return Ok(crate::Lease { granted, used });
+            }
+            let value = Bytes::from((used + granted).to_string());
+            let written = match revision {
+                Some(r) => bucket.update(counter, value, r).await.is_ok(),
+                None => bucket.create(counter, value).await.is_ok(),
+            };
+            if written {
+                return Ok(crate::Lease {
+                    granted,
+                    used: used + granted,
+                });
+            }
+        }
+        Err(BusError::Unavailable(format!(
+            "{counter}: too many concurrent leases"
+        )))
     }
 
     /// Puts one gateway's health report.

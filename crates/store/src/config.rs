@@ -42,6 +42,8 @@ pub struct KeyRow {
     pub prefix: String,
     pub created_at_us: i64,
     pub revoked_at_us: Option<i64>,
+    /// Its limits as JSON (`config_model::KeyLimits`); empty when none.
+    pub limits: String,
 }
 
 /// Runs `$body` with `$pool` bound to the store's pool, whichever kind it is.
@@ -62,7 +64,8 @@ const INSERT_PROVIDER: &str = "INSERT INTO providers (name, spec, api_key_sealed
                                VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (name) DO NOTHING";
 const INSERT_MAPPING: &str = "INSERT INTO model_mappings (alias, targets, strategy, created_at, updated_at) \
                               VALUES ($1, $2, $3, $4, $5) ON CONFLICT (alias) DO NOTHING";
-const KEY_COLUMNS: &str = "SELECT id, name, hash, prefix, created_at, revoked_at FROM api_keys";
+const KEY_COLUMNS: &str =
+    "SELECT id, name, hash, prefix, created_at, revoked_at, limits FROM api_keys";
 
 fn provider_of<R: Row>(r: &R) -> Result<ProviderRow, sqlx::Error>
 where
@@ -108,6 +111,7 @@ where
         prefix: r.try_get("prefix")?,
         created_at_us: r.try_get("created_at")?,
         revoked_at_us: r.try_get("revoked_at")?,
+        limits: r.try_get("limits")?,
     })
 }
 
@@ -212,12 +216,12 @@ impl Store {
     }
 
     pub async fn insert_key(&self, k: &KeyRow) -> Result<(), StoreError> {
-        let sql = "INSERT INTO api_keys (id, name, hash, prefix, created_at, revoked_at) \
-                   VALUES ($1, $2, $3, $4, $5, $6)";
+        let sql = "INSERT INTO api_keys (id, name, hash, prefix, created_at, revoked_at, limits) \
+                   VALUES ($1, $2, $3, $4, $5, $6, $7)";
         on_pool!(self, pool => {
             sqlx::query(sql)
                 .bind(&k.id).bind(&k.name).bind(&k.hash).bind(&k.prefix)
-                .bind(k.created_at_us).bind(k.revoked_at_us)
+                .bind(k.created_at_us).bind(k.revoked_at_us).bind(&k.limits)
                 .execute(pool).await?;
             Ok(())
         })
@@ -227,9 +231,24 @@ impl Store {
     /// (revoking twice keeps the first time).
     pub async fn revoke_key(&self, id: &str, now_us: i64) -> Result<Option<KeyRow>, StoreError> {
         let sql = "UPDATE api_keys SET revoked_at = COALESCE(revoked_at, $2) WHERE id = $1 \
-                   RETURNING id, name, hash, prefix, created_at, revoked_at";
+                   RETURNING id, name, hash, prefix, created_at, revoked_at, limits";
         on_pool!(self, pool => {
             let row = sqlx::query(sql).bind(id).bind(now_us).fetch_optional(pool).await?;
+            Ok(row.as_ref().map(key_of).transpose()?)
+        })
+    }
+
+    /// Replaces a key's limits (JSON); `None` when there is no such key, else
+    /// the key as it now is.
+    pub async fn set_key_limits(
+        &self,
+        id: &str,
+        limits: &str,
+    ) -> Result<Option<KeyRow>, StoreError> {
+        let sql = "UPDATE api_keys SET limits = $2 WHERE id = $1 \
+                   RETURNING id, name, hash, prefix, created_at, revoked_at, limits";
+        on_pool!(self, pool => {
+            let row = sqlx::query(sql).bind(id).bind(limits).fetch_optional(pool).await?;
             Ok(row.as_ref().map(key_of).transpose()?)
         })
     }

@@ -732,6 +732,7 @@ fn key(id: &str, at: i64) -> KeyRow {
         prefix: format!("sk-{id}"),
         created_at_us: at,
         revoked_at_us: None,
+        limits: String::new(),
     }
 }
 
@@ -865,7 +866,17 @@ async fn keys_are_listed_newest_first_and_revoked_once(store: Store) {
         Some(revoked.clone())
     );
     assert_eq!(store.revoke_key("nope", NOW).await.unwrap(), None);
-    assert_eq!(store.keys().await.unwrap(), vec![new, revoked]);
+    assert_eq!(store.keys().await.unwrap(), vec![new.clone(), revoked]);
+
+    // Limits are replaced whole.
+    let limited = store
+        .set_key_limits("k2", r#"{"requests_per_minute":60}"#)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(limited.limits, r#"{"requests_per_minute":60}"#);
+    assert_eq!(store.keys().await.unwrap()[0], limited);
+    assert_eq!(store.set_key_limits("nope", "").await.unwrap(), None);
 }
 
 async fn seed_config_applies_once(store: Store) {

@@ -285,8 +285,10 @@ impl AdminService for Grpc {
     }
 
     async fn create_key(&self, request: Request<pb::CreateKeyRequest>) -> Reply<pb::CreatedKey> {
+        let r = request.into_inner();
         let input = KeyInput {
-            name: request.into_inner().name,
+            name: r.name,
+            limits: r.limits.map(limits_input).unwrap_or_default(),
         };
         let created = self.0.create_key(&input).await?;
         Ok(Response::new(pb::CreatedKey {
@@ -300,6 +302,18 @@ impl AdminService for Grpc {
         Ok(Response::new(pb::ListKeysResponse {
             keys: keys.into_iter().map(key).collect(),
         }))
+    }
+
+    async fn set_key_limits(
+        &self,
+        request: Request<pb::SetKeyLimitsRequest>,
+    ) -> Reply<pb::ClientKey> {
+        let r = request.into_inner();
+        let limits = r.limits.map(limits_input).unwrap_or_default();
+        Ok(Response::new(key(self
+            .0
+            .set_key_limits(&r.id, &limits)
+            .await?)))
     }
 
     async fn revoke_key(&self, request: Request<pb::RevokeKeyRequest>) -> Reply<pb::ClientKey> {
@@ -435,6 +449,23 @@ fn key(k: crate::keys::Key) -> pb::ClientKey {
         prefix: k.prefix,
         created_at_ms: k.created_at_ms,
         revoked_at_ms: k.revoked_at_ms,
+        limits: Some(pb::KeyLimits {
+            requests_per_minute: k.limits.requests_per_minute,
+            tokens_per_minute: k.limits.tokens_per_minute,
+            max_concurrent: k.limits.max_concurrent,
+            models: k.limits.models,
+            expires_at_ms: k.limits.expires_at_ms,
+        }),
+    }
+}
+
+fn limits_input(l: pb::KeyLimits) -> config_model::KeyLimits {
+    config_model::KeyLimits {
+        requests_per_minute: l.requests_per_minute,
+        tokens_per_minute: l.tokens_per_minute,
+        max_concurrent: l.max_concurrent,
+        models: l.models,
+        expires_at_ms: l.expires_at_ms,
     }
 }
 

@@ -603,6 +603,18 @@ pub async fn revoke_key(
     Ok(Json(state.core.revoke_key(&id).await?))
 }
 
+/// Replaces a key's limits: every gateway applies them within a second.
+#[utoipa::path(put, path = "/api/v1/keys/{id}/limits", tag = "keys", params(("id" = String, Path)),
+    request_body = config_model::KeyLimits,
+    responses((status = 200, body = Key), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub async fn set_key_limits(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    Json(limits): Json<config_model::KeyLimits>,
+) -> Result<Json<Key>> {
+    Ok(Json(state.core.set_key_limits(&id, &limits).await?))
+}
+
 /// Calls the provider's model list as a gateway would; reports latency or the error.
 #[utoipa::path(post, path = "/api/v1/providers/{name}/test", tag = "providers", params(("name" = String, Path)),
     responses((status = 200, body = crate::connection::ConnectionTest), (status = 404, body = ErrorBody)))]

@@ -3,7 +3,7 @@
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use config_model::key_hash;
+use config_model::{KeyLimits, key_hash};
 use serde::{Deserialize, Serialize};
 use store::KeyRow;
 use utoipa::ToSchema;
@@ -15,6 +15,9 @@ use crate::core::{AdminCore, ApiError, Kind, invalid, now_us};
 pub struct KeyInput {
     /// Who or what the key is for.
     pub name: String,
+    /// What it may do; none by default.
+    #[serde(default)]
+    pub limits: KeyLimits,
 }
 
 /// A client API key as listed: never the key.
@@ -29,6 +32,7 @@ pub struct Key {
     /// The last minute a request came with it (from the usage rollups); absent
     /// when never used.
     pub last_used_at_ms: Option<i64>,
+    pub limits: KeyLimits,
 }
 
 /// A new key: the only time the key itself is shown.
@@ -47,6 +51,7 @@ fn key_view(row: &KeyRow) -> Key {
         created_at_ms: row.created_at_us / 1000,
         revoked_at_ms: row.revoked_at_us.map(|us| us / 1000),
         last_used_at_ms: None,
+        limits: KeyLimits::from_column(&row.limits),
     }
 }
 
@@ -68,6 +73,7 @@ impl AdminCore {
                 "a key's name is 1 to 200 characters",
             ));
         }
+        check_limits(&input.limits)?;
         let secret = format!("sk-aiprox-{}", URL_SAFE_NO_PAD.encode(random(32)?));
         let id = format!("key_{}", hex::encode(random(8)?));
         let row = KeyRow {
@@ -77,6 +83,7 @@ impl AdminCore {
             prefix: secret.chars().take(14).collect(),
             created_at_us: now_us(),
             revoked_at_us: None,
+            limits: input.limits.to_column(),
         };
         self.store.insert_key(&row).await?;
         self.publisher.publish().await;
@@ -100,11 +107,53 @@ impl AdminCore {
             .collect())
     }
 
-    pub async fn revoke_key(&self, id: &str) -> Result<Key, ApiError> {
-        let row = self.store.revoke_key(id, now_us()).await?.ok_or_else(|| {
-            ApiError::new(Kind::NotFound, "key_not_found", format!("no key {id}"))
-        })?;
+    /// Replaces a key's limits; published to the gateways at once.
+    pub async fn set_key_limits(&self, id: &str, limits: &KeyLimits) -> Result<Key, ApiError> {
+        check_limits(limits)?;
+        let row = self
+            .store
+            .set_key_limits(id, &limits.to_column())
+            .await?
+            .ok_or_else(|| key_not_found(id))?;
         self.publisher.publish().await;
         Ok(key_view(&row))
     }
+
+    pub async fn revoke_key(&self, id: &str) -> Result<Key, ApiError> {
+        let row = self
+            .store
+            .revoke_key(id, now_us())
+            .await?
+            .ok_or_else(|| key_not_found(id))?;
+        self.publisher.publish().await;
+        Ok(key_view(&row))
+    }
+}
+
+fn key_not_found(id: &str) -> ApiError {
+    ApiError::new(Kind::NotFound, "key_not_found", format!("no key {id}"))
+}
+
+/// Limits of 0 would refuse everything: leave a limit out for none.
+fn check_limits(limits: &KeyLimits) -> Result<(), ApiError> {
+    let zero = |name: &'static str| {
+        invalid(
+            "invalid_limits",
+            format!("limits.{name} must be above 0 (leave it out for no limit)"),
+        )
+        .at("limits")
+    };
+    if limits.requests_per_minute == Some(0) {
+        return Err(zero("requests_per_minute"));
+    }
+    if limits.tokens_per_minute == Some(0) {
+        return Err(zero("tokens_per_minute"));
+    }
+    if limits.max_concurrent == Some(0) {
+        return Err(zero("max_concurrent"));
+    }
+    if limits.models.iter().any(|m| m.trim().is_empty()) {
+        return Err(invalid("invalid_limits", "limits.models: a model name is empty").at("limits"));
+    }
+    Ok(())
 }

@@ -214,6 +214,10 @@ pub fn router(core: AdminCore, token: SecretString, options: RouterOptions) -> R
         .route("/api/v1/keys", get(http::list_keys).post(http::create_key))
         .route("/api/v1/keys/{id}", axum::routing::delete(http::revoke_key))
         .route(
+            "/api/v1/keys/{id}/limits",
+            axum::routing::put(http::set_key_limits),
+        )
+        .route(
             "/api/v1/providers/{name}/test",
             axum::routing::post(http::test_provider),
         )

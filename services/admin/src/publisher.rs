@@ -52,6 +52,7 @@ pub async fn snapshot(store: &Store) -> Result<ConfigSnapshot, ApiError> {
         .into_iter()
         .filter(|k| k.revoked_at_us.is_none())
         .map(|k| ClientKey {
+            limits: config_model::KeyLimits::from_column(&k.limits),
             id: k.id,
             sha256: k.hash,
         })

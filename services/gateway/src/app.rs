@@ -49,10 +49,16 @@ struct Inner {
     body_budget: crate::body_budget::BodyBudget,
     retry_budget: crate::retry::Budget,
     ejections: Arc<crate::ejection::Ejections>,
+    limits: crate::limits::Limits,
 }
 
 impl AppState {
-    pub fn new(config: &Config, log_queue: Option<LogQueue>) -> Result<Self, ConfigError> {
+    /// `bus`: where the client keys' limits are counted (none: per process).
+    pub fn new(
+        config: &Config,
+        log_queue: Option<LogQueue>,
+        bus: Option<events::Bus>,
+    ) -> Result<Self, ConfigError> {
         let created = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_secs());
@@ -80,18 +86,19 @@ impl AppState {
                 ),
                 retry_budget: crate::retry::Budget::new(&config.settings.retry),
                 ejections,
+                limits: crate::limits::Limits::new(bus, config.settings.limits.clone()),
             }),
         })
     }
 
-    /// The current routing table and keys. Lock-free and without touching the
-    /// shared reference count; hold it for one request at most.
     /// A handle that does not keep the state (and its log queue) alive: for
     /// what outlives the requests, as metrics collectors do.
     pub fn downgrade(&self) -> WeakAppState {
         WeakAppState(Arc::downgrade(&self.inner))
     }
 
+    /// The current routing table and keys. Lock-free and without touching the
+    /// shared reference count; hold it for one request at most.
     pub fn routing(&self) -> arc_swap::Guard<Arc<RoutingTable>> {
         self.inner.routing.load()
     }
@@ -129,6 +136,11 @@ impl AppState {
         )
     }
 
+    /// Client keys' limits.
+    pub fn limits(&self) -> &crate::limits::Limits {
+        &self.inner.limits
+    }
+
     /// Every target's health (outlier ejection).
     pub fn ejections(&self) -> &Arc<crate::ejection::Ejections> {
         &self.inner.ejections
@@ -153,6 +165,8 @@ pub struct RequestContext {
     pub started: std::time::Instant,
     /// The client key's id, once authenticated.
     pub key_id: Option<Arc<str>>,
+    /// Its limits, when it has any.
+    pub limits: Option<Arc<config_model::KeyLimits>>,
     /// Who sent it, from `x-aiprox-source`: only the labels aiprox knows
     /// ([`source_of`]), so a client cannot fill the log with its own strings.
     pub source: &'static str,
@@ -188,6 +202,7 @@ async fn request_id(mut request: Request, next: Next) -> Response {
         received_at_us,
         started: std::time::Instant::now(),
         key_id: None,
+        limits: None,
         source,
         span: span.clone(),
         asked,
@@ -244,9 +259,12 @@ async fn authenticate(
 ) -> Response {
     let verdict = state.routing().authenticate(client_key(request.headers()));
     match verdict {
-        Ok(key_id) => {
-            if let Some(ctx) = request.extensions_mut().get_mut::<RequestContext>() {
-                ctx.key_id = key_id;
+        Ok(caller) => {
+            if let (Some(ctx), Some(caller)) =
+                (request.extensions_mut().get_mut::<RequestContext>(), caller)
+            {
+                ctx.key_id = Some(caller.id);
+                ctx.limits = caller.limits;
             }
             next.run(request).await
         }
@@ -390,12 +408,13 @@ impl Application {
             }
             None => (None, None),
         };
-        let state = AppState::new(&config, log_queue)?;
+        let state = AppState::new(&config, log_queue, bus.clone())?;
         if let Some(q) = state.log_queue() {
             q.metrics.register(&mut registry);
         }
         state.unrouted().register(&mut registry);
         state.ejections().register(&mut registry);
+        state.limits().register(&mut registry);
         registry.register_collector(Box::new(crate::health_report::RestingKeys(
             state.downgrade(),
         )));

@@ -33,6 +33,10 @@ pub struct Exchange {
     pub dialect: Dialect,
     /// The client key's id; `None` on an open gateway without a known key.
     pub key_id: Option<std::sync::Arc<str>>,
+    /// The key's limits, when it has any ([`crate::limits`]).
+    pub limits: Option<std::sync::Arc<config_model::KeyLimits>>,
+    /// The `x-ratelimit-*` headers every answer to a limited key carries.
+    pub rate_headers: axum::http::HeaderMap,
     /// `playground`, or empty ([`crate::app::RequestContext::source`]).
     pub source: &'static str,
     pub requested_model: String,
@@ -83,6 +87,8 @@ impl Exchange {
             endpoint,
             dialect,
             key_id: ctx.key_id.clone(),
+            limits: ctx.limits.clone(),
+            rate_headers: axum::http::HeaderMap::new(),
             source: ctx.source,
             requested_model: String::new(),
             provider: String::new(),
@@ -283,6 +289,14 @@ pub fn finish(
     mut x: Exchange,
     result: Result<Reply, Error>,
 ) -> Response {
+    // A limited key's every answer says how much of its limit is left.
+    let rate = std::mem::take(&mut x.rate_headers);
+    let mut response = answer(log_queue, x, result);
+    response.headers_mut().extend(rate);
+    response
+}
+
+fn answer(log_queue: Option<&LogQueue>, mut x: Exchange, result: Result<Reply, Error>) -> Response {
     x.keys_rested();
     if log_queue.is_some() {
         x.claim_trace();

@@ -77,6 +77,8 @@ pub struct Settings {
     pub retry: crate::retry::RetrySettings,
     /// Outlier ejection: when a failing target is left out, and for how long.
     pub ejection: crate::ejection::EjectionSettings,
+    /// Client keys' limits: what happens while the bus is unreachable.
+    pub limits: crate::limits::LimitSettings,
     /// How often the gateway reports its targets' health (ejections, load,
     /// resting keys) on the bus, for the admin API.
     #[serde(with = "humantime_serde")]
@@ -115,6 +117,7 @@ impl Default for Settings {
             retry: crate::retry::RetrySettings::default(),
             ejection: crate::ejection::EjectionSettings::default(),
             health_report_interval: Duration::from_secs(5),
+            limits: crate::limits::LimitSettings::default(),
         }
     }
 }

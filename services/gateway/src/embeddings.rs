@@ -13,6 +13,7 @@ use crate::error::Error;
 pub async fn embed(state: &AppState, body: &Bytes, x: &mut Exchange) -> Result<Reply, Error> {
     let req = EmbeddingsRequest::parse(body)?;
     x.asked_for(&req.model)?;
+    state.limits().admit(x).await?;
     let route = state.routing().resolve(&req.model)?;
     let span = tracing::Span::current();
     span.record("model", req.model.as_str());

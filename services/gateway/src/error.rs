@@ -21,6 +21,21 @@ pub enum Error {
     InvalidApiKey,
     #[error("The model `{0}` does not exist or you do not have access to it.")]
     ModelNotFound(String),
+    #[error("This API key expired; ask for a new one.")]
+    KeyExpired,
+    #[error("This API key may not use the model `{0}`.")]
+    ModelNotAllowed(String),
+    /// The key's per-minute limit is used up (every gateway together).
+    #[error("Rate limit reached for this API key: {limit} {what} per minute. Try again in {}s.", retry_after.as_secs().max(1))]
+    RateLimited {
+        what: &'static str,
+        limit: u64,
+        retry_after: std::time::Duration,
+    },
+    /// The key's limits cannot be checked (the bus is unreachable) and the
+    /// gateway is set to refuse then.
+    #[error("The rate limits of this API key cannot be checked right now; retry shortly.")]
+    LimitsUnavailable,
     #[error("Request body is larger than the {limit}-byte limit.")]
     BodyTooLarge { limit: usize },
     #[error("Could not read the request body: {0}")]
@@ -123,7 +138,12 @@ impl Error {
             Self::BodyTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Self::BodyTimeout { .. } => StatusCode::REQUEST_TIMEOUT,
             Self::Overloaded => StatusCode::SERVICE_UNAVAILABLE,
-            Self::MissingApiKey | Self::InvalidApiKey => StatusCode::UNAUTHORIZED,
+            Self::MissingApiKey | Self::InvalidApiKey | Self::KeyExpired => {
+                StatusCode::UNAUTHORIZED
+            }
+            Self::ModelNotAllowed(_) => StatusCode::FORBIDDEN,
+            Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
+            Self::LimitsUnavailable => StatusCode::SERVICE_UNAVAILABLE,
             Self::UnknownRoute { .. } => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             Self::UpstreamUnreachable { .. } | Self::UpstreamProtocol { .. } => {
@@ -146,6 +166,10 @@ impl Error {
             Self::ModelNotFound(_) => "model_not_found",
             Self::MissingApiKey => "missing_api_key",
             Self::InvalidApiKey => "invalid_api_key",
+            Self::KeyExpired => "key_expired",
+            Self::ModelNotAllowed(_) => "model_not_allowed",
+            Self::RateLimited { .. } => "rate_limit_exceeded",
+            Self::LimitsUnavailable => "limits_unavailable",
             Self::BodyTooLarge { .. } => "request_too_large",
             Self::BodyRead(_) => "invalid_body",
             Self::BodyTimeout { .. } => "request_timeout",
@@ -177,12 +201,15 @@ impl Error {
         let kind = match self {
             Self::UpstreamUnreachable { .. } | Self::UpstreamProtocol { .. } => "upstream_error",
             Self::UpstreamTimeout { .. } => "timeout_error",
-            Self::Unexpected(_) | Self::Overloaded => "server_error",
+            Self::Unexpected(_) | Self::Overloaded | Self::LimitsUnavailable => "server_error",
+            Self::ModelNotAllowed(_) => "permission_error",
+            // OpenAI's own 429 names what ran out.
+            Self::RateLimited { what, .. } => what,
             _ => "invalid_request_error",
         };
         let param = match self {
             Self::InvalidRequest(e) => e.param(),
-            Self::ModelNotFound(_) => Some("model"),
+            Self::ModelNotFound(_) | Self::ModelNotAllowed(_) => Some("model"),
             Self::InvalidMedia(e) => Some(e.path.as_str()),
             _ => None,
         };
@@ -222,12 +249,12 @@ impl Error {
     /// `Retry-After` for refusals a client should simply try again.
     fn retry_after(&self) -> axum::http::HeaderMap {
         let mut headers = axum::http::HeaderMap::new();
-        if matches!(self, Self::Overloaded) {
-            headers.insert(
-                axum::http::header::RETRY_AFTER,
-                axum::http::HeaderValue::from_static("1"),
-            );
-        }
+        let seconds = match self {
+            Self::Overloaded | Self::LimitsUnavailable => 1,
+            Self::RateLimited { retry_after, .. } => retry_after.as_secs().max(1),
+            _ => return headers,
+        };
+        headers.insert(axum::http::header::RETRY_AFTER, seconds.into());
         headers
     }
 

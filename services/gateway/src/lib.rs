@@ -38,6 +38,7 @@ pub mod ejection;
 pub mod embeddings;
 pub mod error;
 pub mod health_report;
+pub mod limits;
 pub mod live;
 pub mod messages;
 pub mod providers;

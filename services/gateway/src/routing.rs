@@ -21,10 +21,17 @@ pub struct RoutingTable {
     providers: HashMap<String, Built>,
     aliases: HashMap<String, Route>,
     models: Vec<Model>,
-    /// SHA-256 of each active client key → its id.
-    keys: HashMap<[u8; 32], Arc<str>>,
+    /// SHA-256 of each active client key → who it is.
+    keys: HashMap<[u8; 32], Caller>,
     /// Requests without a known key are let through.
     open: bool,
+}
+
+/// Who a known client key is: its id, and its limits when it has any.
+#[derive(Debug, Clone)]
+pub struct Caller {
+    pub id: Arc<str>,
+    pub limits: Option<Arc<config_model::KeyLimits>>,
 }
 
 /// A provider with the configuration it was built from, so the next snapshot can
@@ -185,7 +192,14 @@ impl RoutingTable {
         for key in source.keys {
             let mut hash = [0u8; 32];
             if hex::decode_to_slice(&key.sha256, &mut hash).is_ok() {
-                keys.insert(hash, Arc::from(key.id.as_str()));
+                let limits = (!key.limits.is_empty()).then(|| Arc::new(key.limits.clone()));
+                keys.insert(
+                    hash,
+                    Caller {
+                        id: Arc::from(key.id.as_str()),
+                        limits,
+                    },
+                );
             } else {
                 tracing::error!(key_id = %key.id, "client key left out: its hash is not hex SHA-256");
             }
@@ -244,12 +258,25 @@ impl RoutingTable {
         &self.models
     }
 
-    /// Who is calling: `Ok(Some(id))` for a known key, `Ok(None)` for an unknown
-    /// or missing key when the gateway is open, else the refusal.
-    pub fn authenticate(&self, key: Option<&str>) -> Result<Option<Arc<str>>, Error> {
+    /// Who is calling: `Ok(Some(caller))` for a known key (not expired),
+    /// `Ok(None)` for an unknown or missing key when the gateway is open, else
+    /// the refusal.
+    pub fn authenticate(&self, key: Option<&str>) -> Result<Option<Caller>, Error> {
         let known = key.and_then(|k| self.keys.get(&key_hash(k)).cloned());
         match (known, key) {
-            (Some(id), _) => Ok(Some(id)),
+            (Some(caller), _) => {
+                let expired = caller
+                    .limits
+                    .as_ref()
+                    .and_then(|l| l.expires_at_ms)
+                    .is_some_and(|at| {
+                        i64::try_from(crate::ejection::now_ms()).unwrap_or(i64::MAX) >= at
+                    });
+                if expired {
+                    return Err(Error::KeyExpired);
+                }
+                Ok(Some(caller))
+            }
             _ if self.open => Ok(None),
             (None, None) => Err(Error::MissingApiKey),
             (None, Some(_)) => Err(Error::InvalidApiKey),

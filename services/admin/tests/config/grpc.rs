@@ -229,6 +229,7 @@ pub async fn grpc_client_keys_are_listed_without_their_secret(api: &Api) {
     let created = client
         .create_key(pb::CreateKeyRequest {
             name: "grpc".into(),
+            limits: None,
         })
         .await
         .unwrap()
@@ -253,6 +254,7 @@ pub async fn grpc_a_revoked_key_has_its_revocation_time(api: &Api) {
     let created = client
         .create_key(pb::CreateKeyRequest {
             name: "grpc".into(),
+            limits: None,
         })
         .await
         .unwrap()

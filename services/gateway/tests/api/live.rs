@@ -33,6 +33,7 @@ fn snapshot(app: &TestApp, aliases: &[(&str, &str)], keys: &[&str]) -> ConfigSna
             .map(|(i, k)| ClientKey {
                 id: format!("key_{i}"),
                 sha256: hex(&key_hash(k)),
+                limits: config_model::KeyLimits::default(),
             })
             .collect(),
         keys_issued: !keys.is_empty(),

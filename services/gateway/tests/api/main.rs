@@ -10,6 +10,7 @@ mod fallback;
 mod helpers;
 mod hostile_input;
 mod lifecycle;
+mod limits;
 mod live;
 mod logging;
 mod messages_endpoint;
