@@ -366,3 +366,49 @@ pub async fn provider_health_gathers_every_gateways_report_on_both_faces(api: &A
         ("partly_ejected", 1, 2, Some(80.0))
     );
 }
+
+pub async fn grpc_a_keys_limits_are_set_and_read(api: &Api) {
+    let mut client = grpc_client(api).await;
+    let created = client
+        .create_key(pb::CreateKeyRequest {
+            name: "grpc-limited".into(),
+            limits: Some(pb::KeyLimits {
+                requests_per_minute: Some(30),
+                ..Default::default()
+            }),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let key = created.key.unwrap();
+    assert_eq!(key.limits.unwrap().requests_per_minute, Some(30));
+    let updated = client
+        .set_key_limits(pb::SetKeyLimitsRequest {
+            id: key.id.clone(),
+            limits: Some(pb::KeyLimits {
+                max_concurrent: Some(4),
+                models: vec!["gpt4".into()],
+                ..Default::default()
+            }),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let limits = updated.limits.unwrap();
+    assert_eq!(
+        (limits.requests_per_minute, limits.max_concurrent),
+        (None, Some(4))
+    );
+    assert_eq!(limits.models, ["gpt4"]);
+    let err = client
+        .set_key_limits(pb::SetKeyLimitsRequest {
+            id: key.id,
+            limits: Some(pb::KeyLimits {
+                tokens_per_minute: Some(0),
+                ..Default::default()
+            }),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), tonic::Code::InvalidArgument);
+}

@@ -63,3 +63,59 @@ pub async fn revoking_a_missing_key_is_not_found(api: &Api) {
         404
     );
 }
+
+pub async fn a_keys_limits_are_set_on_create_replaced_and_published(api: &Api) {
+    let (status, created) = api
+        .call(
+            "POST",
+            "/api/v1/keys",
+            Some(json!({"name": "team-b",
+            "limits": {"requests_per_minute": 60, "models": ["gpt4"]}})),
+        )
+        .await;
+    assert_eq!(status, 201, "{created}");
+    assert_eq!(created["key"]["limits"]["requests_per_minute"], 60);
+    let id = created["key"]["id"].as_str().unwrap().to_owned();
+    let published = |snap: &config_model::ConfigSnapshot| {
+        snap.keys
+            .iter()
+            .find(|k| k.id == id)
+            .map(|k| k.limits.clone())
+    };
+    let limits = published(&api.snapshot().await).unwrap();
+    assert_eq!(
+        (limits.requests_per_minute, limits.models.len()),
+        (Some(60), 1)
+    );
+
+    let (status, updated) = api
+        .call(
+            "PUT",
+            &format!("/api/v1/keys/{id}/limits"),
+            Some(json!({"tokens_per_minute": 100000, "expires_at_ms": 4102444800000_i64})),
+        )
+        .await;
+    assert_eq!(status, 200, "{updated}");
+    assert_eq!(updated["limits"]["tokens_per_minute"], 100000);
+    assert!(updated["limits"].get("requests_per_minute").is_none());
+    let limits = published(&api.snapshot().await).unwrap();
+    assert_eq!(
+        (limits.requests_per_minute, limits.expires_at_ms),
+        (None, Some(4102444800000))
+    );
+
+    for body in [json!({"requests_per_minute": 0}), json!({"models": [""]})] {
+        let (status, err) = api
+            .call("PUT", &format!("/api/v1/keys/{id}/limits"), Some(body))
+            .await;
+        assert_eq!(
+            (status, err["error"]["code"].as_str()),
+            (400, Some("invalid_limits")),
+            "{err}"
+        );
+    }
+    let (status, _) = api
+        .call("PUT", "/api/v1/keys/nope/limits", Some(json!({})))
+        .await;
+    assert_eq!(status, 404);
+}

@@ -93,6 +93,8 @@ common::backends!(
     grpc::grpc_revoking_a_missing_key_is_not_found,
     grpc::grpc_a_mapping_keeps_its_strategy_and_weights,
     grpc::provider_health_gathers_every_gateways_report_on_both_faces,
+    grpc::grpc_a_keys_limits_are_set_and_read,
+    keys::a_keys_limits_are_set_on_create_replaced_and_published,
     openapi::the_openapi_document_needs_the_admin_token,
     openapi::the_openapi_document_lists_every_path,
     openapi::the_openapi_document_shows_the_provider_key_write_only,
