@@ -9,9 +9,11 @@
 //! the limit in a minute; leased and unused capacity (at most a lease per
 //! gateway) is what they may admit less.
 //!
-//! While the bus cannot be reached, `gateway.limits.when_bus_down` decides:
-//! `allow` (the default: a key's requests pass, unlimited, and a warning is
-//! logged) or `refuse` (503 `limits_unavailable` with `Retry-After`).
+//! While the bus cannot be reached (a lease not answered within
+//! `gateway.limits.bus_timeout`, 250 ms; then the bus is not asked again for a
+//! second), `gateway.limits.when_bus_down` decides: `allow` (the default: a
+//! key's requests pass, unlimited, and a warning is logged) or `refuse` (503
+//! `limits_unavailable` with `Retry-After`).
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -28,10 +30,22 @@ use crate::capture::Exchange;
 use crate::error::Error;
 
 /// `gateway.limits` in the configuration.
-#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
 pub struct LimitSettings {
     pub when_bus_down: WhenBusDown,
+    /// How long a lease may take before the bus is taken for unreachable.
+    #[serde(with = "humantime_serde")]
+    pub bus_timeout: Duration,
+}
+
+impl Default for LimitSettings {
+    fn default() -> Self {
+        Self {
+            when_bus_down: WhenBusDown::default(),
+            bus_timeout: Duration::from_millis(250),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, Default, Deserialize, Serialize, PartialEq, Eq)]
@@ -66,6 +80,9 @@ pub struct Limits {
     settings: LimitSettings,
     windows: Mutex<HashMap<std::sync::Arc<str>, Window>>,
     refused: Family<Refusal, Counter>,
+    /// Until when the bus is taken for unreachable (Unix ms), after a lease
+    /// failed: requests then do not each wait for it.
+    down_until_ms: std::sync::atomic::AtomicU64,
 }
 
 impl Limits {
@@ -75,6 +92,7 @@ impl Limits {
             settings,
             windows: Mutex::default(),
             refused: Family::default(),
+            down_until_ms: std::sync::atomic::AtomicU64::new(0),
         }
     }
 
@@ -169,10 +187,28 @@ impl Limits {
         let Some(bus) = &self.bus else {
             return Ok(Some(limit));
         };
+        use std::sync::atomic::Ordering::Relaxed;
+        let now = crate::ejection::now_ms();
+        if now < self.down_until_ms.load(Relaxed) {
+            return Err(events::BusError::Unavailable("failed a moment ago".into()));
+        }
         let chunk = (limit / 20).max(1);
-        let lease = bus
-            .lease(&format!("rpm.{key}.{minute}"), chunk, limit)
-            .await?;
+        let counter = format!("rpm.{key}.{minute}");
+        let lease = match tokio::time::timeout(
+            self.settings.bus_timeout,
+            bus.lease(&counter, chunk, limit),
+        )
+        .await
+        {
+            Ok(Ok(lease)) => lease,
+            failed => {
+                self.down_until_ms.store(now + 1000, Relaxed);
+                return Err(match failed {
+                    Ok(Err(e)) => e,
+                    _ => events::BusError::Timeout,
+                });
+            }
+        };
         if lease.granted == 0 {
             return Ok(None);
         }

@@ -8,4 +8,5 @@
 mod faults;
 mod happy_path;
 mod harness;
+mod limits;
 mod live_config;
