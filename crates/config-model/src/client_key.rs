@@ -7,7 +7,7 @@ use sha2::{Digest, Sha256};
 use crate::limits::KeyLimits;
 
 /// A client key the gateway accepts: its id and the SHA-256 of the key.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ClientKey {
     pub id: String,
     /// Hex SHA-256 of the whole key.

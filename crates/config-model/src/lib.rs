@@ -28,7 +28,7 @@ pub mod snapshot;
 pub use client_key::{ClientKey, key_hash};
 pub use error::ConfigError;
 pub use health::{HealthReport, KeyRest, TargetHealth};
-pub use limits::KeyLimits;
+pub use limits::{Budget, BudgetPeriod, KeyLimits};
 pub use mapping::{Mapping, Strategy, Target};
 pub use provider::{
     AnthropicConfig, DemoConfig, OpenAiConfig, ProviderConfig, ProviderKind, TimeoutOverrides,

@@ -74,6 +74,26 @@ static BY_MODEL: LazyLock<BTreeMap<&'static str, Price>> = LazyLock::new(|| {
         .collect()
 });
 
+/// The price of a call to `provider`'s `model` for a request that asked for
+/// `alias`: configured (`overrides`, by `provider/model`, then the alias, then
+/// the model), else bundled.
+pub fn lookup(
+    overrides: &BTreeMap<String, Price>,
+    provider: &str,
+    alias: &str,
+    model: &str,
+) -> Option<Price> {
+    if !overrides.is_empty() {
+        let keyed = format!("{provider}/{model}");
+        for key in [keyed.as_str(), alias, model] {
+            if let Some(p) = overrides.get(key) {
+                return Some(*p);
+            }
+        }
+    }
+    bundled(model)
+}
+
 /// The bundled price of `model`: its own, else its undated name's
 /// (`gpt-4o-2024-08-06` → `gpt-4o`, `claude-haiku-4-5-20251001` →
 /// `claude-haiku-4-5`).

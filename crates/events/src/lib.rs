@@ -40,6 +40,9 @@ pub mod subjects {
     pub const HEALTH_BUCKET: &str = "aiprox-health";
     /// Key-value bucket of the per-minute counters of client keys' limits.
     pub const RATE_BUCKET: &str = "aiprox-rate";
+    /// Key-value bucket of client keys' spend (micro-USD) per budget period;
+    /// kept on disk, without expiry.
+    pub const SPEND_BUCKET: &str = "aiprox-spend";
 }
 
 /// How long a per-minute counter is kept (its minute, and a margin).
@@ -186,8 +189,22 @@ impl Bus {
     /// overshoot). Counters live [`RATE_MAX_AGE`].
     pub async fn lease(&self, counter: &str, want: u64, limit: u64) -> Result<Lease, BusError> {
         match self {
-            Self::Nats(b) => b.lease(counter, want, limit).await,
+            Self::Nats(b) => b.lease(false, counter, want, limit).await,
             Self::InProcess(b) => Ok(b.lease(counter, want, limit)),
+        }
+    }
+
+    /// [`Bus::lease`] on a spend counter: kept without expiry (restarts and
+    /// the period's length do not lose it).
+    pub async fn lease_spend(
+        &self,
+        counter: &str,
+        want: u64,
+        limit: u64,
+    ) -> Result<Lease, BusError> {
+        match self {
+            Self::Nats(b) => b.lease(true, counter, want, limit).await,
+            Self::InProcess(b) => Ok(b.lease_spend(counter, want, limit)),
         }
     }
 }

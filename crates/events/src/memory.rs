@@ -33,6 +33,8 @@ pub struct InProcessBus {
     health: Arc<Mutex<HashMap<String, (std::time::Instant, Bytes)>>>,
     /// Limit counters and when each was first taken from.
     counters: Arc<Mutex<HashMap<String, (std::time::Instant, u64)>>>,
+    /// Spend counters: never expire.
+    spend: Arc<Mutex<HashMap<String, u64>>>,
 }
 
 /// Payload bytes published and not yet taken by a consumer, and their bound.
@@ -85,6 +87,7 @@ impl InProcessBus {
             config: Arc::default(),
             health: Arc::default(),
             counters: Arc::default(),
+            spend: Arc::default(),
             backlog: Arc::new(Backlog {
                 bytes: AtomicUsize::new(0),
                 max: max_bytes,
@@ -171,6 +174,17 @@ impl InProcessBus {
         let (_, used) = counters
             .entry(counter.to_owned())
             .or_insert_with(|| (std::time::Instant::now(), 0));
+        let granted = want.min(limit.saturating_sub(*used));
+        *used += granted;
+        crate::Lease {
+            granted,
+            used: *used,
+        }
+    }
+
+    pub fn lease_spend(&self, counter: &str, want: u64, limit: u64) -> crate::Lease {
+        let mut spend = self.spend.lock();
+        let used = spend.entry(counter.to_owned()).or_insert(0);
         let granted = want.min(limit.saturating_sub(*used));
         *used += granted;
         crate::Lease {

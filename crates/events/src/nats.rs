@@ -17,6 +17,8 @@ pub struct NatsBus {
     /// The limit counters' bucket, looked up once (a lease is on the request
     /// path: one round trip, not two).
     rate: std::sync::Arc<tokio::sync::OnceCell<kv::Store>>,
+    /// The spend counters' bucket, likewise.
+    spend: std::sync::Arc<tokio::sync::OnceCell<kv::Store>>,
 }
 
 #[derive(Debug)]
@@ -50,6 +52,7 @@ impl NatsBus {
             client,
             js,
             rate: std::sync::Arc::default(),
+            spend: std::sync::Arc::default(),
         };
         Ok(bus)
     }
@@ -147,16 +150,31 @@ impl NatsBus {
             .cloned()
     }
 
-    /// Takes up to `want` of `counter` without passing `limit`: read, then a
-    /// compare-and-set on the revision read, again while another gateway got
-    /// in between.
+    /// The spend counters' bucket: on disk, no expiry.
+    async fn spend_bucket(&self) -> Result<kv::Store, BusError> {
+        self.spend
+            .get_or_try_init(|| {
+                self.kv_bucket(subjects::SPEND_BUCKET, stream::StorageType::File, None)
+            })
+            .await
+            .cloned()
+    }
+
+    /// Takes up to `want` of `counter` (a spend counter when `spend`) without
+    /// passing `limit`: read, then a compare-and-set on the revision read,
+    /// again while another gateway got in between.
     pub async fn lease(
         &self,
+        spend: bool,
         counter: &str,
         want: u64,
         limit: u64,
     ) -> Result<crate::Lease, BusError> {
-        let bucket = self.rate_bucket().await?;
+        let bucket = if spend {
+            self.spend_bucket().await?
+        } else {
+            self.rate_bucket().await?
+        };
         for _ in 0..32 {
             let entry = bucket.entry(counter).await.map_err(unavailable)?;
             let (used, revision) = match &entry {

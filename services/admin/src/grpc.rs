@@ -455,6 +455,15 @@ fn key(k: crate::keys::Key) -> pb::ClientKey {
             max_concurrent: k.limits.max_concurrent,
             models: k.limits.models,
             expires_at_ms: k.limits.expires_at_ms,
+            budget: k.limits.budget.map(|b| pb::Budget {
+                usd: b.usd,
+                period: match b.period {
+                    config_model::BudgetPeriod::Day => "day",
+                    config_model::BudgetPeriod::Month => "month",
+                    config_model::BudgetPeriod::Total => "total",
+                }
+                .to_owned(),
+            }),
         }),
     }
 }
@@ -466,6 +475,14 @@ fn limits_input(l: pb::KeyLimits) -> config_model::KeyLimits {
         max_concurrent: l.max_concurrent,
         models: l.models,
         expires_at_ms: l.expires_at_ms,
+        budget: l.budget.map(|b| config_model::Budget {
+            usd: b.usd,
+            period: match b.period.as_str() {
+                "day" => config_model::BudgetPeriod::Day,
+                "total" => config_model::BudgetPeriod::Total,
+                _ => config_model::BudgetPeriod::Month,
+            },
+        }),
     }
 }
 

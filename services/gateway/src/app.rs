@@ -49,15 +49,16 @@ struct Inner {
     body_budget: crate::body_budget::BodyBudget,
     retry_budget: crate::retry::Budget,
     ejections: Arc<crate::ejection::Ejections>,
-    limits: crate::limits::Limits,
+    limits: Arc<crate::limits::Limits>,
 }
 
 impl AppState {
-    /// `bus`: where the client keys' limits are counted (none: per process).
+    /// `limits`: the client keys' limits, shared with the log publisher (which
+    /// settles what requests reserved).
     pub fn new(
         config: &Config,
         log_queue: Option<LogQueue>,
-        bus: Option<events::Bus>,
+        limits: Arc<crate::limits::Limits>,
     ) -> Result<Self, ConfigError> {
         let created = SystemTime::now()
             .duration_since(UNIX_EPOCH)
@@ -86,7 +87,7 @@ impl AppState {
                 ),
                 retry_budget: crate::retry::Budget::new(&config.settings.retry),
                 ejections,
-                limits: crate::limits::Limits::new(bus, config.settings.limits.clone()),
+                limits,
             }),
         })
     }
@@ -391,12 +392,18 @@ impl Application {
         mut registry: prometheus_client::registry::Registry,
     ) -> anyhow::Result<Self> {
         config.validate()?;
+        let limits = Arc::new(crate::limits::Limits::new(
+            bus.clone(),
+            config.settings.limits.clone(),
+            config.settings.prices.clone(),
+        ));
         let (log_queue, publisher) = match bus.clone() {
             Some(bus) => {
                 let (r, p) = crate::publish::start(
                     bus,
                     &config.settings.events,
                     config.settings.prices.clone(),
+                    limits.clone(),
                 )
                 .map_err(|e| {
                     anyhow::anyhow!(
@@ -408,7 +415,7 @@ impl Application {
             }
             None => (None, None),
         };
-        let state = AppState::new(&config, log_queue, bus.clone())?;
+        let state = AppState::new(&config, log_queue, limits)?;
         if let Some(q) = state.log_queue() {
             q.metrics.register(&mut registry);
         }

@@ -37,6 +37,8 @@ pub struct Exchange {
     pub limits: Option<std::sync::Arc<config_model::KeyLimits>>,
     /// The `x-ratelimit-*` headers every answer to a limited key carries.
     pub rate_headers: axum::http::HeaderMap,
+    /// What its limits reserved, settled when its log is made.
+    pub reservation: Option<crate::limits::Reservation>,
     /// `playground`, or empty ([`crate::app::RequestContext::source`]).
     pub source: &'static str,
     pub requested_model: String,
@@ -89,6 +91,7 @@ impl Exchange {
             key_id: ctx.key_id.clone(),
             limits: ctx.limits.clone(),
             rate_headers: axum::http::HeaderMap::new(),
+            reservation: None,
             source: ctx.source,
             requested_model: String::new(),
             provider: String::new(),

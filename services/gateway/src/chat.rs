@@ -16,13 +16,16 @@ pub async fn complete(state: &AppState, body: &Bytes, x: &mut Exchange) -> Resul
     let mut req = ChatRequest::parse(body)?;
     llm::inline_media::check(body)?;
     x.asked_for(&req.model)?;
-    state.limits().admit(x).await?;
     x.stream = req.stream;
     x.client_wants_usage = req.include_usage;
     if req.stream && state.log_queue().is_some() {
         req.request_usage();
     }
     let route = state.routing().resolve(&req.model)?;
+    state
+        .limits()
+        .admit(x, &route, body.len(), crate::limits::max_output(&req.body))
+        .await?;
     let span = tracing::Span::current();
     span.record("model", req.model.as_str());
     span.record("stream", req.stream);

@@ -13,8 +13,8 @@ use crate::error::Error;
 pub async fn embed(state: &AppState, body: &Bytes, x: &mut Exchange) -> Result<Reply, Error> {
     let req = EmbeddingsRequest::parse(body)?;
     x.asked_for(&req.model)?;
-    state.limits().admit(x).await?;
     let route = state.routing().resolve(&req.model)?;
+    state.limits().admit(x, &route, body.len(), Some(0)).await?;
     let span = tracing::Span::current();
     span.record("model", req.model.as_str());
     let mut attempts = state.attempts(&route, &x.asked)?;

@@ -32,6 +32,10 @@ pub enum Error {
         limit: u64,
         retry_after: std::time::Duration,
     },
+    /// The request's upper-bound cost does not fit what is left of the key's
+    /// budget.
+    #[error("This API key's {period} budget of ${usd:.2} is spent.")]
+    BudgetExceeded { period: &'static str, usd: f64 },
     /// The key's limits cannot be checked (the bus is unreachable) and the
     /// gateway is set to refuse then.
     #[error("The rate limits of this API key cannot be checked right now; retry shortly.")]
@@ -142,7 +146,7 @@ impl Error {
                 StatusCode::UNAUTHORIZED
             }
             Self::ModelNotAllowed(_) => StatusCode::FORBIDDEN,
-            Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
+            Self::RateLimited { .. } | Self::BudgetExceeded { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::LimitsUnavailable => StatusCode::SERVICE_UNAVAILABLE,
             Self::UnknownRoute { .. } => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
@@ -169,6 +173,7 @@ impl Error {
             Self::KeyExpired => "key_expired",
             Self::ModelNotAllowed(_) => "model_not_allowed",
             Self::RateLimited { .. } => "rate_limit_exceeded",
+            Self::BudgetExceeded { .. } => "budget_exceeded",
             Self::LimitsUnavailable => "limits_unavailable",
             Self::BodyTooLarge { .. } => "request_too_large",
             Self::BodyRead(_) => "invalid_body",
@@ -205,6 +210,7 @@ impl Error {
             Self::ModelNotAllowed(_) => "permission_error",
             // OpenAI's own 429 names what ran out.
             Self::RateLimited { what, .. } => what,
+            Self::BudgetExceeded { .. } => "insufficient_quota",
             _ => "invalid_request_error",
         };
         let param = match self {

@@ -1,13 +1,22 @@
-//! Client keys' limits on the request path: the models a key may ask for, and
-//! its requests per minute, counted by every gateway together.
+//! Client keys' limits on the request path: the models a key may ask for, its
+//! requests and tokens per minute and its budget, counted by every gateway
+//! together.
 //!
-//! A minute's count is a counter on the bus (`aiprox-rate`, one per key and
-//! calendar minute) that gateways take from in leases of a twentieth of the
-//! limit (at least 1), by compare-and-set: a gateway admits from its lease
-//! without asking anyone, and asks the bus again only when it is used up. As a
-//! lease is counted when taken, the gateways together never admit more than
-//! the limit in a minute; leased and unused capacity (at most a lease per
-//! gateway) is what they may admit less.
+//! Each count is a counter on the bus: per key and calendar minute in
+//! `aiprox-rate` (expiring), per key and budget period in `aiprox-spend`
+//! (micro-USD, on disk, no expiry). Gateways take from a counter in leases (a
+//! twentieth of the limit, at least what the request needs) by
+//! compare-and-set, and admit from their lease without asking anyone; the bus
+//! is asked again only when the lease is used up. As a lease counts when taken,
+//! the gateways together never admit past a limit; what they hold leased and
+//! unused is what they may admit less.
+//!
+//! Tokens and spend are reserved before the upstream call at an upper bound
+//! (the request body's bytes as input tokens, plus `max_tokens` or
+//! `max_completion_tokens`, else `assumed_max_output_tokens`, at the dearest
+//! of the route's targets' prices) and settled when the request's log is
+//! made: what the call did not use goes back to the lease. So concurrent
+//! requests cannot together spend past a budget.
 //!
 //! While the bus cannot be reached (a lease not answered within
 //! `gateway.limits.bus_timeout`, 250 ms; then the bus is not asked again for a
@@ -16,10 +25,11 @@
 //! `limits_unavailable` with `Retry-After`).
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::Duration;
 
 use axum::http::{HeaderMap, HeaderValue};
-use config_model::KeyLimits;
+use config_model::{Budget, BudgetPeriod, KeyLimits};
 use parking_lot::Mutex;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
@@ -27,7 +37,9 @@ use prometheus_client::metrics::family::Family;
 use serde::{Deserialize, Serialize};
 
 use crate::capture::Exchange;
+use crate::ejection::now_ms;
 use crate::error::Error;
+use crate::routing::Route;
 
 /// `gateway.limits` in the configuration.
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
@@ -37,6 +49,8 @@ pub struct LimitSettings {
     /// How long a lease may take before the bus is taken for unreachable.
     #[serde(with = "humantime_serde")]
     pub bus_timeout: Duration,
+    /// The output reserved for a request that sets no `max_tokens`.
+    pub assumed_max_output_tokens: u64,
 }
 
 impl Default for LimitSettings {
@@ -44,6 +58,7 @@ impl Default for LimitSettings {
         Self {
             when_bus_down: WhenBusDown::default(),
             bus_timeout: Duration::from_millis(250),
+            assumed_max_output_tokens: 4096,
         }
     }
 }
@@ -63,14 +78,31 @@ struct Refusal {
     reason: &'static str,
 }
 
-/// One key's lease on the current minute.
+/// What one counter's lease holds here.
 #[derive(Debug, Default, Clone, Copy)]
-struct Window {
-    minute: u64,
+struct Pool {
     /// Leased and not yet used here.
     left: u64,
     /// The shared counter when last leased (every gateway's leases).
     used: u64,
+    touched_ms: u64,
+}
+
+/// What a request took from counters that settle (tokens, spend): given back,
+/// less what it used, when its log is made.
+#[derive(Debug, Default, Clone)]
+pub struct Reservation {
+    tokens: Option<(String, u64)>,
+    spend_micro_usd: Option<(String, u64)>,
+}
+
+/// Which of a request's counters one check takes from.
+struct Take<'a> {
+    counter: String,
+    spend: bool,
+    need: u64,
+    limit: u64,
+    refused: &'a (dyn Fn() -> Error + Sync),
 }
 
 /// Every limited key's leases in this gateway, and the refusals counted.
@@ -78,128 +110,206 @@ struct Window {
 pub struct Limits {
     bus: Option<events::Bus>,
     settings: LimitSettings,
-    windows: Mutex<HashMap<std::sync::Arc<str>, Window>>,
+    /// `gateway.prices`, for a request's upper-bound cost.
+    prices: std::collections::BTreeMap<String, config_model::prices::Price>,
+    pools: Mutex<HashMap<String, Pool>>,
     refused: Family<Refusal, Counter>,
     /// Until when the bus is taken for unreachable (Unix ms), after a lease
     /// failed: requests then do not each wait for it.
-    down_until_ms: std::sync::atomic::AtomicU64,
+    down_until_ms: AtomicU64,
 }
 
 impl Limits {
-    pub fn new(bus: Option<events::Bus>, settings: LimitSettings) -> Self {
+    pub fn new(
+        bus: Option<events::Bus>,
+        settings: LimitSettings,
+        prices: std::collections::BTreeMap<String, config_model::prices::Price>,
+    ) -> Self {
         Self {
             bus,
             settings,
-            windows: Mutex::default(),
+            prices,
+            pools: Mutex::default(),
             refused: Family::default(),
-            down_until_ms: std::sync::atomic::AtomicU64::new(0),
+            down_until_ms: AtomicU64::new(0),
         }
     }
 
     pub fn register(&self, registry: &mut prometheus_client::registry::Registry) {
         registry.register(
             "aiprox_gateway_limit_refusals",
-            "Requests refused for their client key's limits, by reason (model_not_allowed, rate_limit_exceeded, limits_unavailable).",
+            "Requests refused for their client key's limits, by reason (model_not_allowed, rate_limit_exceeded, budget_exceeded, limits_unavailable).",
             self.refused.clone(),
         );
     }
 
-    /// Admits the exchange's request under its key's limits, or refuses it;
-    /// sets the `x-ratelimit-*` headers its answer carries.
-    pub async fn admit(&self, x: &mut Exchange) -> Result<(), Error> {
+    /// Admits the exchange's request for `route` under its key's limits, or
+    /// refuses it; sets the `x-ratelimit-*` headers its answer carries and what
+    /// it reserved. `body_len` and `max_output`: the request body's bytes and
+    /// its `max_tokens`, if any.
+    pub async fn admit(
+        &self,
+        x: &mut Exchange,
+        route: &Route,
+        body_len: usize,
+        max_output: Option<u64>,
+    ) -> Result<(), Error> {
         let (Some(limits), Some(key)) = (x.limits.clone(), x.key_id.clone()) else {
             return Ok(());
         };
-        let refused = self.check(x, &limits, &key).await;
-        if let Err(e) = &refused
-            && let Some(reason) = e.code()
-        {
-            let reason = match reason {
-                "model_not_allowed" => "model_not_allowed",
-                "rate_limit_exceeded" => "rate_limit_exceeded",
+        let tokens = u64::try_from(body_len).unwrap_or(u64::MAX)
+            + max_output.unwrap_or(self.settings.assumed_max_output_tokens);
+        let checked = self
+            .check(x, &limits, &key, route, tokens, max_output)
+            .await;
+        if let Err(e) = &checked {
+            let reason = match e.code() {
+                Some("model_not_allowed") => "model_not_allowed",
+                Some("rate_limit_exceeded") => "rate_limit_exceeded",
+                Some("budget_exceeded") => "budget_exceeded",
                 _ => "limits_unavailable",
             };
             self.refused.get_or_create(&Refusal { reason }).inc();
         }
-        refused
+        checked
     }
 
     async fn check(
         &self,
         x: &mut Exchange,
         limits: &KeyLimits,
-        key: &std::sync::Arc<str>,
+        key: &str,
+        route: &Route,
+        tokens: u64,
+        max_output: Option<u64>,
     ) -> Result<(), Error> {
         if !limits.allows(&x.requested_model) {
             return Err(Error::ModelNotAllowed(x.requested_model.clone()));
         }
-        let Some(limit) = limits.requests_per_minute.map(u64::from) else {
-            return Ok(());
-        };
-        let now = crate::ejection::now_ms() / 1000;
-        let (minute, reset) = (now / 60, 60 - now % 60);
-        let admitted = self.take(key, limit, minute).await;
-        let remaining = match admitted {
-            Ok(Some(remaining)) => remaining,
-            Ok(None) => {
-                rate_headers(&mut x.rate_headers, limit, 0, reset);
-                return Err(Error::RateLimited {
-                    what: "requests",
-                    limit,
-                    retry_after: Duration::from_secs(reset),
-                });
-            }
-            Err(e) => {
-                tracing::warn!(error = %e, key_id = %key, "client key limits not checked: the bus is unreachable");
-                return match self.settings.when_bus_down {
-                    WhenBusDown::Allow => Ok(()),
-                    WhenBusDown::Refuse => Err(Error::LimitsUnavailable),
-                };
+        let now_s = now_ms() / 1000;
+        let (minute, reset) = (now_s / 60, 60 - now_s % 60);
+        let minute_refusal = |what: &'static str, limit: u64| {
+            move || Error::RateLimited {
+                what,
+                limit,
+                retry_after: Duration::from_secs(reset),
             }
         };
-        rate_headers(&mut x.rate_headers, limit, remaining, reset);
+        let mut taken: Vec<(String, u64)> = Vec::new();
+        let mut reservation = Reservation::default();
+        if let Some(limit) = limits.requests_per_minute.map(u64::from) {
+            let refused = minute_refusal("requests", limit);
+            let take = Take {
+                counter: format!("rpm.{key}.{minute}"),
+                spend: false,
+                need: 1,
+                limit,
+                refused: &refused,
+            };
+            let taken_now = self.take(&take, &mut taken).await;
+            let remaining = taken_now.as_ref().map_or(0, |r| *r);
+            set_headers(&mut x.rate_headers, "requests", limit, remaining, reset);
+            taken_now?;
+        }
+        if let Some(limit) = limits.tokens_per_minute {
+            let refused = minute_refusal("tokens", limit);
+            // A request that asked for more than the limit could never pass.
+            let need = tokens.min(limit);
+            let take = Take {
+                counter: format!("tpm.{key}.{minute}"),
+                spend: false,
+                need,
+                limit,
+                refused: &refused,
+            };
+            let taken_now = self.take(&take, &mut taken).await;
+            let remaining = taken_now.as_ref().map_or(0, |r| *r);
+            set_headers(&mut x.rate_headers, "tokens", limit, remaining, reset);
+            taken_now?;
+            reservation.tokens = Some((take.counter, need));
+        }
+        if let Some(budget) = limits.budget {
+            let input = tokens - max_output.unwrap_or(self.settings.assumed_max_output_tokens);
+            let need = micro_usd(self.upper_cost(x, route, input, tokens - input));
+            let refused = || Error::BudgetExceeded {
+                period: budget.period.as_str(),
+                usd: budget.usd,
+            };
+            let take = Take {
+                counter: spend_counter(key, budget),
+                spend: true,
+                need,
+                limit: micro_usd(budget.usd),
+                refused: &refused,
+            };
+            self.take(&take, &mut taken).await?;
+            reservation.spend_micro_usd = Some((take.counter, need));
+        }
+        x.reservation = Some(reservation);
         Ok(())
     }
 
-    /// One request of `minute` for `key`: `Some(remaining)` when admitted,
-    /// `None` when the minute's `limit` is reached.
-    async fn take(
-        &self,
-        key: &std::sync::Arc<str>,
-        limit: u64,
-        minute: u64,
-    ) -> Result<Option<u64>, events::BusError> {
-        let from_lease = |w: &mut Window| {
-            if w.minute != minute {
-                *w = Window {
-                    minute,
-                    ..Window::default()
-                };
+    /// Takes `take.need` of its counter (leasing when the pool here has too
+    /// little): what is left of the limit; refused, what this request took
+    /// from earlier counters (`taken`) goes back.
+    async fn take(&self, take: &Take<'_>, taken: &mut Vec<(String, u64)>) -> Result<u64, Error> {
+        let taken_now = match self.lease(take).await {
+            Ok(Some(remaining)) => Ok(remaining),
+            Ok(None) => Err((take.refused)()),
+            Err(e) => {
+                tracing::warn!(error = %e, counter = %take.counter, "client key limits not checked: the bus is unreachable");
+                match self.settings.when_bus_down {
+                    WhenBusDown::Allow => return Ok(take.limit),
+                    WhenBusDown::Refuse => Err(Error::LimitsUnavailable),
+                }
             }
-            (w.left > 0).then(|| {
-                w.left -= 1;
-                limit.saturating_sub(w.used) + w.left
+        };
+        match taken_now {
+            Ok(remaining) => {
+                taken.push((take.counter.clone(), take.need));
+                Ok(remaining)
+            }
+            Err(e) => {
+                for (counter, n) in taken.drain(..) {
+                    self.give_back(&counter, n);
+                }
+                Err(e)
+            }
+        }
+    }
+
+    /// `Some(remaining)` once `need` is taken, `None` when the limit is reached.
+    async fn lease(&self, take: &Take<'_>) -> Result<Option<u64>, events::BusError> {
+        let now = now_ms();
+        let from_pool = |pools: &mut HashMap<String, Pool>| {
+            let pool = pools.entry(take.counter.clone()).or_default();
+            pool.touched_ms = now;
+            (pool.left >= take.need).then(|| {
+                pool.left -= take.need;
+                take.limit.saturating_sub(pool.used) + pool.left
             })
         };
-        if let Some(remaining) = from_lease(self.windows.lock().entry(key.clone()).or_default()) {
+        if let Some(remaining) = from_pool(&mut self.pools.lock()) {
             return Ok(Some(remaining));
         }
         let Some(bus) = &self.bus else {
-            return Ok(Some(limit));
+            return Ok(Some(take.limit));
         };
-        use std::sync::atomic::Ordering::Relaxed;
-        let now = crate::ejection::now_ms();
         if now < self.down_until_ms.load(Relaxed) {
             return Err(events::BusError::Unavailable("failed a moment ago".into()));
         }
-        let chunk = (limit / 20).max(1);
-        let counter = format!("rpm.{key}.{minute}");
-        let lease = match tokio::time::timeout(
-            self.settings.bus_timeout,
-            bus.lease(&counter, chunk, limit),
-        )
-        .await
-        {
+        let short = take
+            .need
+            .saturating_sub(self.pools.lock().get(&take.counter).map_or(0, |p| p.left));
+        let want = short.max(take.limit / 20).max(1);
+        let leasing = async {
+            if take.spend {
+                bus.lease_spend(&take.counter, want, take.limit).await
+            } else {
+                bus.lease(&take.counter, want, take.limit).await
+            }
+        };
+        let lease = match tokio::time::timeout(self.settings.bus_timeout, leasing).await {
             Ok(Ok(lease)) => lease,
             failed => {
                 self.down_until_ms.store(now + 1000, Relaxed);
@@ -209,24 +319,128 @@ impl Limits {
                 });
             }
         };
-        if lease.granted == 0 {
-            return Ok(None);
+        let mut pools = self.pools.lock();
+        // Old minutes' pools are of no more use.
+        pools.retain(|_, p| now.saturating_sub(p.touched_ms) < 120_000);
+        let pool = pools.entry(take.counter.clone()).or_default();
+        pool.left += lease.granted;
+        pool.used = pool.used.max(lease.used);
+        Ok(from_pool(&mut pools))
+    }
+
+    /// The upper bound of a request's cost: its tokens at the dearest price
+    /// among the route's targets (a model without a price costs nothing).
+    fn upper_cost(&self, x: &Exchange, route: &Route, input: u64, output: u64) -> f64 {
+        route
+            .targets()
+            .iter()
+            .filter_map(|t| {
+                config_model::prices::lookup(
+                    &self.prices,
+                    &t.provider_name,
+                    &x.requested_model,
+                    &t.model,
+                )
+            })
+            .map(|p| {
+                p.cost(config_model::prices::Usage {
+                    input,
+                    output,
+                    cached: 0,
+                    cache_write: 0,
+                })
+            })
+            .fold(0.0, f64::max)
+    }
+
+    /// Returns `n` of a counter to this gateway's pool (a past minute's is gone).
+    fn give_back(&self, counter: &str, n: u64) {
+        if let Some(pool) = self.pools.lock().get_mut(counter) {
+            pool.left += n;
         }
-        let mut windows = self.windows.lock();
-        let w = windows.entry(key.clone()).or_default();
-        if w.minute == minute {
-            w.left += lease.granted - 1;
-            w.used = w.used.max(lease.used);
+    }
+
+    /// Settles what a request reserved once its tokens and cost are known:
+    /// what it did not use goes back.
+    pub fn settle(&self, reservation: Option<Reservation>, tokens: u64, cost_usd: f64) {
+        let Some(r) = reservation else {
+            return;
+        };
+        if let Some((counter, reserved)) = r.tokens {
+            self.give_back(&counter, reserved.saturating_sub(tokens));
         }
-        Ok(Some(limit.saturating_sub(lease.used) + lease.granted - 1))
+        if let Some((counter, reserved)) = r.spend_micro_usd {
+            self.give_back(&counter, reserved.saturating_sub(micro_usd(cost_usd)));
+        }
     }
 }
 
-/// OpenAI's `x-ratelimit-*-requests` headers.
-fn rate_headers(headers: &mut HeaderMap, limit: u64, remaining: u64, reset_secs: u64) {
-    headers.insert("x-ratelimit-limit-requests", limit.into());
-    headers.insert("x-ratelimit-remaining-requests", remaining.into());
-    if let Ok(v) = HeaderValue::try_from(format!("{reset_secs}s")) {
-        headers.insert("x-ratelimit-reset-requests", v);
+/// A request body's `max_completion_tokens` or `max_tokens`.
+pub fn max_output(body: &llm::raw::RawObject) -> Option<u64> {
+    ["max_completion_tokens", "max_tokens"]
+        .iter()
+        .find_map(|name| body.get(*name).and_then(|v| v.get().parse::<u64>().ok()))
+}
+
+#[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)] // clamped, then rounded up
+fn micro_usd(usd: f64) -> u64 {
+    (usd.max(0.0) * 1e6).ceil().min(u64::MAX as f64) as u64
+}
+
+/// The spend counter of `key`'s budget for the current period (UTC).
+fn spend_counter(key: &str, budget: Budget) -> String {
+    let days = now_ms() / 86_400_000;
+    match budget.period {
+        BudgetPeriod::Day => format!("spend.{key}.d{days}"),
+        BudgetPeriod::Month => {
+            let (year, month) = year_month(days);
+            format!("spend.{key}.m{year}{month:02}")
+        }
+        BudgetPeriod::Total => format!("spend.{key}.total"),
+    }
+}
+
+/// The calendar year and month of a day since 1970-01-01 (Howard Hinnant's
+/// civil-from-days).
+fn year_month(days: u64) -> (i64, u32) {
+    let z = i64::try_from(days).unwrap_or(0) + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    (year, u32::try_from(month).unwrap_or(1))
+}
+
+/// OpenAI's `x-ratelimit-{limit,remaining,reset}-{what}` headers.
+fn set_headers(headers: &mut HeaderMap, what: &str, limit: u64, remaining: u64, reset_secs: u64) {
+    let name = |n: &str| axum::http::HeaderName::try_from(format!("x-ratelimit-{n}-{what}")).ok();
+    if let Some(h) = name("limit") {
+        headers.insert(h, limit.into());
+    }
+    if let Some(h) = name("remaining") {
+        headers.insert(h, remaining.min(limit).into());
+    }
+    if let (Some(h), Ok(v)) = (
+        name("reset"),
+        HeaderValue::try_from(format!("{reset_secs}s")),
+    ) {
+        headers.insert(h, v);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn months_are_counted_from_the_calendar() {
+        // 2026-12-01 is day 20,788; 2024-02-29 day 19,782.
+        assert_eq!(year_month(20_788), (2026, 12));
+        assert_eq!(year_month(19_782), (2024, 2));
+        assert_eq!(year_month(0), (1970, 1));
+        assert_eq!(micro_usd(0.000_001_2), 2);
     }
 }

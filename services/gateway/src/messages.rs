@@ -30,9 +30,12 @@ pub async fn create(
     let raw = RawRequest::parse(body).map_err(Error::InvalidMessagesRequest)?;
     llm::inline_media::check(body)?;
     x.asked_for(&raw.model)?;
-    state.limits().admit(x).await?;
     x.stream = raw.stream;
     let route = state.routing().resolve(&raw.model)?;
+    state
+        .limits()
+        .admit(x, &route, body.len(), crate::limits::max_output(&raw.body))
+        .await?;
     let span = tracing::Span::current();
     span.record("model", raw.model.as_str());
     span.record("stream", raw.stream);

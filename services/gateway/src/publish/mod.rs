@@ -47,6 +47,7 @@ pub fn start(
     bus: Bus,
     settings: &EventSettings,
     prices: BTreeMap<String, Price>,
+    limits: Arc<crate::limits::Limits>,
 ) -> std::io::Result<(LogQueue, JoinHandle<()>)> {
     let metrics = Arc::new(Metrics::default());
     let spill = Spill::open(
@@ -60,6 +61,7 @@ pub fn start(
         spill,
         metrics: metrics.clone(),
         prices: Arc::new(prices),
+        limits,
         linger: Duration::from_millis(settings.linger_ms),
     };
     let task = tokio::spawn(publisher.run(rx));
@@ -111,6 +113,8 @@ struct Publisher {
     spill: Spill,
     metrics: Arc<Metrics>,
     prices: Arc<BTreeMap<String, Price>>,
+    /// Settles what each request's limits reserved, once its cost is known.
+    limits: Arc<crate::limits::Limits>,
     linger: Duration,
 }
 
@@ -234,13 +238,16 @@ impl Publisher {
             let mut messages = Vec::new();
             let (traced, mut spans) = traced(&exchanges);
             let mut since_yield = 0;
-            for x in exchanges {
+            for mut x in exchanges {
                 if since_yield > INLINE_BYTES_BETWEEN_YIELDS {
                     tokio::task::yield_now().await;
                     since_yield = 0;
                 }
                 since_yield += x.weight();
+                let reserved = x.reservation.take();
                 let log = prepare(&self.prices, x, &mut messages, &mut spans);
+                self.limits
+                    .settle(reserved, log.input_tokens + log.output_tokens, log.cost_usd);
                 self.metrics.observe(&log);
                 logs.push(log);
             }
@@ -255,12 +262,15 @@ impl Publisher {
         // not hold up a runtime thread serving requests.
         let prices = self.prices.clone();
         let metrics = self.metrics.clone();
+        let limits = self.limits.clone();
         let prepared = tokio::task::spawn_blocking(move || {
             let mut logs = Vec::with_capacity(exchanges.len());
             let mut messages = Vec::new();
             let (traced, mut spans) = traced(&exchanges);
-            for x in exchanges {
+            for mut x in exchanges {
+                let reserved = x.reservation.take();
                 let log = prepare(&prices, x, &mut messages, &mut spans);
+                limits.settle(reserved, log.input_tokens + log.output_tokens, log.cost_usd);
                 metrics.observe(&log);
                 logs.push(log);
             }

@@ -15,18 +15,9 @@ use crate::config::Price;
 use crate::stream::Dialect;
 use telemetry::trace::otlp::Spans;
 
-/// The price of the exchange's upstream call: configured for
-/// `provider/model`, for the alias asked for, or for the model; else bundled.
+/// The price of the exchange's upstream call ([`config_model::prices::lookup`]).
 fn price(prices: &BTreeMap<String, Price>, x: &Exchange) -> Option<Price> {
-    if !prices.is_empty() {
-        let keyed = format!("{}/{}", x.provider, x.upstream_model);
-        for key in [keyed.as_str(), &x.requested_model, &x.upstream_model] {
-            if let Some(p) = prices.get(key) {
-                return Some(*p);
-            }
-        }
-    }
-    config_model::prices::bundled(&x.upstream_model)
+    config_model::prices::lookup(prices, &x.provider, &x.requested_model, &x.upstream_model)
 }
 
 /// Builds the log event of one exchange (media cut out of the request, a stream

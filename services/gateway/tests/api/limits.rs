@@ -195,3 +195,134 @@ async fn a_model_off_the_keys_list_is_403_and_an_expired_key_401() {
     assert_eq!(body["error"]["code"], "key_expired");
     assert_eq!(app.mock.requests().len(), 1);
 }
+
+#[tokio::test]
+async fn a_hundred_concurrent_requests_on_a_budget_for_ten_spend_no_more_than_it() {
+    let bus = InProcessBus::new();
+    let spill = tempfile::tempdir().unwrap();
+    let dir = spill.path().to_owned();
+    let app = spawn_app_on(Some(Bus::InProcess(bus.clone())), move |c| {
+        c.settings.auth = Some(AuthMode::Required);
+        c.settings.events.spill_dir = dir;
+        c.settings.events.linger_ms = 1;
+        // A dollar per million tokens, in and out: a token is a micro-dollar.
+        c.settings.prices.insert(
+            "gpt-4o".into(),
+            config_model::prices::Price {
+                input: 1.0,
+                output: 1.0,
+                ..Default::default()
+            },
+        );
+    })
+    .await;
+    let body = json!({"model": "gpt4", "max_tokens": 100,
+        "messages": [{"role": "user", "content": "spend"}]});
+    let body_len = serde_json::to_vec(&body).unwrap().len() as u64;
+    // Each call uses what it reserves (its body's bytes in, max_tokens out), so
+    // a budget of ten calls' cost admits ten at most, however many at once.
+    let cost = (body_len + 100) as f64 / 1e6;
+    let budget = cost * 10.0;
+    app.mock.set_behavior(mock_upstream::Behavior {
+        latency: Duration::from_millis(300),
+        extra_fields: serde_json::from_value(json!({"usage": {
+            "prompt_tokens": body_len, "completion_tokens": 100, "total_tokens": body_len + 100}}))
+        .unwrap(),
+        ..Default::default()
+    });
+    publish(
+        &bus,
+        &app,
+        KeyLimits {
+            budget: Some(config_model::Budget {
+                usd: budget,
+                period: config_model::BudgetPeriod::Month,
+            }),
+            ..KeyLimits::default()
+        },
+    )
+    .await;
+    let answers: Vec<(u16, Value)> = futures_util::future::join_all((0..100).map(|_| async {
+        let r = app
+            .client
+            .post(app.url("/v1/chat/completions"))
+            .bearer_auth(KEY)
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        (r.status().as_u16(), r.json().await.unwrap())
+    }))
+    .await;
+    let admitted = answers.iter().filter(|(s, _)| *s == 200).count();
+    assert_eq!(admitted, 10, "a budget for ten admitted {admitted}");
+    let refusal = answers.iter().find(|(s, _)| *s == 429).unwrap();
+    assert_eq!(refusal.1["error"]["code"], "budget_exceeded");
+    assert_eq!(refusal.1["error"]["type"], "insufficient_quota");
+    assert!(
+        refusal.1["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("monthly budget")
+    );
+    let logged = crate::logging::logged_events(&bus, 100, Duration::from_secs(10)).await;
+    let spent: f64 = logged.values().map(|(e, _)| e.cost_usd).sum();
+    assert!(spent <= budget + 1e-9, "spent {spent} of {budget}");
+    assert!(
+        (spent - budget).abs() < 1e-9,
+        "the ten admitted spent it: {spent}"
+    );
+    let refused_logged = logged
+        .values()
+        .filter(|(e, _)| e.error_kind == "budget_exceeded")
+        .count();
+    assert_eq!(refused_logged, 90);
+}
+
+#[tokio::test]
+async fn tokens_per_minute_reserve_an_upper_bound_and_refuse_past_the_limit() {
+    let bus = InProcessBus::new();
+    let app = gateway(&bus).await;
+    let body = json!({"model": "gpt4", "max_tokens": 100,
+        "messages": [{"role": "user", "content": "tokens"}]});
+    let body_len = serde_json::to_vec(&body).unwrap().len() as u64;
+    let per_call = body_len + 100;
+    // Each call uses what it reserves: settling gives nothing back.
+    app.mock.set_behavior(mock_upstream::Behavior {
+        extra_fields: serde_json::from_value(json!({"usage": {
+            "prompt_tokens": body_len, "completion_tokens": 100, "total_tokens": per_call}}))
+        .unwrap(),
+        ..Default::default()
+    });
+    publish(
+        &bus,
+        &app,
+        KeyLimits {
+            tokens_per_minute: Some(3 * per_call),
+            ..KeyLimits::default()
+        },
+    )
+    .await;
+    early_in_a_minute().await;
+    let mut statuses = Vec::new();
+    for _ in 0..5 {
+        let r = app
+            .client
+            .post(app.url("/v1/chat/completions"))
+            .bearer_auth(KEY)
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        let limit = header(&r, "x-ratelimit-limit-tokens");
+        assert_eq!(limit, Some((3 * per_call).to_string()));
+        assert!(header(&r, "x-ratelimit-remaining-tokens").is_some());
+        statuses.push(r.status().as_u16());
+        if r.status() == 429 {
+            let body: Value = r.json().await.unwrap();
+            assert_eq!(body["error"]["type"], "tokens");
+        }
+    }
+    // Three calls' tokens fit in the minute; the fourth is refused.
+    assert_eq!(statuses, [200, 200, 200, 429, 429]);
+}
