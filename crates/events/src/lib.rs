@@ -194,6 +194,17 @@ impl Bus {
         }
     }
 
+    /// Gives `n` back to a [`Bus::lease`] counter (a call in flight ended).
+    pub async fn release(&self, counter: &str, n: u64) -> Result<(), BusError> {
+        match self {
+            Self::Nats(b) => b.release(counter, n).await,
+            Self::InProcess(b) => {
+                b.release(counter, n);
+                Ok(())
+            }
+        }
+    }
+
     /// [`Bus::lease`] on a spend counter: kept without expiry (restarts and
     /// the period's length do not lose it).
     pub async fn lease_spend(

@@ -182,6 +182,12 @@ impl InProcessBus {
         }
     }
 
+    pub fn release(&self, counter: &str, n: u64) {
+        if let Some((_, used)) = self.counters.lock().get_mut(counter) {
+            *used = used.saturating_sub(n);
+        }
+    }
+
     pub fn lease_spend(&self, counter: &str, want: u64, limit: u64) -> crate::Lease {
         let mut spend = self.spend.lock();
         let used = spend.entry(counter.to_owned()).or_insert(0);

@@ -208,6 +208,27 @@ impl NatsBus {
         )))
     }
 
+    /// Takes `n` off a rate counter (compare-and-set, never below 0).
+    pub async fn release(&self, counter: &str, n: u64) -> Result<(), BusError> {
+        let bucket = self.rate_bucket().await?;
+        for _ in 0..32 {
+            let Some(entry) = bucket.entry(counter).await.map_err(unavailable)? else {
+                return Ok(());
+            };
+            let used = std::str::from_utf8(&entry.value)
+                .ok()
+                .and_then(|v| v.parse::<u64>().ok())
+                .unwrap_or(0);
+            let value = Bytes::from(used.saturating_sub(n).to_string());
+            if bucket.update(counter, value, entry.revision).await.is_ok() {
+                return Ok(());
+            }
+        }
+        Err(BusError::Unavailable(format!(
+            "{counter}: too many concurrent releases"
+        )))
+    }
+
     /// Puts one gateway's health report.
     pub async fn put_health(&self, gateway: &str, report: Bytes) -> Result<(), BusError> {
         self.health_bucket()

@@ -43,6 +43,10 @@ pub struct Stats {
     /// Anthropic requests refused as invalid (the gateway sent a body the real API
     /// would refuse): should stay 0.
     pub invalid_requests: usize,
+    /// The most vendor requests in flight at once (until their response
+    /// headers), since the mock started.
+    #[serde(default)]
+    pub max_in_flight: usize,
 }
 
 #[derive(Debug, Default)]
@@ -52,6 +56,8 @@ pub struct Shared {
     aborted_streams: AtomicUsize,
     completed_streams: AtomicUsize,
     invalid_requests: AtomicUsize,
+    in_flight: AtomicUsize,
+    max_in_flight: AtomicUsize,
     /// Why each invalid request was refused.
     invalid_reasons: Mutex<Vec<String>>,
 }
@@ -102,6 +108,7 @@ impl Shared {
             aborted_streams: self.aborted_streams.load(Ordering::SeqCst),
             completed_streams: self.completed_streams.load(Ordering::SeqCst),
             invalid_requests: self.invalid_requests.load(Ordering::SeqCst),
+            max_in_flight: self.max_in_flight.load(Ordering::SeqCst),
         }
     }
 }
@@ -236,13 +243,32 @@ async fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
 }
 
 fn router(shared: Arc<Shared>) -> Router {
-    Router::new()
+    let vendors = Router::new()
         .merge(crate::openai::router())
         .merge(crate::anthropic::router())
+        .route_layer(axum::middleware::from_fn_with_state(
+            shared.clone(),
+            count_in_flight,
+        ));
+    Router::new()
+        .merge(vendors)
         .route("/_mock/requests", get(list_requests).delete(clear_requests))
         .route("/_mock/behavior", get(get_behavior).put(put_behavior))
         .route("/_mock/stats", get(get_stats))
         .with_state(shared)
+}
+
+/// Counts a vendor request in flight until its response headers are ready.
+async fn count_in_flight(
+    State(shared): State<Arc<Shared>>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let now = shared.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+    shared.max_in_flight.fetch_max(now, Ordering::SeqCst);
+    let response = next.run(request).await;
+    shared.in_flight.fetch_sub(1, Ordering::SeqCst);
+    response
 }
 
 async fn list_requests(State(shared): State<Arc<Shared>>) -> Json<Vec<Recorded>> {

@@ -39,6 +39,8 @@ pub struct Exchange {
     pub rate_headers: axum::http::HeaderMap,
     /// What its limits reserved, settled when its log is made.
     pub reservation: Option<crate::limits::Reservation>,
+    /// Its call in flight, counted for its key until the exchange is dropped.
+    pub slot: Option<crate::limits::Slot>,
     /// `playground`, or empty ([`crate::app::RequestContext::source`]).
     pub source: &'static str,
     pub requested_model: String,
@@ -92,6 +94,7 @@ impl Exchange {
             limits: ctx.limits.clone(),
             rate_headers: axum::http::HeaderMap::new(),
             reservation: None,
+            slot: None,
             source: ctx.source,
             requested_model: String::new(),
             provider: String::new(),

@@ -32,6 +32,9 @@ pub enum Error {
         limit: u64,
         retry_after: std::time::Duration,
     },
+    /// The key has `limit` requests in flight already (every gateway together).
+    #[error("This API key has {limit} requests in flight, its limit; retry when one is done.")]
+    InFlightLimit { limit: u64 },
     /// The request's upper-bound cost does not fit what is left of the key's
     /// budget.
     #[error("This API key's {period} budget of ${usd:.2} is spent.")]
@@ -146,7 +149,9 @@ impl Error {
                 StatusCode::UNAUTHORIZED
             }
             Self::ModelNotAllowed(_) => StatusCode::FORBIDDEN,
-            Self::RateLimited { .. } | Self::BudgetExceeded { .. } => StatusCode::TOO_MANY_REQUESTS,
+            Self::RateLimited { .. } | Self::BudgetExceeded { .. } | Self::InFlightLimit { .. } => {
+                StatusCode::TOO_MANY_REQUESTS
+            }
             Self::LimitsUnavailable => StatusCode::SERVICE_UNAVAILABLE,
             Self::UnknownRoute { .. } => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
@@ -174,6 +179,7 @@ impl Error {
             Self::ModelNotAllowed(_) => "model_not_allowed",
             Self::RateLimited { .. } => "rate_limit_exceeded",
             Self::BudgetExceeded { .. } => "budget_exceeded",
+            Self::InFlightLimit { .. } => "concurrency_limit_exceeded",
             Self::LimitsUnavailable => "limits_unavailable",
             Self::BodyTooLarge { .. } => "request_too_large",
             Self::BodyRead(_) => "invalid_body",
@@ -211,6 +217,7 @@ impl Error {
             // OpenAI's own 429 names what ran out.
             Self::RateLimited { what, .. } => what,
             Self::BudgetExceeded { .. } => "insufficient_quota",
+            Self::InFlightLimit { .. } => "requests",
             _ => "invalid_request_error",
         };
         let param = match self {
@@ -256,7 +263,7 @@ impl Error {
     fn retry_after(&self) -> axum::http::HeaderMap {
         let mut headers = axum::http::HeaderMap::new();
         let seconds = match self {
-            Self::Overloaded | Self::LimitsUnavailable => 1,
+            Self::Overloaded | Self::LimitsUnavailable | Self::InFlightLimit { .. } => 1,
             Self::RateLimited { retry_after, .. } => retry_after.as_secs().max(1),
             _ => return headers,
         };

@@ -96,6 +96,27 @@ pub struct Reservation {
     spend_micro_usd: Option<(String, u64)>,
 }
 
+/// A call in flight counted on the bus; given back when dropped (with the
+/// request's exchange: when its answer or stream is over and logged).
+#[derive(Debug)]
+pub struct Slot {
+    bus: events::Bus,
+    counter: String,
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        let (bus, counter) = (self.bus.clone(), std::mem::take(&mut self.counter));
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            runtime.spawn(async move {
+                if let Err(e) = bus.release(&counter, 1).await {
+                    tracing::warn!(error = %e, %counter, "a call in flight not given back");
+                }
+            });
+        }
+    }
+}
+
 /// Which of a request's counters one check takes from.
 struct Take<'a> {
     counter: String,
@@ -138,7 +159,7 @@ impl Limits {
     pub fn register(&self, registry: &mut prometheus_client::registry::Registry) {
         registry.register(
             "aiprox_gateway_limit_refusals",
-            "Requests refused for their client key's limits, by reason (model_not_allowed, rate_limit_exceeded, budget_exceeded, limits_unavailable).",
+            "Requests refused for their client key's limits, by reason (model_not_allowed, rate_limit_exceeded, budget_exceeded, concurrency_limit_exceeded, limits_unavailable).",
             self.refused.clone(),
         );
     }
@@ -167,6 +188,7 @@ impl Limits {
                 Some("model_not_allowed") => "model_not_allowed",
                 Some("rate_limit_exceeded") => "rate_limit_exceeded",
                 Some("budget_exceeded") => "budget_exceeded",
+                Some("concurrency_limit_exceeded") => "concurrency_limit_exceeded",
                 _ => "limits_unavailable",
             };
             self.refused.get_or_create(&Refusal { reason }).inc();
@@ -245,8 +267,54 @@ impl Limits {
             self.take(&take, &mut taken).await?;
             reservation.spend_micro_usd = Some((take.counter, need));
         }
+        if let Some(limit) = limits.max_concurrent.map(u64::from) {
+            match self.slot(key, limit).await {
+                Ok(Some(slot)) => x.slot = Some(slot),
+                refused => {
+                    for (counter, n) in taken.drain(..) {
+                        self.give_back(&counter, n);
+                    }
+                    match refused {
+                        Ok(_) => return Err(Error::InFlightLimit { limit }),
+                        Err(e) => {
+                            tracing::warn!(error = %e, key_id = %key, "client key's calls in flight not counted: the bus is unreachable");
+                            if self.settings.when_bus_down == WhenBusDown::Refuse {
+                                return Err(Error::LimitsUnavailable);
+                            }
+                        }
+                    }
+                }
+            }
+        }
         x.reservation = Some(reservation);
         Ok(())
+    }
+
+    /// A call in flight for `key`, when fewer than `limit` are (every gateway
+    /// together: one compare-and-set on the bus each way, as a call in flight
+    /// cannot be leased ahead).
+    async fn slot(&self, key: &str, limit: u64) -> Result<Option<Slot>, events::BusError> {
+        let Some(bus) = &self.bus else {
+            return Ok(None);
+        };
+        let now = now_ms();
+        if now < self.down_until_ms.load(Relaxed) {
+            return Err(events::BusError::Unavailable("failed a moment ago".into()));
+        }
+        let counter = format!("conc.{key}");
+        match tokio::time::timeout(self.settings.bus_timeout, bus.lease(&counter, 1, limit)).await {
+            Ok(Ok(lease)) => Ok((lease.granted == 1).then(|| Slot {
+                bus: bus.clone(),
+                counter,
+            })),
+            failed => {
+                self.down_until_ms.store(now + 1000, Relaxed);
+                Err(match failed {
+                    Ok(Err(e)) => e,
+                    _ => events::BusError::Timeout,
+                })
+            }
+        }
     }
 
     /// Takes `take.need` of its counter (leasing when the pool here has too

@@ -326,3 +326,40 @@ async fn tokens_per_minute_reserve_an_upper_bound_and_refuse_past_the_limit() {
     // Three calls' tokens fit in the minute; the fourth is refused.
     assert_eq!(statuses, [200, 200, 200, 429, 429]);
 }
+
+#[tokio::test]
+async fn two_gateways_never_exceed_a_keys_calls_in_flight_and_give_them_back() {
+    let bus = InProcessBus::new();
+    let (a, b) = (gateway(&bus).await, gateway(&bus).await);
+    a.mock.set_behavior(mock_upstream::Behavior {
+        latency: Duration::from_millis(300),
+        ..Default::default()
+    });
+    publish(
+        &bus,
+        &a,
+        KeyLimits {
+            max_concurrent: Some(3),
+            ..KeyLimits::default()
+        },
+    )
+    .await;
+    let answers: Vec<(u16, Value)> = futures_util::future::join_all((0..20).map(|i| {
+        let app = if i % 2 == 0 { &a } else { &b };
+        async move {
+            let r = chat(app, "gpt4").await;
+            (r.status().as_u16(), r.json().await.unwrap())
+        }
+    }))
+    .await;
+    let admitted = answers.iter().filter(|(s, _)| *s == 200).count();
+    assert_eq!(admitted, 3, "{answers:?}");
+    assert!(a.mock.stats().max_in_flight <= 3, "{:?}", a.mock.stats());
+    let refused = answers.iter().find(|(s, _)| *s == 429).unwrap();
+    assert_eq!(refused.1["error"]["code"], "concurrency_limit_exceeded");
+    // Done, the calls are given back: the key may call again, on either.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    a.mock.set_behavior(mock_upstream::Behavior::default());
+    assert_eq!(chat(&b, "gpt4").await.status(), 200);
+    assert_eq!(chat(&a, "gpt4").await.status(), 200);
+}
