@@ -136,3 +136,69 @@ def test_keys_through_both_sdks(aiprox_all):
 
     until(revoked)
     assert secret not in log.read_text()
+
+
+def test_limits_through_both_sdks(aiprox_all):
+    """A key's refusals reach the SDKs as their own errors: a model off the key's
+    list is PermissionDeniedError, its requests per minute used up
+    RateLimitError with OpenAI's x-ratelimit headers and Retry-After; a spent
+    budget names the budget."""
+    url, admin, _ = aiprox_all
+    created = admin.post(
+        "/api/v1/keys",
+        json={"name": "limited", "limits": {"requests_per_minute": 2, "models": ["gpt4"]}},
+    )
+    assert created.status_code == 201, created.text
+    secret, key_id = created.json()["secret"], created.json()["key"]["id"]
+    client = openai.OpenAI(base_url=f"{url}/v1", api_key=secret, max_retries=0)
+    claude = anthropic.Anthropic(base_url=url, api_key=secret, max_retries=0)
+    hi = [{"role": "user", "content": "hi"}]
+
+    def known() -> bool:
+        try:
+            client.models.list()
+            return True
+        except openai.AuthenticationError:
+            return False
+
+    until(known)
+    # Waits out a minute nearly over, so the two requests fall in one.
+    if time.time() % 60 > 50:
+        time.sleep(61 - time.time() % 60)
+    with pytest.raises(openai.PermissionDeniedError) as e:
+        client.chat.completions.create(model="mock/gpt-4o", messages=hi)
+    assert e.value.status_code == 403
+    assert e.value.body["code"] == "model_not_allowed"
+    with pytest.raises(anthropic.PermissionDeniedError):
+        claude.messages.create(model="mock/gpt-4o", max_tokens=8, messages=hi)
+
+    raw = client.chat.completions.with_raw_response.create(model="gpt4", messages=hi)
+    assert raw.headers["x-ratelimit-limit-requests"] == "2"
+    assert raw.headers["x-ratelimit-remaining-requests"] == "1"
+    assert raw.headers["x-ratelimit-reset-requests"].endswith("s")
+    claude.messages.create(model="gpt4", max_tokens=8, messages=hi)
+    with pytest.raises(openai.RateLimitError) as e:
+        client.chat.completions.create(model="gpt4", messages=hi)
+    assert e.value.status_code == 429
+    assert e.value.body["code"] == "rate_limit_exceeded"
+    assert 1 <= int(e.value.response.headers["retry-after"]) <= 60
+    assert e.value.response.headers["x-ratelimit-remaining-requests"] == "0"
+    with pytest.raises(anthropic.RateLimitError) as e:
+        claude.messages.create(model="gpt4", max_tokens=8, messages=hi)
+    assert e.value.body["error"]["type"] == "rate_limit_error"
+
+    # A budget too small for any request: refused, named.
+    limits = {"budget": {"usd": 0.000001, "period": "day"}}
+    assert admin.put(f"/api/v1/keys/{key_id}/limits", json=limits).status_code == 200
+
+    def budget_refused() -> bool:
+        try:
+            client.chat.completions.create(model="gpt4", messages=hi)
+            return False
+        except openai.RateLimitError as e:
+            return e.body["code"] == "budget_exceeded"
+
+    until(budget_refused)
+    with pytest.raises(openai.RateLimitError) as e:
+        client.chat.completions.create(model="gpt4", messages=hi)
+    assert "daily budget" in e.value.message
