@@ -78,6 +78,27 @@ struct Refusal {
     reason: &'static str,
 }
 
+/// Which shared counter: a key's, of one kind, for one window (a minute, or
+/// a budget's period). Kept as parts on the request path; its bus name is made
+/// only to lease.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct CounterId {
+    key: std::sync::Arc<str>,
+    kind: &'static str,
+    window: u64,
+}
+
+impl CounterId {
+    /// Its name on the bus: `rpm.<key>.<minute>`, `spend.<key>.m202612`…
+    fn name(&self) -> String {
+        match self.kind {
+            "spend.d" | "spend.m" => format!("spend.{}.{}{}", self.key, &self.kind[6..], self.window),
+            "spend.total" => format!("spend.{}.total", self.key),
+            kind => format!("{kind}.{}.{}", self.key, self.window),
+        }
+    }
+}
+
 /// What one counter's lease holds here.
 #[derive(Debug, Default, Clone, Copy)]
 struct Pool {
@@ -92,8 +113,8 @@ struct Pool {
 /// less what it used, when its log is made.
 #[derive(Debug, Default, Clone)]
 pub struct Reservation {
-    tokens: Option<(String, u64)>,
-    spend_micro_usd: Option<(String, u64)>,
+    tokens: Option<(CounterId, u64)>,
+    spend_micro_usd: Option<(CounterId, u64)>,
 }
 
 /// A call in flight counted on the bus; given back when dropped (with the
@@ -119,7 +140,7 @@ impl Drop for Slot {
 
 /// Which of a request's counters one check takes from.
 struct Take<'a> {
-    counter: String,
+    counter: CounterId,
     spend: bool,
     need: u64,
     limit: u64,
@@ -133,7 +154,7 @@ pub struct Limits {
     settings: LimitSettings,
     /// `gateway.prices`, for a request's upper-bound cost.
     prices: std::collections::BTreeMap<String, config_model::prices::Price>,
-    pools: Mutex<HashMap<String, Pool>>,
+    pools: Mutex<HashMap<CounterId, Pool>>,
     refused: Family<Refusal, Counter>,
     /// Until when the bus is taken for unreachable (Unix ms), after a lease
     /// failed: requests then do not each wait for it.
@@ -200,7 +221,7 @@ impl Limits {
         &self,
         x: &mut Exchange,
         limits: &KeyLimits,
-        key: &str,
+        key: &std::sync::Arc<str>,
         route: &Route,
         tokens: u64,
         max_output: Option<u64>,
@@ -217,12 +238,17 @@ impl Limits {
                 retry_after: Duration::from_secs(reset),
             }
         };
-        let mut taken: Vec<(String, u64)> = Vec::new();
+        let mut taken: Vec<(CounterId, u64)> = Vec::new();
+        let id = |kind: &'static str, window: u64| CounterId {
+            key: key.clone(),
+            kind,
+            window,
+        };
         let mut reservation = Reservation::default();
         if let Some(limit) = limits.requests_per_minute.map(u64::from) {
             let refused = minute_refusal("requests", limit);
             let take = Take {
-                counter: format!("rpm.{key}.{minute}"),
+                counter: id("rpm", minute),
                 spend: false,
                 need: 1,
                 limit,
@@ -238,7 +264,7 @@ impl Limits {
             // A request that asked for more than the limit could never pass.
             let need = tokens.min(limit);
             let take = Take {
-                counter: format!("tpm.{key}.{minute}"),
+                counter: id("tpm", minute),
                 spend: false,
                 need,
                 limit,
@@ -258,7 +284,7 @@ impl Limits {
                 usd: budget.usd,
             };
             let take = Take {
-                counter: spend_counter(key, budget),
+                counter: spend_counter(key.clone(), budget),
                 spend: true,
                 need,
                 limit: micro_usd(budget.usd),
@@ -320,12 +346,12 @@ impl Limits {
     /// Takes `take.need` of its counter (leasing when the pool here has too
     /// little): what is left of the limit; refused, what this request took
     /// from earlier counters (`taken`) goes back.
-    async fn take(&self, take: &Take<'_>, taken: &mut Vec<(String, u64)>) -> Result<u64, Error> {
+    async fn take(&self, take: &Take<'_>, taken: &mut Vec<(CounterId, u64)>) -> Result<u64, Error> {
         let taken_now = match self.lease(take).await {
             Ok(Some(remaining)) => Ok(remaining),
             Ok(None) => Err((take.refused)()),
             Err(e) => {
-                tracing::warn!(error = %e, counter = %take.counter, "client key limits not checked: the bus is unreachable");
+                tracing::warn!(error = %e, counter = %take.counter.name(), "client key limits not checked: the bus is unreachable");
                 match self.settings.when_bus_down {
                     WhenBusDown::Allow => return Ok(take.limit),
                     WhenBusDown::Refuse => Err(Error::LimitsUnavailable),
@@ -349,7 +375,7 @@ impl Limits {
     /// `Some(remaining)` once `need` is taken, `None` when the limit is reached.
     async fn lease(&self, take: &Take<'_>) -> Result<Option<u64>, events::BusError> {
         let now = now_ms();
-        let from_pool = |pools: &mut HashMap<String, Pool>| {
+        let from_pool = |pools: &mut HashMap<CounterId, Pool>| {
             let pool = pools.entry(take.counter.clone()).or_default();
             pool.touched_ms = now;
             (pool.left >= take.need).then(|| {
@@ -370,11 +396,12 @@ impl Limits {
             .need
             .saturating_sub(self.pools.lock().get(&take.counter).map_or(0, |p| p.left));
         let want = short.max(take.limit / 20).max(1);
+        let name = take.counter.name();
         let leasing = async {
             if take.spend {
-                bus.lease_spend(&take.counter, want, take.limit).await
+                bus.lease_spend(&name, want, take.limit).await
             } else {
-                bus.lease(&take.counter, want, take.limit).await
+                bus.lease(&name, want, take.limit).await
             }
         };
         let lease = match tokio::time::timeout(self.settings.bus_timeout, leasing).await {
@@ -422,7 +449,7 @@ impl Limits {
     }
 
     /// Returns `n` of a counter to this gateway's pool (a past minute's is gone).
-    fn give_back(&self, counter: &str, n: u64) {
+    fn give_back(&self, counter: &CounterId, n: u64) {
         if let Some(pool) = self.pools.lock().get_mut(counter) {
             pool.left += n;
         }
@@ -456,16 +483,17 @@ fn micro_usd(usd: f64) -> u64 {
 }
 
 /// The spend counter of `key`'s budget for the current period (UTC).
-fn spend_counter(key: &str, budget: Budget) -> String {
+fn spend_counter(key: std::sync::Arc<str>, budget: Budget) -> CounterId {
     let days = now_ms() / 86_400_000;
-    match budget.period {
-        BudgetPeriod::Day => format!("spend.{key}.d{days}"),
+    let (kind, window) = match budget.period {
+        BudgetPeriod::Day => ("spend.d", days),
         BudgetPeriod::Month => {
             let (year, month) = year_month(days);
-            format!("spend.{key}.m{year}{month:02}")
+            ("spend.m", u64::try_from(year).unwrap_or(0) * 100 + u64::from(month))
         }
-        BudgetPeriod::Total => format!("spend.{key}.total"),
-    }
+        BudgetPeriod::Total => ("spend.total", 0),
+    };
+    CounterId { key, kind, window }
 }
 
 /// The calendar year and month of a day since 1970-01-01 (Howard Hinnant's
@@ -484,18 +512,24 @@ fn year_month(days: u64) -> (i64, u32) {
 
 /// OpenAI's `x-ratelimit-{limit,remaining,reset}-{what}` headers.
 fn set_headers(headers: &mut HeaderMap, what: &str, limit: u64, remaining: u64, reset_secs: u64) {
-    let name = |n: &str| axum::http::HeaderName::try_from(format!("x-ratelimit-{n}-{what}")).ok();
-    if let Some(h) = name("limit") {
-        headers.insert(h, limit.into());
-    }
-    if let Some(h) = name("remaining") {
-        headers.insert(h, remaining.min(limit).into());
-    }
-    if let (Some(h), Ok(v)) = (
-        name("reset"),
-        HeaderValue::try_from(format!("{reset_secs}s")),
-    ) {
-        headers.insert(h, v);
+    use axum::http::HeaderName;
+    let [limit_h, remaining_h, reset_h] = if what == "tokens" {
+        [
+            HeaderName::from_static("x-ratelimit-limit-tokens"),
+            HeaderName::from_static("x-ratelimit-remaining-tokens"),
+            HeaderName::from_static("x-ratelimit-reset-tokens"),
+        ]
+    } else {
+        [
+            HeaderName::from_static("x-ratelimit-limit-requests"),
+            HeaderName::from_static("x-ratelimit-remaining-requests"),
+            HeaderName::from_static("x-ratelimit-reset-requests"),
+        ]
+    };
+    headers.insert(limit_h, limit.into());
+    headers.insert(remaining_h, remaining.min(limit).into());
+    if let Ok(v) = HeaderValue::try_from(format!("{reset_secs}s")) {
+        headers.insert(reset_h, v);
     }
 }
 
