@@ -24,7 +24,8 @@ key() {
     -d "$1" http://127.0.0.1:$ADMIN_PORT/api/v1/keys | python3 -c 'import json,sys; print(json.load(sys.stdin)["secret"])'
 }
 PLAIN=$(key '{"name": "plain"}')
-LIMITED=$(key "{\"name\": \"limited\", \"limits\": ${LIMITS:-{\"requests_per_minute\": 100000000, \"tokens_per_minute\": 1000000000000, \"budget\": {\"usd\": 1000000000, \"period\": \"month\"}}}}")
+DEFAULT_LIMITS='{"requests_per_minute": 100000000, "tokens_per_minute": 1000000000000, "budget": {"usd": 1000000000, "period": "month"}}'
+LIMITED=$(key "{\"name\": \"limited\", \"limits\": ${LIMITS:-$DEFAULT_LIMITS}}")
 for side in plain limited; do
   secret=PLAIN; [ $side = limited ] && secret=LIMITED
   sed "s|^wrk.headers\[\"Content-Type\"\].*|&\nwrk.headers[\"Authorization\"] = \"Bearer ${!secret}\"|" "$WORK/chat.lua" > "$WORK/$side.lua"
