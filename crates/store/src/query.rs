@@ -601,6 +601,35 @@ impl Store {
         };
         Ok(rows.into_iter().collect())
     }
+    /// Each key's logged spend (USD) since `since_us`, from the rollups.
+    pub async fn keys_spend_since(
+        &self,
+        since_us: i64,
+    ) -> Result<std::collections::HashMap<String, f64>, StoreError> {
+        let rows: Vec<(String, f64)> = match self {
+            Self::Postgres(pool) => {
+                sqlx::query_as(
+                    "SELECT client_key_id, sum(cost_usd)::float8 FROM usage_rollups
+                     WHERE client_key_id <> ''
+                       AND bucket >= timestamptz 'epoch' + $1 * interval '1 microsecond'
+                     GROUP BY client_key_id",
+                )
+                .bind(since_us)
+                .fetch_all(pool)
+                .await?
+            }
+            Self::Sqlite(pool) => {
+                sqlx::query_as(
+                    "SELECT client_key_id, CAST(sum(cost_usd) AS REAL) FROM usage_rollups
+                     WHERE client_key_id <> '' AND bucket >= ? GROUP BY client_key_id",
+                )
+                .bind(since_us)
+                .fetch_all(pool)
+                .await?
+            }
+        };
+        Ok(rows.into_iter().collect())
+    }
 }
 
 /// The SQLite rollup rows of `grain` whose start lies in `[from_us, to_us)`.

@@ -33,6 +33,8 @@ pub struct Key {
     /// when never used.
     pub last_used_at_ms: Option<i64>,
     pub limits: KeyLimits,
+    /// With a budget: the logged spend (USD) of its current period.
+    pub spend_usd: Option<f64>,
 }
 
 /// A new key: the only time the key itself is shown.
@@ -52,6 +54,7 @@ fn key_view(row: &KeyRow) -> Key {
         revoked_at_ms: row.revoked_at_us.map(|us| us / 1000),
         last_used_at_ms: None,
         limits: KeyLimits::from_column(&row.limits),
+        spend_usd: None,
     }
 }
 
@@ -95,7 +98,7 @@ impl AdminCore {
 
     pub async fn list_keys(&self) -> Result<Vec<Key>, ApiError> {
         let used = self.store.keys_last_used().await?;
-        Ok(self
+        let mut keys: Vec<Key> = self
             .store
             .keys()
             .await?
@@ -104,7 +107,21 @@ impl AdminCore {
                 last_used_at_ms: used.get(&row.id).map(|us| us / 1000),
                 ..key_view(row)
             })
-            .collect())
+            .collect();
+        // Each budget's period spend, one query per period start.
+        let now_ms = u64::try_from(now_us() / 1000).unwrap_or(0);
+        let mut spent_since = std::collections::HashMap::new();
+        for key in &mut keys {
+            let Some(budget) = key.limits.budget else {
+                continue;
+            };
+            let since_us = i64::try_from(budget.period.start_ms(now_ms) * 1000).unwrap_or(0);
+            if !spent_since.contains_key(&since_us) {
+                spent_since.insert(since_us, self.store.keys_spend_since(since_us).await?);
+            }
+            key.spend_usd = Some(spent_since[&since_us].get(&key.id).copied().unwrap_or(0.0));
+        }
+        Ok(keys)
     }
 
     /// Replaces a key's limits; published to the gateways at once.

@@ -92,7 +92,9 @@ impl CounterId {
     /// Its name on the bus: `rpm.<key>.<minute>`, `spend.<key>.m202612`…
     fn name(&self) -> String {
         match self.kind {
-            "spend.d" | "spend.m" => format!("spend.{}.{}{}", self.key, &self.kind[6..], self.window),
+            "spend.d" | "spend.m" => {
+                format!("spend.{}.{}{}", self.key, &self.kind[6..], self.window)
+            }
             "spend.total" => format!("spend.{}.total", self.key),
             kind => format!("{kind}.{}.{}", self.key, self.window),
         }
@@ -488,26 +490,15 @@ fn spend_counter(key: std::sync::Arc<str>, budget: Budget) -> CounterId {
     let (kind, window) = match budget.period {
         BudgetPeriod::Day => ("spend.d", days),
         BudgetPeriod::Month => {
-            let (year, month) = year_month(days);
-            ("spend.m", u64::try_from(year).unwrap_or(0) * 100 + u64::from(month))
+            let (year, month) = config_model::limits::year_month(days);
+            (
+                "spend.m",
+                u64::try_from(year).unwrap_or(0) * 100 + u64::from(month),
+            )
         }
         BudgetPeriod::Total => ("spend.total", 0),
     };
     CounterId { key, kind, window }
-}
-
-/// The calendar year and month of a day since 1970-01-01 (Howard Hinnant's
-/// civil-from-days).
-fn year_month(days: u64) -> (i64, u32) {
-    let z = i64::try_from(days).unwrap_or(0) + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    (year, u32::try_from(month).unwrap_or(1))
 }
 
 /// OpenAI's `x-ratelimit-{limit,remaining,reset}-{what}` headers.
@@ -538,11 +529,8 @@ mod tests {
     use super::*;
 
     #[test]
-    fn months_are_counted_from_the_calendar() {
-        // 2026-12-01 is day 20,788; 2024-02-29 day 19,782.
-        assert_eq!(year_month(20_788), (2026, 12));
-        assert_eq!(year_month(19_782), (2024, 2));
-        assert_eq!(year_month(0), (1970, 1));
+    fn micro_dollars_round_up() {
         assert_eq!(micro_usd(0.000_001_2), 2);
+        assert_eq!(micro_usd(-1.0), 0);
     }
 }

@@ -200,3 +200,59 @@ pub async fn a_key_shows_when_it_was_last_used(api: &Api) {
     let minute = used.received_at_us / 1000 / 60_000 * 60_000;
     assert_eq!(key["last_used_at_ms"], minute);
 }
+
+/// A key with a budget shows its logged spend of the budget's period.
+pub async fn a_key_shows_its_spend_against_its_budget(api: &Api) {
+    let create = |name: &str, period: &str| {
+        let body = serde_json::json!({"name": name,
+            "limits": {"budget": {"usd": 5.0, "period": period}}});
+        let request = api
+            .client
+            .post(format!("{}/api/v1/keys", api.base))
+            .bearer_auth(crate::TOKEN)
+            .json(&body);
+        async move {
+            let created: Value = request.send().await.unwrap().json().await.unwrap();
+            created["key"]["id"].as_str().unwrap().to_owned()
+        }
+    };
+    let total = create("all-time", "total").await;
+    let monthly = create("this-month", "month").await;
+    let now_us = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_micros() as i64;
+    let spend = |i: u32, key: &str, cost: f64, at_us: i64| {
+        let mut e = event(i);
+        e.client_key_id = key.to_owned();
+        e.cost_usd = cost;
+        e.received_at_us = at_us;
+        e
+    };
+    let last_year_us = now_us - 86_400_000_000 * 400;
+    for at in [now_us, last_year_us] {
+        api.store.ensure_partitions(at, 2).await.unwrap();
+    }
+    api.store
+        .insert_batch(&[
+            spend(40, &total, 0.25, now_us),
+            spend(41, &total, 0.5, last_year_us),
+            spend(42, &monthly, 1.25, now_us),
+            // Last year: another month.
+            spend(43, &monthly, 2.0, last_year_us),
+        ])
+        .await
+        .unwrap();
+    let keys = api.json("/api/v1/keys").await;
+    let spent = |id: &str| {
+        keys["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|k| k["id"] == id)
+            .unwrap()["spend_usd"]
+            .as_f64()
+    };
+    assert_eq!(spent(&total), Some(0.75));
+    assert_eq!(spent(&monthly), Some(1.25));
+}

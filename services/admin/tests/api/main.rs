@@ -57,6 +57,7 @@ common::backends!(
     grpc::grpc_the_summary_agrees_with_the_rows_of_its_window,
     logs::logs_list_the_upstream_model_cost_key_and_source,
     logs::a_key_shows_when_it_was_last_used,
+    logs::a_key_shows_its_spend_against_its_budget,
     ui::a_session_cookie_opens_the_api_and_writes_need_the_csrf_header,
     ui::a_login_code_works_once_and_logout_ends_the_session,
     ui::the_ui_is_served_with_client_routes_and_a_strict_policy,
