@@ -116,10 +116,12 @@ impl AdminCore {
                 continue;
             };
             let since_us = i64::try_from(budget.period.start_ms(now_ms) * 1000).unwrap_or(0);
-            if !spent_since.contains_key(&since_us) {
-                spent_since.insert(since_us, self.store.keys_spend_since(since_us).await?);
+            if let std::collections::hash_map::Entry::Vacant(e) = spent_since.entry(since_us) {
+                e.insert(self.store.keys_spend_since(since_us).await?);
             }
-            key.spend_usd = Some(spent_since[&since_us].get(&key.id).copied().unwrap_or(0.0));
+            key.spend_usd = spent_since
+                .get(&since_us)
+                .map(|spent| spent.get(&key.id).copied().unwrap_or(0.0));
         }
         Ok(keys)
     }
