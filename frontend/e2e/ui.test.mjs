@@ -324,6 +324,34 @@ test('the web UI', { concurrency: false }, async (t) => {
     await shot('keys')
   })
 
+  await t.test("sets a key's limits and budget and shows its spend against it", async () => {
+    await page.goto(`${stack.adminUrl}/keys`)
+    await page.getByTestId('new-key').click()
+    await page.locator('#k-name').fill('budgeted')
+    await page.locator('#k-rpm').fill('100')
+    await page.locator('#k-budget').fill('5')
+    await page.getByTestId('create-key').click()
+    await page.getByTestId('secret').waitFor()
+    await page.keyboard.press('Escape')
+    const row = page.locator('[data-key="budgeted"]')
+    await row.getByTestId('key-budget').waitFor()
+    assert.match(await row.getByTestId('key-limits').innerText(), /100 req\/min/)
+    assert.match(await row.getByTestId('key-budget').innerText(), /\$0\.0000 of \$5\.00 monthly/)
+    await page.getByTestId('limits-budgeted').click()
+    await page.locator('#k-models').fill('gpt, demo')
+    await page.getByTestId('create-key').click()
+    await row.getByText('gpt, demo').waitFor()
+    await shot('keys-limits')
+    const saved = await page.evaluate(async () =>
+      (await (await fetch('/api/v1/keys')).json()).data.find((k) => k.name === 'budgeted'),
+    )
+    assert.deepEqual(saved.limits, {
+      requests_per_minute: 100,
+      models: ['gpt', 'demo'],
+      budget: { usd: 5, period: 'month' },
+    })
+  })
+
   await t.test('switches to dark mode and Chinese', async () => {
     await page.goto(`${stack.adminUrl}/dashboard`)
     await page.getByTestId('theme').click()

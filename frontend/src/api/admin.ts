@@ -5,6 +5,7 @@ import type {
   CreatedKey,
   Session,
   Key,
+  KeyLimits,
   List,
   LogDetail,
   LogPage,
@@ -69,6 +70,9 @@ export const admin = {
   deleteMapping: (alias: string) => request<void>('DELETE', `/api/v1/mappings/${enc(alias)}`),
 
   keys: () => request<List<Key>>('GET', '/api/v1/keys'),
-  createKey: (name: string) => request<CreatedKey>('POST', '/api/v1/keys', { name }),
+  createKey: (name: string, limits: KeyLimits = {}) =>
+    request<CreatedKey>('POST', '/api/v1/keys', { name, limits }),
+  setKeyLimits: (id: string, limits: KeyLimits) =>
+    request<Key>('PUT', `/api/v1/keys/${enc(id)}/limits`, limits),
   revokeKey: (id: string) => request<Key>('DELETE', `/api/v1/keys/${enc(id)}`),
 }

@@ -152,6 +152,23 @@ export interface MappingInput {
   strategy?: Strategy
 }
 
+export type BudgetPeriod = 'day' | 'month' | 'total'
+
+export interface Budget {
+  usd: number
+  period: BudgetPeriod
+}
+
+/** What a client key may do; an absent limit is no limit. */
+export interface KeyLimits {
+  requests_per_minute?: number
+  tokens_per_minute?: number
+  max_concurrent?: number
+  models?: string[]
+  expires_at_ms?: number
+  budget?: Budget
+}
+
 export interface Key {
   id: string
   name: string
@@ -159,6 +176,9 @@ export interface Key {
   created_at_ms: number
   last_used_at_ms?: number | null
   revoked_at_ms?: number | null
+  limits: KeyLimits
+  /** With a budget: the logged spend of its current period. */
+  spend_usd?: number | null
 }
 
 export interface CreatedKey {
