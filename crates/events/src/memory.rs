@@ -188,6 +188,14 @@ impl InProcessBus {
         }
     }
 
+    /// Starts a spend counter at `micro_usd` at least (from the logged spend,
+    /// when the process starts: this bus keeps nothing across restarts).
+    pub fn seed_spend(&self, counter: &str, micro_usd: u64) {
+        let mut spend = self.spend.lock();
+        let used = spend.entry(counter.to_owned()).or_insert(0);
+        *used = (*used).max(micro_usd);
+    }
+
     pub fn lease_spend(&self, counter: &str, want: u64, limit: u64) -> crate::Lease {
         let mut spend = self.spend.lock();
         let used = spend.entry(counter.to_owned()).or_insert(0);

@@ -294,6 +294,41 @@ async fn database(config: &Config) -> anyhow::Result<store::Store> {
         .map_err(|e| anyhow::anyhow!("database_url: {e}"))
 }
 
+/// Starts the in-process bus's spend counters at each budgeted key's logged
+/// spend of its period, so budgets hold across restarts (NATS keeps its own).
+async fn seed_spend(
+    bus: &events::memory::InProcessBus,
+    store: &store::Store,
+) -> anyhow::Result<()> {
+    let now_ms = u64::try_from(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis()),
+    )
+    .unwrap_or(0);
+    let mut spent_since = std::collections::HashMap::new();
+    for key in store.keys().await? {
+        let limits = config_model::KeyLimits::from_column(&key.limits);
+        let Some(budget) = limits.budget.filter(|_| key.revoked_at_us.is_none()) else {
+            continue;
+        };
+        let since_us = i64::try_from(budget.period.start_ms(now_ms) * 1000).unwrap_or(0);
+        if let std::collections::hash_map::Entry::Vacant(e) = spent_since.entry(since_us) {
+            e.insert(store.keys_spend_since(since_us).await?);
+        }
+        let spent = spent_since
+            .get(&since_us)
+            .and_then(|s| s.get(&key.id))
+            .copied()
+            .unwrap_or(0.0);
+        bus.seed_spend(
+            &gateway::limits::spend_counter_name(&key.id, budget),
+            gateway::limits::micro_usd(spent),
+        );
+    }
+    Ok(())
+}
+
 /// Gateway, logger, media writer, admin API and web UI in one process. A
 /// component that fails ends the process at once with its error. On shutdown the
 /// gateway goes first (streams finish, events flush onto the bus), then the others
@@ -326,6 +361,9 @@ async fn all(mut config: Config, signal: CancellationToken) -> anyhow::Result<()
     // not (keys created earlier must be enforced).
     let others = CancellationToken::new();
     let publisher = stored_config(&config, &store, Some(bus.clone()), &others).await?;
+    if let Bus::InProcess(memory) = &bus {
+        seed_spend(memory, &store).await?;
+    }
     let mut components = tokio::task::JoinSet::new();
     let named = |name: &'static str, run: anyhow::Result<()>| (name, run);
     // One registry for every component; ready when the gateway is.

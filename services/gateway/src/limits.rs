@@ -480,8 +480,13 @@ pub fn max_output(body: &llm::raw::RawObject) -> Option<u64> {
 }
 
 #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)] // clamped, then rounded up
-fn micro_usd(usd: f64) -> u64 {
+pub fn micro_usd(usd: f64) -> u64 {
     (usd.max(0.0) * 1e6).ceil().min(u64::MAX as f64) as u64
+}
+
+/// The bus name of `key`'s spend counter for its budget's current period.
+pub fn spend_counter_name(key: &str, budget: Budget) -> String {
+    spend_counter(key.into(), budget).name()
 }
 
 /// The spend counter of `key`'s budget for the current period (UTC).

@@ -307,7 +307,7 @@ async fn aiprox_all_on_sqlite_turns_keys_on_with_the_first_key_and_keeps_config_
     assert!(all.terminate().success(), "{}", stack.log("all"));
 
     // Restart: the database, not the file, is the configuration now.
-    let _all = stack.spawn("all", &env);
+    let mut _all = stack.spawn("all", &env);
     stack.wait_ready().await;
     assert_eq!(chat(client, stack.gateway_port, "gpt4", None).await, 401);
     assert_eq!(
@@ -320,6 +320,87 @@ async fn aiprox_all_on_sqlite_turns_keys_on_with_the_first_key_and_keeps_config_
     assert!(!sealed.api_key_sealed.unwrap().contains(UPSTREAM_KEY));
     // Next to the media root (`data/` by default).
     assert!(stack.dir.path().join("secret.key").exists());
+
+    // A budget holds across restarts: the in-process bus starts its spend
+    // counters at the logged spend.
+    let (_, created) = admin
+        .call(
+            "POST",
+            "/api/v1/keys",
+            Some(json!({"name": "spender",
+            "limits": {"budget": {"usd": 1.0, "period": "total"}}})),
+        )
+        .await;
+    let spender = created["secret"].as_str().unwrap().to_owned();
+    let spender_id = created["key"]["id"].as_str().unwrap().to_owned();
+    let small = |key: &str| {
+        client
+            .post(format!(
+                "http://127.0.0.1:{}/v1/chat/completions",
+                stack.gateway_port
+            ))
+            .bearer_auth(key.to_owned())
+            .json(&json!({"model": "gpt4", "max_tokens": 1,
+                "messages": [{"role": "user", "content": "hi"}]}))
+            .send()
+    };
+    // The new key reaches the gateway within a second.
+    let deadline = Instant::now() + Duration::from_secs(1);
+    while small(&spender).await.unwrap().status() == 401 {
+        assert!(
+            Instant::now() < deadline,
+            "the key did not reach the gateway"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    for _ in 0..2 {
+        assert_eq!(small(&spender).await.unwrap().status(), 200);
+    }
+    let spent = |keys: &Value| {
+        keys["data"]
+            .as_array()
+            .and_then(|ks| ks.iter().find(|k| k["id"] == spender_id.as_str()))
+            .and_then(|k| k["spend_usd"].as_f64())
+            .unwrap_or(0.0)
+    };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut logged = 0.0;
+    while logged == 0.0 {
+        assert!(Instant::now() < deadline, "the spend was not logged");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        logged = spent(&admin.call("GET", "/api/v1/keys", None).await.1);
+    }
+    // Room left for less than one more call's reservation (its body at the
+    // input price and a token of output: 0.0002 $ and more).
+    let (status, _) = admin
+        .call(
+            "PUT",
+            &format!("/api/v1/keys/{spender_id}/limits"),
+            Some(json!({"budget": {"usd": logged + 0.0001, "period": "total"}})),
+        )
+        .await;
+    assert_eq!(status, 200);
+    assert!(_all.terminate().success(), "{}", stack.log("all"));
+    let _all = stack.spawn("all", &env);
+    stack.wait_ready().await;
+    let refused = small(&spender).await.unwrap();
+    assert_eq!(refused.status(), 429);
+    let body: Value = refused.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "budget_exceeded", "{body}");
+    // Raised, it serves: the refusal was the spend carried over.
+    admin.wait_up().await;
+    admin
+        .call(
+            "PUT",
+            &format!("/api/v1/keys/{spender_id}/limits"),
+            Some(json!({"budget": {"usd": logged + 1.0, "period": "total"}})),
+        )
+        .await;
+    let deadline = Instant::now() + Duration::from_secs(2);
+    while small(&spender).await.unwrap().status() != 200 {
+        assert!(Instant::now() < deadline, "a raised budget did not hold");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }
 
 /// `GET /api/v1/provider-health` until `done` holds of it (within 5 s).
