@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 
 /// USD per million tokens.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct Price {
     pub input: f64,
@@ -51,7 +52,8 @@ impl Price {
 }
 
 /// One vendor's block of the table.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
 pub struct Vendor {
     /// What the figures were read from.
     pub source: String,

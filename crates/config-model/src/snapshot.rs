@@ -25,6 +25,10 @@ pub struct ConfigSnapshot {
     /// closed once it has been, so revoking the last key does not open the gateway.
     #[serde(default)]
     pub keys_issued: bool,
+    /// Prices set through the admin API (by `provider/model`, alias or model),
+    /// over the gateway's `gateway.prices` and the bundled table.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub prices: BTreeMap<String, crate::prices::Price>,
 }
 
 impl ConfigSnapshot {
@@ -64,6 +68,14 @@ mod tests {
                 },
             }],
             keys_issued: true,
+            prices: BTreeMap::from([(
+                "gpt-4o".to_owned(),
+                crate::prices::Price {
+                    input: 2.5,
+                    output: 10.0,
+                    ..Default::default()
+                },
+            )]),
         };
         let bytes = snapshot.to_bytes().unwrap();
         assert_eq!(ConfigSnapshot::from_bytes(&bytes).unwrap(), snapshot);

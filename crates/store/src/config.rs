@@ -46,6 +46,15 @@ pub struct KeyRow {
     pub limits: String,
 }
 
+/// A price set through the admin API: its key (`provider/model`, alias or
+/// model) and the price as JSON.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PriceRow {
+    pub key: String,
+    pub spec: String,
+    pub updated_at_us: i64,
+}
+
 /// Runs `$body` with `$pool` bound to the store's pool, whichever kind it is.
 macro_rules! on_pool {
     ($store:expr, $pool:ident => $body:expr) => {
@@ -235,6 +244,42 @@ impl Store {
         on_pool!(self, pool => {
             let row = sqlx::query(sql).bind(id).bind(now_us).fetch_optional(pool).await?;
             Ok(row.as_ref().map(key_of).transpose()?)
+        })
+    }
+
+    /// Every price set through the admin API, by key.
+    pub async fn prices(&self) -> Result<Vec<PriceRow>, StoreError> {
+        let sql = "SELECT key, spec, updated_at FROM prices ORDER BY key";
+        on_pool!(self, pool => {
+            let rows = sqlx::query(sql).fetch_all(pool).await?;
+            Ok(rows
+                .iter()
+                .map(|r| -> Result<PriceRow, sqlx::Error> {
+                    Ok(PriceRow {
+                        key: r.try_get("key")?,
+                        spec: r.try_get("spec")?,
+                        updated_at_us: r.try_get("updated_at")?,
+                    })
+                })
+                .collect::<Result<_, _>>()?)
+        })
+    }
+
+    /// Sets the price of `key`, a new one or in place of the last.
+    pub async fn put_price(&self, p: &PriceRow) -> Result<(), StoreError> {
+        let sql = "INSERT INTO prices (key, spec, updated_at) VALUES ($1, $2, $3) \
+                   ON CONFLICT (key) DO UPDATE SET spec = EXCLUDED.spec, updated_at = EXCLUDED.updated_at";
+        on_pool!(self, pool => {
+            sqlx::query(sql).bind(&p.key).bind(&p.spec).bind(p.updated_at_us).execute(pool).await?;
+            Ok(())
+        })
+    }
+
+    /// Removes the price of `key`; `false` when there was none.
+    pub async fn delete_price(&self, key: &str) -> Result<bool, StoreError> {
+        on_pool!(self, pool => {
+            let done = sqlx::query("DELETE FROM prices WHERE key = $1").bind(key).execute(pool).await?;
+            Ok(done.rows_affected() > 0)
         })
     }
 

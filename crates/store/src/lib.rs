@@ -13,7 +13,7 @@ mod postgres;
 mod query;
 mod sqlite;
 
-pub use config::{KeyRow, MappingRow, ProviderRow};
+pub use config::{KeyRow, MappingRow, PriceRow, ProviderRow};
 pub use query::{Cursor, LogFilter, LogSummary, SeriesPoint, Split, UsageSummary};
 
 use std::collections::BTreeMap;

@@ -218,6 +218,46 @@ impl AdminService for Grpc {
         }))
     }
 
+    async fn list_prices(
+        &self,
+        _: Request<pb::ListPricesRequest>,
+    ) -> Reply<pb::ListPricesResponse> {
+        let prices = self.0.list_prices().await?;
+        Ok(Response::new(pb::ListPricesResponse {
+            overrides: prices.overrides.into_iter().map(price_override).collect(),
+            bundled: prices
+                .bundled
+                .into_iter()
+                .map(|(vendor, v)| pb::BundledPrices {
+                    vendor,
+                    source: v.source,
+                    taken: v.taken,
+                    models: v.models.into_iter().map(|(m, p)| (m, price(p))).collect(),
+                })
+                .collect(),
+        }))
+    }
+
+    async fn set_price(&self, request: Request<pb::PriceOverride>) -> Reply<pb::PriceOverride> {
+        let r = request.into_inner();
+        let p = r.price.unwrap_or_default();
+        let set = config_model::prices::Price {
+            input: p.input,
+            output: p.output,
+            cached_input: p.cached_input,
+            cache_write: p.cache_write,
+        };
+        Ok(Response::new(price_override(
+            self.0.set_price(&r.key, &set).await?,
+        )))
+    }
+
+    async fn delete_price(&self, request: Request<pb::DeletePriceRequest>) -> Reply<pb::Deleted> {
+        let key = request.into_inner().key;
+        self.0.delete_price(&key).await?;
+        Ok(Response::new(pb::Deleted { name: key }))
+    }
+
     async fn get_provider(&self, request: Request<pb::GetProviderRequest>) -> Reply<pb::Provider> {
         let p = self.0.get_provider(&request.into_inner().name).await?;
         Ok(Response::new(provider(p)))
@@ -465,6 +505,23 @@ fn key(k: crate::keys::Key) -> pb::ClientKey {
                 .to_owned(),
             }),
         }),
+    }
+}
+
+fn price(p: config_model::prices::Price) -> pb::Price {
+    pb::Price {
+        input: p.input,
+        output: p.output,
+        cached_input: p.cached_input,
+        cache_write: p.cache_write,
+    }
+}
+
+fn price_override(o: crate::prices::PriceOverride) -> pb::PriceOverride {
+    pb::PriceOverride {
+        key: o.key,
+        price: Some(price(o.price)),
+        updated_at_ms: o.updated_at_ms,
     }
 }
 

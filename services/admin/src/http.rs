@@ -571,6 +571,37 @@ pub async fn provider_health(State(state): State<AppState>) -> Result<Json<Provi
     Ok(Json(state.core.provider_health().await?))
 }
 
+/// Every price: the table shipped with aiprox (each vendor's source and date)
+/// and those set here.
+#[utoipa::path(get, path = "/api/v1/prices", tag = "prices", responses((status = 200, body = crate::prices::Prices)))]
+pub async fn list_prices(State(state): State<AppState>) -> Result<Json<crate::prices::Prices>> {
+    Ok(Json(state.core.list_prices().await?))
+}
+
+/// Sets the price of a model, an alias or `provider/model` (USD per million
+/// tokens), over `gateway.prices` and the bundled table, on every gateway.
+#[utoipa::path(put, path = "/api/v1/prices/{key}", tag = "prices", params(("key" = String, Path)),
+    request_body = config_model::prices::Price,
+    responses((status = 200, body = crate::prices::PriceOverride), (status = 400, body = ErrorBody)))]
+pub async fn set_price(
+    State(state): State<AppState>,
+    Path(key): Path<String>,
+    Json(price): Json<config_model::prices::Price>,
+) -> Result<Json<crate::prices::PriceOverride>> {
+    Ok(Json(state.core.set_price(&key, &price).await?))
+}
+
+/// Removes a price set through the admin API.
+#[utoipa::path(delete, path = "/api/v1/prices/{key}", tag = "prices", params(("key" = String, Path)),
+    responses((status = 204), (status = 404, body = ErrorBody)))]
+pub async fn delete_price(
+    State(state): State<AppState>,
+    Path(key): Path<String>,
+) -> Result<StatusCode> {
+    state.core.delete_price(&key).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
 /// Every client key, revoked ones included; never the keys themselves.
 #[utoipa::path(get, path = "/api/v1/keys", tag = "keys", responses((status = 200, body = List<Key>)))]
 pub async fn list_keys(State(state): State<AppState>) -> Result<Json<List<Key>>> {

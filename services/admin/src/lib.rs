@@ -28,6 +28,7 @@ pub mod mappings;
 pub mod metrics;
 pub mod openapi;
 pub mod playground;
+pub mod prices;
 pub mod providers;
 pub mod publisher;
 pub mod session;
@@ -211,6 +212,11 @@ pub fn router(core: AdminCore, token: SecretString, options: RouterOptions) -> R
                 .delete(http::delete_mapping),
         )
         .route("/api/v1/provider-health", get(http::provider_health))
+        .route("/api/v1/prices", get(http::list_prices))
+        .route(
+            "/api/v1/prices/{*key}",
+            axum::routing::put(http::set_price).delete(http::delete_price),
+        )
         .route("/api/v1/keys", get(http::list_keys).post(http::create_key))
         .route("/api/v1/keys/{id}", axum::routing::delete(http::revoke_key))
         .route(

@@ -15,7 +15,7 @@ use crate::{connection, http, login};
     info(title = "aiprox admin API", description = "Logs, usage statistics, providers, model mappings and client keys. Every call needs `Authorization: Bearer <AIPROX_ADMIN_TOKEN>`, or the web UI's session cookie (from `POST /api/v1/session`; writes by cookie also need the `x-aiprox-csrf` header). The same calls exist over gRPC: `aiprox.v1.AdminService`."),
     paths(
         http::list_logs, http::get_log, http::get_media, http::summary, http::series,
-        http::list_providers, http::provider_health, http::create_provider, http::get_provider, http::update_provider, http::delete_provider,
+        http::list_providers, http::provider_health, http::list_prices, http::set_price, http::delete_price, http::create_provider, http::get_provider, http::update_provider, http::delete_provider,
         http::list_mappings, http::create_mapping, http::get_mapping, http::update_mapping, http::delete_mapping,
         http::list_keys, http::create_key, http::revoke_key, http::set_key_limits, http::test_provider,
         login::state, login::login, login::logout,
@@ -23,7 +23,7 @@ use crate::{connection, http, login};
     components(schemas(
         http::ErrorBody, http::ErrorDetail, http::LogPage, http::LogItem, http::LogDetail, http::FailedAttempt, http::MediaLink,
         http::Usage, http::Percentiles, http::SeriesPoint,
-        config_model::KeyLimits, Provider, ProviderInput, Timeouts, ProviderHealth, TargetState, KeyState, Mapping, MappingInput, Target, Key, KeyInput, CreatedKey,
+        config_model::KeyLimits, config_model::Budget, config_model::BudgetPeriod, config_model::prices::Price, config_model::prices::Vendor, crate::prices::Prices, crate::prices::PriceOverride, Provider, ProviderInput, Timeouts, ProviderHealth, TargetState, KeyState, Mapping, MappingInput, Target, Key, KeyInput, CreatedKey,
         connection::ConnectionTest, login::LoginInput, login::SessionState,
     )),
     modifiers(&AdminToken),

@@ -46,6 +46,12 @@ pub async fn snapshot(store: &Store) -> Result<ConfigSnapshot, ApiError> {
             },
         );
     }
+    snapshot.prices = store
+        .prices()
+        .await?
+        .iter()
+        .filter_map(|row| Some((row.key.clone(), crate::prices::price_of(row)?)))
+        .collect();
     let keys = store.keys().await?;
     snapshot.keys_issued = !keys.is_empty();
     snapshot.keys = keys

@@ -74,6 +74,7 @@ impl AppState {
             previous: None,
             strict: true,
             ejections: &ejections,
+            prices: &std::collections::BTreeMap::new(),
         })?;
         Ok(Self {
             inner: Arc::new(Inner {
@@ -395,22 +396,16 @@ impl Application {
         let limits = Arc::new(crate::limits::Limits::new(
             bus.clone(),
             config.settings.limits.clone(),
-            config.settings.prices.clone(),
         ));
         let (log_queue, publisher) = match bus.clone() {
             Some(bus) => {
-                let (r, p) = crate::publish::start(
-                    bus,
-                    &config.settings.events,
-                    config.settings.prices.clone(),
-                    limits.clone(),
-                )
-                .map_err(|e| {
-                    anyhow::anyhow!(
-                        "gateway.events.spill_dir: cannot use {}: {e}",
-                        config.settings.events.spill_dir.display()
-                    )
-                })?;
+                let (r, p) = crate::publish::start(bus, &config.settings.events, limits.clone())
+                    .map_err(|e| {
+                        anyhow::anyhow!(
+                            "gateway.events.spill_dir: cannot use {}: {e}",
+                            config.settings.events.spill_dir.display()
+                        )
+                    })?;
                 (Some(r), Some(p))
             }
             None => (None, None),

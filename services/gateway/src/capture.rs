@@ -41,6 +41,8 @@ pub struct Exchange {
     pub reservation: Option<crate::limits::Reservation>,
     /// Its call in flight, counted for its key until the exchange is dropped.
     pub slot: Option<crate::limits::Slot>,
+    /// The prices over the bundled table of the snapshot it was routed on.
+    pub prices: std::sync::Arc<std::collections::BTreeMap<String, config_model::prices::Price>>,
     /// `playground`, or empty ([`crate::app::RequestContext::source`]).
     pub source: &'static str,
     pub requested_model: String,
@@ -95,6 +97,7 @@ impl Exchange {
             rate_headers: axum::http::HeaderMap::new(),
             reservation: None,
             slot: None,
+            prices: std::sync::Arc::default(),
             source: ctx.source,
             requested_model: String::new(),
             provider: String::new(),

@@ -22,6 +22,7 @@ pub async fn complete(state: &AppState, body: &Bytes, x: &mut Exchange) -> Resul
         req.request_usage();
     }
     let route = state.routing().resolve(&req.model)?;
+    x.prices = state.routing().prices().clone();
     state
         .limits()
         .admit(x, &route, body.len(), crate::limits::max_output(&req.body))

@@ -14,6 +14,7 @@ pub async fn embed(state: &AppState, body: &Bytes, x: &mut Exchange) -> Result<R
     let req = EmbeddingsRequest::parse(body)?;
     x.asked_for(&req.model)?;
     let route = state.routing().resolve(&req.model)?;
+    x.prices = state.routing().prices().clone();
     state.limits().admit(x, &route, body.len(), Some(0)).await?;
     let span = tracing::Span::current();
     span.record("model", req.model.as_str());

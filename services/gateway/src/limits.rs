@@ -154,8 +154,6 @@ struct Take<'a> {
 pub struct Limits {
     bus: Option<events::Bus>,
     settings: LimitSettings,
-    /// `gateway.prices`, for a request's upper-bound cost.
-    prices: std::collections::BTreeMap<String, config_model::prices::Price>,
     pools: Mutex<HashMap<CounterId, Pool>>,
     refused: Family<Refusal, Counter>,
     /// Until when the bus is taken for unreachable (Unix ms), after a lease
@@ -164,15 +162,10 @@ pub struct Limits {
 }
 
 impl Limits {
-    pub fn new(
-        bus: Option<events::Bus>,
-        settings: LimitSettings,
-        prices: std::collections::BTreeMap<String, config_model::prices::Price>,
-    ) -> Self {
+    pub fn new(bus: Option<events::Bus>, settings: LimitSettings) -> Self {
         Self {
             bus,
             settings,
-            prices,
             pools: Mutex::default(),
             refused: Family::default(),
             down_until_ms: AtomicU64::new(0),
@@ -433,7 +426,7 @@ impl Limits {
             .iter()
             .filter_map(|t| {
                 config_model::prices::lookup(
-                    &self.prices,
+                    &x.prices,
                     &t.provider_name,
                     &x.requested_model,
                     &t.model,

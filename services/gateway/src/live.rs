@@ -36,6 +36,7 @@ pub fn routes_of(
         ConfigSnapshot::from_bytes(bytes).map_err(|e| format!("unreadable snapshot: {e}"))?;
     let keys = snapshot.keys.clone();
     let keys_issued = snapshot.keys_issued;
+    let prices = snapshot.prices.clone();
     let config = config_of(snapshot, settings);
     RoutingTable::build(&Source {
         config: &config,
@@ -45,6 +46,7 @@ pub fn routes_of(
         previous,
         strict: false,
         ejections,
+        prices: &prices,
     })
     .map_err(|e| e.to_string())
 }

@@ -32,6 +32,7 @@ pub async fn create(
     x.asked_for(&raw.model)?;
     x.stream = raw.stream;
     let route = state.routing().resolve(&raw.model)?;
+    x.prices = state.routing().prices().clone();
     state
         .limits()
         .admit(x, &route, body.len(), crate::limits::max_output(&raw.body))

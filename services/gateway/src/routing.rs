@@ -25,6 +25,8 @@ pub struct RoutingTable {
     keys: HashMap<[u8; 32], Caller>,
     /// Requests without a known key are let through.
     open: bool,
+    /// Prices over the bundled table: `gateway.prices`, then the admin API's.
+    prices: Arc<std::collections::BTreeMap<String, config_model::prices::Price>>,
 }
 
 /// Who a known client key is: its id, and its limits when it has any.
@@ -102,6 +104,8 @@ pub struct Source<'a> {
     pub strict: bool,
     /// The targets' health, kept across snapshots.
     pub ejections: &'a Arc<crate::ejection::Ejections>,
+    /// Prices set through the admin API, over `gateway.prices`.
+    pub prices: &'a std::collections::BTreeMap<String, config_model::prices::Price>,
 }
 
 impl RoutingTable {
@@ -211,12 +215,15 @@ impl RoutingTable {
                 !source.keys_issued && keys.is_empty() && is_loopback(config.settings.listen)
             }
         };
+        let mut prices = config.settings.prices.clone();
+        prices.extend(source.prices.iter().map(|(k, p)| (k.clone(), *p)));
         Ok(Self {
             providers,
             aliases,
             models,
             keys,
             open,
+            prices: Arc::new(prices),
         })
     }
 
@@ -244,6 +251,11 @@ impl RoutingTable {
             });
         }
         Err(Error::ModelNotFound(model.to_owned()))
+    }
+
+    /// The prices over the bundled table ([`config_model::prices::lookup`]).
+    pub fn prices(&self) -> &Arc<std::collections::BTreeMap<String, config_model::prices::Price>> {
+        &self.prices
     }
 
     /// Every provider by name.

@@ -412,3 +412,55 @@ pub async fn grpc_a_keys_limits_are_set_and_read(api: &Api) {
         .unwrap_err();
     assert_eq!(err.code(), tonic::Code::InvalidArgument);
 }
+
+pub async fn grpc_prices_are_set_listed_and_removed(api: &Api) {
+    let mut client = grpc_client(api).await;
+    let set = client
+        .set_price(pb::PriceOverride {
+            key: "gpt4".into(),
+            price: Some(pb::Price {
+                input: 2.0,
+                output: 8.0,
+                cached_input: Some(0.5),
+                cache_write: None,
+            }),
+            updated_at_ms: 0,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(set.price.unwrap().cached_input, Some(0.5));
+    let listed = client
+        .list_prices(pb::ListPricesRequest {})
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(listed.overrides[0].key, "gpt4");
+    let anthropic = listed
+        .bundled
+        .iter()
+        .find(|b| b.vendor == "anthropic")
+        .unwrap();
+    assert!(anthropic.models["claude-haiku-4-5"].cache_write.is_some());
+    let err = client
+        .set_price(pb::PriceOverride {
+            key: "gpt4".into(),
+            price: Some(pb::Price {
+                input: -1.0,
+                ..Default::default()
+            }),
+            updated_at_ms: 0,
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), tonic::Code::InvalidArgument);
+    client
+        .delete_price(pb::DeletePriceRequest { key: "gpt4".into() })
+        .await
+        .unwrap();
+    let err = client
+        .delete_price(pb::DeletePriceRequest { key: "gpt4".into() })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), tonic::Code::NotFound);
+}

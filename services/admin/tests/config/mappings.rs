@@ -218,3 +218,45 @@ pub async fn a_mapping_keeps_its_strategy_weights_and_timeouts(api: &Api) {
         refuse_mapping(api, body, 400, code).await;
     }
 }
+
+pub async fn prices_are_set_listed_published_and_removed(api: &Api) {
+    let (status, set) = api
+        .call(
+            "PUT",
+            "/api/v1/prices/claude/claude-haiku-4-5",
+            Some(json!({"input": 0.8, "output": 4.0, "cached_input": 0.08})),
+        )
+        .await;
+    assert_eq!(status, 200, "{set}");
+    assert_eq!(set["key"], "claude/claude-haiku-4-5");
+    let (_, listed) = api.call("GET", "/api/v1/prices", None).await;
+    assert_eq!(listed["overrides"][0]["price"]["input"], 0.8);
+    let openai = &listed["bundled"]["openai"];
+    assert!(openai["source"].as_str().unwrap().contains("http"));
+    assert!(openai["models"]["gpt-4o"]["input"].as_f64().unwrap() > 0.0);
+    let snap = api.snapshot().await;
+    assert_eq!(
+        snap.prices["claude/claude-haiku-4-5"].cached_input,
+        Some(0.08)
+    );
+    for body in [
+        json!({"input": -1.0, "output": 1.0}),
+        json!({"input": 1.0, "output": 1.0, "cache_write": -0.5}),
+    ] {
+        let (status, err) = api.call("PUT", "/api/v1/prices/gpt4", Some(body)).await;
+        assert_eq!(
+            (status, err["error"]["code"].as_str()),
+            (400, Some("invalid_price")),
+            "{err}"
+        );
+    }
+    let (status, _) = api
+        .call("DELETE", "/api/v1/prices/claude/claude-haiku-4-5", None)
+        .await;
+    assert_eq!(status, 204);
+    assert!(api.snapshot().await.prices.is_empty());
+    let (status, _) = api
+        .call("DELETE", "/api/v1/prices/claude/claude-haiku-4-5", None)
+        .await;
+    assert_eq!(status, 404);
+}

@@ -20,7 +20,6 @@ mod prepare;
 mod spans;
 mod spill;
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -39,14 +38,13 @@ use self::metrics::Metrics;
 use self::prepare::prepare;
 use self::spill::Spill;
 use crate::capture::{Exchange, LogQueue};
-use crate::config::{EventSettings, Price};
+use crate::config::EventSettings;
 
 /// Starts the publisher; the returned queue feeds it. The task ends once every
 /// clone of the queue is gone and what it held is flushed.
 pub fn start(
     bus: Bus,
     settings: &EventSettings,
-    prices: BTreeMap<String, Price>,
     limits: Arc<crate::limits::Limits>,
 ) -> std::io::Result<(LogQueue, JoinHandle<()>)> {
     let metrics = Arc::new(Metrics::default());
@@ -60,7 +58,6 @@ pub fn start(
         bus,
         spill,
         metrics: metrics.clone(),
-        prices: Arc::new(prices),
         limits,
         linger: Duration::from_millis(settings.linger_ms),
     };
@@ -112,7 +109,6 @@ struct Publisher {
     bus: Bus,
     spill: Spill,
     metrics: Arc<Metrics>,
-    prices: Arc<BTreeMap<String, Price>>,
     /// Settles what each request's limits reserved, once its cost is known.
     limits: Arc<crate::limits::Limits>,
     linger: Duration,
@@ -245,7 +241,7 @@ impl Publisher {
                 }
                 since_yield += x.weight();
                 let reserved = x.reservation.take();
-                let log = prepare(&self.prices, x, &mut messages, &mut spans);
+                let log = prepare(x, &mut messages, &mut spans);
                 self.limits
                     .settle(reserved, log.input_tokens + log.output_tokens, log.cost_usd);
                 self.metrics.observe(&log);
@@ -260,7 +256,6 @@ impl Publisher {
         }
         // Decoding and hashing images, assembling long streams: CPU work that must
         // not hold up a runtime thread serving requests.
-        let prices = self.prices.clone();
         let metrics = self.metrics.clone();
         let limits = self.limits.clone();
         let prepared = tokio::task::spawn_blocking(move || {
@@ -269,7 +264,7 @@ impl Publisher {
             let (traced, mut spans) = traced(&exchanges);
             for mut x in exchanges {
                 let reserved = x.reservation.take();
-                let log = prepare(&prices, x, &mut messages, &mut spans);
+                let log = prepare(x, &mut messages, &mut spans);
                 limits.settle(reserved, log.input_tokens + log.output_tokens, log.cost_usd);
                 metrics.observe(&log);
                 logs.push(log);

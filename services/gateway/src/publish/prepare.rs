@@ -2,8 +2,6 @@
 //! cut out of the request, a stream assembled into the whole response, tokens read
 //! and priced. The CPU-heavy half of the log pipeline, done off the request path.
 
-use std::collections::BTreeMap;
-
 use bytes::Bytes;
 use events::proto::{LogEvent, MediaEvent, MediaRef};
 use prost::Message;
@@ -11,31 +9,31 @@ use prost::Message;
 use super::batch::{Outbound, Subject, traceparent};
 use super::spans;
 use crate::capture::Exchange;
-use crate::config::Price;
 use crate::stream::Dialect;
 use telemetry::trace::otlp::Spans;
 
-/// The price of the exchange's upstream call ([`config_model::prices::lookup`]).
-fn price(prices: &BTreeMap<String, Price>, x: &Exchange) -> Option<Price> {
-    config_model::prices::lookup(prices, &x.provider, &x.requested_model, &x.upstream_model)
+/// The price of the exchange's upstream call ([`config_model::prices::lookup`],
+/// over the prices of the snapshot it was routed on).
+fn price(x: &Exchange) -> Option<config_model::prices::Price> {
+    config_model::prices::lookup(
+        &x.prices,
+        &x.provider,
+        &x.requested_model,
+        &x.upstream_model,
+    )
 }
 
 /// Builds the log event of one exchange (media cut out of the request, a stream
 /// assembled, tokens and cost computed); its media events go to `media`.
 /// A sampled request's spans are encoded into `spans`.
-pub(super) fn prepare(
-    prices: &BTreeMap<String, Price>,
-    x: Exchange,
-    media: &mut Vec<Outbound>,
-    spans: &mut Spans,
-) -> LogEvent {
+pub(super) fn prepare(x: Exchange, media: &mut Vec<Outbound>, spans: &mut Spans) -> LogEvent {
     let (request_body, mut found) = llm::media::extract(&x.request_body);
     for m in &mut found {
         m.mime = events::stored_media_type(&m.mime);
     }
     let (response_body, tokens) = response_and_tokens(&x);
     let tokens = tokens.unwrap_or_default();
-    let cost = price(prices, &x).map_or(0.0, |p| {
+    let cost = price(&x).map_or(0.0, |p| {
         p.cost(config_model::prices::Usage {
             input: tokens.input,
             output: tokens.output,

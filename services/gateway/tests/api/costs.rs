@@ -177,3 +177,37 @@ async fn a_configured_price_overrides_the_table_by_provider_model_then_alias_the
     // Then the alias asked for; without one, the model.
     assert!(close(costs[0], 2.0) && close(costs[1], 3.0), "{costs:?}");
 }
+
+#[tokio::test]
+async fn a_price_set_through_the_admin_api_reaches_the_gateway_live() {
+    let (app, bus, _spill) = logged_app(&[]).await;
+    let config = crate::helpers::base_config(&app.mock);
+    let snapshot = config_model::ConfigSnapshot {
+        providers: config.providers,
+        mappings: config.mappings,
+        keys: vec![],
+        keys_issued: false,
+        prices: [(
+            "gpt4".to_owned(),
+            Price {
+                input: 7.0,
+                output: 0.0,
+                ..Price::default()
+            },
+        )]
+        .into(),
+    };
+    events::Bus::InProcess(bus.clone())
+        .put_config(snapshot.to_bytes().unwrap())
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    usage(
+        &app,
+        json!({"prompt_tokens": 1_000_000, "completion_tokens": 0, "total_tokens": 1_000_000}),
+    );
+    let chat = json!({"model": "gpt4", "messages": [{"role": "user", "content": "hi"}]});
+    let id = id_of(&app.post_chat(&chat).await);
+    let e = &events_of(&bus, &[id]).await[0];
+    assert!(close(e.cost_usd, 7.0), "{}", e.cost_usd);
+}

@@ -43,6 +43,7 @@ async fn publish(bus: &InProcessBus, app: &TestApp, limits: KeyLimits) {
             limits,
         }],
         keys_issued: true,
+        prices: Default::default(),
     };
     Bus::InProcess(bus.clone())
         .put_config(snapshot.to_bytes().unwrap())

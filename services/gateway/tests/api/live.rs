@@ -37,6 +37,7 @@ fn snapshot(app: &TestApp, aliases: &[(&str, &str)], keys: &[&str]) -> ConfigSna
             })
             .collect(),
         keys_issued: !keys.is_empty(),
+        prices: Default::default(),
     }
 }
 
