@@ -495,8 +495,16 @@ async fn when_every_target_is_ejected_the_route_is_still_served() {
     assert_eq!(response.status(), 200);
 }
 
-#[tokio::test]
-async fn the_log_keeps_the_failed_calls_and_the_target_that_answered() {
+/// The app with `resilient` (its backup upstream returned), logging to an
+/// in-process bus (its spill directory returned, to keep).
+async fn logged_resilient(
+    customise: impl FnOnce(&mut gateway::config::Config) + Send + 'static,
+) -> (
+    TestApp,
+    MockUpstream,
+    events::memory::InProcessBus,
+    tempfile::TempDir,
+) {
     let bus = events::memory::InProcessBus::default();
     let backup = MockUpstream::start().await.unwrap();
     let url = backup.base_url();
@@ -506,8 +514,15 @@ async fn the_log_keeps_the_failed_calls_and_the_target_that_answered() {
         c.settings.events.spill_dir = dir;
         c.settings.events.linger_ms = 1;
         resilient(c, &url);
+        customise(c);
     })
     .await;
+    (app, backup, bus, spill)
+}
+
+#[tokio::test]
+async fn the_log_keeps_the_failed_calls_and_the_target_that_answered() {
+    let (app, backup, bus, _spill) = logged_resilient(|_| {}).await;
     app.mock.fail_with(Failure::Status {
         status: 503,
         body: None,
@@ -741,15 +756,7 @@ async fn a_pin_holds_with_fallbacks_off() {
 
 #[tokio::test]
 async fn the_log_names_the_key_of_each_failed_call() {
-    let bus = events::memory::InProcessBus::default();
-    let backup = MockUpstream::start().await.unwrap();
-    let url = backup.base_url();
-    let spill = tempfile::tempdir().unwrap();
-    let dir = spill.path().to_owned();
-    let app = crate::helpers::spawn_app_on(Some(events::Bus::InProcess(bus.clone())), move |c| {
-        c.settings.events.spill_dir = dir;
-        c.settings.events.linger_ms = 1;
-        resilient(c, &url);
+    let (app, _backup, bus, _spill) = logged_resilient(|c| {
         if let Some(config_model::ProviderConfig::Openai(p)) = c.providers.get_mut("mock") {
             p.api_key_env = Some("AIPROX_TEST_PROVIDER_KEY, AIPROX_TEST_PROVIDER_KEY_2".into());
         }

@@ -63,6 +63,17 @@ async fn chat(app: &TestApp, model: &str) -> reqwest::Response {
         .unwrap()
 }
 
+async fn messages(app: &TestApp, model: &str) -> reqwest::Response {
+    app.client
+        .post(app.url("/v1/messages"))
+        .header("x-api-key", KEY)
+        .json(&json!({"model": model, "max_tokens": 8,
+            "messages": [{"role": "user", "content": "hi"}]}))
+        .send()
+        .await
+        .unwrap()
+}
+
 /// Waits out the minute when fewer than 10 s of it are left, so a test's
 /// requests fall in one calendar minute.
 async fn early_in_a_minute() {
@@ -129,14 +140,7 @@ async fn two_gateways_admit_a_keys_requests_per_minute_together() {
     assert_eq!(body["error"]["code"], "rate_limit_exceeded");
     assert_eq!(body["error"]["type"], "requests");
     // Anthropic's shape on /v1/messages.
-    let r = a
-        .client
-        .post(a.url("/v1/messages"))
-        .header("x-api-key", KEY)
-        .json(&json!({"model": "gpt4", "max_tokens": 8, "messages": [{"role": "user", "content": "hi"}]}))
-        .send()
-        .await
-        .unwrap();
+    let r = messages(&a, "gpt4").await;
     assert_eq!(r.status(), 429);
     assert!(header(&r, "retry-after").is_some());
     let body: Value = r.json().await.unwrap();
@@ -169,14 +173,7 @@ async fn a_model_off_the_keys_list_is_403_and_an_expired_key_401() {
     let body: Value = r.json().await.unwrap();
     assert_eq!(body["error"]["code"], "model_not_allowed");
     assert_eq!(body["error"]["type"], "permission_error");
-    let r = app
-        .client
-        .post(app.url("/v1/messages"))
-        .header("x-api-key", KEY)
-        .json(&json!({"model": "other", "max_tokens": 8, "messages": [{"role": "user", "content": "hi"}]}))
-        .send()
-        .await
-        .unwrap();
+    let r = messages(&app, "other").await;
     assert_eq!(r.status(), 403);
     let body: Value = r.json().await.unwrap();
     assert_eq!(body["error"]["type"], "permission_error");
