@@ -522,7 +522,7 @@ async fn logged_resilient(
 
 #[tokio::test]
 async fn the_log_keeps_the_failed_calls_and_the_target_that_answered() {
-    let (app, backup, bus, _spill) = logged_resilient(|_| {}).await;
+    let (app, _backup, bus, _spill) = logged_resilient(|_| {}).await;
     app.mock.fail_with(Failure::Status {
         status: 503,
         body: None,
