@@ -104,7 +104,65 @@ async fn three_gateways_share_a_keys_minute_and_nats_down_is_as_configured() {
     for port in ports {
         stack.wait_ready_at(port).await;
     }
+    let _logger = stack.spawn("logger", &[]);
     let key = |created: &Value| created["secret"].as_str().unwrap().to_owned();
+    let accepted_everywhere = |secret: String| {
+        let client = client.clone();
+        async move {
+            for port in ports {
+                let start = Instant::now();
+                while chat(&client, port, &secret).await.0 == 401 {
+                    assert!(
+                        start.elapsed() < Duration::from_secs(2),
+                        "key not on :{port}"
+                    );
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+            }
+        }
+    };
+
+    // Calls in flight: 4 at most for the key, 40 sent at once over the three
+    // (each held 300 ms upstream); the mock counts what it has in flight.
+    let (_, busy) = admin_call(
+        &client,
+        &admin_base,
+        "POST",
+        "/api/v1/keys",
+        json!({"name": "four", "limits": {"max_concurrent": 4}}),
+    )
+    .await;
+    let busy = key(&busy);
+    accepted_everywhere(busy.clone()).await;
+    stack.mock.set_behavior(mock_upstream::Behavior {
+        latency: Duration::from_millis(300),
+        no_record: true,
+        ..Default::default()
+    });
+    let statuses: Vec<u16> = futures_util::future::join_all(
+        (0..40)
+            .map(|i| chat(&client, ports[i % 3], &busy))
+            .collect::<Vec<_>>(),
+    )
+    .await
+    .into_iter()
+    .map(|(s, _)| s)
+    .collect();
+    let served = statuses.iter().filter(|s| **s == 200).count();
+    assert!((1..=4).contains(&served), "{statuses:?}");
+    assert!(
+        stack.mock.stats().max_in_flight <= 4,
+        "{:?}",
+        stack.mock.stats()
+    );
+    eprintln!(
+        "4 in flight over three gateways: {served} of 40 served at once, the mock saw at most {}",
+        stack.mock.stats().max_in_flight
+    );
+    stack.mock.set_behavior(mock_upstream::Behavior {
+        no_record: true,
+        ..Default::default()
+    });
     let (status, limited) = admin_call(
         &client,
         &admin_base,
@@ -206,6 +264,104 @@ async fn three_gateways_share_a_keys_minute_and_nats_down_is_as_configured() {
         }
     }
     eprintln!("a raised limit held on all three in {:?}", start.elapsed());
+
+    // A budget for ten calls' upper bound (the body's bytes at the input price
+    // and max_tokens at the output price of gpt-4o in the stack's prices), 100
+    // calls at once over the three: ten served, the spend at or under it.
+    let body = json!({"model": "gpt4", "max_tokens": 50,
+        "messages": [{"role": "user", "content": "hi"}]});
+    let body_len = serde_json::to_vec(&body).unwrap().len() as f64;
+    let budget = 10.0 * (body_len * 2.5 + 50.0 * 10.0) / 1e6;
+    let (_, spender) = admin_call(
+        &client,
+        &admin_base,
+        "POST",
+        "/api/v1/keys",
+        json!({"name": "ten", "limits": {"budget": {"usd": budget, "period": "day"}}}),
+    )
+    .await;
+    let spender_id = spender["key"]["id"].as_str().unwrap().to_owned();
+    let spender = key(&spender);
+    // Known everywhere before the calls (a model off the list costs nothing).
+    let (_, _) = admin_call(
+        &client,
+        &admin_base,
+        "PUT",
+        &format!("/api/v1/keys/{spender_id}/limits"),
+        json!({"models": ["nothing"], "budget": {"usd": budget, "period": "day"}}),
+    )
+    .await;
+    for port in ports {
+        let start = Instant::now();
+        while chat(&client, port, &spender).await.0 != 403 {
+            assert!(
+                start.elapsed() < Duration::from_secs(2),
+                "key not on :{port}"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+    admin_call(
+        &client,
+        &admin_base,
+        "PUT",
+        &format!("/api/v1/keys/{spender_id}/limits"),
+        json!({"budget": {"usd": budget, "period": "day"}}),
+    )
+    .await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    // Held upstream, the hundred are all in flight together.
+    stack.mock.set_behavior(mock_upstream::Behavior {
+        latency: Duration::from_millis(300),
+        no_record: true,
+        ..Default::default()
+    });
+    let sent: Vec<u16> = futures_util::future::join_all((0..100).map(|i| {
+        let (client, spender, body) = (client.clone(), spender.clone(), body.clone());
+        async move {
+            client
+                .post(format!(
+                    "http://127.0.0.1:{}/v1/chat/completions",
+                    ports[i % 3]
+                ))
+                .bearer_auth(spender)
+                .json(&body)
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16()
+        }
+    }))
+    .await;
+    let served = sent.iter().filter(|s| **s == 200).count();
+    assert_eq!(served, 10, "{sent:?}");
+    assert_eq!(sent.iter().filter(|s| **s == 429).count(), 90);
+    // What the ten spent, once logged: at or under the budget.
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let mut last = -1.0;
+    let spent = loop {
+        let (_, keys) = admin_call(&client, &admin_base, "GET", "/api/v1/keys", Value::Null).await;
+        let spent = keys["data"]
+            .as_array()
+            .and_then(|ks| ks.iter().find(|k| k["id"] == spender_id.as_str()))
+            .and_then(|k| k["spend_usd"].as_f64())
+            .unwrap_or(0.0);
+        // All ten logged: the spend stops moving.
+        if (spent > 0.0 && spent == last) || Instant::now() > deadline {
+            break spent;
+        }
+        last = spent;
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert!(spent > 0.0 && spent <= budget, "spent {spent} of {budget}");
+    eprintln!(
+        "a budget for ten over three gateways: 10 of 100 served, {spent:.6} $ of {budget:.6} $"
+    );
+    stack.mock.set_behavior(mock_upstream::Behavior {
+        no_record: true,
+        ..Default::default()
+    });
 
     // NATS down: the 30-a-minute key leases every request (a lease of 1).
     assert_eq!(chat(&client, ports[1], &other).await.0, 200);
