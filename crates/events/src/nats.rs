@@ -32,6 +32,18 @@ pub struct NatsConsumer {
 /// and a consumer fetches many times a second under load.
 const PENDING_MAX_AGE: Duration = Duration::from_secs(1);
 
+/// Compare-and-set tries on one counter before giving up: gateways racing for
+/// it each win in turn.
+const CAS_ATTEMPTS: u32 = 64;
+
+/// A random pause after losing a compare-and-set race, longer as the losses
+/// add up (at most about 5 ms), so racing gateways spread out.
+async fn contended(attempt: u32) {
+    let ceiling_us = 100u64 << attempt.min(6);
+    let jitter = fastrand::u64(..ceiling_us.max(1));
+    tokio::time::sleep(Duration::from_micros(jitter)).await;
+}
+
 fn unavailable(e: impl std::fmt::Display) -> BusError {
     BusError::Unavailable(e.to_string())
 }
@@ -175,7 +187,7 @@ impl NatsBus {
         } else {
             self.rate_bucket().await?
         };
-        for _ in 0..32 {
+        for attempt in 0..CAS_ATTEMPTS {
             let entry = bucket.entry(counter).await.map_err(unavailable)?;
             let (used, revision) = match &entry {
                 Some(e) if e.operation == kv::Operation::Put => (
@@ -192,18 +204,28 @@ impl NatsBus {
                 return Ok(crate::Lease { granted, used });
             }
             let value = Bytes::from((used + granted).to_string());
-            let written = match revision {
-                Some(r) => bucket.update(counter, value, r).await.is_ok(),
-                None => bucket.create(counter, value).await.is_ok(),
+            // Another gateway wrote in between: read again, after a moment.
+            let lost = match revision {
+                Some(r) => match bucket.update(counter, value, r).await {
+                    Ok(_) => false,
+                    Err(e) if e.kind() == kv::UpdateErrorKind::WrongLastRevision => true,
+                    Err(e) => return Err(unavailable(e)),
+                },
+                None => match bucket.create(counter, value).await {
+                    Ok(_) => false,
+                    Err(e) if e.kind() == kv::CreateErrorKind::AlreadyExists => true,
+                    Err(e) => return Err(unavailable(e)),
+                },
             };
-            if written {
+            if !lost {
                 return Ok(crate::Lease {
                     granted,
                     used: used + granted,
                 });
             }
+            contended(attempt).await;
         }
-        Err(BusError::Unavailable(format!(
+        Err(BusError::Refused(format!(
             "{counter}: too many concurrent leases"
         )))
     }
@@ -211,7 +233,7 @@ impl NatsBus {
     /// Takes `n` off a rate counter (compare-and-set, never below 0).
     pub async fn release(&self, counter: &str, n: u64) -> Result<(), BusError> {
         let bucket = self.rate_bucket().await?;
-        for _ in 0..32 {
+        for attempt in 0..CAS_ATTEMPTS {
             let Some(entry) = bucket.entry(counter).await.map_err(unavailable)? else {
                 return Ok(());
             };
@@ -220,8 +242,12 @@ impl NatsBus {
                 .and_then(|v| v.parse::<u64>().ok())
                 .unwrap_or(0);
             let value = Bytes::from(used.saturating_sub(n).to_string());
-            if bucket.update(counter, value, entry.revision).await.is_ok() {
-                return Ok(());
+            match bucket.update(counter, value, entry.revision).await {
+                Ok(_) => return Ok(()),
+                Err(e) if e.kind() == kv::UpdateErrorKind::WrongLastRevision => {
+                    contended(attempt).await;
+                }
+                Err(e) => return Err(unavailable(e)),
             }
         }
         Err(BusError::Unavailable(format!(

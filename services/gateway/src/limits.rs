@@ -401,6 +401,8 @@ impl Limits {
         };
         let lease = match tokio::time::timeout(self.settings.bus_timeout, leasing).await {
             Ok(Ok(lease)) => lease,
+            // Gateways racing for the counter past every try: the bus is up.
+            Ok(Err(e @ events::BusError::Refused(_))) => return Err(e),
             failed => {
                 self.down_until_ms.store(now + 1000, Relaxed);
                 return Err(match failed {

@@ -358,6 +358,70 @@ async fn three_gateways_share_a_keys_minute_and_nats_down_is_as_configured() {
     eprintln!(
         "a budget for ten over three gateways: 10 of 100 served, {spent:.6} $ of {budget:.6} $"
     );
+
+    // Tokens a minute: 2,000, and 30 calls at once over the three reserving
+    // their upper bound (body bytes and max_tokens) each: the tokens they used,
+    // as logged, stay within the limit.
+    let (_, counted) = admin_call(
+        &client,
+        &admin_base,
+        "POST",
+        "/api/v1/keys",
+        json!({"name": "tokens", "limits": {"tokens_per_minute": 2000}}),
+    )
+    .await;
+    let counted_id = counted["key"]["id"].as_str().unwrap().to_owned();
+    let counted = key(&counted);
+    accepted_everywhere(counted.clone()).await;
+    let sent: Vec<u16> = futures_util::future::join_all((0..30).map(|i| {
+        let (client, counted, body) = (client.clone(), counted.clone(), body.clone());
+        async move {
+            client
+                .post(format!(
+                    "http://127.0.0.1:{}/v1/chat/completions",
+                    ports[i % 3]
+                ))
+                .bearer_auth(counted)
+                .json(&body)
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16()
+        }
+    }))
+    .await;
+    let served = sent.iter().filter(|s| **s == 200).count();
+    // Refused for the limit only: racing for the counter is no outage.
+    assert!(
+        served > 0 && sent.iter().all(|s| *s == 200 || *s == 429),
+        "{sent:?}"
+    );
+    assert!(sent.contains(&429), "{sent:?}");
+    let filter = store::LogFilter {
+        client_key_id: Some(counted_id),
+        status_class: Some(2),
+        ..store::LogFilter::default()
+    };
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let rows = loop {
+        let rows = stack
+            .store()
+            .await
+            .list_logs(&filter, None, 500)
+            .await
+            .unwrap()
+            .0;
+        if rows.len() >= served || Instant::now() > deadline {
+            break rows;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    let tokens: i64 = rows.iter().map(|r| r.input_tokens + r.output_tokens).sum();
+    assert!(tokens <= 2000, "{tokens} tokens logged of 2,000 a minute");
+    eprintln!(
+        "2,000 tokens a minute over three gateways: {served} of 30 served, {tokens} tokens used"
+    );
     stack.mock.set_behavior(mock_upstream::Behavior {
         no_record: true,
         ..Default::default()
