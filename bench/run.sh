@@ -9,8 +9,10 @@
 #   (bench/publishing-side-by-side.sh), non-streaming then streaming;
 # - tracing off, sampled out and at 100 %, three gateways side by side on one
 #   core (bench/tracing-side-by-side.sh), non-streaming then streaming;
-# - the routing layer, a mapping with three targets against one
-#   (bench/routing-side-by-side.sh).
+# - the routing layer, a mapping with three weighted targets against one
+#   (bench/routing-side-by-side.sh);
+# - a client key with limits and a budget against one without
+#   (bench/limits-side-by-side.sh).
 # Writes the report, headed by the date and commit, to bench/out/run.md (ignored
 # by git) and prints it; its tables are what bench/RESULTS.md shows.
 set -euo pipefail
@@ -63,5 +65,9 @@ cat bench/out/gateway.md >> "$OUT"
   echo "## The routing layer: three targets against one, side by side on one core"
   echo
   bash bench/routing-side-by-side.sh
+  echo
+  echo "## Client key limits: a key with limits and a budget against one without"
+  echo
+  bash bench/limits-side-by-side.sh
 } >> "$OUT"
 cat "$OUT"
