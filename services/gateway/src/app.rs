@@ -139,7 +139,7 @@ impl AppState {
     }
 
     /// Client keys' limits.
-    pub fn limits(&self) -> &crate::limits::Limits {
+    pub fn limits(&self) -> &Arc<crate::limits::Limits> {
         &self.inner.limits
     }
 

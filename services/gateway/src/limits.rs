@@ -11,6 +11,10 @@
 //! the gateways together never admit past a limit; what they hold leased and
 //! unused is what they may admit less.
 //!
+//! Calls in flight are slots on a counter of the key's, leased the same way
+//! and given back: spare slots past a lease at once, all of them once the key
+//! has been idle in this gateway for 100 ms.
+//!
 //! Tokens and spend are reserved before the upstream call at an upper bound
 //! (the request body's bytes as input tokens, plus `max_tokens` or
 //! `max_completion_tokens`, else `assumed_max_output_tokens`, at the dearest
@@ -119,26 +123,37 @@ pub struct Reservation {
     spend_micro_usd: Option<(CounterId, u64)>,
 }
 
-/// A call in flight counted on the bus; given back when dropped (with the
-/// request's exchange: when its answer or stream is over and logged).
+/// A call in flight for a key, counted until dropped (with the request's
+/// exchange: when its answer or stream is over and logged).
 #[derive(Debug)]
 pub struct Slot {
-    bus: events::Bus,
-    counter: String,
+    limits: std::sync::Arc<Limits>,
+    key: std::sync::Arc<str>,
 }
 
 impl Drop for Slot {
     fn drop(&mut self) {
-        let (bus, counter) = (self.bus.clone(), std::mem::take(&mut self.counter));
-        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
-            runtime.spawn(async move {
-                if let Err(e) = bus.release(&counter, 1).await {
-                    tracing::warn!(error = %e, %counter, "a call in flight not given back");
-                }
-            });
-        }
+        self.limits.release_slot(&self.key);
     }
 }
+
+/// A key's calls in flight here, and the slots leased for them from the bus
+/// (its `conc.<key>` counter): leased in batches of a twentieth of the limit,
+/// so most calls take a slot without a round trip; spare slots beyond a
+/// batch go back at once, and all of them once the key has been idle here
+/// for `SLOT_IDLE`.
+#[derive(Debug, Default)]
+struct SlotPool {
+    leased: u64,
+    in_use: u64,
+    batch: u64,
+    /// Bumped on every release: an idle return goes ahead only if nothing
+    /// happened since it was planned.
+    generation: u64,
+}
+
+/// How long a key's spare slots are kept once none is in use.
+const SLOT_IDLE: Duration = Duration::from_millis(100);
 
 /// Which of a request's counters one check takes from.
 struct Take<'a> {
@@ -149,12 +164,14 @@ struct Take<'a> {
     refused: &'a (dyn Fn() -> Error + Sync),
 }
 
-/// Every limited key's leases in this gateway, and the refusals counted.
+/// Every limited key's leases and calls in flight in this gateway, and the
+/// refusals counted.
 #[derive(Debug)]
 pub struct Limits {
     bus: Option<events::Bus>,
     settings: LimitSettings,
     pools: Mutex<HashMap<CounterId, Pool>>,
+    slots: Mutex<HashMap<std::sync::Arc<str>, SlotPool>>,
     refused: Family<Refusal, Counter>,
     /// Until when the bus is taken for unreachable (Unix ms), after a lease
     /// failed: requests then do not each wait for it.
@@ -167,6 +184,7 @@ impl Limits {
             bus,
             settings,
             pools: Mutex::default(),
+            slots: Mutex::default(),
             refused: Family::default(),
             down_until_ms: AtomicU64::new(0),
         }
@@ -185,7 +203,7 @@ impl Limits {
     /// it reserved. `body_len` and `max_output`: the request body's bytes and
     /// its `max_tokens`, if any.
     pub async fn admit(
-        &self,
+        self: &std::sync::Arc<Self>,
         x: &mut Exchange,
         route: &Route,
         body_len: usize,
@@ -213,7 +231,7 @@ impl Limits {
     }
 
     async fn check(
-        &self,
+        self: &std::sync::Arc<Self>,
         x: &mut Exchange,
         limits: &KeyLimits,
         key: &std::sync::Arc<str>,
@@ -312,22 +330,45 @@ impl Limits {
     }
 
     /// A call in flight for `key`, when fewer than `limit` are (every gateway
-    /// together: one compare-and-set on the bus each way, as a call in flight
-    /// cannot be leased ahead).
-    async fn slot(&self, key: &str, limit: u64) -> Result<Option<Slot>, events::BusError> {
-        let Some(bus) = &self.bus else {
-            return Ok(None);
+    /// together, through the slots each has leased).
+    async fn slot(
+        self: &std::sync::Arc<Self>,
+        key: &std::sync::Arc<str>,
+        limit: u64,
+    ) -> Result<Option<Slot>, events::BusError> {
+        let batch = (limit / 20).max(1);
+        let take_one = |pools: &mut HashMap<std::sync::Arc<str>, SlotPool>, leased: u64| {
+            let pool = pools.entry(key.clone()).or_default();
+            pool.batch = batch;
+            pool.leased += leased;
+            (pool.in_use < pool.leased).then(|| {
+                pool.in_use += 1;
+                Slot {
+                    limits: self.clone(),
+                    key: key.clone(),
+                }
+            })
         };
+        let Some(bus) = &self.bus else {
+            // One process: its own count is every count.
+            let mut pools = self.slots.lock();
+            let pool = pools.entry(key.clone()).or_default();
+            pool.leased = limit;
+            return Ok(take_one(&mut pools, 0));
+        };
+        if let Some(slot) = take_one(&mut self.slots.lock(), 0) {
+            return Ok(Some(slot));
+        }
         let now = now_ms();
         if now < self.down_until_ms.load(Relaxed) {
             return Err(events::BusError::Unavailable("failed a moment ago".into()));
         }
         let counter = format!("conc.{key}");
-        match tokio::time::timeout(self.settings.bus_timeout, bus.lease(&counter, 1, limit)).await {
-            Ok(Ok(lease)) => Ok((lease.granted == 1).then(|| Slot {
-                bus: bus.clone(),
-                counter,
-            })),
+        match tokio::time::timeout(self.settings.bus_timeout, bus.lease(&counter, batch, limit))
+            .await
+        {
+            Ok(Ok(lease)) => Ok(take_one(&mut self.slots.lock(), lease.granted)),
+            Ok(Err(e @ events::BusError::Refused(_))) => Err(e),
             failed => {
                 self.down_until_ms.store(now + 1000, Relaxed);
                 Err(match failed {
@@ -335,6 +376,52 @@ impl Limits {
                     _ => events::BusError::Timeout,
                 })
             }
+        }
+    }
+
+    /// A call in flight for `key` ended: spare slots past a batch go back to
+    /// the bus now, the rest once the key has been idle here a moment.
+    fn release_slot(self: &std::sync::Arc<Self>, key: &std::sync::Arc<str>) {
+        let (now_back, idle_check) = {
+            let mut pools = self.slots.lock();
+            let Some(pool) = pools.get_mut(key) else {
+                return;
+            };
+            pool.in_use = pool.in_use.saturating_sub(1);
+            pool.generation += 1;
+            let spare = pool.leased - pool.in_use;
+            let back = spare.saturating_sub(pool.batch);
+            pool.leased -= back;
+            (back, (pool.in_use == 0).then_some(pool.generation))
+        };
+        let Some(bus) = self.bus.clone() else {
+            return;
+        };
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        let counter = format!("conc.{key}");
+        if now_back > 0 {
+            let (bus, counter) = (bus.clone(), counter.clone());
+            runtime.spawn(async move { give_slots_back(&bus, &counter, now_back).await });
+        }
+        if let Some(generation) = idle_check {
+            let (limits, key) = (self.clone(), key.clone());
+            runtime.spawn(async move {
+                tokio::time::sleep(SLOT_IDLE).await;
+                let back = {
+                    let mut pools = limits.slots.lock();
+                    match pools.get_mut(&key) {
+                        Some(pool) if pool.generation == generation && pool.in_use == 0 => {
+                            std::mem::take(&mut pool.leased)
+                        }
+                        _ => 0,
+                    }
+                };
+                if back > 0 {
+                    give_slots_back(&bus, &counter, back).await;
+                }
+            });
         }
     }
 
@@ -464,6 +551,12 @@ impl Limits {
         if let Some((counter, reserved)) = r.spend_micro_usd {
             self.give_back(&counter, reserved.saturating_sub(micro_usd(cost_usd)));
         }
+    }
+}
+
+async fn give_slots_back(bus: &events::Bus, counter: &str, n: u64) {
+    if let Err(e) = bus.release(counter, n).await {
+        tracing::warn!(error = %e, %counter, "calls in flight not given back to the bus");
     }
 }
 
