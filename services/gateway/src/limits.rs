@@ -12,8 +12,8 @@
 //! unused is what they may admit less.
 //!
 //! Calls in flight are slots on a counter of the key's, leased the same way
-//! and given back: spare slots past a lease at once, all of them once the key
-//! has been idle in this gateway for 100 ms.
+//! and given back 100 ms after they became spare (past a lease; all of them
+//! once the key is idle in this gateway).
 //!
 //! Tokens and spend are reserved before the upstream call at an upper bound
 //! (the request body's bytes as input tokens, plus `max_tokens` or
@@ -140,19 +140,18 @@ impl Drop for Slot {
 /// A key's calls in flight here, and the slots leased for them from the bus
 /// (its `conc.<key>` counter): leased in batches of a twentieth of the limit,
 /// so most calls take a slot without a round trip; spare slots beyond a
-/// batch go back at once, and all of them once the key has been idle here
-/// for `SLOT_IDLE`.
+/// batch go back `SLOT_IDLE` after they became spare, all of them once the
+/// key is idle here.
 #[derive(Debug, Default)]
 struct SlotPool {
     leased: u64,
     in_use: u64,
     batch: u64,
-    /// Bumped on every release: an idle return goes ahead only if nothing
-    /// happened since it was planned.
-    generation: u64,
+    /// A return of spare slots is planned.
+    return_planned: bool,
 }
 
-/// How long a key's spare slots are kept once none is in use.
+/// How long a key's spare slots are kept before they go back to the bus.
 const SLOT_IDLE: Duration = Duration::from_millis(100);
 
 /// Which of a request's counters one check takes from.
@@ -379,50 +378,50 @@ impl Limits {
         }
     }
 
-    /// A call in flight for `key` ended: spare slots past a batch go back to
-    /// the bus now, the rest once the key has been idle here a moment.
+    /// A call in flight for `key` ended. Slots spare past a batch (or all of
+    /// them, when none is in use) go back to the bus `SLOT_IDLE` later, if
+    /// they are still spare then: one check at a time per key, so a busy key
+    /// costs no round trip per call.
     fn release_slot(self: &std::sync::Arc<Self>, key: &std::sync::Arc<str>) {
-        let (now_back, idle_check) = {
+        {
             let mut pools = self.slots.lock();
             let Some(pool) = pools.get_mut(key) else {
                 return;
             };
             pool.in_use = pool.in_use.saturating_sub(1);
-            pool.generation += 1;
             let spare = pool.leased - pool.in_use;
-            let back = spare.saturating_sub(pool.batch);
-            pool.leased -= back;
-            (back, (pool.in_use == 0).then_some(pool.generation))
-        };
-        let Some(bus) = self.bus.clone() else {
-            return;
-        };
-        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
-            return;
-        };
-        let counter = format!("conc.{key}");
-        if now_back > 0 {
-            let (bus, counter) = (bus.clone(), counter.clone());
-            runtime.spawn(async move { give_slots_back(&bus, &counter, now_back).await });
+            if self.bus.is_none() || pool.return_planned || (spare <= pool.batch && pool.in_use > 0)
+            {
+                return;
+            }
+            pool.return_planned = true;
         }
-        if let Some(generation) = idle_check {
-            let (limits, key) = (self.clone(), key.clone());
-            runtime.spawn(async move {
-                tokio::time::sleep(SLOT_IDLE).await;
-                let back = {
-                    let mut pools = limits.slots.lock();
-                    match pools.get_mut(&key) {
-                        Some(pool) if pool.generation == generation && pool.in_use == 0 => {
-                            std::mem::take(&mut pool.leased)
-                        }
-                        _ => 0,
-                    }
+        let (Some(bus), Ok(runtime)) = (self.bus.clone(), tokio::runtime::Handle::try_current())
+        else {
+            return;
+        };
+        let (limits, key) = (self.clone(), key.clone());
+        runtime.spawn(async move {
+            tokio::time::sleep(SLOT_IDLE).await;
+            let back = {
+                let mut pools = limits.slots.lock();
+                let Some(pool) = pools.get_mut(&key) else {
+                    return;
                 };
-                if back > 0 {
-                    give_slots_back(&bus, &counter, back).await;
-                }
-            });
-        }
+                pool.return_planned = false;
+                let spare = pool.leased - pool.in_use;
+                let back = if pool.in_use == 0 {
+                    spare
+                } else {
+                    spare.saturating_sub(pool.batch)
+                };
+                pool.leased -= back;
+                back
+            };
+            if back > 0 {
+                give_slots_back(&bus, &format!("conc.{key}"), back).await;
+            }
+        });
     }
 
     /// Takes `take.need` of its counter (leasing when the pool here has too
