@@ -328,7 +328,7 @@ impl AdminService for Grpc {
         let r = request.into_inner();
         let input = KeyInput {
             name: r.name,
-            limits: r.limits.map(limits_input).unwrap_or_default(),
+            limits: r.limits.map(limits_input).transpose()?.unwrap_or_default(),
         };
         let created = self.0.create_key(&input).await?;
         Ok(Response::new(pb::CreatedKey {
@@ -349,7 +349,7 @@ impl AdminService for Grpc {
         request: Request<pb::SetKeyLimitsRequest>,
     ) -> Reply<pb::ClientKey> {
         let r = request.into_inner();
-        let limits = r.limits.map(limits_input).unwrap_or_default();
+        let limits = r.limits.map(limits_input).transpose()?.unwrap_or_default();
         Ok(Response::new(key(self
             .0
             .set_key_limits(&r.id, &limits)
@@ -525,22 +525,33 @@ fn price_override(o: crate::prices::PriceOverride) -> pb::PriceOverride {
     }
 }
 
-fn limits_input(l: pb::KeyLimits) -> config_model::KeyLimits {
-    config_model::KeyLimits {
+fn limits_input(l: pb::KeyLimits) -> Result<config_model::KeyLimits, ApiError> {
+    let budget = match l.budget {
+        None => None,
+        Some(b) => Some(config_model::Budget {
+            usd: b.usd,
+            period: match b.period.as_str() {
+                "day" => config_model::BudgetPeriod::Day,
+                "month" | "" => config_model::BudgetPeriod::Month,
+                "total" => config_model::BudgetPeriod::Total,
+                other => {
+                    return Err(invalid(
+                        "invalid_limits",
+                        format!("limits.budget.period '{other}': one of day, month, total"),
+                    )
+                    .at("limits"));
+                }
+            },
+        }),
+    };
+    Ok(config_model::KeyLimits {
         requests_per_minute: l.requests_per_minute,
         tokens_per_minute: l.tokens_per_minute,
         max_concurrent: l.max_concurrent,
         models: l.models,
         expires_at_ms: l.expires_at_ms,
-        budget: l.budget.map(|b| config_model::Budget {
-            usd: b.usd,
-            period: match b.period.as_str() {
-                "day" => config_model::BudgetPeriod::Day,
-                "total" => config_model::BudgetPeriod::Total,
-                _ => config_model::BudgetPeriod::Month,
-            },
-        }),
-    }
+        budget,
+    })
 }
 
 type Reply<T> = Result<Response<T>, Status>;

@@ -411,6 +411,21 @@ pub async fn grpc_a_keys_limits_are_set_and_read(api: &Api) {
         .await
         .unwrap_err();
     assert_eq!(err.code(), tonic::Code::InvalidArgument);
+    let err = client
+        .set_key_limits(pb::SetKeyLimitsRequest {
+            id: updated.id.clone(),
+            limits: Some(pb::KeyLimits {
+                budget: Some(pb::Budget {
+                    usd: 5.0,
+                    period: "weekly".into(),
+                }),
+                ..Default::default()
+            }),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), tonic::Code::InvalidArgument);
+    assert!(err.message().contains("weekly"), "{}", err.message());
 }
 
 pub async fn grpc_prices_are_set_listed_and_removed(api: &Api) {
