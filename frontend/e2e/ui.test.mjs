@@ -369,6 +369,24 @@ test('the web UI', { concurrency: false }, async (t) => {
       true,
     )
     await page.getByRole('link', { name: '日志' }).waitFor()
+    // The configuration views, dark and in Chinese, to look at.
+    await page.goto(`${stack.adminUrl}/providers`)
+    await page.locator('[data-provider="mock"] [data-health]').first().waitFor()
+    await shot('providers-dark-zh')
+    await page.goto(`${stack.adminUrl}/mappings`)
+    await page.locator('[data-mapping="resilient"]').waitFor()
+    await shot('mappings-dark-zh')
+    await page.locator('[data-mapping="resilient"]').getByRole('button', { name: '编辑' }).click()
+    await page.getByTestId('mapping-form').waitFor()
+    await shot('mapping-form-dark-zh')
+    await page.keyboard.press('Escape')
+    await page.goto(`${stack.adminUrl}/keys`)
+    await page.locator('[data-key="budgeted"]').getByTestId('key-budget').waitFor()
+    await shot('keys-dark-zh')
+    await page.getByTestId('limits-budgeted').click()
+    await page.getByTestId('key-form').waitFor()
+    await shot('key-limits-form-dark-zh')
+    await page.keyboard.press('Escape')
   })
 
   await t.test('logs out', async () => {
