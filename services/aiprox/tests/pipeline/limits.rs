@@ -51,6 +51,31 @@ async fn chat(client: &reqwest::Client, port: u16, key: &str) -> (u16, Option<St
     (r.status().as_u16(), limit)
 }
 
+/// `n` chat requests with `key` and `body`, all at once, spread over `ports`:
+/// their statuses.
+async fn all_at_once(
+    client: &reqwest::Client,
+    ports: &[u16],
+    key: &str,
+    body: &Value,
+    n: usize,
+) -> Vec<u16> {
+    futures_util::future::join_all((0..n).map(|i| {
+        client
+            .post(format!(
+                "http://127.0.0.1:{}/v1/chat/completions",
+                ports[i % ports.len()]
+            ))
+            .bearer_auth(key)
+            .json(body)
+            .send()
+    }))
+    .await
+    .into_iter()
+    .map(|r| r.unwrap().status().as_u16())
+    .collect()
+}
+
 /// Waits for the start of a minute when more than 20 s of this one are gone,
 /// so the test's counted requests fall in one calendar minute.
 async fn early_in_a_minute() {
@@ -316,24 +341,7 @@ async fn three_gateways_share_a_keys_minute_and_nats_down_is_as_configured() {
         no_record: true,
         ..Default::default()
     });
-    let sent: Vec<u16> = futures_util::future::join_all((0..100).map(|i| {
-        let (client, spender, body) = (client.clone(), spender.clone(), body.clone());
-        async move {
-            client
-                .post(format!(
-                    "http://127.0.0.1:{}/v1/chat/completions",
-                    ports[i % 3]
-                ))
-                .bearer_auth(spender)
-                .json(&body)
-                .send()
-                .await
-                .unwrap()
-                .status()
-                .as_u16()
-        }
-    }))
-    .await;
+    let sent = all_at_once(&client, &ports, &spender, &body, 100).await;
     let served = sent.iter().filter(|s| **s == 200).count();
     assert_eq!(served, 10, "{sent:?}");
     assert_eq!(sent.iter().filter(|s| **s == 429).count(), 90);
@@ -373,24 +381,7 @@ async fn three_gateways_share_a_keys_minute_and_nats_down_is_as_configured() {
     let counted_id = counted["key"]["id"].as_str().unwrap().to_owned();
     let counted = key(&counted);
     accepted_everywhere(counted.clone()).await;
-    let sent: Vec<u16> = futures_util::future::join_all((0..30).map(|i| {
-        let (client, counted, body) = (client.clone(), counted.clone(), body.clone());
-        async move {
-            client
-                .post(format!(
-                    "http://127.0.0.1:{}/v1/chat/completions",
-                    ports[i % 3]
-                ))
-                .bearer_auth(counted)
-                .json(&body)
-                .send()
-                .await
-                .unwrap()
-                .status()
-                .as_u16()
-        }
-    }))
-    .await;
+    let sent = all_at_once(&client, &ports, &counted, &body, 30).await;
     let served = sent.iter().filter(|s| **s == 200).count();
     // Refused for the limit only: racing for the counter is no outage.
     assert!(
