@@ -9,6 +9,10 @@
 //!   chunk; the body is written straight from those pieces, no `Value` built.
 //! - [`anthropic`]: Anthropic Messages stream events → the `message` they add up
 //!   to, read through the typed [`StreamEvent`]s.
+//! - [`responses`]: OpenAI Responses stream events → the Response they end with.
+//!   The terminal event carries the whole Response, so only that event is read
+//!   (from the end, where it is); a stream cut before it is pieced together from
+//!   the events it has.
 
 use std::borrow::Cow;
 use std::collections::BTreeMap;
@@ -367,6 +371,77 @@ pub fn anthropic(events: &[Bytes]) -> Value {
         message.insert("error".into(), error);
     }
     Value::Object(message)
+}
+
+/// Responses stream events (the `data:` payloads) → the Response they add up to,
+/// and its usage: the `response` of the terminal event (`response.completed`,
+/// `response.incomplete` or `response.failed`), as sent. A stream cut before its
+/// terminal event gives the last response object it sent (`response.created`,
+/// `queued` or `in_progress`), its `output` the items done so far and its `error`
+/// that of an `error` event.
+pub fn responses(events: &[Bytes]) -> (Vec<u8>, Option<Tokens>) {
+    #[derive(serde::Deserialize)]
+    struct Terminal<'a> {
+        #[serde(rename = "type", borrow)]
+        kind: Cow<'a, str>,
+        #[serde(default, borrow)]
+        response: Option<&'a RawValue>,
+    }
+    for data in events.iter().rev() {
+        let Ok(event) = serde_json::from_slice::<Terminal<'_>>(data) else {
+            continue;
+        };
+        if let ("response.completed" | "response.incomplete" | "response.failed", Some(response)) =
+            (&*event.kind, event.response)
+        {
+            let body = response.get().as_bytes().to_vec();
+            let tokens = crate::usage::of_body(&body);
+            return (body, tokens);
+        }
+    }
+    let whole = unfinished_response(events);
+    let tokens = crate::usage::of_value(&whole);
+    (serde_json::to_vec(&whole).unwrap_or_default(), tokens)
+}
+
+/// What a Responses stream cut before its terminal event says of its response.
+fn unfinished_response(events: &[Bytes]) -> Value {
+    let mut response = Map::new();
+    let mut done: BTreeMap<u64, Value> = BTreeMap::new();
+    let mut error = None;
+    for data in events {
+        let Ok(Value::Object(mut event)) = serde_json::from_slice::<Value>(data) else {
+            continue;
+        };
+        let kind = event
+            .get("type")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_owned();
+        match kind.as_str() {
+            "response.created" | "response.queued" | "response.in_progress" => {
+                if let Some(Value::Object(r)) = event.remove("response") {
+                    response = r;
+                }
+            }
+            "response.output_item.done" => {
+                if let (Some(index), Some(item)) = (
+                    event.get("output_index").and_then(Value::as_u64),
+                    event.remove("item"),
+                ) {
+                    done.insert(index, item);
+                }
+            }
+            // Its fields nested under `error` as recorded, or at the top as typed.
+            "error" => error = Some(event.remove("error").unwrap_or(Value::Object(event))),
+            _ => {}
+        }
+    }
+    response.insert("output".into(), Value::Array(done.into_values().collect()));
+    if let Some(error) = error {
+        response.insert("error".into(), error);
+    }
+    Value::Object(response)
 }
 
 #[cfg(test)]

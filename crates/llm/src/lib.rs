@@ -7,11 +7,14 @@
 //!   bodies for translation.
 //! - [`anthropic`]: the Anthropic Messages API: typed requests, responses, stream
 //!   events and errors.
-//! - [`translate`]: pure conversions between the two, one module per direction.
-//! - [`usage`]: token usage in either API's shape, read out of a response body or
-//!   stream chunk without parsing the rest of it.
-//! - [`assemble`]: a stream (OpenAI chunks, Anthropic events) assembled into the
-//!   whole response it stands for, so the log holds one body per request.
+//! - [`responses`]: the OpenAI Responses API: a raw-preserving view of its
+//!   requests, typed conversation items, the Response object and stream events.
+//! - [`translate`]: pure conversions between the APIs, one module per direction.
+//! - [`usage`]: token usage in any of the APIs' shapes, read out of a response body
+//!   or stream chunk without parsing the rest of it.
+//! - [`assemble`]: a stream (OpenAI chunks, Anthropic events, Responses events)
+//!   assembled into the whole response it stands for, so the log holds one body
+//!   per request.
 //! - [`media`]: base64 media cut out of a request body and replaced by
 //!   `aiprox-media://<sha256>` references, each part kept once.
 //! - [`inline_media`]: the checks of media sent inline (base64 that decodes, a
@@ -30,6 +33,7 @@ pub mod inline_media;
 pub mod media;
 pub mod openai;
 pub mod raw;
+pub mod responses;
 pub mod sse;
 pub mod translate;
 pub mod typed_body;

@@ -21,6 +21,26 @@ pub enum BodyError {
     Field { path: String, message: String },
 }
 
+impl BodyError {
+    /// An error about the field at `path` (`.` for the value itself).
+    pub(crate) fn at(path: &str, message: &str) -> Self {
+        Self::Field {
+            path: path.to_owned(),
+            message: message.to_owned(),
+        }
+    }
+
+    /// This error, of a value read inside a larger one by a hand-written
+    /// `Deserialize`, as that deserializer's error: the path inside the value goes
+    /// into the message, and the caller's path tracking adds the value's own.
+    pub(crate) fn nested<E: serde::de::Error>(self) -> E {
+        match self {
+            Self::Field { path, message } if path != "." => E::custom(format!("{path}: {message}")),
+            Self::Field { message, .. } | Self::Json(message) => E::custom(message),
+        }
+    }
+}
+
 /// `T` from a JSON body, strictly (see the module's header).
 pub fn from_slice<T: DeserializeOwned + Serialize>(bytes: &[u8]) -> Result<T, BodyError> {
     let value: Value = serde_json::from_slice(bytes).map_err(|e| BodyError::Json(e.to_string()))?;
@@ -39,6 +59,27 @@ pub fn from_slice<T: DeserializeOwned + Serialize>(bytes: &[u8]) -> Result<T, Bo
             message: "expected an object, not an array".into(),
         })
     })
+}
+
+/// `T` from an already parsed JSON value, an error naming the field inside it
+/// (`.` for the value itself). Unlike [`from_slice`], an array given for an object
+/// is not looked for: meant for types that read only from objects (each keeps its
+/// unknown members in a flattened map, which serde reads from objects alone).
+pub(crate) fn from_value<T: DeserializeOwned>(value: Value) -> Result<T, BodyError> {
+    serde_path_to_error::deserialize(value).map_err(|e| BodyError::Field {
+        path: e.path().to_string(),
+        message: e.into_inner().to_string(),
+    })
+}
+
+/// A path inside the value at `prefix`, as one path: `tools` and `[0].name` make
+/// `tools[0].name`; `.` (the value itself) makes `prefix`.
+pub(crate) fn join_path(prefix: &str, path: &str) -> String {
+    match path {
+        "." | "" => prefix.to_owned(),
+        p if p.starts_with('[') || prefix.is_empty() => format!("{prefix}{p}"),
+        p => format!("{prefix}.{p}"),
+    }
 }
 
 /// The first path where `given` has an array and `read` an object.
@@ -127,6 +168,19 @@ mod tests {
                 other => panic!("{body}: {other:?}"),
             }
         }
+    }
+
+    #[test]
+    fn values_read_with_their_paths() {
+        let Err(BodyError::Field { path, .. }) =
+            from_value::<Body>(json!({"model": "m", "list": [{}, {"include_usage": 3}]}))
+        else {
+            panic!()
+        };
+        assert_eq!(path, "list[1].include_usage");
+        assert_eq!(join_path("tools", &path), "tools.list[1].include_usage");
+        assert_eq!(join_path("input", "[2].content"), "input[2].content");
+        assert_eq!(join_path("input[0]", "."), "input[0]");
     }
 
     #[test]

@@ -1,8 +1,9 @@
-//! Token usage read out of response bodies and stream chunks, in either API's shape,
-//! for the request log and for pricing.
+//! Token usage read out of response bodies and stream chunks, in any of the APIs'
+//! shapes (Chat Completions, Responses, Anthropic Messages), for the request log
+//! and for pricing.
 //!
 //! Reading it runs for every request, and only `usage` is wanted from a body that
-//! may be large, so the body is not parsed: both vendors put `usage` near the end
+//! may be large, so the body is not parsed: every API puts `usage` near the end
 //! of the top-level object, so the last `"usage":` is found by a byte search and
 //! only that object is read, member by member. The member walker (`Members`) passes
 //! over JSON values by their structure, without interpreting them, so picking a few
@@ -33,10 +34,11 @@ fn n(v: &Value) -> u64 {
 
 /// The usage of a whole response body, read without building the rest of it.
 ///
-/// Both vendors put `usage` after the content, near the end of the top-level
+/// Every API puts `usage` after the content, near the end of the top-level
 /// object, so the last `"usage":` in the body is the one (inside a string the quotes
 /// would be escaped): only that object is parsed. Anything unexpected falls back to
-/// reading the body through.
+/// reading the body through. A Responses stream event (`response.completed`) has
+/// no usage of its own: there, the usage is its response's (`response.usage`).
 pub fn of_body(body: &[u8]) -> Option<Tokens> {
     // Built once: building a searcher costs more than searching a body.
     static USAGE: std::sync::LazyLock<memchr::memmem::Finder<'static>> =
@@ -61,11 +63,25 @@ pub fn of_body(body: &[u8]) -> Option<Tokens> {
         return Some(tokens);
     }
     #[derive(serde::Deserialize)]
-    struct Only {
+    struct Only<'a> {
+        usage: Option<Value>,
+        #[serde(borrow)]
+        response: Option<&'a RawValue>,
+    }
+    #[derive(serde::Deserialize)]
+    struct Nested {
         usage: Option<Value>,
     }
-    let only: Only = serde_json::from_slice(body).ok()?;
-    of_value(&only.usage?)
+    let only: Only<'_> = serde_json::from_slice(body).ok()?;
+    let usage = match only.usage {
+        Some(usage) => usage,
+        None => {
+            serde_json::from_str::<Nested>(only.response?.get())
+                .ok()?
+                .usage?
+        }
+    };
+    of_value(&usage)
 }
 
 /// The usage object at the start of `rest` (after `"usage":`), when it is a member
@@ -79,9 +95,9 @@ fn usage_at(rest: &[u8]) -> Option<Tokens> {
     fields.tokens()
 }
 
-/// Whether `tail`, what follows a member's value, holds only members with scalar
-/// values and then closes the object, with nothing after it: the member belonged
-/// to the top-level object, not to one nested in it.
+/// Whether `tail`, what follows a member's value, holds only members and then
+/// closes the object, with nothing after it: the member belonged to the top-level
+/// object, not to one nested in it. (Responses bodies end with `"metadata": {}`.)
 fn closes_top_level(tail: &[u8]) -> bool {
     let mut i = skip_space(tail, 0);
     loop {
@@ -100,9 +116,6 @@ fn closes_top_level(tail: &[u8]) -> bool {
                     return false;
                 }
                 i = skip_space(tail, i + 1);
-                if matches!(tail.get(i), Some(b'{' | b'[') | None) {
-                    return false;
-                }
                 let Some(end) = value_end(tail, i) else {
                     return false;
                 };
@@ -113,7 +126,7 @@ fn closes_top_level(tail: &[u8]) -> bool {
     }
 }
 
-/// The members of a usage object, in either API's shape: `None` for an absent
+/// The members of a usage object, in any API's shape: `None` for an absent
 /// member, `Some(0)` for one present but not a count (as [`of_value`] reads it).
 #[derive(Default)]
 struct UsageFields {
@@ -122,14 +135,21 @@ struct UsageFields {
     cached_tokens: Option<u64>,
     input_tokens: Option<u64>,
     output_tokens: Option<u64>,
+    /// `input_tokens_details.cached_tokens` (Responses).
+    input_cached_tokens: Option<u64>,
     cache_read_input_tokens: Option<u64>,
     cache_creation_input_tokens: Option<u64>,
+    /// Whether a member only the Responses shape has is present
+    /// (`total_tokens`, `input_tokens_details`, `output_tokens_details`).
+    responses_members: bool,
 }
 
 impl UsageFields {
-    /// The tokens these counts add up to: OpenAI's shape when `prompt_tokens` is
-    /// present, else Anthropic's (`input_tokens` counting cache reads and writes;
-    /// the sum saturates, as the counts are the upstream's).
+    /// The tokens these counts add up to: Chat's shape when `prompt_tokens` is
+    /// present; else the Responses shape, `input_tokens` counting cached tokens as
+    /// Chat does, when a member only it has is present; else Anthropic's
+    /// (`input_tokens` plus cache reads and writes; the sum saturates, as the
+    /// counts are the upstream's).
     fn tokens(&self) -> Option<Tokens> {
         let n = |v: Option<u64>| v.unwrap_or(0);
         if self.prompt_tokens.is_some() {
@@ -137,6 +157,14 @@ impl UsageFields {
                 input: n(self.prompt_tokens),
                 output: n(self.completion_tokens),
                 cached: n(self.cached_tokens),
+                cache_write: 0,
+            });
+        }
+        if self.responses_members && (self.input_tokens.is_some() || self.output_tokens.is_some()) {
+            return Some(Tokens {
+                input: n(self.input_tokens),
+                output: n(self.output_tokens),
+                cached: n(self.input_cached_tokens),
                 cache_write: 0,
             });
         }
@@ -156,10 +184,11 @@ impl UsageFields {
 }
 
 /// Reads the usage object at the start of `b`: the counts at its top and inside
-/// `prompt_tokens_details`, every other member passed over. Returns the fields and
-/// where the object ends. Anything it would have to interpret (an escaped name, a
-/// fraction, a negative number, a count that is not a number, a nested `usage`)
-/// makes it give up, and the caller reads the body through.
+/// `prompt_tokens_details` and `input_tokens_details`, every other member passed
+/// over. Returns the fields and where the object ends. Anything it would have to
+/// interpret (an escaped name, a fraction, a negative number, a count that is not
+/// a number, a nested `usage`) makes it give up, and the caller reads the body
+/// through.
 fn read_usage(b: &[u8]) -> Option<(UsageFields, usize)> {
     let mut f = UsageFields::default();
     let mut members = Members::of(b)?;
@@ -172,15 +201,16 @@ fn read_usage(b: &[u8]) -> Option<(UsageFields, usize)> {
             b"cache_read_input_tokens" => &mut f.cache_read_input_tokens,
             b"cache_creation_input_tokens" => &mut f.cache_creation_input_tokens,
             b"prompt_tokens_details" => {
-                // The last one counts, as in a parsed object.
-                f.cached_tokens = None;
-                if let Some(mut details) = Members::of(value) {
-                    while let Some((name, value)) = details.next()? {
-                        if name == b"cached_tokens" {
-                            f.cached_tokens = Some(read_count(value)?);
-                        }
-                    }
-                }
+                f.cached_tokens = read_cached(value)?;
+                continue;
+            }
+            b"input_tokens_details" => {
+                f.responses_members = true;
+                f.input_cached_tokens = read_cached(value)?;
+                continue;
+            }
+            b"total_tokens" | b"output_tokens_details" => {
+                f.responses_members = true;
                 continue;
             }
             b"usage" => return None,
@@ -189,6 +219,20 @@ fn read_usage(b: &[u8]) -> Option<(UsageFields, usize)> {
         *slot = Some(read_count(value)?);
     }
     Some((f, members.end()))
+}
+
+/// `cached_tokens` of a details object: `Some(None)` when it has none (the last
+/// member of a name counts, as in a parsed object), `None` to give up.
+fn read_cached(details: &[u8]) -> Option<Option<u64>> {
+    let mut cached = None;
+    if let Some(mut members) = Members::of(details) {
+        while let Some((name, value)) = members.next()? {
+            if name == b"cached_tokens" {
+                cached = Some(read_count(value)?);
+            }
+        }
+    }
+    Some(cached)
 }
 
 /// A count: a plain unsigned integer, or `null` (read as 0, as [`of_value`] reads it).
@@ -331,10 +375,11 @@ fn value_end(b: &[u8], start: usize) -> Option<usize> {
     }
 }
 
-/// The usage of a response body (or a `usage` object) in either API's shape.
+/// The usage of a response body (or a `usage` object) in any API's shape.
 pub fn of_value(body: &Value) -> Option<Tokens> {
     let u = body.get("usage").filter(|u| u.is_object()).unwrap_or(body);
     let count = |v: Option<&Value>| v.map(n);
+    let has = |name: &str| u.get(name).is_some();
     UsageFields {
         prompt_tokens: count(u.get("prompt_tokens")),
         completion_tokens: count(u.get("completion_tokens")),
@@ -344,8 +389,15 @@ pub fn of_value(body: &Value) -> Option<Tokens> {
         ),
         input_tokens: count(u.get("input_tokens")),
         output_tokens: count(u.get("output_tokens")),
+        input_cached_tokens: count(
+            u.get("input_tokens_details")
+                .and_then(|d| d.get("cached_tokens")),
+        ),
         cache_read_input_tokens: count(u.get("cache_read_input_tokens")),
         cache_creation_input_tokens: count(u.get("cache_creation_input_tokens")),
+        responses_members: has("total_tokens")
+            || has("input_tokens_details")
+            || has("output_tokens_details"),
     }
     .tokens()
 }

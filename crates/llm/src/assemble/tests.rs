@@ -108,3 +108,131 @@ fn streams_assemble_into_whole_responses() {
         br#"{"choices":[{"index":0}],"usage":null}"#
     ));
 }
+
+/// The `data:` payloads of a recorded stream.
+fn recorded_payloads(path: &str) -> Vec<Bytes> {
+    let bytes = std::fs::read(format!(
+        "{}/../../fixtures/{path}",
+        env!("CARGO_MANIFEST_DIR")
+    ))
+    .unwrap();
+    crate::sse::Decoder::new()
+        .feed(&bytes)
+        .unwrap()
+        .into_iter()
+        .map(|e| Bytes::from(e.data))
+        .collect()
+}
+
+#[test]
+fn responses_streams_assemble_into_their_terminal_response() {
+    /// (stream, status, output types, first output text, (input, output) usage)
+    type Case<'a> = (
+        &'a str,
+        &'a str,
+        &'a [&'a str],
+        Option<&'a str>,
+        Option<(u64, u64)>,
+    );
+    let cases: [Case<'_>; 7] = [
+        (
+            "responses_stream_text.sse",
+            "completed",
+            &["message"],
+            Some("2+2 = 4"),
+            Some((20, 10)),
+        ),
+        (
+            "responses_stream_text_2025-03.sse",
+            "completed",
+            &["message"],
+            Some("Hi there! How can I assist you today?"),
+            Some((27, 11)),
+        ),
+        (
+            "responses_stream_background.sse",
+            "completed",
+            &["message"],
+            Some("2 + 2 equals 4."),
+            Some((15, 9)),
+        ),
+        (
+            "responses_stream_function_call_2025-03.sse",
+            "completed",
+            &["function_call"],
+            None,
+            Some((255, 16)),
+        ),
+        (
+            "responses_stream_reasoning_function_call.sse",
+            "completed",
+            &["reasoning", "function_call"],
+            None,
+            Some((53, 469)),
+        ),
+        (
+            "responses_stream_reasoning_summary.sse",
+            "completed",
+            &["reasoning", "message"],
+            None,
+            Some((13, 1680)),
+        ),
+        (
+            "responses_stream_error_mid_stream.sse",
+            "failed",
+            &[],
+            None,
+            None,
+        ),
+    ];
+    for (name, status, types, text, usage) in cases {
+        let (body, tokens) = responses(&recorded_payloads(&format!("openai-responses/{name}")));
+        let whole: Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(whole["object"], "response", "{name}");
+        assert_eq!(whole["status"], status, "{name}");
+        let kinds: Vec<&str> = whole["output"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|i| i["type"].as_str().unwrap())
+            .collect();
+        assert_eq!(kinds, types, "{name}");
+        if let Some(text) = text {
+            assert_eq!(whole["output"][0]["content"][0]["text"], text, "{name}");
+        }
+        let expected = usage.map(|(input, output)| Tokens {
+            input,
+            output,
+            cached: 0,
+            cache_write: 0,
+        });
+        assert_eq!(tokens, expected, "{name}");
+        assert_eq!(of_value(&whole), expected, "{name}");
+    }
+    let (body, _) = responses(&recorded_payloads(
+        "openai-responses/responses_stream_error_mid_stream.sse",
+    ));
+    let failed: Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(failed["error"]["code"], "insufficient_quota");
+}
+
+#[test]
+fn a_responses_stream_cut_short_keeps_what_it_had() {
+    let mut payloads =
+        recorded_payloads("openai-responses/responses_stream_reasoning_function_call.sse");
+    payloads.pop(); // response.completed
+    let (body, tokens) = responses(&payloads);
+    let whole: Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(whole["status"], "in_progress");
+    assert_eq!(whole["output"][1]["arguments"], "{\"result\":6666}");
+    assert_eq!(whole["output"][1]["status"], "completed");
+    assert_eq!(tokens, None);
+
+    let mut payloads = recorded_payloads("openai-responses/responses_stream_error_mid_stream.sse");
+    payloads.pop(); // response.failed
+    let (body, _) = responses(&payloads);
+    let whole: Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(whole["error"]["code"], "insufficient_quota");
+    assert_eq!(whole["output"], json!([]));
+    assert_eq!(responses(&[]).0, b"{\"output\":[]}");
+}

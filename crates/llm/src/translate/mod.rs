@@ -1,14 +1,19 @@
-//! Translation between the OpenAI chat and the Anthropic Messages APIs: pure
-//! functions, one module per direction.
+//! Translation between the OpenAI Chat Completions, OpenAI Responses and
+//! Anthropic Messages APIs: pure functions, one module per direction.
 //!
 //! - [`chat_to_messages`]: an OpenAI client served by an Anthropic upstream
 //!   (request OpenAI → Anthropic; response, stream and errors Anthropic → OpenAI).
 //! - [`messages_to_chat`]: an Anthropic client served by an OpenAI-compatible
 //!   upstream (request Anthropic → OpenAI; response, stream and errors OpenAI →
 //!   Anthropic).
+//! - [`responses_to_chat`]: a Responses client served by a Chat Completions
+//!   upstream (request Responses → Chat; response, stream and errors Chat →
+//!   Responses). Chained with [`chat_to_messages`], it serves a Responses client
+//!   from an Anthropic upstream.
 
 pub mod chat_to_messages;
 pub mod messages_to_chat;
+pub mod responses_to_chat;
 
 /// Why a translation failed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

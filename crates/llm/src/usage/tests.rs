@@ -15,17 +15,22 @@ fn random(mut seed: u64) -> impl FnMut(usize) -> usize {
     }
 }
 
-/// The full read, as a reference for the fast path.
+/// The full read, as a reference for the fast path: the top-level usage, else
+/// (a Responses stream event) its response's.
 fn usage_read_through(body: &[u8]) -> Option<Tokens> {
     let v: Value = serde_json::from_slice(body).ok()?;
-    of_value(v.get("usage")?)
+    let usage = match v.get("usage").filter(|u| !u.is_null()) {
+        Some(usage) => usage,
+        None => v.get("response")?.get("usage")?,
+    };
+    of_value(usage)
 }
 
 #[test]
 fn the_fast_usage_read_agrees_with_reading_the_body_through() {
     let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../../fixtures");
     let mut checked = 0;
-    for sub in ["openai", "anthropic"] {
+    for sub in ["openai", "anthropic", "openai-responses"] {
         for entry in std::fs::read_dir(format!("{dir}/{sub}")).unwrap() {
             let path = entry.unwrap().path();
             let name = path.file_name().unwrap().to_string_lossy().into_owned();
@@ -38,8 +43,8 @@ fn the_fast_usage_read_agrees_with_reading_the_body_through() {
             checked += usize::from(expected.is_some());
         }
     }
-    assert!(checked >= 5, "only {checked} fixtures with usage");
-    let tricky: [&[u8]; 6] = [
+    assert!(checked >= 15, "only {checked} fixtures with usage");
+    let tricky: [&[u8]; 10] = [
         // A nested "usage" key before the top-level one (Anthropic tool input).
         br#"{"content":[{"type":"tool_use","input":{"usage":{"input_tokens":99}}}],"usage":{"input_tokens":5,"output_tokens":2}}"#,
         // Usage first, a nested one after it: the last match is not top level.
@@ -51,6 +56,12 @@ fn the_fast_usage_read_agrees_with_reading_the_body_through() {
         // No usage, and usage null.
         br#"{"choices":[]}"#,
         br#"{"usage":null}"#,
+        // Responses: objects after the usage, one holding a "usage" of its own.
+        br#"{"usage":{"input_tokens":3,"output_tokens":1,"total_tokens":4},"metadata":{"k":[1,{"a":"}"}]},"user":null}"#,
+        br#"{"usage":{"input_tokens":3,"output_tokens":1,"total_tokens":4},"metadata":{"usage":{"input_tokens":9}}}"#,
+        // A Responses stream event: the usage is its response's.
+        br#"{"type":"response.completed","response":{"usage":{"input_tokens":5,"input_tokens_details":{"cached_tokens":2},"output_tokens":1,"total_tokens":6},"metadata":{}},"sequence_number":3}"#,
+        br#"{"type":"response.created","response":"nope"}"#,
     ];
     for body in tricky {
         let (fast, through) = (of_body(body), usage_read_through(body));
@@ -59,8 +70,8 @@ fn the_fast_usage_read_agrees_with_reading_the_body_through() {
 }
 
 /// Member names for random usage objects: the counted ones (some twice, so they
-/// repeat), others either API sends, a nested `usage` and an escaped name.
-const NAMES: [&str; 19] = [
+/// repeat), others the APIs send, a nested `usage` and an escaped name.
+const NAMES: [&str; 21] = [
     "prompt_tokens",
     "completion_tokens",
     "total_tokens",
@@ -80,6 +91,8 @@ const NAMES: [&str; 19] = [
     "prompt_tokens_details",
     "usage",
     "prompt\\u005ftokens",
+    "input_tokens_details",
+    "output_tokens_details",
 ];
 
 /// Member values besides random counts: a few counts, null, numbers the fast read
@@ -167,7 +180,7 @@ fn the_fast_usage_read_agrees_on_random_bodies() {
                 r#"{{"id":"x","choices":[{{"message":{{"content":"hi"}}}}],"usage":{usage}}}"#
             ),
             1 => format!(
-                r#"{{"usage" : {usage} , "service_tier":"default","system_fingerprint":"fp"}}"#
+                r#"{{"usage" : {usage} , "service_tier":"default","system_fingerprint":"fp","metadata":{{"k":[1,"]}}"]}}}}"#
             ),
             _ => format!(r#"{{"usage":{usage},"content":[{{"text":"x"}}]}}"#),
         };
@@ -214,7 +227,84 @@ fn usage_in_both_shapes() {
             cache_write: 1
         })
     );
+    assert_eq!(
+        of_value(
+            &json!({"usage": {"input_tokens": 10, "input_tokens_details": {"cached_tokens": 4}, "output_tokens": 3, "output_tokens_details": {"reasoning_tokens": 2}, "total_tokens": 13}})
+        ),
+        Some(Tokens {
+            input: 10,
+            output: 3,
+            cached: 4,
+            cache_write: 0
+        })
+    );
     assert_eq!(of_value(&json!({"id": "x"})), None);
+}
+
+/// Responses bodies (usage, then `user` and `metadata: {}`) and the terminal
+/// event of a Responses stream.
+#[test]
+fn responses_usage_is_read_from_bodies_and_the_completed_event() {
+    let dir = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../fixtures/openai-responses"
+    );
+    let body = std::fs::read(format!("{dir}/responses_response_reasoning.json")).unwrap();
+    let expected = Some(Tokens {
+        input: 34,
+        output: 226,
+        cached: 0,
+        cache_write: 0,
+    });
+    assert_eq!(of_body(&body), expected);
+    // The fast read, not the fallback, answers it.
+    let at = memchr::memmem::rfind(&body, b"\"usage\":").unwrap();
+    assert_eq!(usage_at(&body[at + 8..]), expected);
+
+    let stream = std::fs::read(format!("{dir}/responses_stream_text.sse")).unwrap();
+    let events = crate::sse::Decoder::new().feed(&stream).unwrap();
+    let completed = events.last().unwrap();
+    assert_eq!(completed.event.as_deref(), Some("response.completed"));
+    assert_eq!(
+        of_body(completed.data.as_bytes()),
+        Some(Tokens {
+            input: 20,
+            output: 10,
+            cached: 0,
+            cache_write: 0
+        })
+    );
+    assert_eq!(of_body(events[0].data.as_bytes()), None);
+
+    // A Response aiprox writes puts its usage after the echoed tools, whose
+    // schemas may hold a "usage" of their own: the fast read still finds it.
+    let req = crate::responses::ResponsesRequest::parse(
+        br#"{"model":"m","input":"x","tools":[{"type":"function","name":"f","parameters":{"type":"object","properties":{"usage":{"type":"string"}}}}]}"#,
+    )
+    .unwrap();
+    let completion = serde_json::from_value(json!({"id": "c", "object": "chat.completion",
+        "created": 1, "model": "m", "choices": [{"index": 0, "finish_reason": "stop",
+        "message": {"role": "assistant", "content": "hi"}}],
+        "usage": {"prompt_tokens": 9, "completion_tokens": 2, "total_tokens": 11,
+            "prompt_tokens_details": {"cached_tokens": 3}}}))
+    .unwrap();
+    let meta = crate::responses::ResponseMeta {
+        id: "resp_1".into(),
+        created_at: 1,
+        model: "m".into(),
+    };
+    let response =
+        crate::translate::responses_to_chat::response(completion, &meta, req.echo()).unwrap();
+    let body = serde_json::to_vec(&response).unwrap();
+    let at = memchr::memmem::rfind(&body, b"\"usage\":").unwrap();
+    let expected = Some(Tokens {
+        input: 9,
+        output: 2,
+        cached: 3,
+        cache_write: 0,
+    });
+    assert_eq!(usage_at(&body[at + 8..]), expected);
+    assert_eq!(of_body(&body), expected);
 }
 
 /// The screen in front of the usage-chunk parse must never turn away a chunk
