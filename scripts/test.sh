@@ -26,6 +26,8 @@ need=()
 python3 -c 'import venv, ensurepip' 2>/dev/null || need+=(python3-venv)
 # Throw-away servers the tests start themselves (never the machine's own).
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need+=(postgresql)
+# MariaDB for the store's MySQL backend (its client comes with it; mariadbd is in /usr/sbin).
+{ command -v mariadbd || [ -x /usr/sbin/mariadbd ]; } >/dev/null || need+=(mariadb-server)
 command -v nats-server >/dev/null || need+=(nats-server)
 command -v pkill >/dev/null || need+=(procps)
 command -v runuser >/dev/null || need+=(util-linux)

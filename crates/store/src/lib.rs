@@ -1,14 +1,21 @@
-//! aiprox's database, on Postgres (production) and SQLite (the embedded default).
+//! aiprox's database, on Postgres (production), MySQL 8 or MariaDB 10.11, and
+//! SQLite (the embedded default).
 //!
 //! - [`Store::insert_batch`]: one transaction per batch of log events: request
 //!   metadata, bodies, media links and the per-minute and per-hour usage rollups, idempotent by
 //!   request id (a replayed event changes nothing).
 //! - Partitions (Postgres): daily, created ahead; retention drops whole days.
-//! - Migrations in `migrations/{postgres,sqlite}`, embedded and run at start.
+//!   MySQL and SQLite delete the rows instead (`mysql/retention.rs` says why).
+//! - Migrations in `migrations/{postgres,mysql,sqlite}`, embedded and run at start.
 //! - [`Store::list_logs`]: the Logs page's filters with keyset pagination.
 //! - A few read queries the tests and the admin API use.
+//!
+//! Modules: `postgres`, `mysql` and `sqlite` hold each database's writes and
+//! the reads whose SQL is its own; `query` the Logs page and dashboard reads,
+//! `config` the configuration tables, both written once where the SQL allows.
 
 mod config;
+mod mysql;
 mod postgres;
 mod query;
 mod sqlite;
@@ -41,7 +48,9 @@ pub enum StoreError {
     Db(#[from] sqlx::Error),
     #[error("migration failed: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
-    #[error("unsupported database URL (use postgres://… or sqlite://…): {0}")]
+    #[error(
+        "unsupported database URL (use postgres://…, mysql://…, mariadb://… or sqlite://…): {0}"
+    )]
     Url(String),
 }
 
@@ -49,6 +58,8 @@ pub enum StoreError {
 #[derive(Debug, Clone)]
 pub enum Store {
     Postgres(sqlx::PgPool),
+    /// MySQL 8 or MariaDB 10.11.
+    MySql(sqlx::MySqlPool),
     Sqlite(sqlx::SqlitePool),
 }
 
@@ -132,8 +143,9 @@ pub(crate) fn attempts_of(column: &str) -> Vec<FailedAttempt> {
     serde_json::from_str(column).unwrap_or_default()
 }
 
-/// Totals over every rollup row.
-#[derive(Debug, Clone, Copy, Default, PartialEq)]
+/// Totals over every rollup row (read by its field names where the database
+/// sums them).
+#[derive(Debug, Clone, Copy, Default, PartialEq, sqlx::FromRow)]
 pub struct RollupTotals {
     pub requests: i64,
     pub errors: i64,
@@ -204,6 +216,48 @@ pub(crate) fn body(b: &[u8]) -> String {
     text(&String::from_utf8_lossy(b))
 }
 
+/// The [`LogRow`] of a row that names its columns as [`LogRow`]'s fields, but
+/// `id` and `t` for the request id and the time, Unix µs.
+pub(crate) fn log_row<R: sqlx::Row>(
+    row: &R,
+    media: Vec<(String, String)>,
+) -> Result<LogRow, sqlx::Error>
+where
+    for<'r> &'r str: sqlx::ColumnIndex<R>,
+    for<'r> String: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    for<'r> i64: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    for<'r> i32: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    for<'r> bool: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    for<'r> f64: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+{
+    Ok(LogRow {
+        request_id: row.try_get("id")?,
+        received_at_us: row.try_get("t")?,
+        endpoint: row.try_get("endpoint")?,
+        requested_model: row.try_get("requested_model")?,
+        provider: row.try_get("provider")?,
+        upstream_model: row.try_get("upstream_model")?,
+        stream: row.try_get("stream")?,
+        status: row.try_get("status")?,
+        error_kind: row.try_get("error_kind")?,
+        input_tokens: row.try_get("input_tokens")?,
+        output_tokens: row.try_get("output_tokens")?,
+        cached_tokens: row.try_get("cached_tokens")?,
+        cost_usd: row.try_get("cost_usd")?,
+        latency_us: row.try_get("latency_us")?,
+        ttft_us: row.try_get("ttft_us")?,
+        upstream_latency_us: row.try_get("upstream_latency_us")?,
+        client_key_id: row.try_get("client_key_id")?,
+        source: row.try_get("source")?,
+        failed_attempts: attempts_of(&row.try_get::<String, _>("attempts")?),
+        cache_write_tokens: row.try_get("cache_write_tokens")?,
+        error_message: row.try_get("error_message")?,
+        request_body: row.try_get("request_body")?,
+        response_body: row.try_get("response_body")?,
+        media,
+    })
+}
+
 /// One media part of a new event: the event that links to it, and the file.
 pub(crate) type MediaLink<'a> = (&'a LogEvent, &'a MediaRef);
 
@@ -246,11 +300,53 @@ pub(crate) fn rollups<'a>(
     out
 }
 
+/// [`Store::log_time_range`] where times are Unix µs integers (MySQL, SQLite).
+const MICROS_RANGE: &str = "SELECT min(received_at), max(received_at) FROM request_logs";
+/// [`Store::log_ids`] where ids are text (MySQL, SQLite).
+const PLAIN_IDS: &str = "SELECT request_id, count(*) FROM request_logs GROUP BY 1 ORDER BY 1";
+
+/// [`Store::log`] where times are Unix µs integers and ids text (MySQL,
+/// SQLite): the same SQL on either pool.
+macro_rules! micros_log {
+    ($pool:expr, $request_id:expr) => {{
+        let row = sqlx::query(
+            "SELECT l.request_id AS id, l.received_at AS t, l.endpoint, l.requested_model,
+               l.provider, l.upstream_model, l.stream, l.status, l.error_kind, l.input_tokens,
+               l.output_tokens, l.cached_tokens, l.cost_usd, l.latency_us, l.ttft_us,
+               l.upstream_latency_us, l.client_key_id, l.source, l.error_message, l.attempts,
+               l.cache_write_tokens, c.request_body, c.response_body
+             FROM request_logs l JOIN request_contents c
+               ON c.received_at = l.received_at AND c.request_id = l.request_id
+             WHERE l.request_id = ?",
+        )
+        .bind($request_id)
+        .fetch_optional($pool)
+        .await?;
+        match row {
+            None => Ok(None),
+            Some(row) => {
+                let media: Vec<(String, String)> = sqlx::query_as(
+                    "SELECT m.sha256, r.path FROM request_media m JOIN media_resources r USING (sha256)
+                     WHERE m.request_id = ? ORDER BY m.sha256",
+                )
+                .bind($request_id)
+                .fetch_all($pool)
+                .await?;
+                Ok(Some(log_row(&row, media)?))
+            }
+        }
+    }};
+}
+
 impl Store {
-    /// Connects to `postgres://…` or `sqlite://PATH` (the file is created).
+    /// Connects to `postgres://…`, `mysql://…` (or `mariadb://…`: the same
+    /// protocol) or `sqlite://PATH` (the file is created).
     pub async fn connect(url: &str) -> Result<Self, StoreError> {
         if url.starts_with("postgres://") || url.starts_with("postgresql://") {
             return Ok(Self::Postgres(postgres::connect(url).await?));
+        }
+        if url.starts_with("mysql://") || url.starts_with("mariadb://") {
+            return Ok(Self::MySql(mysql::connect(url).await?));
         }
         if url.starts_with("sqlite:") {
             return Ok(Self::Sqlite(sqlite::connect(url).await?));
@@ -264,6 +360,7 @@ impl Store {
     pub async fn migrate(&self) -> Result<(), StoreError> {
         match self {
             Self::Postgres(pool) => sqlx::migrate!("./migrations/postgres").run(pool).await?,
+            Self::MySql(pool) => sqlx::migrate!("./migrations/mysql").run(pool).await?,
             Self::Sqlite(pool) => sqlx::migrate!("./migrations/sqlite").run(pool).await?,
         }
         Ok(())
@@ -279,16 +376,17 @@ impl Store {
     pub async fn insert_batch(&self, events: &[LogEvent]) -> Result<usize, StoreError> {
         match self {
             Self::Postgres(pool) => postgres::insert_batch(pool, events).await,
+            Self::MySql(pool) => mysql::insert_batch(pool, events).await,
             Self::Sqlite(pool) => sqlite::insert_batch(pool, events).await,
         }
     }
 
     /// Makes sure daily partitions exist for `days` days from the day of
-    /// `from_us` (Postgres; nothing to do on SQLite).
+    /// `from_us` (Postgres; nothing to do on MySQL and SQLite).
     pub async fn ensure_partitions(&self, from_us: i64, days: u32) -> Result<(), StoreError> {
         match self {
             Self::Postgres(pool) => postgres::ensure_partitions(pool, from_us, days).await,
-            Self::Sqlite(_) => Ok(()),
+            Self::MySql(_) | Self::Sqlite(_) => Ok(()),
         }
     }
 
@@ -296,6 +394,7 @@ impl Store {
     pub async fn drop_before(&self, cutoff_us: i64) -> Result<usize, StoreError> {
         match self {
             Self::Postgres(pool) => postgres::drop_before(pool, cutoff_us).await,
+            Self::MySql(pool) => mysql::drop_before(pool, cutoff_us).await,
             Self::Sqlite(pool) => sqlite::drop_before(pool, cutoff_us).await,
         }
     }
@@ -311,11 +410,8 @@ impl Store {
                 .fetch_one(pool)
                 .await?
             }
-            Self::Sqlite(pool) => {
-                sqlx::query_as("SELECT min(received_at), max(received_at) FROM request_logs")
-                    .fetch_one(pool)
-                    .await?
-            }
+            Self::MySql(pool) => sqlx::query_as(MICROS_RANGE).fetch_one(pool).await?,
+            Self::Sqlite(pool) => sqlx::query_as(MICROS_RANGE).fetch_one(pool).await?,
         };
         Ok(range.0.zip(range.1))
     }
@@ -324,6 +420,7 @@ impl Store {
         let q = "SELECT count(*) FROM request_logs";
         Ok(match self {
             Self::Postgres(pool) => sqlx::query_scalar(q).fetch_one(pool).await?,
+            Self::MySql(pool) => sqlx::query_scalar(q).fetch_one(pool).await?,
             Self::Sqlite(pool) => sqlx::query_scalar(q).fetch_one(pool).await?,
         })
     }
@@ -338,26 +435,23 @@ impl Store {
                 .fetch_all(pool)
                 .await?
             }
-            Self::Sqlite(pool) => {
-                sqlx::query_as(
-                    "SELECT request_id, count(*) FROM request_logs GROUP BY 1 ORDER BY 1",
-                )
-                .fetch_all(pool)
-                .await?
-            }
+            Self::MySql(pool) => sqlx::query_as(PLAIN_IDS).fetch_all(pool).await?,
+            Self::Sqlite(pool) => sqlx::query_as(PLAIN_IDS).fetch_all(pool).await?,
         })
     }
 
     pub async fn log(&self, request_id: &str) -> Result<Option<LogRow>, StoreError> {
         match self {
             Self::Postgres(pool) => postgres::log(pool, request_id).await,
-            Self::Sqlite(pool) => sqlite::log(pool, request_id).await,
+            Self::MySql(pool) => micros_log!(pool, request_id),
+            Self::Sqlite(pool) => micros_log!(pool, request_id),
         }
     }
 
     pub async fn rollup_totals(&self) -> Result<RollupTotals, StoreError> {
         match self {
             Self::Postgres(pool) => postgres::rollup_totals(pool).await,
+            Self::MySql(pool) => mysql::rollup_totals(pool).await,
             Self::Sqlite(pool) => sqlite::rollup_totals(pool).await,
         }
     }
@@ -368,6 +462,12 @@ impl Store {
         Ok(match self {
             Self::Postgres(pool) => {
                 sqlx::query_as(sqlx::AssertSqlSafe(format!("{q}$1")))
+                    .bind(sha256)
+                    .fetch_optional(pool)
+                    .await?
+            }
+            Self::MySql(pool) => {
+                sqlx::query_as(sqlx::AssertSqlSafe(format!("{q}?")))
                     .bind(sha256)
                     .fetch_optional(pool)
                     .await?
@@ -386,6 +486,7 @@ impl Store {
         let q = "SELECT count(*) FROM media_resources";
         Ok(match self {
             Self::Postgres(pool) => sqlx::query_scalar(q).fetch_one(pool).await?,
+            Self::MySql(pool) => sqlx::query_scalar(q).fetch_one(pool).await?,
             Self::Sqlite(pool) => sqlx::query_scalar(q).fetch_one(pool).await?,
         })
     }

@@ -3,8 +3,8 @@
 use std::collections::HashSet;
 
 use events::proto::LogEvent;
+use sqlx::PgPool;
 use sqlx::postgres::PgPoolOptions;
-use sqlx::{PgPool, Row};
 
 use crate::{
     Grain, LogRow, MediaLink, Rollup, RollupKey, RollupTotals, StoreError, body, i64_of,
@@ -297,48 +297,17 @@ pub async fn log(pool: &PgPool, request_id: &str) -> Result<Option<LogRow>, Stor
     .bind(request_id)
     .fetch_all(pool)
     .await?;
-    Ok(Some(LogRow {
-        request_id: row.try_get("id")?,
-        received_at_us: row.try_get("t")?,
-        endpoint: row.try_get("endpoint")?,
-        requested_model: row.try_get("requested_model")?,
-        provider: row.try_get("provider")?,
-        upstream_model: row.try_get("upstream_model")?,
-        stream: row.try_get("stream")?,
-        status: row.try_get("status")?,
-        error_kind: row.try_get("error_kind")?,
-        input_tokens: row.try_get("input_tokens")?,
-        output_tokens: row.try_get("output_tokens")?,
-        cached_tokens: row.try_get("cached_tokens")?,
-        cost_usd: row.try_get("cost_usd")?,
-        latency_us: row.try_get("latency_us")?,
-        ttft_us: row.try_get("ttft_us")?,
-        upstream_latency_us: row.try_get("upstream_latency_us")?,
-        client_key_id: row.try_get("client_key_id")?,
-        source: row.try_get("source")?,
-        failed_attempts: crate::attempts_of(row.try_get("attempts")?),
-        cache_write_tokens: row.try_get("cache_write_tokens")?,
-        error_message: row.try_get("error_message")?,
-        request_body: row.try_get("request_body")?,
-        response_body: row.try_get("response_body")?,
-        media,
-    }))
+    Ok(Some(crate::log_row(&row, media)?))
 }
 
 pub async fn rollup_totals(pool: &PgPool) -> Result<RollupTotals, StoreError> {
-    let row = sqlx::query(
-        "SELECT coalesce(sum(requests), 0)::int8 AS r, coalesce(sum(errors), 0)::int8 AS e,
-           coalesce(sum(input_tokens), 0)::int8 AS i, coalesce(sum(output_tokens), 0)::int8 AS o,
-           coalesce(sum((SELECT sum(x) FROM unnest(latency_hist) x)), 0)::int8 AS h
+    Ok(sqlx::query_as(
+        "SELECT coalesce(sum(requests), 0)::int8 AS requests, coalesce(sum(errors), 0)::int8 AS errors,
+           coalesce(sum(input_tokens), 0)::int8 AS input_tokens,
+           coalesce(sum(output_tokens), 0)::int8 AS output_tokens,
+           coalesce(sum((SELECT sum(x) FROM unnest(latency_hist) x)), 0)::int8 AS histogram_count
          FROM usage_rollups",
     )
     .fetch_one(pool)
-    .await?;
-    Ok(RollupTotals {
-        requests: row.try_get("r")?,
-        errors: row.try_get("e")?,
-        input_tokens: row.try_get("i")?,
-        output_tokens: row.try_get("o")?,
-        histogram_count: row.try_get("h")?,
-    })
+    .await?)
 }

@@ -1,11 +1,12 @@
-//! The Logs page's query: filters and keyset pagination, on either database.
+//! The Logs page's query: filters and keyset pagination, and the dashboards'
+//! rollup reads, on each database.
 //!
 //! Rows come newest first, ordered by (received_at, request_id) descending; a
 //! cursor is the last row's pair, and the next page holds rows strictly before
 //! it. Rows inserted while a client pages (newer ones) land before its first page,
 //! so no row is skipped or repeated.
 
-use sqlx::{Postgres, QueryBuilder, Row, Sqlite};
+use sqlx::{MySql, Postgres, QueryBuilder, Row, Sqlite};
 
 use crate::{Grain, Store, StoreError};
 
@@ -74,12 +75,19 @@ pub struct LogSummary {
     pub ttft_us: i64,
 }
 
-fn like(text: &str) -> String {
-    let escaped = text
-        .replace('\\', "\\\\")
-        .replace('%', "\\%")
-        .replace('_', "\\_");
-    format!("%{escaped}%")
+/// `text` as a LIKE pattern that finds it anywhere: its `%`, `_` and `escape`
+/// characters escaped with `escape`.
+fn like(text: &str, escape: char) -> String {
+    let mut pattern = String::with_capacity(text.len() + 2);
+    pattern.push('%');
+    for c in text.chars() {
+        if c == '%' || c == '_' || c == escape {
+            pattern.push(escape);
+        }
+        pattern.push(c);
+    }
+    pattern.push('%');
+    pattern
 }
 
 impl Store {
@@ -91,6 +99,17 @@ impl Store {
         limit: u32,
     ) -> Result<(Vec<LogSummary>, Option<Cursor>), StoreError> {
         let limit = i64::from(limit.clamp(1, 500));
+        // A page's rows from a built query, on that query's pool.
+        macro_rules! fetch {
+            ($q:expr, $pool:expr) => {
+                $q.build()
+                    .fetch_all($pool)
+                    .await?
+                    .iter()
+                    .map(summary)
+                    .collect::<Result<Vec<_>, _>>()?
+            };
+        }
         let rows = match self {
             Self::Postgres(pool) => {
                 let mut q: QueryBuilder<Postgres> = QueryBuilder::new(
@@ -116,45 +135,10 @@ impl Store {
                 }
                 q.push(" ORDER BY l.received_at DESC, l.request_id DESC LIMIT ")
                     .push_bind(limit);
-                q.build()
-                    .fetch_all(pool)
-                    .await?
-                    .iter()
-                    .map(summary)
-                    .collect::<Result<Vec<_>, _>>()?
+                fetch!(q, pool)
             }
-            Self::Sqlite(pool) => {
-                let mut q: QueryBuilder<Sqlite> = QueryBuilder::new(
-                    "SELECT l.request_id AS id, l.received_at AS t, l.endpoint, l.requested_model, \
-                     l.provider, l.upstream_model, l.client_key_id, l.source, l.stream, l.status, \
-                     l.error_kind, l.input_tokens, l.output_tokens, l.cost_usd, l.latency_us, l.ttft_us \
-                     FROM request_logs l WHERE 1 = 1",
-                );
-                if let Some(v) = filter.from_us {
-                    q.push(" AND l.received_at >= ").push_bind(v);
-                }
-                if let Some(v) = filter.to_us {
-                    q.push(" AND l.received_at < ").push_bind(v);
-                }
-                push_common_sqlite(&mut q, filter);
-                if let Some(c) = after {
-                    q.push(" AND (l.received_at < ")
-                        .push_bind(c.received_at_us)
-                        .push(" OR (l.received_at = ")
-                        .push_bind(c.received_at_us)
-                        .push(" AND l.request_id < ")
-                        .push_bind(c.request_id.clone())
-                        .push("))");
-                }
-                q.push(" ORDER BY l.received_at DESC, l.request_id DESC LIMIT ")
-                    .push_bind(limit);
-                q.build()
-                    .fetch_all(pool)
-                    .await?
-                    .iter()
-                    .map(summary)
-                    .collect::<Result<Vec<_>, _>>()?
-            }
+            Self::MySql(pool) => fetch!(mysql_page(filter, after, limit), pool),
+            Self::Sqlite(pool) => fetch!(sqlite_page(filter, after, limit), pool),
         };
         let next = (rows.len() as i64 == limit).then(|| {
             rows.last().map(|r| Cursor {
@@ -173,12 +157,57 @@ fn pg_at(q: &mut QueryBuilder<Postgres>, us: i64) {
         .push(" * interval '1 microsecond'");
 }
 
-fn sqlite_at(q: &mut QueryBuilder<Sqlite>, us: i64) {
+/// A time in Unix µs where `received_at` is one too (MySQL, SQLite).
+fn micros_at<DB: sqlx::Database>(q: &mut QueryBuilder<DB>, us: i64)
+where
+    for<'a> i64: sqlx::Encode<'a, DB> + sqlx::Type<DB>,
+{
     q.push_bind(us);
 }
 
+/// The page's query where times are Unix µs integers and ids text (MySQL,
+/// SQLite): the same SQL for each database's query builder.
+macro_rules! micros_page {
+    ($name:ident, $db:ty, $push_common:ident) => {
+        fn $name(filter: &LogFilter, after: Option<&Cursor>, limit: i64) -> QueryBuilder<$db> {
+            let mut q: QueryBuilder<$db> = QueryBuilder::new(
+                "SELECT l.request_id AS id, l.received_at AS t, l.endpoint, l.requested_model, \
+                 l.provider, l.upstream_model, l.client_key_id, l.source, l.stream, l.status, \
+                 l.error_kind, l.input_tokens, l.output_tokens, l.cost_usd, l.latency_us, l.ttft_us \
+                 FROM request_logs l WHERE 1 = 1",
+            );
+            if let Some(v) = filter.from_us {
+                q.push(" AND l.received_at >= ").push_bind(v);
+            }
+            if let Some(v) = filter.to_us {
+                q.push(" AND l.received_at < ").push_bind(v);
+            }
+            $push_common(&mut q, filter);
+            if let Some(c) = after {
+                q.push(" AND (l.received_at < ")
+                    .push_bind(c.received_at_us)
+                    .push(" OR (l.received_at = ")
+                    .push_bind(c.received_at_us)
+                    .push(" AND l.request_id < ")
+                    .push_bind(c.request_id.clone())
+                    .push("))");
+            }
+            q.push(" ORDER BY l.received_at DESC, l.request_id DESC LIMIT ")
+                .push_bind(limit);
+            q
+        }
+    };
+}
+
+micros_page!(sqlite_page, Sqlite, push_common_sqlite);
+micros_page!(mysql_page, MySql, push_common_mysql);
+
+/// The filters every database words alike, but for a case-insensitive LIKE
+/// (`$ci_like`) and its escape character (`$escape`: MySQL's string literals
+/// take a backslash as an escape of their own unless `NO_BACKSLASH_ESCAPES`, so
+/// it escapes with `!`).
 macro_rules! push_common {
-    ($name:ident, $db:ty, $ci_like:literal, $at:ident) => {
+    ($name:ident, $db:ty, $ci_like:literal, $escape:literal, $at:ident) => {
         fn $name(q: &mut QueryBuilder<$db>, f: &LogFilter) {
             if let Some(v) = &f.model {
                 q.push(" AND l.requested_model = ").push_bind(v.clone());
@@ -207,16 +236,19 @@ macro_rules! push_common {
                 q.push(" AND l.latency_us >= ").push_bind(v);
             }
             if let Some(text) = &f.text {
-                let pattern = like(text);
+                let pattern = like(text, $escape);
+                let escape = format!(" ESCAPE '{}'", $escape);
                 q.push(concat!(
                     " AND EXISTS (SELECT 1 FROM request_contents c WHERE c.received_at = l.received_at \
                      AND c.request_id = l.request_id AND (c.request_body ",
                     $ci_like
                 ))
                 .push_bind(pattern.clone())
-                .push(concat!(" ESCAPE '\\' OR c.response_body ", $ci_like))
+                .push(&escape)
+                .push(concat!(" OR c.response_body ", $ci_like))
                 .push_bind(pattern)
-                .push(" ESCAPE '\\')");
+                .push(&escape)
+                .push(")");
                 // The range again on the bodies' side, so only the range's part of
                 // them (its partitions, its index range) is read, whatever join the
                 // planner picks.
@@ -234,8 +266,10 @@ macro_rules! push_common {
     };
 }
 
-push_common!(push_common_pg, Postgres, "ILIKE ", pg_at);
-push_common!(push_common_sqlite, Sqlite, "LIKE ", sqlite_at);
+push_common!(push_common_pg, Postgres, "ILIKE ", '\\', pg_at);
+push_common!(push_common_sqlite, Sqlite, "LIKE ", '\\', micros_at);
+// Case-insensitive by the bodies' collation (utf8mb4_unicode_ci).
+push_common!(push_common_mysql, MySql, "LIKE ", '!', micros_at);
 
 fn summary<R: Row>(row: &R) -> Result<LogSummary, sqlx::Error>
 where
@@ -322,8 +356,8 @@ pub struct SeriesPoint {
 }
 
 /// One rollup row (a minute or an hour × model × provider × key), or on
-/// PostgreSQL a sum of them.
-struct RollupRow {
+/// PostgreSQL and MySQL a sum of them.
+pub(crate) struct RollupRow {
     start_us: i64,
     model: String,
     provider: String,
@@ -333,8 +367,40 @@ struct RollupRow {
     input_tokens: i64,
     output_tokens: i64,
     cost_usd: f64,
+    /// Empty when left out.
     latency_hist: Vec<i64>,
     ttft_hist: Vec<i64>,
+}
+
+impl RollupRow {
+    /// The row of a query whose first nine columns are the start, model,
+    /// provider, key, requests, errors, input and output tokens and cost, with
+    /// its histograms as each database reads them.
+    pub(crate) fn of<R: Row>(
+        r: &R,
+        latency_hist: Vec<i64>,
+        ttft_hist: Vec<i64>,
+    ) -> Result<Self, sqlx::Error>
+    where
+        usize: sqlx::ColumnIndex<R>,
+        for<'a> String: sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
+        for<'a> i64: sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
+        for<'a> f64: sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
+    {
+        Ok(Self {
+            start_us: r.try_get(0)?,
+            model: r.try_get(1)?,
+            provider: r.try_get(2)?,
+            key: r.try_get(3)?,
+            requests: r.try_get(4)?,
+            errors: r.try_get(5)?,
+            input_tokens: r.try_get(6)?,
+            output_tokens: r.try_get(7)?,
+            cost_usd: r.try_get(8)?,
+            latency_hist,
+            ttft_hist,
+        })
+    }
 }
 
 impl UsageSummary {
@@ -394,13 +460,7 @@ fn pg_rollup_sums(
     (from_us, step_us): (i64, i64),
     parts: &[(i64, i64)],
 ) -> QueryBuilder<Postgres> {
-    let column = |wanted: Split, name: &str| {
-        if split == wanted {
-            name.to_owned()
-        } else {
-            "''".to_owned()
-        }
-    };
+    let [model, provider, key] = split_columns(split);
     let hist = |name: &str| {
         if !percentiles {
             return "'{}'::int8[]".to_owned();
@@ -424,9 +484,6 @@ fn pg_rollup_sums(
                sum(output_tokens)::int8, sum(cost_usd)::float8, {latency}, {ttft}
              FROM {table} WHERE ",
             table = grain.table(),
-            model = column(Split::Model, "model"),
-            provider = column(Split::Provider, "provider"),
-            key = column(Split::Key, "client_key_id"),
             latency = hist("latency_hist"),
             ttft = hist("ttft_hist"),
         ));
@@ -445,10 +502,22 @@ fn pg_rollup_sums(
     q
 }
 
+/// The model, provider and key columns of a rollup sum split by `split`: the
+/// column itself for the split's, the empty string for the others.
+pub(crate) fn split_columns(split: Split) -> [&'static str; 3] {
+    let pick = |wanted: Split, name: &'static str| if split == wanted { name } else { "''" };
+    [
+        pick(Split::Model, "model"),
+        pick(Split::Provider, "provider"),
+        pick(Split::Key, "client_key_id"),
+    ]
+}
+
 impl Store {
     /// The rollups of `[from_us, to_us)`, each part from the grain [`plan`] picks
     /// for it; on PostgreSQL already summed per `step_us` bucket and per line of
-    /// `split`, and without their histograms unless `percentiles`.
+    /// `split`, and without their histograms unless `percentiles` (on MySQL
+    /// likewise).
     async fn rollup_rows(
         &self,
         from_us: i64,
@@ -473,20 +542,15 @@ impl Store {
                     let origin = (from_us, step_us.max(1));
                     let mut q = pg_rollup_sums(grain, split, percentiles, origin, &mine);
                     for r in &q.build().fetch_all(pool).await? {
-                        rows.push(RollupRow {
-                            start_us: r.try_get(0)?,
-                            model: r.try_get(1)?,
-                            provider: r.try_get(2)?,
-                            key: r.try_get(3)?,
-                            requests: r.try_get(4)?,
-                            errors: r.try_get(5)?,
-                            input_tokens: r.try_get(6)?,
-                            output_tokens: r.try_get(7)?,
-                            cost_usd: r.try_get(8)?,
-                            latency_hist: r.try_get(9)?,
-                            ttft_hist: r.try_get(10)?,
-                        });
+                        rows.push(RollupRow::of(r, r.try_get(9)?, r.try_get(10)?)?);
                     }
+                }
+                Self::MySql(pool) => {
+                    let origin = (from_us, step_us.max(1));
+                    rows.extend(
+                        crate::mysql::rollup_rows(pool, grain, split, percentiles, origin, &mine)
+                            .await?,
+                    );
                 }
                 Self::Sqlite(pool) => {
                     for (from, to) in mine {
@@ -528,7 +592,7 @@ impl Store {
     }
 
     /// [`Self::usage_series`] without latency and TTFT percentiles (counts, tokens
-    /// and cost only): on PostgreSQL several times cheaper, the histograms being
+    /// and cost only): on PostgreSQL and MySQL several times cheaper, the histograms being
     /// most of the sums.
     pub async fn usage_series_counts(
         &self,
@@ -575,6 +639,10 @@ impl Store {
     }
 }
 
+/// [`Store::keys_last_used`] where buckets are Unix µs integers (MySQL, SQLite).
+const MICROS_LAST_USED: &str = "SELECT client_key_id, max(bucket) FROM usage_rollups
+     WHERE client_key_id <> '' GROUP BY client_key_id";
+
 impl Store {
     /// When each client key was last used, Unix µs (to the minute: read from the
     /// rollups, not the raw logs).
@@ -590,14 +658,8 @@ impl Store {
                 .fetch_all(pool)
                 .await?
             }
-            Self::Sqlite(pool) => {
-                sqlx::query_as(
-                    "SELECT client_key_id, max(bucket) FROM usage_rollups
-                     WHERE client_key_id <> '' GROUP BY client_key_id",
-                )
-                .fetch_all(pool)
-                .await?
-            }
+            Self::MySql(pool) => sqlx::query_as(MICROS_LAST_USED).fetch_all(pool).await?,
+            Self::Sqlite(pool) => sqlx::query_as(MICROS_LAST_USED).fetch_all(pool).await?,
         };
         Ok(rows.into_iter().collect())
     }
@@ -613,6 +675,16 @@ impl Store {
                      WHERE client_key_id <> ''
                        AND bucket >= timestamptz 'epoch' + $1 * interval '1 microsecond'
                      GROUP BY client_key_id",
+                )
+                .bind(since_us)
+                .fetch_all(pool)
+                .await?
+            }
+            Self::MySql(pool) => {
+                // A sum of DOUBLEs is a DOUBLE.
+                sqlx::query_as(
+                    "SELECT client_key_id, sum(cost_usd) FROM usage_rollups
+                     WHERE client_key_id <> '' AND bucket >= ? GROUP BY client_key_id",
                 )
                 .bind(since_us)
                 .fetch_all(pool)
@@ -654,21 +726,7 @@ async fn sqlite_rollup_rows(
         .await?;
     found
         .iter()
-        .map(|r| {
-            Ok(RollupRow {
-                start_us: r.try_get(0)?,
-                model: r.try_get(1)?,
-                provider: r.try_get(2)?,
-                key: r.try_get(3)?,
-                requests: r.try_get(4)?,
-                errors: r.try_get(5)?,
-                input_tokens: r.try_get(6)?,
-                output_tokens: r.try_get(7)?,
-                cost_usd: r.try_get(8)?,
-                latency_hist: parse(r.try_get(9)?),
-                ttft_hist: parse(r.try_get(10)?),
-            })
-        })
+        .map(|r| RollupRow::of(r, parse(r.try_get(9)?), parse(r.try_get(10)?)))
         .collect::<Result<_, sqlx::Error>>()
         .map_err(StoreError::from)
 }

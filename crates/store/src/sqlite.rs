@@ -7,8 +7,8 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 use sqlx::{Row, SqlitePool};
 
 use crate::{
-    Grain, HISTOGRAM_LEN, LogRow, MediaLink, Rollup, RollupKey, RollupTotals, StoreError, body,
-    i64_of, media_links, rollups,
+    Grain, HISTOGRAM_LEN, MediaLink, Rollup, RollupKey, RollupTotals, StoreError, body, i64_of,
+    media_links, rollups,
 };
 
 pub async fn connect(url: &str) -> Result<SqlitePool, StoreError> {
@@ -244,56 +244,6 @@ pub async fn drop_before(pool: &SqlitePool, cutoff_us: i64) -> Result<usize, Sto
     }
     tx.commit().await?;
     Ok(usize::try_from(done.rows_affected()).unwrap_or(usize::MAX))
-}
-
-pub async fn log(pool: &SqlitePool, request_id: &str) -> Result<Option<LogRow>, StoreError> {
-    let Some(row) = sqlx::query(
-        "SELECT l.request_id, l.received_at, l.endpoint, l.requested_model, l.provider,
-           l.upstream_model, l.stream, l.status, l.error_kind, l.input_tokens, l.output_tokens,
-           l.cached_tokens, l.cost_usd, l.latency_us, l.ttft_us, l.upstream_latency_us,
-           c.request_body, c.response_body, l.client_key_id, l.source, l.error_message, l.attempts,
-           l.cache_write_tokens
-         FROM request_logs l JOIN request_contents c USING (request_id) WHERE l.request_id = ?",
-    )
-    .bind(request_id)
-    .fetch_optional(pool)
-    .await?
-    else {
-        return Ok(None);
-    };
-    let media: Vec<(String, String)> = sqlx::query_as(
-        "SELECT m.sha256, r.path FROM request_media m JOIN media_resources r USING (sha256)
-         WHERE m.request_id = ? ORDER BY m.sha256",
-    )
-    .bind(request_id)
-    .fetch_all(pool)
-    .await?;
-    Ok(Some(LogRow {
-        request_id: row.try_get(0)?,
-        received_at_us: row.try_get(1)?,
-        endpoint: row.try_get(2)?,
-        requested_model: row.try_get(3)?,
-        provider: row.try_get(4)?,
-        upstream_model: row.try_get(5)?,
-        stream: row.try_get(6)?,
-        status: row.try_get(7)?,
-        error_kind: row.try_get(8)?,
-        input_tokens: row.try_get(9)?,
-        output_tokens: row.try_get(10)?,
-        cached_tokens: row.try_get(11)?,
-        cost_usd: row.try_get(12)?,
-        latency_us: row.try_get(13)?,
-        ttft_us: row.try_get(14)?,
-        upstream_latency_us: row.try_get(15)?,
-        request_body: row.try_get(16)?,
-        response_body: row.try_get(17)?,
-        client_key_id: row.try_get(18)?,
-        source: row.try_get(19)?,
-        error_message: row.try_get(20)?,
-        failed_attempts: crate::attempts_of(row.try_get(21)?),
-        cache_write_tokens: row.try_get(22)?,
-        media,
-    }))
 }
 
 pub async fn rollup_totals(pool: &SqlitePool) -> Result<RollupTotals, StoreError> {

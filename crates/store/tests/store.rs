@@ -1,8 +1,9 @@
 //! The store's behaviours, each its own test, run once per backend: `sqlite::…`
-//! on a fresh file in a temporary directory, `postgres::…` on a fresh database
-//! (`CREATE DATABASE`) of a throw-away PostgreSQL server that the test
-//! processes of one run share (`test_services::SharedPostgres`). A failure
-//! names the backend and the behaviour: `postgres::log_by_id`.
+//! on a fresh file in a temporary directory, `postgres::…` and `mariadb::…` on a
+//! fresh database (`CREATE DATABASE`) of a throw-away PostgreSQL or MariaDB
+//! server that the test processes of one run share
+//! (`test_services::SharedPostgres`, `SharedMariaDb`). A failure names the
+//! backend and the behaviour: `mariadb::log_by_id`.
 //!
 //! Covered: migrations (idempotent); `insert_batch` (new-event counts,
 //! idempotent on whole and overlapping replays); the per-minute rollups (each
@@ -10,11 +11,16 @@
 //! cursors, keyset pagination stable while rows arrive, each filter, text search);
 //! the usage summary and series (agreeing with the rows, the p50 bucket, empty
 //! windows); retention (whole days); the configuration rows (providers, model
-//! mappings, client keys, the one-time seed).
+//! mappings, client keys, prices, the one-time seed).
+//!
+//! Where the backends store things differently, a behaviour pins what must
+//! not differ: ties in time broken by request id when paging, the text search's
+//! escaping of `%`, `_` and `\\`, case-sensitive model names (MySQL's default
+//! collations are not), and long values cut alike in a row and its rollups.
 //!
 //! Each test sets up the state it needs itself (the fixtures `migrated`,
-//! `with_logs`). Adding a backend (MySQL) is one more line in `backends!` and
-//! one more `fresh_*_store` function.
+//! `with_logs`). Adding a backend is one more line in `backends!` and one more
+//! `fresh_*_store` function.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -33,6 +39,7 @@ macro_rules! backends {
     ($($test:ident),* $(,)?) => {
         backends!(@backend sqlite => fresh_sqlite_store; $($test),*);
         backends!(@backend postgres => fresh_postgres_store; $($test),*);
+        backends!(@backend mariadb => fresh_mariadb_store; $($test),*);
     };
     (@backend $backend:ident => $connect:ident; $($test:ident),*) => {
         mod $backend {
@@ -65,6 +72,10 @@ backends!(
     filter_by_min_latency,
     filter_by_time_window,
     text_search_finds_the_request_body,
+    keyset_pagination_breaks_ties_in_time_by_request_id,
+    text_search_takes_percent_underscore_and_escapes_literally,
+    model_names_are_case_sensitive,
+    a_long_model_name_is_kept_alike_in_its_row_and_rollups,
     usage_summary_agrees_with_the_rows,
     usage_summary_p50_bucket_is_not_below_the_true_median,
     usage_series_adds_up_to_the_summary_per_model,
@@ -79,6 +90,7 @@ backends!(
     mappings_crud,
     keys_are_listed_newest_first_and_revoked_once,
     seed_config_applies_once,
+    prices_are_set_replaced_and_deleted,
 );
 
 // --- backends -------------------------------------------------------------------
@@ -105,6 +117,15 @@ async fn fresh_postgres_store(test: &str) -> Fresh {
     Fresh {
         store: Store::connect(&url).await.unwrap(),
         _keep: Box::new(pg),
+    }
+}
+
+async fn fresh_mariadb_store(test: &str) -> Fresh {
+    let db = test_services::SharedMariaDb::get();
+    let url = db.fresh_database(test);
+    Fresh {
+        store: Store::connect(&url).await.unwrap(),
+        _keep: Box::new(db),
     }
 }
 
@@ -188,6 +209,21 @@ async fn all_rows(store: &Store) -> Vec<LogSummary> {
 
 async fn filtered(store: &Store, filter: LogFilter) -> Vec<LogSummary> {
     store.list_logs(&filter, None, 500).await.unwrap().0
+}
+
+/// Runs raw SQL on whichever database the store holds.
+async fn run(store: &Store, sql: &'static str) {
+    match store {
+        Store::Postgres(pool) => sqlx::raw_sql(sql).execute(pool).await.map(|_| ()),
+        Store::MySql(pool) => sqlx::raw_sql(sql).execute(pool).await.map(|_| ()),
+        Store::Sqlite(pool) => sqlx::raw_sql(sql).execute(pool).await.map(|_| ()),
+    }
+    .unwrap();
+}
+
+/// The request ids of `rows`, in order.
+fn ids(rows: &[LogSummary]) -> Vec<String> {
+    rows.iter().map(|r| r.request_id.clone()).collect()
 }
 
 fn summary_window() -> (i64, i64) {
@@ -471,6 +507,134 @@ async fn text_search_finds_the_request_body(store: Store) {
     );
 }
 
+/// Seven requests received in the same microsecond, paged three at a time: the
+/// request id orders them, so each comes once.
+async fn keyset_pagination_breaks_ties_in_time_by_request_id(store: Store) {
+    let store = migrated(store).await;
+    let same_time: Vec<LogEvent> = (1..=7)
+        .map(|i| LogEvent {
+            received_at_us: NOW,
+            ..event(i, 0)
+        })
+        .collect();
+    store.insert_batch(&same_time).await.unwrap();
+    let all = LogFilter::default();
+    let mut seen = Vec::new();
+    let mut cursor = None;
+    loop {
+        let (page, next) = store.list_logs(&all, cursor.as_ref(), 3).await.unwrap();
+        seen.extend(ids(&page));
+        let Some(next) = next else { break };
+        cursor = Some(next);
+    }
+    let mut expected: Vec<String> = same_time.iter().map(|e| e.request_id.clone()).collect();
+    expected.reverse();
+    assert_eq!(seen, expected);
+}
+
+/// The text search finds what was typed: `%` and `_` are no wildcards, and the
+/// backslash and `!` (escape characters of the databases' LIKE) are plain too.
+async fn text_search_takes_percent_underscore_and_escapes_literally(store: Store) {
+    let store = migrated(store).await;
+    let bodies = [
+        r#"{"q":"100% sure"}"#,
+        r#"{"q":"1000 sure"}"#,
+        r#"{"q":"a_b"}"#,
+        r#"{"q":"axb"}"#,
+        r#"{"q":"C:\\dir"}"#,
+        r#"{"q":"C:dir"}"#,
+        r#"{"q":"hi! there"}"#,
+        r#"{"q":"hi there"}"#,
+    ];
+    let events: Vec<LogEvent> = bodies
+        .iter()
+        .zip(1..)
+        .map(|(b, i)| LogEvent {
+            request_body: b.as_bytes().to_vec().into(),
+            ..event(i, 0)
+        })
+        .collect();
+    store.insert_batch(&events).await.unwrap();
+    for (text, found) in [("100%", 1), ("a_b", 3), (r":\\d", 5), ("hi! ", 7)] {
+        let rows = filtered(
+            &store,
+            LogFilter {
+                text: Some(text.into()),
+                ..LogFilter::default()
+            },
+        )
+        .await;
+        assert_eq!(ids(&rows), vec![event(found, 0).request_id], "{text}");
+    }
+}
+
+/// `GPT4` and `gpt4` are two models, in the rows and in the rollups.
+async fn model_names_are_case_sensitive(store: Store) {
+    let store = migrated(store).await;
+    let upper = LogEvent {
+        requested_model: "GPT4".into(),
+        ..event(2, 0)
+    };
+    store.insert_batch(&[upper, event(4, 0)]).await.unwrap();
+    let lower = filtered(
+        &store,
+        LogFilter {
+            model: Some("gpt4".into()),
+            ..LogFilter::default()
+        },
+    )
+    .await;
+    assert_eq!(ids(&lower), vec![event(4, 0).request_id]);
+    let (from, to) = summary_window();
+    let series = store
+        .usage_series(from, to, to - from, store::Split::Model)
+        .await
+        .unwrap();
+    let groups: Vec<(&str, i64)> = series
+        .iter()
+        .map(|p| (p.group.as_str(), p.usage.requests))
+        .collect();
+    assert_eq!(groups, [("GPT4", 1), ("gpt4", 1)]);
+}
+
+/// A model name longer than MySQL's 255-character columns (300 two-byte
+/// characters) is logged, and what the row keeps is what the rollups count it
+/// under and what the Logs filter finds.
+async fn a_long_model_name_is_kept_alike_in_its_row_and_rollups(store: Store) {
+    let store = migrated(store).await;
+    let long = LogEvent {
+        requested_model: "é".repeat(300),
+        ..event(1, 0)
+    };
+    assert_eq!(store.insert_batch(&[long]).await.unwrap(), 1);
+    let kept = all_rows(&store).await[0].requested_model.clone();
+    let expected = if matches!(store, Store::MySql(_)) {
+        255
+    } else {
+        300
+    };
+    assert_eq!(kept.chars().count(), expected);
+    let found = filtered(
+        &store,
+        LogFilter {
+            model: Some(kept.clone()),
+            ..LogFilter::default()
+        },
+    )
+    .await;
+    assert_eq!(found.len(), 1);
+    let (from, to) = summary_window();
+    let series = store
+        .usage_series(from, to, to - from, store::Split::Model)
+        .await
+        .unwrap();
+    assert_eq!(series.len(), 1);
+    assert_eq!(
+        (series[0].group.as_str(), series[0].usage.requests),
+        (kept.as_str(), 1)
+    );
+}
+
 // --- usage ----------------------------------------------------------------------
 
 /// The summary from rollups equals what the rows say.
@@ -580,8 +744,8 @@ async fn usage_series_counts_match_the_series_without_percentiles(store: Store) 
         );
         assert!((f.usage.cost_usd - c.usage.cost_usd).abs() < 1e-9);
     }
-    // On PostgreSQL the histograms are left out (the point of the call).
-    if matches!(store, Store::Postgres(_)) {
+    // On PostgreSQL and MySQL the histograms are left out (the point of the call).
+    if !matches!(store, Store::Sqlite(_)) {
         assert!(
             counts
                 .iter()
@@ -657,20 +821,13 @@ async fn hourly_rollups_are_filled_from_the_minutes_by_their_migration(store: St
         Store::Postgres(_) => {
             include_str!("../migrations/postgres/20261201000002_hourly_rollups.sql")
         }
+        Store::MySql(_) => include_str!("../migrations/mysql/20261201000002_hourly_rollups.sql"),
         Store::Sqlite(_) => include_str!("../migrations/sqlite/20261201000002_hourly_rollups.sql"),
     };
     let fill = &migration[migration.find("INSERT INTO").unwrap()..];
-    let held = &store;
-    let run = |sql: &'static str| async move {
-        match held {
-            Store::Postgres(pool) => sqlx::raw_sql(sql).execute(pool).await.map(|_| ()),
-            Store::Sqlite(pool) => sqlx::raw_sql(sql).execute(pool).await.map(|_| ()),
-        }
-        .unwrap();
-    };
-    run("DELETE FROM usage_rollups_hourly").await;
+    run(&store, "DELETE FROM usage_rollups_hourly").await;
     assert_eq!(store.usage_summary(from, to).await.unwrap().requests, 0);
-    run(fill).await;
+    run(&store, fill).await;
     let after = store.usage_summary(from, to).await.unwrap();
     assert_eq!(after.requests, events.len() as i64);
     assert_eq!(
@@ -897,4 +1054,129 @@ async fn seed_config_applies_once(store: Store) {
     );
     assert_eq!(store.providers().await.unwrap(), vec![]);
     assert_eq!(store.mappings().await.unwrap(), mappings.to_vec());
+}
+
+async fn prices_are_set_replaced_and_deleted(store: Store) {
+    let store = migrated(store).await;
+    let price = |key: &str, spec: &str, at: i64| store::PriceRow {
+        key: key.into(),
+        spec: spec.into(),
+        updated_at_us: at,
+    };
+    store
+        .put_price(&price("openai/gpt-4o", r#"{"input":2.5}"#, NOW))
+        .await
+        .unwrap();
+    store
+        .put_price(&price("fast", r#"{"input":1}"#, NOW))
+        .await
+        .unwrap();
+    // A second price of a key replaces the first.
+    store
+        .put_price(&price("fast", r#"{"input":0.5}"#, NOW + 1))
+        .await
+        .unwrap();
+    assert_eq!(
+        store.prices().await.unwrap(),
+        vec![
+            price("fast", r#"{"input":0.5}"#, NOW + 1),
+            price("openai/gpt-4o", r#"{"input":2.5}"#, NOW),
+        ]
+    );
+    assert!(store.delete_price("fast").await.unwrap());
+    assert!(!store.delete_price("fast").await.unwrap());
+    assert_eq!(store.prices().await.unwrap().len(), 1);
+}
+
+// --- MariaDB only ---------------------------------------------------------------
+
+/// What only the MySQL backend does its own way: the write of a batch that
+/// races another writer of the same events, and bodies spread over statements.
+/// (Its retention in bounded batches is tested in `src/mysql/retention.rs`.)
+mod mariadb_specific {
+    use super::*;
+
+    /// The first event's row is written by another transaction between the
+    /// batch's read of what is stored and its insert: the batch finds fewer
+    /// rows written than it read as new, and writes again row by row. The
+    /// first event is counted by the other writer only.
+    #[tokio::test]
+    async fn a_batch_racing_another_writer_of_its_events_writes_each_once() {
+        let fresh = fresh_mariadb_store("race").await;
+        let store = migrated(fresh.store.clone()).await;
+        let Store::MySql(pool) = &store else {
+            unreachable!("a mysql:// URL")
+        };
+        let (first, second) = (event(1, 0), event(2, 0));
+        let mut other = pool.begin().await.unwrap();
+        sqlx::query(
+            "INSERT INTO request_logs (request_id, received_at, endpoint, client_key_id,
+               requested_model, provider, upstream_model, stream, status, error_kind, error_message,
+               input_tokens, output_tokens, cached_tokens, cost_usd, latency_us, ttft_us,
+               upstream_latency_us)
+             VALUES (?, ?, '', '', '', '', '', 0, 200, '', '', 0, 0, 0, 0, 0, 0, 0)",
+        )
+        .bind(&first.request_id)
+        .bind(first.received_at_us)
+        .execute(&mut *other)
+        .await
+        .unwrap();
+        let writer = store.clone();
+        let batch = tokio::spawn(async move { writer.insert_batch(&[first, second]).await });
+        // The batch reads before the other commits, then waits on its row lock.
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+        other.commit().await.unwrap();
+        assert_eq!(batch.await.unwrap().unwrap(), 1);
+        assert_eq!(store.log_count().await.unwrap(), 2);
+        assert_eq!(store.rollup_totals().await.unwrap().requests, 1);
+        assert!(store.log(&event(2, 0).request_id).await.unwrap().is_some());
+    }
+
+    /// A provider's name longer than its column is refused, not cut to fit
+    /// (and then a taken name is still told apart from an error).
+    #[tokio::test]
+    async fn a_name_too_long_for_its_column_is_refused() {
+        let fresh = fresh_mariadb_store("long_name").await;
+        let store = migrated(fresh.store.clone()).await;
+        let long = provider(&"p".repeat(300), "{}", NOW);
+        assert!(store.insert_provider(&long).await.is_err());
+        assert_eq!(store.providers().await.unwrap(), vec![]);
+        let short = provider("p", "{}", NOW);
+        assert!(store.insert_provider(&short).await.unwrap());
+        assert!(!store.insert_provider(&short).await.unwrap());
+    }
+
+    /// `mariadb://` is the same protocol as `mysql://`.
+    #[tokio::test]
+    async fn a_mariadb_url_opens_the_store() {
+        let db = test_services::SharedMariaDb::get();
+        let url = db.fresh_database("mariadb_url");
+        let store = Store::connect(&url.replacen("mysql://", "mariadb://", 1))
+            .await
+            .unwrap();
+        assert!(matches!(store, Store::MySql(_)));
+        store.migrate().await.unwrap();
+        assert_eq!(store.log_count().await.unwrap(), 0);
+    }
+
+    /// Bodies larger together than one statement holds are written over
+    /// several, each whole.
+    #[tokio::test]
+    async fn bodies_larger_than_a_statement_are_written_whole() {
+        let fresh = fresh_mariadb_store("big_bodies").await;
+        let store = migrated(fresh.store.clone()).await;
+        let big: Vec<LogEvent> = (1..=3)
+            .map(|i| LogEvent {
+                request_body: format!(r#"{{"pad":"{}"}}"#, "x".repeat(3 << 20))
+                    .into_bytes()
+                    .into(),
+                ..event(i, 0)
+            })
+            .collect();
+        assert_eq!(store.insert_batch(&big).await.unwrap(), 3);
+        for e in &big {
+            let row = store.log(&e.request_id).await.unwrap().unwrap();
+            assert_eq!(row.request_body.len(), e.request_body.len());
+        }
+    }
 }
