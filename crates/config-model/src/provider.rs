@@ -80,6 +80,20 @@ pub struct OpenAiConfig {
     pub models: Vec<String>,
     #[serde(default)]
     pub timeouts: TimeoutOverrides,
+    /// Whether the server has the Responses API itself (`{base_url}/responses`):
+    /// `/v1/responses` then passes through with only `model` rewritten;
+    /// otherwise aiprox serves it by translation over chat completions. Unset:
+    /// true for `api.openai.com`, false for any other server (Ollama, vLLM…).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub responses_api: Option<bool>,
+}
+
+impl OpenAiConfig {
+    /// Whether `/v1/responses` passes through to this server natively.
+    pub fn serves_responses(&self) -> bool {
+        self.responses_api
+            .unwrap_or_else(|| self.base_url.host_str() == Some("api.openai.com"))
+    }
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Eq)]

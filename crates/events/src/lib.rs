@@ -43,7 +43,14 @@ pub mod subjects {
     /// Key-value bucket of client keys' spend (micro-USD) per budget period;
     /// kept on disk, without expiry.
     pub const SPEND_BUCKET: &str = "aiprox-spend";
+    /// Key-value bucket of stored Responses API conversations, a key per
+    /// response id; on disk, each entry gone [`super::RESPONSES_MAX_AGE`] after
+    /// it was put.
+    pub const RESPONSES_BUCKET: &str = "aiprox-responses";
 }
+
+/// How long a stored response is kept (OpenAI keeps them 30 days).
+pub const RESPONSES_MAX_AGE: Duration = Duration::from_secs(30 * 24 * 3600);
 
 /// How long a per-minute counter is kept (its minute, and a margin).
 pub const RATE_MAX_AGE: Duration = Duration::from_secs(300);
@@ -176,6 +183,39 @@ impl Bus {
             Self::Nats(b) => b.delete_blob(name).await,
             Self::InProcess(b) => {
                 b.delete_blob(name);
+                Ok(())
+            }
+        }
+    }
+}
+
+/// Stored Responses API conversations, shared by every gateway (a
+/// `previous_response_id` may reach any replica).
+impl Bus {
+    /// Stores the entry of response `id` (larger than a message: refused).
+    pub async fn put_response(&self, id: &str, entry: Bytes) -> Result<(), BusError> {
+        match self {
+            Self::Nats(b) => b.put_response(id, entry).await,
+            Self::InProcess(b) => {
+                b.put_response(id, entry);
+                Ok(())
+            }
+        }
+    }
+
+    /// The entry of response `id`, `None` when absent, deleted or expired.
+    pub async fn get_response(&self, id: &str) -> Result<Option<Bytes>, BusError> {
+        match self {
+            Self::Nats(b) => b.get_response(id).await,
+            Self::InProcess(b) => Ok(b.get_response(id)),
+        }
+    }
+
+    pub async fn delete_response(&self, id: &str) -> Result<(), BusError> {
+        match self {
+            Self::Nats(b) => b.delete_response(id).await,
+            Self::InProcess(b) => {
+                b.delete_response(id);
                 Ok(())
             }
         }

@@ -35,6 +35,8 @@ pub struct InProcessBus {
     counters: Arc<Mutex<HashMap<String, (std::time::Instant, u64)>>>,
     /// Spend counters: never expire.
     spend: Arc<Mutex<HashMap<String, u64>>>,
+    /// Stored responses and when each was put.
+    responses: Arc<Mutex<HashMap<String, (std::time::Instant, Bytes)>>>,
 }
 
 /// Payload bytes published and not yet taken by a consumer, and their bound.
@@ -88,6 +90,7 @@ impl InProcessBus {
             health: Arc::default(),
             counters: Arc::default(),
             spend: Arc::default(),
+            responses: Arc::default(),
             backlog: Arc::new(Backlog {
                 bytes: AtomicUsize::new(0),
                 max: max_bytes,
@@ -205,6 +208,22 @@ impl InProcessBus {
             granted,
             used: *used,
         }
+    }
+
+    pub fn put_response(&self, id: &str, entry: Bytes) {
+        let mut responses = self.responses.lock();
+        responses.retain(|_, (put, _)| put.elapsed() < crate::RESPONSES_MAX_AGE);
+        responses.insert(id.to_owned(), (std::time::Instant::now(), entry));
+    }
+
+    pub fn get_response(&self, id: &str) -> Option<Bytes> {
+        let responses = self.responses.lock();
+        let (put, entry) = responses.get(id)?;
+        (put.elapsed() < crate::RESPONSES_MAX_AGE).then(|| entry.clone())
+    }
+
+    pub fn delete_response(&self, id: &str) {
+        self.responses.lock().remove(id);
     }
 
     pub fn put_blob(&self, name: &str, data: Bytes) {

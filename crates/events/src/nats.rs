@@ -19,6 +19,8 @@ pub struct NatsBus {
     rate: std::sync::Arc<tokio::sync::OnceCell<kv::Store>>,
     /// The spend counters' bucket, likewise.
     spend: std::sync::Arc<tokio::sync::OnceCell<kv::Store>>,
+    /// The stored responses' bucket, likewise.
+    responses: std::sync::Arc<tokio::sync::OnceCell<kv::Store>>,
 }
 
 #[derive(Debug)]
@@ -65,6 +67,7 @@ impl NatsBus {
             js,
             rate: std::sync::Arc::default(),
             spend: std::sync::Arc::default(),
+            responses: std::sync::Arc::default(),
         };
         Ok(bus)
     }
@@ -253,6 +256,53 @@ impl NatsBus {
         Err(BusError::Unavailable(format!(
             "{counter}: too many concurrent releases"
         )))
+    }
+
+    /// The stored responses' bucket: on disk, entries expire.
+    async fn responses_bucket(&self) -> Result<kv::Store, BusError> {
+        self.responses
+            .get_or_try_init(|| {
+                self.kv_bucket(
+                    subjects::RESPONSES_BUCKET,
+                    stream::StorageType::File,
+                    Some(crate::RESPONSES_MAX_AGE),
+                )
+            })
+            .await
+            .cloned()
+    }
+
+    pub async fn put_response(&self, id: &str, entry: Bytes) -> Result<(), BusError> {
+        if entry.len() > self.max_payload() {
+            return Err(BusError::Refused(format!(
+                "the conversation is {} bytes, over the bus's {}-byte messages",
+                entry.len(),
+                self.max_payload()
+            )));
+        }
+        self.responses_bucket()
+            .await?
+            .put(id, entry)
+            .await
+            .map_err(unavailable)?;
+        Ok(())
+    }
+
+    pub async fn get_response(&self, id: &str) -> Result<Option<Bytes>, BusError> {
+        self.responses_bucket()
+            .await?
+            .get(id)
+            .await
+            .map_err(unavailable)
+    }
+
+    pub async fn delete_response(&self, id: &str) -> Result<(), BusError> {
+        self.responses_bucket()
+            .await?
+            .purge(id)
+            .await
+            .map_err(unavailable)?;
+        Ok(())
     }
 
     /// Puts one gateway's health report.

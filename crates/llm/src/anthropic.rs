@@ -22,6 +22,16 @@ pub struct RawRequest {
 impl RawRequest {
     /// Checks what Anthropic would refuse first, with its style of message.
     pub fn parse(bytes: &[u8]) -> Result<Self, String> {
+        Self::read(bytes, true)
+    }
+
+    /// A `POST /v1/messages/count_tokens` body: a Messages body without
+    /// `max_tokens`.
+    pub fn parse_count_tokens(bytes: &[u8]) -> Result<Self, String> {
+        Self::read(bytes, false)
+    }
+
+    fn read(bytes: &[u8], needs_max_tokens: bool) -> Result<Self, String> {
         let body = raw::parse_object(bytes).map_err(|e| format!("invalid JSON body: {e}"))?;
         let field = |name: &str| body.get(name).map(|v| v.get()).filter(|v| *v != "null");
         let model = match field("model").map(serde_json::from_str::<String>) {
@@ -30,6 +40,7 @@ impl RawRequest {
             Some(_) => return Err("model: Input should be a non-empty string".into()),
         };
         match field("max_tokens").map(serde_json::from_str::<u32>) {
+            None if !needs_max_tokens => {}
             None => return Err("max_tokens: Field required".into()),
             Some(Ok(n)) if n >= 1 => {}
             Some(_) => return Err("max_tokens: Input should be a positive integer".into()),

@@ -9,6 +9,8 @@
 //!   chunk; the body is written straight from those pieces, no `Value` built.
 //! - [`anthropic`]: Anthropic Messages stream events → the `message` they add up
 //!   to, read through the typed [`StreamEvent`]s.
+//! - [`completions`]: legacy text completion chunks → the `text_completion`
+//!   they add up to.
 //! - [`responses`]: OpenAI Responses stream events → the Response they end with.
 //!   The terminal event carries the whole Response, so only that event is read
 //!   (from the end, where it is); a stream cut before it is pieced together from
@@ -21,8 +23,13 @@ use bytes::Bytes;
 use serde_json::value::RawValue;
 use serde_json::{Map, Value, json};
 
+mod completions;
+
+pub use completions::completions;
+
 use crate::anthropic::{BlockDelta, ContentBlock, StreamEvent};
-use crate::usage::{Members, Tokens};
+use crate::usage::Tokens;
+use crate::walk::Members;
 
 /// The parts of a chunk assembly reads (no catch-all map: parsing stays cheap;
 /// strings borrowed from the chunk unless they hold escapes).

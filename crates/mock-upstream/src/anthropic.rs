@@ -1,4 +1,5 @@
-//! Anthropic's `/v1/messages`, checked and answered the way Anthropic does.
+//! Anthropic's `/v1/messages` and `/v1/messages/count_tokens`, checked and
+//! answered the way Anthropic does.
 
 use std::sync::Arc;
 
@@ -16,7 +17,9 @@ use crate::openai::{pre_answer_with, sse_frames};
 use crate::server::Shared;
 
 pub fn router() -> Router<Arc<Shared>> {
-    Router::new().route("/v1/messages", post(messages))
+    Router::new()
+        .route("/v1/messages", post(messages))
+        .route("/v1/messages/count_tokens", post(count_tokens))
 }
 
 /// Anthropic's error body for a status: the recorded one where there is one.
@@ -410,4 +413,41 @@ fn stream_frames(recorded: &str, behavior: &Behavior, text: bool) -> Vec<Bytes> 
         out.push(frame);
     }
     out
+}
+
+/// `POST /v1/messages/count_tokens`: the recorded count (the one for a request
+/// with tools when tools are sent), after Anthropic's checks of a Messages body
+/// but `max_tokens`, which a count does not take.
+async fn count_tokens(State(shared): State<Arc<Shared>>, req: Request) -> Response {
+    let headers = req.headers().clone();
+    let (_, req) = match pre_answer_with(&shared, req, error_response).await {
+        Ok(v) => v,
+        Err(resp) => return resp,
+    };
+    if !headers.contains_key("x-api-key") {
+        return error_response(401, None);
+    }
+    if !headers.contains_key("anthropic-version") {
+        return invalid(&shared, "anthropic-version: header is required");
+    }
+    if let Err(message) = check_model(&req)
+        .and_then(|()| check_system(&req))
+        .and_then(|()| check_messages(&req))
+        .and_then(|()| check_tools(&req))
+    {
+        return invalid(&shared, &message);
+    }
+    let recorded = if req["tools"].as_array().is_some_and(|t| !t.is_empty()) {
+        fx::COUNT_TOKENS_RESPONSE_TOOLS
+    } else {
+        fx::COUNT_TOKENS_RESPONSE
+    };
+    (
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        )],
+        recorded.to_owned(),
+    )
+        .into_response()
 }

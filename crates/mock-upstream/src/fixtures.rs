@@ -46,6 +46,14 @@ pub mod openai {
 }
 
 pub mod anthropic {
+    fixture!(
+        COUNT_TOKENS_RESPONSE,
+        "anthropic/count_tokens_response.json"
+    );
+    fixture!(
+        COUNT_TOKENS_RESPONSE_TOOLS,
+        "anthropic/count_tokens_response_tools_thinking.json"
+    );
     fixture!(ERROR_AUTH_401, "anthropic/error_auth_401.json");
     fixture!(
         ERROR_INVALID_REQUEST,
@@ -92,4 +100,28 @@ pub mod anthropic {
             _ => return None,
         })
     }
+}
+
+pub mod responses {
+    fixture!(
+        RESPONSE_BASIC,
+        "openai-responses/responses_response_basic.json"
+    );
+    fixture!(
+        RESPONSE_FUNCTION_CALL,
+        "openai-responses/responses_response_function_call.json"
+    );
+    fixture!(
+        RESPONSE_AFTER_FUNCTION_CALL_OUTPUT,
+        "openai-responses/responses_response_after_function_call_output.json"
+    );
+    fixture!(
+        RESPONSE_JSON_SCHEMA,
+        "openai-responses/responses_response_json_schema.json"
+    );
+    fixture!(STREAM_TEXT, "openai-responses/responses_stream_text.sse");
+    fixture!(
+        STREAM_REASONING_FUNCTION_CALL,
+        "openai-responses/responses_stream_reasoning_function_call.sse"
+    );
 }

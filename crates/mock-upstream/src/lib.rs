@@ -9,7 +9,9 @@
 //!   `/v1/models`), which behave like the vendor: usage chunks only when
 //!   `stream_options.include_usage` asks for them, tool-call streams when tools are
 //!   offered.
-//! - [`anthropic`]: `/v1/messages`, answered like Anthropic, after checking the
+//! - [`responses`]: `/v1/responses` (from the recorded Responses payloads) and the
+//!   legacy `/v1/completions`.
+//! - [`anthropic`]: `/v1/messages` and `/v1/messages/count_tokens`, answered like Anthropic, after checking the
 //!   request the way Anthropic does (required `max_tokens`, alternating roles that
 //!   start with `user`, `tool_result` placement): an invalid request gets
 //!   Anthropic's 400 and is counted, so tests can assert the gateway sent none.
@@ -20,6 +22,7 @@ pub mod anthropic;
 pub mod behavior;
 pub mod fixtures;
 pub mod openai;
+pub mod responses;
 pub mod server;
 
 pub use behavior::{Behavior, Failure};

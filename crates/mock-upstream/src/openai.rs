@@ -172,7 +172,7 @@ async fn chat_completions(State(shared): State<Arc<Shared>>, req: Request) -> Re
     sse_response(shared, behavior, chunks)
 }
 
-fn json_response(body: &Value) -> Response {
+pub(crate) fn json_response(body: &Value) -> Response {
     let text = serde_json::to_string_pretty(body).unwrap_or_default();
     (
         [(

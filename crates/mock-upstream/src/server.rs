@@ -246,6 +246,7 @@ fn router(shared: Arc<Shared>) -> Router {
     let vendors = Router::new()
         .merge(crate::openai::router())
         .merge(crate::anthropic::router())
+        .merge(crate::responses::router())
         .route_layer(axum::middleware::from_fn_with_state(
             shared.clone(),
             count_in_flight,

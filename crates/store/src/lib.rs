@@ -89,6 +89,9 @@ pub struct LogRow {
     pub error_message: String,
     /// The upstream calls that failed before the logged one, in order.
     pub failed_attempts: Vec<FailedAttempt>,
+    /// The `type`s of the built-in tools the provider could not run, left out
+    /// of the upstream request, in request order.
+    pub omitted_tools: Vec<String>,
     pub request_body: String,
     pub response_body: String,
     /// (sha256, path) of each media part.
@@ -137,6 +140,24 @@ pub(crate) fn attempts_json(e: &LogEvent) -> String {
 
 /// The attempts a stored `attempts` column holds (none when empty or unreadable).
 pub(crate) fn attempts_of(column: &str) -> Vec<FailedAttempt> {
+    if column.is_empty() {
+        return Vec::new();
+    }
+    serde_json::from_str(column).unwrap_or_default()
+}
+
+/// The `omitted_tools` column of an event: the tools' types as a JSON array,
+/// empty when none was left out.
+pub(crate) fn omitted_tools_json(e: &LogEvent) -> String {
+    if e.omitted_tools.is_empty() {
+        return String::new();
+    }
+    serde_json::to_string(&e.omitted_tools).unwrap_or_default()
+}
+
+/// The tool types a stored `omitted_tools` column holds (none when empty or
+/// unreadable).
+pub(crate) fn omitted_tools_of(column: &str) -> Vec<String> {
     if column.is_empty() {
         return Vec::new();
     }
@@ -250,6 +271,7 @@ where
         client_key_id: row.try_get("client_key_id")?,
         source: row.try_get("source")?,
         failed_attempts: attempts_of(&row.try_get::<String, _>("attempts")?),
+        omitted_tools: omitted_tools_of(&row.try_get::<String, _>("omitted_tools")?),
         cache_write_tokens: row.try_get("cache_write_tokens")?,
         error_message: row.try_get("error_message")?,
         request_body: row.try_get("request_body")?,
@@ -314,7 +336,7 @@ macro_rules! micros_log {
                l.provider, l.upstream_model, l.stream, l.status, l.error_kind, l.input_tokens,
                l.output_tokens, l.cached_tokens, l.cost_usd, l.latency_us, l.ttft_us,
                l.upstream_latency_us, l.client_key_id, l.source, l.error_message, l.attempts,
-               l.cache_write_tokens, c.request_body, c.response_body
+               l.omitted_tools, l.cache_write_tokens, c.request_body, c.response_body
              FROM request_logs l JOIN request_contents c
                ON c.received_at = l.received_at AND c.request_id = l.request_id
              WHERE l.request_id = ?",

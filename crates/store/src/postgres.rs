@@ -112,14 +112,14 @@ async fn insert_log_rows<'a>(
            INSERT INTO request_logs (request_id, received_at, endpoint, client_key_id, requested_model,
              provider, upstream_model, stream, status, error_kind, error_message, input_tokens,
              output_tokens, cached_tokens, cost_usd, latency_us, ttft_us, upstream_latency_us, source,
-             attempts, cache_write_tokens)
+             attempts, cache_write_tokens, omitted_tools)
            SELECT id::uuid, timestamptz 'epoch' + t * interval '1 microsecond', e, k, rm, p, um, s, st,
-             ek, em, it, ot, ct, c, l, tt, ul, so, at, cw
+             ek, em, it, ot, ct, c, l, tt, ul, so, at, cw, om
            FROM UNNEST($1::text[], $2::int8[], $3::text[], $4::text[], $5::text[], $6::text[],
              $7::text[], $8::bool[], $9::int4[], $10::text[], $11::text[], $12::int8[], $13::int8[],
              $14::int8[], $15::float8[], $16::int8[], $17::int8[], $18::int8[], $19::text[], $20::text[],
-             $21::int8[])
-             AS u(id, t, e, k, rm, p, um, s, st, ek, em, it, ot, ct, c, l, tt, ul, so, at, cw)
+             $21::int8[], $22::text[])
+             AS u(id, t, e, k, rm, p, um, s, st, ek, em, it, ot, ct, c, l, tt, ul, so, at, cw, om)
            ON CONFLICT DO NOTHING
            RETURNING request_id::text)
          SELECT request_id FROM ins",
@@ -145,6 +145,7 @@ async fn insert_log_rows<'a>(
     .bind(column(events, |e| text(&e.source)))
     .bind(column(events, crate::attempts_json))
     .bind(column(events, |e| i64_of(e.cache_write_tokens)))
+    .bind(column(events, |e| text(&crate::omitted_tools_json(e))))
     .fetch_all(&mut **tx)
     .await?;
     let new: HashSet<&str> = inserted.iter().map(String::as_str).collect();
@@ -279,7 +280,7 @@ pub async fn log(pool: &PgPool, request_id: &str) -> Result<Option<LogRow>, Stor
            l.endpoint, l.requested_model, l.provider, l.upstream_model, l.stream, l.status,
            l.error_kind, l.input_tokens, l.output_tokens, l.cached_tokens, l.cost_usd, l.latency_us,
            l.ttft_us, l.upstream_latency_us, l.client_key_id, l.source, l.error_message,
-           l.attempts, l.cache_write_tokens, c.request_body, c.response_body
+           l.attempts, l.omitted_tools, l.cache_write_tokens, c.request_body, c.response_body
          FROM request_logs l JOIN request_contents c
            ON c.request_id = l.request_id AND c.received_at = l.received_at
          WHERE l.request_id = $1::uuid",

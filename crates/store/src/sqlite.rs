@@ -67,8 +67,8 @@ async fn insert_log_row(tx: &mut Tx<'_>, e: &LogEvent) -> Result<bool, StoreErro
         "INSERT OR IGNORE INTO request_logs (request_id, received_at, endpoint, client_key_id,
            requested_model, provider, upstream_model, stream, status, error_kind, error_message,
            input_tokens, output_tokens, cached_tokens, cost_usd, latency_us, ttft_us, upstream_latency_us,
-           source, attempts, cache_write_tokens)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+           source, attempts, cache_write_tokens, omitted_tools)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
     )
     .bind(&e.request_id)
     .bind(e.received_at_us)
@@ -91,6 +91,7 @@ async fn insert_log_row(tx: &mut Tx<'_>, e: &LogEvent) -> Result<bool, StoreErro
     .bind(&e.source)
     .bind(crate::attempts_json(e))
     .bind(i64_of(e.cache_write_tokens))
+    .bind(crate::omitted_tools_json(e))
     .execute(&mut **tx)
     .await?;
     Ok(done.rows_affected() != 0)

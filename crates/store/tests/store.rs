@@ -7,7 +7,8 @@
 //!
 //! Covered: migrations (idempotent); `insert_batch` (new-event counts,
 //! idempotent on whole and overlapping replays); the per-minute rollups (each
-//! request once); one log by id, with its media; `list_logs` (newest first,
+//! request once); one log by id, with its media, failed calls and left-out
+//! tools; `list_logs` (newest first,
 //! cursors, keyset pagination stable while rows arrive, each filter, text search);
 //! the usage summary and series (agreeing with the rows, the p50 bucket, empty
 //! windows); retention (whole days); the configuration rows (providers, model
@@ -63,6 +64,7 @@ backends!(
     rollups_count_each_request_once,
     log_by_id,
     log_by_id_lists_its_media,
+    log_by_id_keeps_the_omitted_tools_in_order,
     list_logs_is_newest_first,
     cursor_round_trips_and_rejects_garbage,
     keyset_pagination_stays_stable_while_rows_arrive,
@@ -353,6 +355,26 @@ async fn log_by_id_lists_its_media(store: Store) {
         vec![("ab".repeat(32), format!("ab/{}.png", "ab".repeat(32)))]
     );
     assert_eq!(store.media_count().await.unwrap(), 1);
+}
+
+async fn log_by_id_keeps_the_omitted_tools_in_order(store: Store) {
+    let store = with_logs(store).await;
+    let row = store.log(&event(1, 0).request_id).await.unwrap().unwrap();
+    assert!(row.omitted_tools.is_empty());
+
+    // Written in a batch with a row that left none out, as the logger writes.
+    let mut codex = event(91, 0);
+    codex.endpoint = "/v1/responses".into();
+    codex.omitted_tools = vec!["web_search".into(), "namespace".into()];
+    let plain = event(92, 0);
+    store
+        .insert_batch(&[codex.clone(), plain.clone()])
+        .await
+        .unwrap();
+    let row = store.log(&codex.request_id).await.unwrap().unwrap();
+    assert_eq!(row.omitted_tools, ["web_search", "namespace"]);
+    let row = store.log(&plain.request_id).await.unwrap().unwrap();
+    assert!(row.omitted_tools.is_empty());
 }
 
 // --- listing --------------------------------------------------------------------

@@ -54,11 +54,15 @@ export interface FailedAttempt {
 export interface LogDetail extends LogItem {
   error_message: string
   cached_tokens: number
+  /** Input tokens written to the provider's prompt cache (part of the input). */
+  cache_write_tokens: number
   upstream_latency_ms: number
   request: unknown
   response: unknown
   media: MediaLink[]
   failed_attempts: FailedAttempt[]
+  /** Built-in tools (`web_search`, `namespace`, …) the provider could not run, left out of the upstream request, in request order. */
+  omitted_tools: string[]
 }
 
 export interface Percentiles {

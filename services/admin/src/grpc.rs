@@ -142,6 +142,7 @@ impl AdminService for Grpc {
                     key: a.key,
                 })
                 .collect(),
+            omitted_tools: l.omitted_tools,
             request_body: l.request_body,
             response_body: l.response_body,
             media: l
@@ -406,6 +407,7 @@ fn provider(p: crate::providers::Provider) -> pb::Provider {
         updated_at_ms: p.updated_at_ms,
         api_keys: Vec::new(),
         api_key_count: p.api_key_count,
+        responses_api: p.responses_api,
     }
 }
 
@@ -428,6 +430,7 @@ fn provider_input(p: pb::Provider) -> ProviderInput {
             idle_ms: t.idle_ms,
         }),
         word_delay_ms: p.word_delay_ms,
+        responses_api: p.responses_api,
     }
 }
 

@@ -237,6 +237,10 @@ pub struct LogDetail {
     /// The upstream calls that failed before the logged one (retries and
     /// fallbacks), in order.
     pub failed_attempts: Vec<FailedAttempt>,
+    /// The types of the built-in tools (`web_search`, `namespace`, …) the
+    /// provider could not run, left out of the upstream request, in request
+    /// order; empty when none was.
+    pub omitted_tools: Vec<String>,
 }
 
 /// An upstream call that failed before another was made.
@@ -286,6 +290,7 @@ pub async fn get_log(
                 key: a.key,
             })
             .collect(),
+        omitted_tools: row.omitted_tools,
         request: body_value(&row.request_body),
         response: body_value(&row.response_body),
         request_id: row.request_id,

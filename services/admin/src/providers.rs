@@ -76,6 +76,11 @@ pub struct ProviderInput {
     pub timeouts: Option<Timeouts>,
     /// Demo provider: pause between streamed words.
     pub word_delay_ms: Option<u64>,
+    /// `openai` kind: whether the server has the Responses API itself (unset:
+    /// true for `api.openai.com` only); otherwise `/v1/responses` is served
+    /// by translation over chat completions.
+    #[serde(default)]
+    pub responses_api: Option<bool>,
 }
 
 /// Per-provider upstream timeouts, milliseconds.
@@ -126,6 +131,8 @@ pub struct Provider {
     pub default_max_tokens: Option<u32>,
     pub timeouts: Timeouts,
     pub word_delay_ms: Option<u64>,
+    /// `openai` kind: as set (absent: the default for its server).
+    pub responses_api: Option<bool>,
     pub created_at_ms: i64,
     pub updated_at_ms: i64,
 }
@@ -159,6 +166,7 @@ fn openai(input: &ProviderInput) -> Result<ProviderConfig, ApiError> {
         headers: input.headers.clone(),
         models: input.models.clone(),
         timeouts: input.timeouts.map(Into::into).unwrap_or_default(),
+        responses_api: input.responses_api,
     }))
 }
 
@@ -295,6 +303,10 @@ fn provider_view(row: &ProviderRow) -> Result<Provider, ApiError> {
         default_max_tokens,
         timeouts: http.map(|h| h.timeouts.into()).unwrap_or_default(),
         word_delay_ms,
+        responses_api: match &config {
+            ProviderConfig::Openai(c) => c.responses_api,
+            _ => None,
+        },
         created_at_ms: row.created_at_us / 1000,
         updated_at_ms: row.updated_at_us / 1000,
     })

@@ -50,6 +50,7 @@ struct Inner {
     retry_budget: crate::retry::Budget,
     ejections: Arc<crate::ejection::Ejections>,
     limits: Arc<crate::limits::Limits>,
+    conversations: crate::responses::Conversations,
 }
 
 impl AppState {
@@ -88,6 +89,7 @@ impl AppState {
                 ),
                 retry_budget: crate::retry::Budget::new(&config.settings.retry),
                 ejections,
+                conversations: crate::responses::Conversations::new(limits.bus().cloned()),
                 limits,
             }),
         })
@@ -141,6 +143,11 @@ impl AppState {
     /// Client keys' limits.
     pub fn limits(&self) -> &Arc<crate::limits::Limits> {
         &self.inner.limits
+    }
+
+    /// The stored Responses API conversations.
+    pub fn conversations(&self) -> &crate::responses::Conversations {
+        &self.inner.conversations
     }
 
     /// Every target's health (outlier ejection).
@@ -274,6 +281,8 @@ async fn authenticate(
             let path = request.uri().path();
             let dialect = if path.starts_with("/v1/messages") {
                 Dialect::Anthropic
+            } else if path.starts_with("/v1/responses") {
+                Dialect::Responses
             } else {
                 Dialect::OpenAi
             };
@@ -291,6 +300,7 @@ async fn authenticate(
             }
             match dialect {
                 Dialect::Anthropic => e.into_anthropic_response(),
+                Dialect::Responses => e.into_responses_response(),
                 Dialect::OpenAi => e.into_response(),
             }
         }
@@ -344,6 +354,7 @@ const KEY_PREFIX_CHARS: usize = 9;
 /// The whole HTTP API, ready to serve; `/metrics` serves `metrics`.
 pub fn router(state: AppState, readiness: Readiness, metrics: telemetry::ops::Metrics) -> Router {
     let mut api = crate::routes::openai::router()
+        .merge(crate::routes::responses::router())
         .merge(crate::routes::anthropic::router())
         .route_layer(middleware::from_fn_with_state(state.clone(), authenticate));
     if telemetry::trace::requests::requests().is_some() {

@@ -70,6 +70,12 @@ pub struct Exchange {
     pub trace: Option<std::sync::Arc<telemetry::trace::requests::RequestSpan>>,
     /// When the upstream call was sent, and to whom.
     pub upstream_sent: Option<Instant>,
+    /// The sampling parameters the request asked for, read where it was parsed,
+    /// for its GenAI span (only when traced).
+    pub sampling: llm::trace_facts::Asked,
+    /// Built-in tools left out of the upstream request (a Responses request
+    /// translated for a provider that cannot run them), by `type`.
+    pub omitted_tools: Vec<String>,
     pub peer: Option<std::sync::Arc<crate::providers::Peer>>,
     /// What the client asked of its routing.
     pub asked: crate::retry::Asked,
@@ -116,6 +122,8 @@ impl Exchange {
             upstream_latency_us: 0,
             trace: ctx.span.clone(),
             upstream_sent: None,
+            sampling: llm::trace_facts::Asked::default(),
+            omitted_tools: Vec::new(),
             peer: None,
             asked: ctx.asked.clone(),
             failed_attempts: Vec::new(),
@@ -194,6 +202,14 @@ impl Exchange {
                 latency_us: r.latency_us,
                 key: r.key,
             });
+        }
+    }
+
+    /// Keeps the sampling parameters of the request's top-level members for its
+    /// span, when it is traced.
+    pub fn sampled_with(&mut self, body: &llm::raw::RawObject) {
+        if self.trace.is_some() {
+            self.sampling = llm::trace_facts::asked(body);
         }
     }
 
@@ -318,6 +334,10 @@ fn answer(log_queue: Option<&LogQueue>, mut x: Exchange, result: Result<Reply, E
                     let (status, body) = e.anthropic();
                     (status, serde_json::to_vec(&body))
                 }
+                Dialect::Responses => {
+                    let (status, body) = e.responses();
+                    (status, serde_json::to_vec(&body))
+                }
             };
             x.status = status.as_u16();
             x.fail(e.code(), e.to_string());
@@ -331,6 +351,7 @@ fn answer(log_queue: Option<&LogQueue>, mut x: Exchange, result: Result<Reply, E
             let mut response = match dialect {
                 Dialect::OpenAi => e.into_response(),
                 Dialect::Anthropic => e.into_anthropic_response(),
+                Dialect::Responses => e.into_responses_response(),
             };
             if gave_up {
                 // aiprox already tried the other targets: the SDKs must not
@@ -404,7 +425,7 @@ impl Stream for TappedStream {
                 Poll::Ready(Some(Err(e))) => {
                     if let Some(x) = self.exchange.as_mut() {
                         let body = match x.dialect {
-                            Dialect::OpenAi => e.openai_body().error.code,
+                            Dialect::OpenAi | Dialect::Responses => e.openai_body().error.code,
                             Dialect::Anthropic => Some(e.anthropic_body().error.kind),
                         };
                         x.fail(body.as_deref(), e.to_string());

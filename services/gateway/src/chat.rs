@@ -16,6 +16,7 @@ pub async fn complete(state: &AppState, body: &Bytes, x: &mut Exchange) -> Resul
     let mut req = ChatRequest::parse(body)?;
     llm::inline_media::check(body)?;
     x.asked_for(&req.model)?;
+    x.sampled_with(&req.body);
     x.stream = req.stream;
     x.client_wants_usage = req.include_usage;
     if req.stream && state.log_queue().is_some() {

@@ -62,6 +62,16 @@ pub enum Error {
     /// An Anthropic request body Anthropic's API would refuse.
     #[error("{0}")]
     InvalidMessagesRequest(String),
+    /// `GET`/`DELETE /v1/responses/{id}` of a response not stored (or not the
+    /// key's).
+    #[error("Response with id '{0}' not found.")]
+    ResponseNotFound(String),
+    /// `previous_response_id` names a response not stored (or not the key's).
+    #[error("Previous response with id '{0}' not found.")]
+    PreviousResponseNotFound(String),
+    /// The stored conversations cannot be reached (the bus is away).
+    #[error("Stored responses cannot be reached right now; retry shortly.")]
+    ConversationsUnavailable,
     #[error("Provider `{provider}` does not support {what}.")]
     Unsupported {
         provider: String,
@@ -141,7 +151,10 @@ impl Error {
             | Self::Unsupported { .. }
             | Self::Untranslatable(_)
             | Self::InvalidMessagesRequest(_)
+            | Self::PreviousResponseNotFound(_)
             | Self::InvalidMedia(_) => StatusCode::BAD_REQUEST,
+            Self::ResponseNotFound(_) => StatusCode::NOT_FOUND,
+            Self::ConversationsUnavailable => StatusCode::SERVICE_UNAVAILABLE,
             Self::BodyTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Self::BodyTimeout { .. } => StatusCode::REQUEST_TIMEOUT,
             Self::Overloaded => StatusCode::SERVICE_UNAVAILABLE,
@@ -190,6 +203,9 @@ impl Error {
             Self::Unsupported { .. } => "unsupported_endpoint",
             Self::Untranslatable(_) => "unsupported_by_provider",
             Self::InvalidMessagesRequest(_) => "invalid_request",
+            Self::ResponseNotFound(_) => "response_not_found",
+            Self::PreviousResponseNotFound(_) => "previous_response_not_found",
+            Self::ConversationsUnavailable => "store_unavailable",
             Self::InvalidMedia(_) => "invalid_image",
             Self::UpstreamUnreachable { .. } => "upstream_unreachable",
             Self::UpstreamTimeout { .. } => "upstream_timeout",
@@ -212,7 +228,10 @@ impl Error {
         let kind = match self {
             Self::UpstreamUnreachable { .. } | Self::UpstreamProtocol { .. } => "upstream_error",
             Self::UpstreamTimeout { .. } => "timeout_error",
-            Self::Unexpected(_) | Self::Overloaded | Self::LimitsUnavailable => "server_error",
+            Self::Unexpected(_)
+            | Self::Overloaded
+            | Self::LimitsUnavailable
+            | Self::ConversationsUnavailable => "server_error",
             Self::ModelNotAllowed(_) => "permission_error",
             // OpenAI's own 429 names what ran out.
             Self::RateLimited { what, .. } => what,
@@ -223,10 +242,32 @@ impl Error {
         let param = match self {
             Self::InvalidRequest(e) => e.param(),
             Self::ModelNotFound(_) | Self::ModelNotAllowed(_) => Some("model"),
+            Self::PreviousResponseNotFound(_) => Some("previous_response_id"),
             Self::InvalidMedia(e) => Some(e.path.as_str()),
             _ => None,
         };
         ErrorBody::new(self.to_string(), kind, param, self.code())
+    }
+
+    /// The status and body as the Responses API answers them: OpenAI's shape,
+    /// but an unknown model is a 400 about `model` (Chat's is a 404).
+    pub fn responses(&self) -> (StatusCode, ErrorBody) {
+        let (status, body) = llm::translate::responses_to_chat::error(
+            self.status_code().as_u16(),
+            &self.openai_body(),
+        );
+        (
+            StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_GATEWAY),
+            body,
+        )
+    }
+
+    /// The error as `/v1/responses` answers it.
+    pub fn into_responses_response(self) -> Response {
+        self.log();
+        let (status, body) = self.responses();
+        let retry = self.retry_after();
+        (status, retry, axum::Json(body)).into_response()
     }
 
     /// The status and body in Anthropic's shape, for `/v1/messages`.
@@ -263,7 +304,10 @@ impl Error {
     fn retry_after(&self) -> axum::http::HeaderMap {
         let mut headers = axum::http::HeaderMap::new();
         let seconds = match self {
-            Self::Overloaded | Self::LimitsUnavailable | Self::InFlightLimit { .. } => 1,
+            Self::Overloaded
+            | Self::LimitsUnavailable
+            | Self::ConversationsUnavailable
+            | Self::InFlightLimit { .. } => 1,
             Self::RateLimited { retry_after, .. } => retry_after.as_secs().max(1),
             _ => return headers,
         };

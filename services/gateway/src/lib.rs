@@ -9,10 +9,14 @@
 //!   [`ejection`]: the targets left out for a while for failing.
 //! - [`providers`]: the closed set of provider kinds (OpenAI-compatible, Anthropic,
 //!   demo) behind one small trait, dispatched with `match`.
-//! - [`chat`], [`embeddings`], [`messages`]: what a request does once its body is
-//!   read: parse, resolve, call the provider (translating between the OpenAI and
-//!   Anthropic APIs where client and provider differ), shape the answer. The SSE
+//! - [`chat`], [`completions`], [`embeddings`], [`messages`], [`count_tokens`]:
+//!   what a request does once its body is read: parse, resolve, call the provider
+//!   (translating between the OpenAI and Anthropic APIs where client and provider
+//!   differ), shape the answer. The SSE
 //!   relay, in either API's dialect, lives in [`stream`].
+//! - [`responses`]: OpenAI's Responses API, natively or over chat completions,
+//!   with the conversations `previous_response_id` continues, over HTTP and
+//!   WebSocket.
 //! - [`body_budget`]: the bytes of request bodies held at once, bounded.
 //! - [`routes`]: the axum handlers, by API area; thin wrappers around the above.
 //! - [`error`]: the one error type, rendered in the error shape of the API the
@@ -33,7 +37,9 @@ pub mod balance;
 pub mod body_budget;
 pub mod capture;
 pub mod chat;
+pub mod completions;
 pub mod config;
+pub mod count_tokens;
 pub mod ejection;
 pub mod embeddings;
 pub mod error;
@@ -43,6 +49,7 @@ pub mod live;
 pub mod messages;
 pub mod providers;
 pub mod publish;
+pub mod responses;
 pub mod retry;
 pub mod routes;
 pub mod routing;

@@ -189,6 +189,11 @@ impl Limits {
         }
     }
 
+    /// The bus the counters are shared on, if any.
+    pub fn bus(&self) -> Option<&events::Bus> {
+        self.bus.as_ref()
+    }
+
     pub fn register(&self, registry: &mut prometheus_client::registry::Registry) {
         registry.register(
             "aiprox_gateway_limit_refusals",
@@ -227,6 +232,22 @@ impl Limits {
             self.refused.get_or_create(&Refusal { reason }).inc();
         }
         checked
+    }
+
+    /// Admits a request that consumes nothing (a token count) if its key may use
+    /// the model it asked for.
+    pub fn admit_model(&self, x: &Exchange) -> Result<(), Error> {
+        match &x.limits {
+            Some(limits) if !limits.allows(&x.requested_model) => {
+                self.refused
+                    .get_or_create(&Refusal {
+                        reason: "model_not_allowed",
+                    })
+                    .inc();
+                Err(Error::ModelNotAllowed(x.requested_model.clone()))
+            }
+            _ => Ok(()),
+        }
     }
 
     async fn check(

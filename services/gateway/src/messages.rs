@@ -30,6 +30,7 @@ pub async fn create(
     let raw = RawRequest::parse(body).map_err(Error::InvalidMessagesRequest)?;
     llm::inline_media::check(body)?;
     x.asked_for(&raw.model)?;
+    x.sampled_with(&raw.body);
     x.stream = raw.stream;
     let route = state.routing().resolve(&raw.model)?;
     x.prices = state.routing().prices().clone();

@@ -31,6 +31,10 @@ pub enum Dialect {
     /// `event:` + `data:` frames, nothing after `message_stop`, errors as
     /// `event: error`.
     Anthropic,
+    /// OpenAI's Responses API: `event:` + `data:` frames, nothing after the
+    /// terminal event; a failure is an `error` event then `response.failed`,
+    /// which the stream's translator writes itself (it numbers the events).
+    Responses,
 }
 
 /// OpenAI chunk payloads as frames.
@@ -59,7 +63,7 @@ pub fn sse_response(dialect: Dialect, headers: HeaderMap, frames: FrameStream) -
                     Ok::<_, std::convert::Infallible>(Bytes::from_static(llm::sse::DONE_FRAME)),
                     State::Done,
                 )),
-                Dialect::Anthropic => None,
+                Dialect::Anthropic | Dialect::Responses => None,
             };
         };
         let mut out = BytesMut::new();
@@ -77,6 +81,8 @@ pub fn sse_response(dialect: Dialect, headers: HeaderMap, frames: FrameStream) -
                             let body = serde_json::to_vec(&e.anthropic_body()).unwrap_or_default();
                             write_frame(&mut out, Some("error"), &body);
                         }
+                        // Its translator sent the failure's events before the error.
+                        Dialect::Responses => {}
                     }
                     return Some((Ok(out.freeze()), State::Done));
                 }

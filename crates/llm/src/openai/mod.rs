@@ -284,6 +284,33 @@ impl ChatRequest {
         })
     }
 
+    /// A `POST /v1/completions` body (legacy text completions), read like a chat
+    /// request (model, stream, usage) with `prompt` where chat has `messages`.
+    pub fn parse_completion(bytes: &[u8]) -> Result<Self, InvalidRequest> {
+        let body = parse_body(bytes)?;
+        let model = parse_model(&body)?;
+        match body.get("prompt").map(|p| p.get()) {
+            None | Some("null") => return Err(InvalidRequest::Missing("prompt")),
+            Some(p) if !(p.starts_with('"') || p.starts_with('[')) => {
+                return Err(InvalidRequest::WrongType {
+                    param: "prompt",
+                    expected: "a string, an array of strings or an array of tokens",
+                });
+            }
+            Some(_) => {}
+        }
+        let stream = member::<bool>(&body, "stream", "a boolean")?.unwrap_or(false);
+        let include_usage = object_member::<StreamOptions>(&body, "stream_options")?
+            .and_then(|o| o.include_usage)
+            .unwrap_or(false);
+        Ok(Self {
+            body,
+            model,
+            stream,
+            include_usage,
+        })
+    }
+
     /// Asks the upstream for the usage chunk (`stream_options.include_usage`),
     /// keeping any other stream option the client set. The log needs the usage;
     /// the gateway hides the chunk from a client that did not ask for it.

@@ -28,7 +28,7 @@ use crate::{Grain, MediaLink, Rollup, RollupKey, StoreError, body, i64_of, media
 type Tx<'c> = sqlx::Transaction<'c, MySql>;
 
 /// Rows per statement at most (a statement takes 65,535 parameters; a log row
-/// has 21).
+/// has 22).
 const ROWS: usize = 500;
 
 /// Body bytes per statement, about: a statement takes one more row while it
@@ -38,7 +38,7 @@ const BYTES: usize = 4 << 20;
 const INSERT_LOG_ROWS: &str = "INSERT IGNORE INTO request_logs (request_id, received_at, endpoint,
   client_key_id, requested_model, provider, upstream_model, stream, status, error_kind,
   error_message, input_tokens, output_tokens, cached_tokens, cost_usd, latency_us, ttft_us,
-  upstream_latency_us, source, attempts, cache_write_tokens) ";
+  upstream_latency_us, source, attempts, cache_write_tokens, omitted_tools) ";
 
 /// The batch in one transaction; returns how many events were new.
 pub async fn insert_batch(pool: &MySqlPool, events: &[LogEvent]) -> Result<usize, StoreError> {
@@ -137,7 +137,8 @@ fn push_log_row(mut row: Separated<'_, MySql, &'static str>, e: &&LogEvent) {
         .push_bind(i64_of(e.upstream_latency_us))
         .push_bind(clip(&e.source, VARCHAR))
         .push_bind(crate::attempts_json(e))
-        .push_bind(i64_of(e.cache_write_tokens));
+        .push_bind(i64_of(e.cache_write_tokens))
+        .push_bind(crate::omitted_tools_json(e));
 }
 
 /// Writes the new events' request and response bodies to `request_contents`.

@@ -9,7 +9,7 @@
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use opentelemetry::trace::{SpanContext, SpanId, TraceId};
-use prost::encoding::{WireType, encode_key, encode_varint, encoded_len_varint};
+use prost::encoding::{WireType, encoded_len_varint};
 
 /// `Span.kind`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -65,8 +65,8 @@ impl Spans {
             bytes_field(out, 4, &parent.to_bytes());
         }
         bytes_field(out, 5, head.name.as_bytes());
-        encode_key(6, WireType::Varint, out);
-        encode_varint(head.kind as u64, out);
+        field_key(out, 6, WireType::Varint);
+        varint(out, head.kind as u64);
         fixed64_field(out, 7, nanos(head.start));
         fixed64_field(out, 8, nanos(head.end.max(head.start)));
         SpanWriter { spans: self }
@@ -78,14 +78,29 @@ fn nanos(t: SystemTime) -> u64 {
         .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
 }
 
+/// A varint, a byte at a time: most of a span's are one byte (tags, lengths of
+/// names), which prost's generic writer pays a buffer call for each.
+fn varint(out: &mut Vec<u8>, mut value: u64) {
+    while value >= 0x80 {
+        out.push((value as u8) | 0x80);
+        value >>= 7;
+    }
+    out.push(value as u8);
+}
+
+/// A field's key: its tag and wire type.
+fn field_key(out: &mut Vec<u8>, tag: u32, wire_type: WireType) {
+    varint(out, (u64::from(tag) << 3) | wire_type as u64);
+}
+
 fn bytes_field(out: &mut Vec<u8>, tag: u32, bytes: &[u8]) {
-    encode_key(tag, WireType::LengthDelimited, out);
-    encode_varint(bytes.len() as u64, out);
+    field_key(out, tag, WireType::LengthDelimited);
+    varint(out, bytes.len() as u64);
     out.extend_from_slice(bytes);
 }
 
 fn fixed64_field(out: &mut Vec<u8>, tag: u32, value: u64) {
-    encode_key(tag, WireType::SixtyFourBit, out);
+    field_key(out, tag, WireType::SixtyFourBit);
     out.extend_from_slice(&value.to_le_bytes());
 }
 
@@ -120,21 +135,21 @@ impl Value<'_> {
         match self {
             Self::Str(s) => bytes_field(out, 1, s.as_bytes()),
             Self::Bool(b) => {
-                encode_key(2, WireType::Varint, out);
-                encode_varint(u64::from(*b), out);
+                field_key(out, 2, WireType::Varint);
+                varint(out, u64::from(*b));
             }
             Self::Int(i) => {
-                encode_key(3, WireType::Varint, out);
-                encode_varint(*i as u64, out);
+                field_key(out, 3, WireType::Varint);
+                varint(out, *i as u64);
             }
             Self::Float(f) => fixed64_field(out, 4, f.to_bits()),
             Self::Strs(items) => {
-                encode_key(5, WireType::LengthDelimited, out);
-                encode_varint(array_len(items) as u64, out);
+                field_key(out, 5, WireType::LengthDelimited);
+                varint(out, array_len(items) as u64);
                 for s in *items {
                     // ArrayValue.values: AnyValue { string_value }.
-                    encode_key(1, WireType::LengthDelimited, out);
-                    encode_varint(field_len(1, s.len()) as u64, out);
+                    field_key(out, 1, WireType::LengthDelimited);
+                    varint(out, field_len(1, s.len()) as u64);
                     bytes_field(out, 1, s.as_bytes());
                 }
             }
@@ -153,11 +168,11 @@ fn array_len(items: &[&str]) -> usize {
 fn key_value(out: &mut Vec<u8>, tag: u32, key: &str, value: Value<'_>) {
     let any = value.len();
     let len = field_len(1, key.len()) + field_len(2, any);
-    encode_key(tag, WireType::LengthDelimited, out);
-    encode_varint(len as u64, out);
+    field_key(out, tag, WireType::LengthDelimited);
+    varint(out, len as u64);
     bytes_field(out, 1, key.as_bytes());
-    encode_key(2, WireType::LengthDelimited, out);
-    encode_varint(any as u64, out);
+    field_key(out, 2, WireType::LengthDelimited);
+    varint(out, any as u64);
     value.write(out);
 }
 
@@ -184,8 +199,8 @@ impl SpanWriter<'_> {
     /// A link to another span (`Span.links`).
     pub fn link(&mut self, to: &SpanContext) -> &mut Self {
         let out = &mut self.spans.scratch;
-        encode_key(13, WireType::LengthDelimited, out);
-        encode_varint((field_len(1, 16) + field_len(2, 8)) as u64, out);
+        field_key(out, 13, WireType::LengthDelimited);
+        varint(out, (field_len(1, 16) + field_len(2, 8)) as u64);
         bytes_field(out, 1, &to.trace_id().to_bytes());
         bytes_field(out, 2, &to.span_id().to_bytes());
         self
@@ -194,11 +209,11 @@ impl SpanWriter<'_> {
     /// Status `ERROR` with its description.
     pub fn error(&mut self, message: &str) -> &mut Self {
         let out = &mut self.spans.scratch;
-        encode_key(15, WireType::LengthDelimited, out);
-        encode_varint((field_len(2, message.len()) + 2) as u64, out);
+        field_key(out, 15, WireType::LengthDelimited);
+        varint(out, (field_len(2, message.len()) + 2) as u64);
         bytes_field(out, 2, message.as_bytes());
-        encode_key(3, WireType::Varint, out);
-        encode_varint(2, out);
+        field_key(out, 3, WireType::Varint);
+        varint(out, 2);
         self
     }
 
@@ -240,11 +255,11 @@ pub fn request(prefix: &[u8], resource: &[u8], scope: &[u8], batches: &[Spans]) 
     let resource_spans = field_len(1, resource.len()) + field_len(2, scope_spans);
     let mut out = Vec::with_capacity(prefix.len() + field_len(1, resource_spans));
     out.extend_from_slice(prefix);
-    encode_key(1, WireType::LengthDelimited, &mut out);
-    encode_varint(resource_spans as u64, &mut out);
+    field_key(&mut out, 1, WireType::LengthDelimited);
+    varint(&mut out, resource_spans as u64);
     bytes_field(&mut out, 1, resource);
-    encode_key(2, WireType::LengthDelimited, &mut out);
-    encode_varint(scope_spans as u64, &mut out);
+    field_key(&mut out, 2, WireType::LengthDelimited);
+    varint(&mut out, scope_spans as u64);
     bytes_field(&mut out, 1, scope);
     for b in batches {
         out.extend_from_slice(&b.buf);

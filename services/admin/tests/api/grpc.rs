@@ -1,9 +1,11 @@
 //! Logs, media and the usage summary through gRPC (the generated tonic
 //! client): the admin token, pages of a window, filters, an invalid status
-//! class refused, one log and its media, a missing log, the summary.
+//! class refused, one log (its media, the tools left out), a missing log, the
+//! summary.
 
 use admin::proto::admin_service_client::AdminServiceClient;
 use admin::proto::{GetLogRequest, GetMediaRequest, ListLogsRequest, UsageSummaryRequest};
+use events::proto::LogEvent;
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Channel;
 
@@ -108,6 +110,7 @@ pub async fn grpc_shows_a_log_and_serves_its_media(api: &Api) {
         .into_inner();
     assert_eq!(detail.row.unwrap().output_tokens, 3);
     assert!(detail.request_body.contains("hello"));
+    assert!(detail.omitted_tools.is_empty());
     let blob = client
         .get_media(GetMediaRequest {
             sha256: detail.media[0].sha256.clone(),
@@ -119,6 +122,19 @@ pub async fn grpc_shows_a_log_and_serves_its_media(api: &Api) {
         (blob.mime.as_str(), &blob.data[..]),
         ("image/png", &b"\x89PNG"[..])
     );
+    // The tools the gateway left out of the upstream request, in order.
+    let codex = LogEvent {
+        omitted_tools: vec!["web_search".into(), "namespace".into()],
+        ..event(41)
+    };
+    let request_id = codex.request_id.clone();
+    api.store.insert_batch(&[codex]).await.unwrap();
+    let detail = client
+        .get_log(GetLogRequest { request_id })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(detail.omitted_tools, ["web_search", "namespace"]);
 }
 
 pub async fn grpc_a_missing_log_is_not_found(api: &Api) {

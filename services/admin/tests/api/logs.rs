@@ -126,7 +126,8 @@ pub async fn text_search_pages_across_time_windows(api: &Api) {
     assert_eq!(found, expected);
 }
 
-/// The Logs table's columns come with each row, and `source` filters.
+/// The Logs table's columns come with each row, and `source` filters; the
+/// detail adds the failed calls and the tools left out.
 pub async fn logs_list_the_upstream_model_cost_key_and_source(api: &Api) {
     let mut played = event(1);
     played.upstream_model = "gpt-4o-2024".into();
@@ -141,6 +142,7 @@ pub async fn logs_list_the_upstream_model_cost_key_and_source(api: &Api) {
         latency_us: 2500,
         key: 2,
     }];
+    played.omitted_tools = vec!["web_search".into(), "namespace".into()];
     api.store.insert_batch(&[played, event(2)]).await.unwrap();
     let all = api.json("/api/v1/logs").await;
     let rows = all["data"].as_array().unwrap();
@@ -166,10 +168,15 @@ pub async fn logs_list_the_upstream_model_cost_key_and_source(api: &Api) {
         serde_json::json!([{"provider": "primary", "upstream_model": "gpt-4o", "status": 429,
             "error_kind": "rate_limit_exceeded", "latency_ms": 2.5, "key": 2}])
     );
+    assert_eq!(
+        detail["omitted_tools"],
+        serde_json::json!(["web_search", "namespace"])
+    );
     let other = api
         .json(&format!("/api/v1/logs/{}", event(2).request_id))
         .await;
     assert_eq!(other["failed_attempts"], serde_json::json!([]));
+    assert_eq!(other["omitted_tools"], serde_json::json!([]));
 }
 
 /// A key's last use comes from the usage rollups, to the minute.

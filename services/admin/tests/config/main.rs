@@ -101,6 +101,7 @@ common::backends!(
     openapi::the_openapi_document_lists_every_path,
     openapi::the_openapi_document_shows_the_provider_key_write_only,
     openapi::the_openapi_document_lists_the_log_filters,
+    openapi::the_openapi_document_shows_the_tools_a_log_left_out,
     secrets::no_answer_or_snapshot_shows_a_secret,
 );
 

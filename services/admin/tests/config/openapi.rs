@@ -1,5 +1,5 @@
 //! The OpenAPI document: behind the admin token, every path, the provider key
-//! write-only in its schemas, the log filters.
+//! write-only in its schemas, the log filters, the tools a log left out.
 
 use serde_json::Value;
 
@@ -55,6 +55,22 @@ pub async fn the_openapi_document_shows_the_provider_key_write_only(api: &Api) {
         doc["components"]["schemas"]["ProviderInput"]["properties"]
             .get("api_key")
             .is_some()
+    );
+}
+
+/// The log detail names the tools left out of the upstream request (the web
+/// UI's `LogDetail` reads it).
+pub async fn the_openapi_document_shows_the_tools_a_log_left_out(api: &Api) {
+    let doc = document(api).await;
+    let detail = &doc["components"]["schemas"]["LogDetail"];
+    let tools = &detail["properties"]["omitted_tools"];
+    assert_eq!(tools["type"], "array");
+    assert_eq!(tools["items"]["type"], "string");
+    assert!(
+        detail["required"]
+            .as_array()
+            .unwrap()
+            .contains(&Value::from("omitted_tools"))
     );
 }
 

@@ -29,6 +29,7 @@ const ANTHROPIC_BETA: HeaderName = HeaderName::from_static("anthropic-beta");
 pub struct Anthropic {
     pub(super) upstream: Upstream,
     messages_url: reqwest::Url,
+    count_tokens_url: reqwest::Url,
     default_max_tokens: u32,
     pub(super) peer: std::sync::Arc<super::Peer>,
 }
@@ -86,6 +87,7 @@ impl Anthropic {
                 &config.headers,
             )?,
             messages_url: super::openai::endpoint(name, &base, "v1/messages")?,
+            count_tokens_url: super::openai::endpoint(name, &base, "v1/messages/count_tokens")?,
             peer: std::sync::Arc::new(super::Peer::of("anthropic", &base)),
             default_max_tokens: config.default_max_tokens,
         })
@@ -109,10 +111,16 @@ impl Anthropic {
         body: Vec<u8>,
         headers: HeaderMap,
     ) -> Result<super::http::UpstreamResponse, Error> {
-        let answer = self
-            .upstream
-            .send(&self.messages_url, body, headers)
-            .await?;
+        self.send_to(&self.messages_url, body, headers).await
+    }
+
+    async fn send_to(
+        &self,
+        url: &reqwest::Url,
+        body: Vec<u8>,
+        headers: HeaderMap,
+    ) -> Result<super::http::UpstreamResponse, Error> {
+        let answer = self.upstream.send(url, body, headers).await?;
         if answer.status.is_success() {
             return Ok(answer);
         }
@@ -136,6 +144,24 @@ impl Anthropic {
     ) -> Result<Completion, Error> {
         let body = raw::to_vec_replacing(body, "model", &raw::to_raw(model));
         let answer = self.send(body, Self::client_headers(client)).await?;
+        let body = self.upstream.read_body(answer.response).await?;
+        Ok(Completion {
+            headers: answer.headers,
+            body,
+        })
+    }
+
+    /// `POST /v1/messages/count_tokens` passed through, as [`Self::messages`].
+    pub async fn count_tokens(
+        &self,
+        body: &RawObject,
+        model: &str,
+        client: &HeaderMap,
+    ) -> Result<Completion, Error> {
+        let body = raw::to_vec_replacing(body, "model", &raw::to_raw(model));
+        let answer = self
+            .send_to(&self.count_tokens_url, body, Self::client_headers(client))
+            .await?;
         let body = self.upstream.read_body(answer.response).await?;
         Ok(Completion {
             headers: answer.headers,

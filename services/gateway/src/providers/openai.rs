@@ -21,6 +21,10 @@ pub struct OpenAiCompatible {
     /// Parsed once: parsing a URL per request showed up in the profile.
     chat_url: reqwest::Url,
     embeddings_url: reqwest::Url,
+    completions_url: reqwest::Url,
+    responses_url: reqwest::Url,
+    /// Whether the server has the Responses API itself.
+    pub serves_responses: bool,
     pub(super) peer: std::sync::Arc<super::Peer>,
 }
 
@@ -66,6 +70,9 @@ impl OpenAiCompatible {
             )?,
             chat_url: endpoint(name, &config.base_url, "chat/completions")?,
             embeddings_url: endpoint(name, &config.base_url, "embeddings")?,
+            completions_url: endpoint(name, &config.base_url, "completions")?,
+            responses_url: endpoint(name, &config.base_url, "responses")?,
+            serves_responses: config.serves_responses(),
             peer: std::sync::Arc::new(super::Peer::of("openai", &config.base_url)),
         })
     }
@@ -82,18 +89,10 @@ impl OpenAiCompatible {
             body,
         })
     }
-}
 
-impl LlmProvider for OpenAiCompatible {
-    async fn chat(&self, req: &ChatRequest, model: &str) -> Result<Completion, Error> {
-        self.call(&self.chat_url, req.upstream_body(model)).await
-    }
-
-    async fn chat_stream(&self, req: &ChatRequest, model: &str) -> Result<StreamStart, Error> {
-        let answer = self
-            .upstream
-            .send(&self.chat_url, req.upstream_body(model), HeaderMap::new())
-            .await?;
+    /// A stream of chunk payloads, or the upstream's error passed through.
+    async fn stream(&self, url: &reqwest::Url, body: Vec<u8>) -> Result<StreamStart, Error> {
+        let answer = self.upstream.send(url, body, HeaderMap::new()).await?;
         if !answer.status.is_success() {
             let body = self.upstream.read_body(answer.response).await?;
             return Err(upstream_error(answer.status, &answer.headers, &body));
@@ -102,6 +101,51 @@ impl LlmProvider for OpenAiCompatible {
             headers: answer.headers,
             chunks: chunks(self.upstream.events(answer.response)),
         })
+    }
+
+    /// `POST /responses` on a server with the Responses API: `body` as it goes.
+    pub async fn responses(&self, body: Vec<u8>) -> Result<Completion, Error> {
+        self.call(&self.responses_url, body).await
+    }
+
+    /// The streamed form of [`Self::responses`]: the upstream's events as they
+    /// come (the Responses API's `event:` + `data:` frames).
+    pub async fn responses_stream(&self, body: Vec<u8>) -> Result<(HeaderMap, EventStream), Error> {
+        let answer = self
+            .upstream
+            .send(&self.responses_url, body, HeaderMap::new())
+            .await?;
+        if !answer.status.is_success() {
+            let body = self.upstream.read_body(answer.response).await?;
+            return Err(upstream_error(answer.status, &answer.headers, &body));
+        }
+        Ok((answer.headers, self.upstream.events(answer.response)))
+    }
+
+    /// `POST /completions` (legacy text completions), passed through.
+    pub async fn completions(&self, req: &ChatRequest, model: &str) -> Result<Completion, Error> {
+        self.call(&self.completions_url, req.upstream_body(model))
+            .await
+    }
+
+    /// The streamed form of [`Self::completions`].
+    pub async fn completions_stream(
+        &self,
+        req: &ChatRequest,
+        model: &str,
+    ) -> Result<StreamStart, Error> {
+        self.stream(&self.completions_url, req.upstream_body(model))
+            .await
+    }
+}
+
+impl LlmProvider for OpenAiCompatible {
+    async fn chat(&self, req: &ChatRequest, model: &str) -> Result<Completion, Error> {
+        self.call(&self.chat_url, req.upstream_body(model)).await
+    }
+
+    async fn chat_stream(&self, req: &ChatRequest, model: &str) -> Result<StreamStart, Error> {
+        self.stream(&self.chat_url, req.upstream_body(model)).await
     }
 
     async fn embeddings(&self, req: &EmbeddingsRequest, model: &str) -> Result<Completion, Error> {

@@ -83,6 +83,7 @@ pub(super) fn prepare(x: Exchange, media: &mut Vec<Outbound>, spans: &mut Spans)
         media: refs,
         traceparent: String::new(),
         failed_attempts: x.failed_attempts,
+        omitted_tools: x.omitted_tools,
     };
     if let (Some(facts), Some(requests)) = (facts, telemetry::trace::requests::requests()) {
         log.traceparent = spans::record(requests, spans, &facts, &log);
@@ -122,8 +123,16 @@ fn response_and_tokens(x: &Exchange) -> (Bytes, Option<llm::usage::Tokens>) {
         );
     }
     match x.dialect {
+        Dialect::OpenAi if x.endpoint == "/v1/completions" => {
+            let (whole, tokens) = llm::assemble::completions(&x.frames);
+            (Bytes::from(whole), tokens)
+        }
         Dialect::OpenAi => {
             let (whole, tokens) = llm::assemble::openai(&x.frames);
+            (Bytes::from(whole), tokens)
+        }
+        Dialect::Responses => {
+            let (whole, tokens) = llm::assemble::responses(&x.frames);
             (Bytes::from(whole), tokens)
         }
         Dialect::Anthropic => {

@@ -19,7 +19,6 @@ use std::time::{Duration, Instant, SystemTime};
 use events::proto::LogEvent;
 use events::subjects;
 use serde::Deserialize;
-use serde::de::IgnoredAny;
 use telemetry::trace::otlp::{Head, Kind, Spans, Value};
 use telemetry::trace::requests::{RequestSpan, Requests};
 use telemetry::trace::{self, SpanContext};
@@ -33,6 +32,7 @@ pub(super) struct Facts {
     started: Instant,
     upstream_sent: Option<Instant>,
     peer: Option<Arc<Peer>>,
+    sampling: llm::trace_facts::Asked,
 }
 
 impl Facts {
@@ -43,6 +43,7 @@ impl Facts {
             started: x.started,
             upstream_sent: x.upstream_sent,
             peer: x.peer.clone(),
+            sampling: x.sampling,
         })
     }
 }
@@ -112,33 +113,6 @@ pub(super) fn send(
     span.end();
 }
 
-/// What the request asked for, by the names the conventions give it.
-#[derive(Deserialize, Default)]
-struct Asked {
-    temperature: Option<f64>,
-    top_p: Option<f64>,
-    max_tokens: Option<i64>,
-    max_completion_tokens: Option<i64>,
-}
-
-/// What came back (OpenAI's or Anthropic's shape: the client's).
-#[derive(Deserialize, Default)]
-struct Answered {
-    id: Option<String>,
-    model: Option<String>,
-    #[serde(default)]
-    choices: Vec<Choice>,
-    stop_reason: Option<String>,
-}
-
-#[derive(Deserialize)]
-struct Choice {
-    finish_reason: Option<String>,
-    #[serde(default)]
-    #[allow(dead_code)]
-    message: IgnoredAny,
-}
-
 fn gen_ai(
     requests: &Requests,
     spans: &mut Spans,
@@ -147,10 +121,10 @@ fn gen_ai(
     start: SystemTime,
     end: SystemTime,
 ) {
-    let operation = if log.endpoint == "/v1/embeddings" {
-        "embeddings"
-    } else {
-        "chat"
+    let operation = match log.endpoint.as_str() {
+        "/v1/embeddings" => "embeddings",
+        "/v1/completions" => "text_completion",
+        _ => "chat",
     };
     let name = format!("{operation} {}", log.upstream_model);
     let mut span = spans.span(&Head {
@@ -178,14 +152,14 @@ fn gen_ai(
             span.int("server.port", i64::from(port));
         }
     }
-    let asked: Asked = serde_json::from_slice(&log.request_body).unwrap_or_default();
+    let asked = &facts.sampling;
     if let Some(t) = asked.temperature {
         span.attr("gen_ai.request.temperature", Value::Float(t));
     }
     if let Some(p) = asked.top_p {
         span.attr("gen_ai.request.top_p", Value::Float(p));
     }
-    if let Some(m) = asked.max_completion_tokens.or(asked.max_tokens) {
+    if let Some(m) = asked.max_tokens {
         span.int("gen_ai.request.max_tokens", m);
     }
     if log.input_tokens > 0 || log.output_tokens > 0 {
@@ -198,20 +172,15 @@ fn gen_ai(
             int(log.cached_tokens),
         );
     }
-    let answered: Answered = serde_json::from_slice(&log.response_body).unwrap_or_default();
+    let answered = llm::trace_facts::answered(&log.response_body);
     if let Some(id) = &answered.id {
         span.str("gen_ai.response.id", id);
     }
     if let Some(model) = &answered.model {
         span.str("gen_ai.response.model", model);
     }
-    let reasons: Vec<&str> = answered
-        .choices
-        .iter()
-        .filter_map(|c| c.finish_reason.as_deref())
-        .chain(answered.stop_reason.as_deref())
-        .collect();
-    if !reasons.is_empty() {
+    if !answered.finish_reasons.is_empty() {
+        let reasons: Vec<&str> = answered.finish_reasons.iter().map(|r| r.as_ref()).collect();
         span.attr("gen_ai.response.finish_reasons", Value::Strs(&reasons));
     }
     if !log.error_kind.is_empty() {

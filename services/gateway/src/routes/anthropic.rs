@@ -1,4 +1,4 @@
-//! Anthropic's API: `/v1/messages`. Errors answer in Anthropic's shape.
+//! Anthropic's API: `/v1/messages` and `/v1/messages/count_tokens`. Errors answer in Anthropic's shape.
 
 use axum::extract::{Request, State};
 use axum::response::Response;
@@ -11,7 +11,9 @@ use crate::capture::{self, Exchange};
 use crate::stream::Dialect;
 
 pub fn router() -> Router<AppState> {
-    Router::new().route("/v1/messages", post(messages))
+    Router::new()
+        .route("/v1/messages", post(messages))
+        .route("/v1/messages/count_tokens", post(count_tokens))
 }
 
 async fn messages(
@@ -31,4 +33,19 @@ async fn messages(
         capture::finish(state.log_queue(), x, result)
     })
     .await
+}
+
+async fn count_tokens(
+    State(state): State<AppState>,
+    Extension(ctx): Extension<RequestContext>,
+    request: Request,
+) -> Response {
+    let mut x = Exchange::new(&ctx, "/v1/messages/count_tokens", Dialect::Anthropic);
+    let headers = request.headers().clone();
+    let result = async {
+        let body = read_body(&state, request, &mut x).await?;
+        crate::count_tokens::count(&state, &headers, &body, &mut x).await
+    }
+    .await;
+    capture::finish(state.log_queue(), x, result)
 }

@@ -1,8 +1,9 @@
-//! HTTP handlers by API area ([`openai`], [`anthropic`]; [`unrouted`] for the
+//! HTTP handlers by API area ([`openai`], [`responses`], [`anthropic`]; [`unrouted`] for the
 //! requests no route serves). Each extracts, calls one plain function, returns.
 
 pub mod anthropic;
 pub mod openai;
+pub mod responses;
 pub mod unrouted;
 
 use axum::body::Body;

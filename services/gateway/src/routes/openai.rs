@@ -1,4 +1,5 @@
-//! OpenAI's API: `/v1/chat/completions`, `/v1/embeddings`, `/v1/models`.
+//! OpenAI's API: `/v1/chat/completions`, `/v1/completions`, `/v1/embeddings`,
+//! `/v1/models`.
 
 use axum::Extension;
 use axum::extract::{Path, Request, State};
@@ -16,6 +17,7 @@ pub fn router() -> Router<AppState> {
     Router::new()
         .route("/v1/chat/completions", post(chat_completions))
         .route("/v1/embeddings", post(embeddings))
+        .route("/v1/completions", post(completions))
         .route("/v1/models", get(list_models))
         .route("/v1/models/{*id}", get(get_model))
 }
@@ -31,6 +33,24 @@ async fn chat_completions(
         let result = async {
             let body = read_body(&state, request, &mut x).await?;
             crate::chat::complete(&state, &body, &mut x).await
+        }
+        .await;
+        capture::finish(state.log_queue(), x, result)
+    })
+    .await
+}
+
+async fn completions(
+    State(state): State<AppState>,
+    Extension(ctx): Extension<RequestContext>,
+    request: Request,
+) -> Response {
+    let mut x = Exchange::new(&ctx, "/v1/completions", Dialect::OpenAi);
+    // The keys each call used, for the log (`key_calls`).
+    crate::providers::key_calls::scope(async move {
+        let result = async {
+            let body = read_body(&state, request, &mut x).await?;
+            crate::completions::complete(&state, &body, &mut x).await
         }
         .await;
         capture::finish(state.log_queue(), x, result)

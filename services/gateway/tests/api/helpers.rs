@@ -30,6 +30,7 @@ pub fn openai_provider(base_url: &str) -> ProviderConfig {
         headers: BTreeMap::from([("x-tenant".to_owned(), "team-a".to_owned())]),
         models: vec!["gpt-4o".into(), "gpt-4o-mini".into()],
         timeouts: TimeoutOverrides::default(),
+        responses_api: None,
     })
 }
 
@@ -126,8 +127,13 @@ impl TestApp {
 
     /// `POST /v1/messages` as the Anthropic SDK sends it.
     pub async fn post_messages(&self, body: &Value) -> reqwest::Response {
+        self.post_messages_path("/v1/messages", body).await
+    }
+
+    /// A `POST` to an Anthropic API path, as the Anthropic SDK sends it.
+    pub async fn post_messages_path(&self, path: &str, body: &Value) -> reqwest::Response {
         self.client
-            .post(self.url("/v1/messages"))
+            .post(self.url(path))
             .header("content-type", "application/json")
             .header("x-api-key", "sk-ant-client-key-must-not-travel")
             .header("anthropic-version", "2023-06-01")

@@ -15,4 +15,5 @@ mod live;
 mod logging;
 mod messages_endpoint;
 mod models_embeddings;
+mod responses;
 mod streaming;

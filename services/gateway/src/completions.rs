@@ -1,0 +1,96 @@
+//! `POST /v1/completions`, OpenAI's legacy text completions (vLLM and Ollama
+//! users still call it): passed through to OpenAI-compatible providers, body and
+//! stream untouched but for `model`; a provider kind without the API
+//! (Anthropic, demo) is a 400 `unsupported_endpoint`.
+
+use std::time::Instant;
+
+use bytes::Bytes;
+use llm::openai::ChatRequest;
+
+use crate::app::AppState;
+use crate::capture::{Exchange, Reply};
+use crate::error::Error;
+use crate::providers::Provider;
+use crate::routing::Target;
+use crate::stream;
+
+#[tracing::instrument(name = "completions", skip_all, fields(model, provider, stream))]
+pub async fn complete(state: &AppState, body: &Bytes, x: &mut Exchange) -> Result<Reply, Error> {
+    let mut req = ChatRequest::parse_completion(body)?;
+    x.asked_for(&req.model)?;
+    x.sampled_with(&req.body);
+    x.stream = req.stream;
+    x.client_wants_usage = req.include_usage;
+    if req.stream && state.log_queue().is_some() {
+        req.request_usage();
+    }
+    let route = state.routing().resolve(&req.model)?;
+    x.prices = state.routing().prices().clone();
+    state
+        .limits()
+        .admit(x, &route, body.len(), crate::limits::max_output(&req.body))
+        .await?;
+    let span = tracing::Span::current();
+    span.record("model", req.model.as_str());
+    span.record("stream", req.stream);
+    let mut attempts = state.attempts(&route, &x.asked)?;
+    let mut next = attempts.first();
+    while let Some(target) = next {
+        span.record("provider", &*target.provider_name);
+        let first_event = state.settings().retry.first_event_timeout;
+        let busy = target.busy();
+        let answered = attempts
+            .within(target, call(target, &req, x, first_event))
+            .await;
+        match answered {
+            Err(e) => match attempts.next(&e).await {
+                Some(t) => {
+                    x.failed_over(&e);
+                    next = Some(t);
+                }
+                None => return Err(e),
+            },
+            answered => {
+                attempts.succeeded();
+                return answered.map(|reply| reply.holding(busy));
+            }
+        }
+    }
+    Err(Error::ModelNotFound(req.model.clone()))
+}
+
+/// One target's answer.
+async fn call(
+    target: &Target,
+    req: &ChatRequest,
+    x: &mut Exchange,
+    first_event: std::time::Duration,
+) -> Result<Reply, Error> {
+    x.route(target);
+    let Provider::OpenAi(provider) = &*target.provider else {
+        return Err(Error::Unsupported {
+            provider: target.provider_name.to_string(),
+            what: "legacy completions (/v1/completions)",
+        });
+    };
+    let sent = Instant::now();
+    if req.stream {
+        let start = provider.completions_stream(req, &target.model).await;
+        x.upstream_done(sent);
+        let start = start?;
+        let chunks = stream::first_item(start.chunks, first_event, &target.provider_name).await?;
+        Ok(Reply::Stream {
+            headers: start.headers,
+            frames: stream::openai_frames(chunks),
+        })
+    } else {
+        let completion = provider.completions(req, &target.model).await;
+        x.upstream_done(sent);
+        let completion = completion?;
+        Ok(Reply::Json {
+            headers: completion.headers,
+            body: completion.body,
+        })
+    }
+}

@@ -1,0 +1,224 @@
+//! `POST /v1/responses`, OpenAI's Responses API, served by any provider:
+//! natively by a server that has the API ([`native`]: the body passed through,
+//! only `model` rewritten), by translation over chat completions by every
+//! other ([`translated`]; an Anthropic upstream through its chat translation).
+//!
+//! With `store` (the default, as OpenAI's), each response is kept
+//! ([`conversations`]) so that `previous_response_id` continues it on any
+//! gateway and any provider, and `GET`/`DELETE /v1/responses/{id}` and
+//! `GET /v1/responses/{id}/input_items` find it ([`stored`]).
+//!
+//! Choices: a response made by translation gets the id
+//! `resp_<request id>`; a native one keeps the upstream's. A continuation
+//! whose stored conversation is missing (deleted, expired, another key's) is
+//! a 400 naming `previous_response_id`, as OpenAI answers. Built-in tools a
+//! translated provider cannot run are left out and listed in the log row; a
+//! request that forces one is refused.
+
+mod conversations;
+mod native;
+pub mod stored;
+mod translated;
+pub mod websocket;
+
+pub use conversations::{Conversations, Entry};
+pub use stored::{delete, input_items, retrieve};
+
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+use llm::responses::{Item, ResponseMeta, ResponsesRequest};
+use llm::translate::responses_to_chat::StreamTranslator;
+use serde_json::Value;
+
+use crate::app::AppState;
+use crate::capture::{Exchange, Reply};
+use crate::error::Error;
+use crate::providers::Provider;
+use crate::routing::Target;
+use crate::stream;
+use conversations::Chain;
+
+/// `POST /v1/responses`, its responses kept in the gateways' shared store.
+pub async fn create(state: &AppState, body: &Bytes, x: &mut Exchange) -> Result<Reply, Error> {
+    create_in(state, state.conversations(), body, x).await
+}
+
+/// A request whose responses are kept in (and continued from) `conversations`.
+#[tracing::instrument(name = "responses", skip_all, fields(model, provider, stream))]
+pub async fn create_in(
+    state: &AppState,
+    conversations: &Conversations,
+    body: &Bytes,
+    x: &mut Exchange,
+) -> Result<Reply, Error> {
+    let req = ResponsesRequest::parse(body)?;
+    llm::inline_media::check(body)?;
+    x.asked_for(&req.model)?;
+    x.sampled_with(&req.body);
+    x.stream = req.stream;
+    let route = state.routing().resolve(&req.model)?;
+    x.prices = state.routing().prices().clone();
+    state
+        .limits()
+        .admit(x, &route, body.len(), req.max_output_tokens.map(u64::from))
+        .await?;
+    let key = x.key_id.as_deref().map(str::to_owned);
+    let previous = match &req.previous_response_id {
+        Some(id) => Some(conversations.chain(id, key.as_deref()).await?),
+        None => None,
+    };
+    let span = tracing::Span::current();
+    span.record("model", req.model.as_str());
+    span.record("stream", req.stream);
+    let turn = Turn {
+        meta: ResponseMeta {
+            id: format!("resp_{}", x.request_id.simple()),
+            created_at: SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs()),
+            model: req.model.clone(),
+        },
+        previous,
+        key,
+        req,
+    };
+    let mut attempts = state.attempts(&route, &x.asked)?;
+    let mut next = attempts.first();
+    while let Some(target) = next {
+        span.record("provider", &*target.provider_name);
+        let first_event = state.settings().retry.first_event_timeout;
+        let busy = target.busy();
+        let answered = attempts
+            .within(target, call(conversations, target, &turn, x, first_event))
+            .await;
+        match answered {
+            Err(e) => match attempts.next(&e).await {
+                Some(t) => {
+                    x.failed_over(&e);
+                    next = Some(t);
+                }
+                None => return Err(e),
+            },
+            answered => {
+                attempts.succeeded();
+                return answered.map(|reply| reply.holding(busy));
+            }
+        }
+    }
+    Err(Error::ModelNotFound(turn.req.model.clone()))
+}
+
+/// What one request asks, whichever target serves it.
+struct Turn {
+    req: ResponsesRequest,
+    previous: Option<Chain>,
+    /// The id a translated response gets, its time and the model asked.
+    meta: ResponseMeta,
+    key: Option<String>,
+}
+
+/// One target's answer.
+async fn call(
+    conversations: &Conversations,
+    target: &Target,
+    turn: &Turn,
+    x: &mut Exchange,
+    first_event: std::time::Duration,
+) -> Result<Reply, Error> {
+    x.route(target);
+    let native = match &*target.provider {
+        Provider::OpenAi(p) if p.serves_responses => Some(p),
+        _ => None,
+    };
+    let keep = (turn.req.store || conversations.remembers_all()).then(|| Keep {
+        conversations: conversations.clone(),
+        shared: turn.req.store,
+        entry: Entry {
+            key_id: turn.key.clone(),
+            previous_response_id: turn.req.previous_response_id.clone(),
+            provider: target.provider_name.to_string(),
+            native: native.is_some(),
+            input: input_with_ids(&turn.req.input, &turn.meta),
+            response: Value::Null,
+        },
+    });
+    let sent = Instant::now();
+    if let Some(provider) = native {
+        let body = native::body(&turn.req, turn.previous.as_ref(), target)?;
+        if !turn.req.stream {
+            let answered = native::answer(provider, body, keep).await;
+            x.upstream_done(sent);
+            return answered;
+        }
+        let start = provider.responses_stream(body).await;
+        x.upstream_done(sent);
+        let (headers, events) = start?;
+        let events = stream::first_item(events, first_event, &target.provider_name).await?;
+        return Ok(Reply::Stream {
+            headers,
+            frames: native::frames(events, keep),
+        });
+    }
+    let (chat, omitted) = translated::chat_request(&turn.req, turn.previous.as_ref(), target)?;
+    x.omitted_tools = omitted.tools;
+    if !turn.req.stream {
+        let answered = translated::answer(target, &chat, &turn.meta, &turn.req, keep).await;
+        x.upstream_done(sent);
+        return answered;
+    }
+    let start = target.provider.chat_stream(&chat, &target.model).await;
+    x.upstream_done(sent);
+    let start = start?;
+    let chunks = stream::first_item(start.chunks, first_event, &target.provider_name).await?;
+    let translator = StreamTranslator::new(turn.meta.clone(), turn.req.echo());
+    Ok(Reply::Stream {
+        headers: start.headers,
+        frames: translated::frames(chunks, translator, keep),
+    })
+}
+
+/// The request's input items as stored: each without an id gets one derived
+/// from the response's (`msg_<…>_in0`…), as OpenAI lists them.
+fn input_with_ids(input: &[Item], meta: &ResponseMeta) -> Vec<Value> {
+    let tail = meta.id.strip_prefix("resp_").unwrap_or(&meta.id);
+    input
+        .iter()
+        .enumerate()
+        .map(|(i, item)| {
+            let mut value = serde_json::to_value(item).unwrap_or(Value::Null);
+            if let Some(object) = value.as_object_mut()
+                && !object.contains_key("id")
+            {
+                let prefix = if item.kind() == "message" {
+                    "msg"
+                } else {
+                    "item"
+                };
+                object.insert("id".into(), format!("{prefix}_{tail}_in{i}").into());
+            }
+            value
+        })
+        .collect()
+}
+
+/// A response to store once it is known, with what it continues.
+#[derive(Debug)]
+struct Keep {
+    conversations: Conversations,
+    /// For every gateway (`store`), or only the connection's memory.
+    shared: bool,
+    entry: Entry,
+}
+
+impl Keep {
+    /// Stores `response` (the Response object answered). A response that cannot
+    /// be stored is still answered: the failure is logged, and a continuation of
+    /// it will be refused.
+    async fn keep(mut self, response: Value) {
+        self.entry.response = response;
+        if let Err(e) = self.conversations.put(&self.entry, self.shared).await {
+            tracing::warn!(error = %e, response_id = self.entry.id(), "response not stored");
+        }
+    }
+}

@@ -1,0 +1,188 @@
+//! A server with the Responses API itself (OpenAI): the client's body passes
+//! through with `model` rewritten, the answer and its events come back
+//! untouched. A continuation names its previous response upstream when that
+//! response was made there (the upstream holds it); otherwise the stored
+//! conversation goes upstream as input, with no `previous_response_id`.
+
+use bytes::Bytes;
+use futures_util::StreamExt;
+use llm::raw::{self, RawObject};
+use llm::responses::ResponsesRequest;
+use serde_json::Value;
+
+use super::Keep;
+use super::conversations::Chain;
+use crate::capture::Reply;
+use crate::error::Error;
+use crate::providers::StreamError;
+use crate::providers::openai::OpenAiCompatible;
+use crate::routing::Target;
+use crate::stream::{Frame, FrameStream};
+
+/// The body for `target`: `previous` passed through by id when it was made on
+/// the same provider, else inlined.
+pub(super) fn body(
+    req: &ResponsesRequest,
+    previous: Option<&Chain>,
+    target: &Target,
+) -> Result<Vec<u8>, Error> {
+    let made_here = previous
+        .and_then(Chain::last)
+        .is_some_and(|last| last.native && last.provider == *target.provider_name);
+    let Some(chain) = previous.filter(|_| !made_here) else {
+        return Ok(req.upstream_body(&target.model));
+    };
+    let mut body: RawObject = req.body.clone();
+    body.shift_remove("previous_response_id");
+    let mut input: Vec<Value> = Vec::new();
+    for item in chain.items()? {
+        input.push(serde_json::to_value(item).map_err(|e| Error::Unexpected(e.into()))?);
+    }
+    for item in &req.input {
+        input.push(serde_json::to_value(item).map_err(|e| Error::Unexpected(e.into()))?);
+    }
+    body.insert("input".into(), raw::to_raw(&input));
+    body.insert("model".into(), raw::to_raw(&*target.model));
+    Ok(raw::to_vec(&body))
+}
+
+/// The whole answer, kept when it asks to be.
+pub(super) async fn answer(
+    provider: &OpenAiCompatible,
+    body: Vec<u8>,
+    keep: Option<Keep>,
+) -> Result<Reply, Error> {
+    let completion = provider.responses(body).await?;
+    if let Some(keep) = keep
+        && let Ok(response) = serde_json::from_slice::<Value>(&completion.body)
+    {
+        keep.keep(response).await;
+    }
+    Ok(Reply::Json {
+        headers: completion.headers,
+        body: completion.body,
+    })
+}
+
+/// The upstream's events as frames. The terminal event's Response is kept
+/// before that event leaves, so a client that saw it can continue at once. A
+/// failure after the stream began ends it as the API does: an `error` event,
+/// then `response.failed` (numbered after the last event relayed).
+pub(super) fn frames(
+    events: crate::providers::http::EventStream,
+    keep: Option<Keep>,
+) -> FrameStream {
+    struct State {
+        events: crate::providers::http::EventStream,
+        keep: Option<Keep>,
+        /// The last `sequence_number` relayed, and the Response last seen.
+        sequence: Option<u64>,
+        response: Value,
+        ended: bool,
+        pending: Vec<Result<Frame, StreamError>>,
+    }
+    let state = State {
+        events,
+        keep,
+        sequence: None,
+        response: Value::Null,
+        ended: false,
+        pending: Vec::new(),
+    };
+    Box::pin(futures_util::stream::unfold(state, |mut s| async move {
+        loop {
+            if !s.pending.is_empty() {
+                let next = s.pending.remove(0);
+                return Some((next, s));
+            }
+            if s.ended {
+                return None;
+            }
+            match s.events.next().await {
+                Some(Ok(event)) => {
+                    let Ok(value) = serde_json::from_str::<Value>(&event.data) else {
+                        continue;
+                    };
+                    let kind = value["type"].as_str().unwrap_or_default().to_owned();
+                    if let Some(n) = value["sequence_number"].as_u64() {
+                        s.sequence = Some(n);
+                    }
+                    if value["response"].is_object() {
+                        s.response = value["response"].clone();
+                    }
+                    let terminal = matches!(
+                        kind.as_str(),
+                        "response.completed" | "response.failed" | "response.incomplete"
+                    );
+                    if terminal {
+                        s.ended = true;
+                        if let Some(keep) = s.keep.take() {
+                            keep.keep(s.response.clone()).await;
+                        }
+                    }
+                    let name = event.event.unwrap_or(kind);
+                    return Some((
+                        Ok(Frame {
+                            event: Some(name.into()),
+                            data: Bytes::from(event.data),
+                        }),
+                        s,
+                    ));
+                }
+                Some(Err(e)) => {
+                    s.ended = true;
+                    s.pending = failure(&e, s.sequence, &s.response);
+                    s.pending.push(Err(e));
+                }
+                None => {
+                    s.ended = true;
+                    let e = StreamError::Truncated;
+                    s.pending = failure(&e, s.sequence, &s.response);
+                    s.pending.push(Err(e));
+                }
+            }
+        }
+    }))
+}
+
+/// `error` and `response.failed` for a stream that broke after `sequence`.
+fn failure(
+    e: &StreamError,
+    sequence: Option<u64>,
+    response: &Value,
+) -> Vec<Result<Frame, StreamError>> {
+    let body = e.openai_body();
+    let code = body
+        .error
+        .code
+        .clone()
+        .unwrap_or_else(|| "server_error".into());
+    let next = sequence.map_or(0, |n| n + 1);
+    let error = serde_json::json!({
+        "type": "error",
+        "code": code,
+        "message": body.error.message,
+        "param": null,
+        "error": {"type": body.error.kind, "code": code, "message": body.error.message, "param": null},
+        "sequence_number": next,
+    });
+    let mut failed = response.clone();
+    if failed.is_object() {
+        failed["status"] = "failed".into();
+        failed["error"] = serde_json::json!({"code": code, "message": body.error.message});
+    }
+    let failed = serde_json::json!({
+        "type": "response.failed",
+        "response": failed,
+        "sequence_number": next + 1,
+    });
+    [("error", error), ("response.failed", failed)]
+        .into_iter()
+        .map(|(name, data)| {
+            Ok(Frame {
+                event: Some(name.into()),
+                data: Bytes::from(data.to_string()),
+            })
+        })
+        .collect()
+}
