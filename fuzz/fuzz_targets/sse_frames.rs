@@ -193,6 +193,12 @@ fuzz_target!(|data: &[u8]| {
                 input: u.prompt_tokens,
                 output: u.completion_tokens,
                 cached,
+                cache_write: u
+                    .extra
+                    .get("cache_creation_input_tokens")
+                    .and_then(serde_json::Value::as_u64)
+                    .unwrap_or(0),
+                cache_write_1h: 0,
             }),
             "the assembled usage is not the one written"
         );

@@ -20,9 +20,14 @@ pub struct Price {
     /// Cache-hit input; unset: the input price.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cached_input: Option<f64>,
-    /// Input written to the cache (Anthropic); unset: the input price.
+    /// Input written to the cache (Anthropic's five-minute cache); unset: the
+    /// input price.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cache_write: Option<f64>,
+    /// Input written to Anthropic's one-hour cache; unset: twice the input
+    /// price, Anthropic's rate for every model.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cache_write_1h: Option<f64>,
 }
 
 /// A call's token counts as logged: `input` includes the cached and the
@@ -33,6 +38,8 @@ pub struct Usage {
     pub output: u64,
     pub cached: u64,
     pub cache_write: u64,
+    /// Of `cache_write`, the tokens written to the one-hour cache.
+    pub cache_write_1h: u64,
 }
 
 impl Price {
@@ -43,9 +50,11 @@ impl Price {
             .input
             .saturating_sub(usage.cached)
             .saturating_sub(usage.cache_write);
+        let one_hour = usage.cache_write_1h.min(usage.cache_write);
         (fresh as f64 * self.input
             + usage.cached as f64 * self.cached_input.unwrap_or(self.input)
-            + usage.cache_write as f64 * self.cache_write.unwrap_or(self.input)
+            + (usage.cache_write - one_hour) as f64 * self.cache_write.unwrap_or(self.input)
+            + one_hour as f64 * self.cache_write_1h.unwrap_or(2.0 * self.input)
             + usage.output as f64 * self.output)
             / 1e6
     }
@@ -169,6 +178,7 @@ mod tests {
             output: 15.0,
             cached_input: Some(0.3),
             cache_write: Some(3.75),
+            cache_write_1h: None,
         };
         // 1,000 fresh + 2,000 cached + 500 written, 100 out.
         let usage = Usage {
@@ -176,9 +186,26 @@ mod tests {
             output: 100,
             cached: 2000,
             cache_write: 500,
+            cache_write_1h: 0,
         };
         let expected = (1000.0 * 3.0 + 2000.0 * 0.3 + 500.0 * 3.75 + 100.0 * 15.0) / 1e6;
         assert!((p.cost(usage) - expected).abs() < 1e-12);
+        // 200 of the 500 written to the one-hour cache: twice the input price,
+        // or the price set for it.
+        let one_hour = Usage {
+            cache_write_1h: 200,
+            ..usage
+        };
+        let expected =
+            (1000.0 * 3.0 + 2000.0 * 0.3 + 300.0 * 3.75 + 200.0 * 6.0 + 100.0 * 15.0) / 1e6;
+        assert!((p.cost(one_hour) - expected).abs() < 1e-12);
+        let set = Price {
+            cache_write_1h: Some(5.0),
+            ..p
+        };
+        let expected =
+            (1000.0 * 3.0 + 2000.0 * 0.3 + 300.0 * 3.75 + 200.0 * 5.0 + 100.0 * 15.0) / 1e6;
+        assert!((set.cost(one_hour) - expected).abs() < 1e-12);
         // Without cache prices, cached input costs the input price.
         let plain = Price {
             input: 2.0,

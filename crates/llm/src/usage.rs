@@ -21,13 +21,17 @@ use serde_json::value::RawValue;
 use crate::walk::{Members, skip_space, string_end, value_end};
 
 /// Token counts, normalised: `input` includes cached and cache-write tokens (as
-/// OpenAI counts); `cache_write` is Anthropic's `cache_creation_input_tokens`.
+/// OpenAI counts); `cache_write` is Anthropic's `cache_creation_input_tokens`
+/// (also read from an OpenAI-shaped usage, where aiprox's translation of an
+/// Anthropic answer puts it), of which `cache_write_1h` were written to the
+/// one-hour cache (`cache_creation.ephemeral_1h_input_tokens`), dearer.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Tokens {
     pub input: u64,
     pub output: u64,
     pub cached: u64,
     pub cache_write: u64,
+    pub cache_write_1h: u64,
 }
 
 fn n(v: &Value) -> u64 {
@@ -141,6 +145,8 @@ struct UsageFields {
     input_cached_tokens: Option<u64>,
     cache_read_input_tokens: Option<u64>,
     cache_creation_input_tokens: Option<u64>,
+    /// `cache_creation.ephemeral_1h_input_tokens` (Anthropic).
+    cache_write_1h: Option<u64>,
     /// Whether a member only the Responses shape has is present
     /// (`total_tokens`, `input_tokens_details`, `output_tokens_details`).
     responses_members: bool,
@@ -154,12 +160,15 @@ impl UsageFields {
     /// counts are the upstream's).
     fn tokens(&self) -> Option<Tokens> {
         let n = |v: Option<u64>| v.unwrap_or(0);
+        let cache_write = n(self.cache_creation_input_tokens);
+        let cache_write_1h = n(self.cache_write_1h).min(cache_write);
         if self.prompt_tokens.is_some() {
             return Some(Tokens {
                 input: n(self.prompt_tokens),
                 output: n(self.completion_tokens),
                 cached: n(self.cached_tokens),
-                cache_write: 0,
+                cache_write,
+                cache_write_1h,
             });
         }
         if self.responses_members && (self.input_tokens.is_some() || self.output_tokens.is_some()) {
@@ -168,6 +177,7 @@ impl UsageFields {
                 output: n(self.output_tokens),
                 cached: n(self.input_cached_tokens),
                 cache_write: 0,
+                cache_write_1h: 0,
             });
         }
         if self.input_tokens.is_some() || self.output_tokens.is_some() {
@@ -175,10 +185,11 @@ impl UsageFields {
             return Some(Tokens {
                 input: n(self.input_tokens)
                     .saturating_add(cached)
-                    .saturating_add(n(self.cache_creation_input_tokens)),
+                    .saturating_add(cache_write),
                 output: n(self.output_tokens),
                 cached,
-                cache_write: n(self.cache_creation_input_tokens),
+                cache_write,
+                cache_write_1h,
             });
         }
         None
@@ -203,12 +214,16 @@ fn read_usage(b: &[u8]) -> Option<(UsageFields, usize)> {
             b"cache_read_input_tokens" => &mut f.cache_read_input_tokens,
             b"cache_creation_input_tokens" => &mut f.cache_creation_input_tokens,
             b"prompt_tokens_details" => {
-                f.cached_tokens = read_cached(value)?;
+                f.cached_tokens = read_detail(value, b"cached_tokens")?;
                 continue;
             }
             b"input_tokens_details" => {
                 f.responses_members = true;
-                f.input_cached_tokens = read_cached(value)?;
+                f.input_cached_tokens = read_detail(value, b"cached_tokens")?;
+                continue;
+            }
+            b"cache_creation" => {
+                f.cache_write_1h = read_detail(value, b"ephemeral_1h_input_tokens")?;
                 continue;
             }
             b"total_tokens" | b"output_tokens_details" => {
@@ -223,18 +238,18 @@ fn read_usage(b: &[u8]) -> Option<(UsageFields, usize)> {
     Some((f, members.end()))
 }
 
-/// `cached_tokens` of a details object: `Some(None)` when it has none (the last
-/// member of a name counts, as in a parsed object), `None` to give up.
-fn read_cached(details: &[u8]) -> Option<Option<u64>> {
-    let mut cached = None;
+/// The count `wanted` of a details object: `Some(None)` when it has none (the
+/// last member of a name counts, as in a parsed object), `None` to give up.
+fn read_detail(details: &[u8], wanted: &[u8]) -> Option<Option<u64>> {
+    let mut count = None;
     if let Some(mut members) = Members::of(details) {
         while let Some((name, value)) = members.next()? {
-            if name == b"cached_tokens" {
-                cached = Some(read_count(value)?);
+            if name == wanted {
+                count = Some(read_count(value)?);
             }
         }
     }
-    Some(cached)
+    Some(count)
 }
 
 /// A count: a plain unsigned integer, or `null` (read as 0, as [`of_value`] reads it).
@@ -270,6 +285,10 @@ pub fn of_value(body: &Value) -> Option<Tokens> {
         ),
         cache_read_input_tokens: count(u.get("cache_read_input_tokens")),
         cache_creation_input_tokens: count(u.get("cache_creation_input_tokens")),
+        cache_write_1h: count(
+            u.get("cache_creation")
+                .and_then(|d| d.get("ephemeral_1h_input_tokens")),
+        ),
         responses_members: has("total_tokens")
             || has("input_tokens_details")
             || has("output_tokens_details"),

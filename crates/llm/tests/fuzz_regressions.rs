@@ -52,6 +52,7 @@ fn usage_counts_past_u64_max_saturate_when_read() {
             output: 0,
             cached: 1,
             cache_write: 0,
+            cache_write_1h: 0,
         })
     );
 }

@@ -247,6 +247,7 @@ impl AdminService for Grpc {
             output: p.output,
             cached_input: p.cached_input,
             cache_write: p.cache_write,
+            cache_write_1h: p.cache_write_1h,
         };
         Ok(Response::new(price_override(
             self.0.set_price(&r.key, &set).await?,
@@ -517,6 +518,7 @@ fn price(p: config_model::prices::Price) -> pb::Price {
         output: p.output,
         cached_input: p.cached_input,
         cache_write: p.cache_write,
+        cache_write_1h: p.cache_write_1h,
     }
 }
 

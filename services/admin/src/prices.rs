@@ -72,6 +72,7 @@ impl AdminCore {
             Some(price.output),
             price.cached_input,
             price.cache_write,
+            price.cache_write_1h,
         ];
         if fields.iter().flatten().any(|v| !v.is_finite() || *v < 0.0) {
             return Err(invalid(

@@ -547,6 +547,7 @@ impl Limits {
                     output,
                     cached: 0,
                     cache_write: 0,
+                    cache_write_1h: 0,
                 })
             })
             .fold(0.0, f64::max)

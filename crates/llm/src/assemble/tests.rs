@@ -67,6 +67,7 @@ fn streams_assemble_into_whole_responses() {
         output: 8,
         cached: 0,
         cache_write: 0,
+        cache_write_1h: 0,
     });
     assert_eq!(of_value(&text), expected);
     assert_eq!(tokens, expected);
@@ -97,7 +98,8 @@ fn streams_assemble_into_whole_responses() {
             input: 377,
             output: 65,
             cached: 0,
-            cache_write: 0
+            cache_write: 0,
+            cache_write_1h: 0
         })
     );
 
@@ -205,6 +207,7 @@ fn responses_streams_assemble_into_their_terminal_response() {
             output,
             cached: 0,
             cache_write: 0,
+            cache_write_1h: 0,
         });
         assert_eq!(tokens, expected, "{name}");
         assert_eq!(of_value(&whole), expected, "{name}");

@@ -310,7 +310,16 @@ fn usage(input: u64, output: u64, cache_read: u64, cache_creation: u64) -> Compl
             cached_tokens: cache_read,
             extra: Map::new(),
         }),
-        extra: Map::new(),
+        // OpenAI's usage has no cache writes: Anthropic's count rides along by
+        // its own name (as LiteLLM does), so the log can price them.
+        extra: if cache_creation > 0 {
+            Map::from_iter([(
+                "cache_creation_input_tokens".to_owned(),
+                Value::from(cache_creation),
+            )])
+        } else {
+            Map::new()
+        },
     }
 }
 

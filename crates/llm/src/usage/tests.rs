@@ -213,7 +213,8 @@ fn usage_in_both_shapes() {
             input: 10,
             output: 3,
             cached: 4,
-            cache_write: 0
+            cache_write: 0,
+            cache_write_1h: 0
         })
     );
     assert_eq!(
@@ -224,7 +225,8 @@ fn usage_in_both_shapes() {
             input: 15,
             output: 3,
             cached: 4,
-            cache_write: 1
+            cache_write: 1,
+            cache_write_1h: 0
         })
     );
     assert_eq!(
@@ -235,7 +237,8 @@ fn usage_in_both_shapes() {
             input: 10,
             output: 3,
             cached: 4,
-            cache_write: 0
+            cache_write: 0,
+            cache_write_1h: 0
         })
     );
     assert_eq!(of_value(&json!({"id": "x"})), None);
@@ -255,6 +258,7 @@ fn responses_usage_is_read_from_bodies_and_the_completed_event() {
         output: 226,
         cached: 0,
         cache_write: 0,
+        cache_write_1h: 0,
     });
     assert_eq!(of_body(&body), expected);
     // The fast read, not the fallback, answers it.
@@ -271,7 +275,8 @@ fn responses_usage_is_read_from_bodies_and_the_completed_event() {
             input: 20,
             output: 10,
             cached: 0,
-            cache_write: 0
+            cache_write: 0,
+            cache_write_1h: 0
         })
     );
     assert_eq!(of_body(events[0].data.as_bytes()), None);
@@ -302,6 +307,7 @@ fn responses_usage_is_read_from_bodies_and_the_completed_event() {
         output: 2,
         cached: 3,
         cache_write: 0,
+        cache_write_1h: 0,
     });
     assert_eq!(usage_at(&body[at + 8..]), expected);
     assert_eq!(of_body(&body), expected);
@@ -346,4 +352,27 @@ fn the_usage_chunk_screen_agrees_with_parsing() {
         usage_chunks += usize::from(expected);
     }
     assert!(usage_chunks >= 4, "only {usage_chunks} usage chunks");
+}
+
+/// Anthropic's one-hour cache writes, read fast and parsed alike; an OpenAI
+/// usage carrying `cache_creation_input_tokens` (aiprox's translation of an
+/// Anthropic answer) keeps its writes.
+#[test]
+fn one_hour_cache_writes_and_writes_in_an_openai_usage() {
+    let anthropic = br#"{"id":"msg_1","usage":{"input_tokens":10,"cache_creation_input_tokens":300,"cache_read_input_tokens":0,"cache_creation":{"ephemeral_5m_input_tokens":100,"ephemeral_1h_input_tokens":200},"output_tokens":5}}"#;
+    let expected = Some(Tokens {
+        input: 310,
+        output: 5,
+        cached: 0,
+        cache_write: 300,
+        cache_write_1h: 200,
+    });
+    assert_eq!(of_body(anthropic), expected);
+    assert_eq!(
+        of_value(&serde_json::from_slice(anthropic).unwrap()),
+        expected
+    );
+    let openai = br#"{"id":"chatcmpl-1","usage":{"prompt_tokens":310,"completion_tokens":5,"total_tokens":315,"prompt_tokens_details":{"cached_tokens":0},"cache_creation_input_tokens":300}}"#;
+    let tokens = of_body(openai).unwrap();
+    assert_eq!((tokens.input, tokens.cache_write), (310, 300));
 }

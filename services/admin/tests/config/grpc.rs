@@ -438,13 +438,15 @@ pub async fn grpc_prices_are_set_listed_and_removed(api: &Api) {
                 output: 8.0,
                 cached_input: Some(0.5),
                 cache_write: None,
+                cache_write_1h: Some(4.0),
             }),
             updated_at_ms: 0,
         })
         .await
         .unwrap()
         .into_inner();
-    assert_eq!(set.price.unwrap().cached_input, Some(0.5));
+    let price = set.price.unwrap();
+    assert_eq!((price.cached_input, price.cache_write_1h), (Some(0.5), Some(4.0)));
     let listed = client
         .list_prices(pb::ListPricesRequest {})
         .await

@@ -39,6 +39,7 @@ pub(super) fn prepare(x: Exchange, media: &mut Vec<Outbound>, spans: &mut Spans)
             output: tokens.output,
             cached: tokens.cached,
             cache_write: tokens.cache_write,
+            cache_write_1h: tokens.cache_write_1h,
         })
     });
     // Written straight, not through `fmt`: this runs for every request.

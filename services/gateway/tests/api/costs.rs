@@ -119,6 +119,7 @@ async fn anthropic_cache_writes_and_reads_cost_their_own_prices() {
         output: 50,
         cached: 3000,
         cache_write: 2000,
+        cache_write_1h: 0,
     };
     let expected = (100.0 * price.input
         + 3000.0 * price.cached_input.unwrap()
@@ -127,6 +128,51 @@ async fn anthropic_cache_writes_and_reads_cost_their_own_prices() {
         / 1e6;
     assert!(close(e.cost_usd, expected), "{} ≠ {expected}", e.cost_usd);
     assert!(close(price.cost(usage), expected));
+}
+
+/// An OpenAI client served by Anthropic keeps the cache writes its usage would
+/// lose in OpenAI's shape, and one-hour writes cost twice the input price.
+#[tokio::test]
+async fn cache_writes_survive_translation_and_one_hour_writes_cost_more() {
+    let (app, bus, _spill) = logged_app(&[]).await;
+    let price = bundled("claude-haiku-4-5").expect("claude-haiku-4-5 is in the table");
+    usage(
+        &app,
+        json!({"input_tokens": 100, "cache_creation_input_tokens": 2000,
+        "cache_read_input_tokens": 0, "output_tokens": 50,
+        "cache_creation": {"ephemeral_5m_input_tokens": 500, "ephemeral_1h_input_tokens": 1500}}),
+    );
+    let response = app
+        .post_chat(&json!({"model": "claude", "messages": [{"role": "user", "content": "hi"}]}))
+        .await;
+    let chat_id = id_of(&response);
+    let body: serde_json::Value = response.json().await.unwrap();
+    assert_eq!(body["usage"]["cache_creation_input_tokens"], 2000);
+    assert_eq!(body["usage"]["prompt_tokens"], 2100);
+    // Through /v1/messages the split is there: 1,500 at twice the input price.
+    let response = app
+        .post_messages(&json!({"model": "claude", "max_tokens": 64,
+            "messages": [{"role": "user", "content": "hi"}]}))
+        .await;
+    let messages_id = id_of(&response);
+    let logged = events_of(&bus, &[chat_id, messages_id]).await;
+    let e = &logged[0];
+    assert_eq!((e.input_tokens, e.cache_write_tokens), (2100, 2000));
+    let five_minute_only =
+        (100.0 * price.input + 2000.0 * price.cache_write.unwrap() + 50.0 * price.output) / 1e6;
+    // The one-hour part is not in an OpenAI usage: priced as five-minute writes.
+    assert!(
+        close(e.cost_usd, five_minute_only),
+        "{} ≠ {five_minute_only}",
+        e.cost_usd
+    );
+    let e = &logged[1];
+    let expected = (100.0 * price.input
+        + 500.0 * price.cache_write.unwrap()
+        + 1500.0 * 2.0 * price.input
+        + 50.0 * price.output)
+        / 1e6;
+    assert!(close(e.cost_usd, expected), "{} ≠ {expected}", e.cost_usd);
 }
 
 #[tokio::test]

@@ -494,24 +494,42 @@ async fn the_log_holds_each_response_its_tokens_and_the_tools_left_out() {
     let tools = json!([{"type": "web_search"}, {"type": "namespace", "name": "ns", "tools": []},
                        {"type": "function", "name": "get_weather", "parameters": {"type": "object"}}]);
     let plain = app
-        .post_raw("/v1/responses", json!({"model": "gpt4", "input": "Hi", "tools": tools}).to_string())
+        .post_raw(
+            "/v1/responses",
+            json!({"model": "gpt4", "input": "Hi", "tools": tools}).to_string(),
+        )
         .await;
     let plain_id = plain.headers()["x-request-id"].to_str().unwrap().to_owned();
     let plain: Value = plain.json().await.unwrap();
     let streamed = app
-        .post_raw("/v1/responses", json!({"model": "gpt4", "input": "Hi", "stream": true}).to_string())
+        .post_raw(
+            "/v1/responses",
+            json!({"model": "gpt4", "input": "Hi", "stream": true}).to_string(),
+        )
         .await;
-    let streamed_id = streamed.headers()["x-request-id"].to_str().unwrap().to_owned();
+    let streamed_id = streamed.headers()["x-request-id"]
+        .to_str()
+        .unwrap()
+        .to_owned();
     let _ = streamed.text().await.unwrap();
     let logged = crate::logging::logged_events(&bus, 2, std::time::Duration::from_secs(10)).await;
     let (event, times) = &logged[&plain_id];
     assert_eq!(*times, 1);
     assert_eq!(event.endpoint, "/v1/responses");
     assert_eq!(event.omitted_tools, ["web_search", "namespace"]);
-    assert_eq!(event.input_tokens, plain["usage"]["input_tokens"].as_u64().unwrap());
-    assert_eq!(event.output_tokens, plain["usage"]["output_tokens"].as_u64().unwrap());
+    assert_eq!(
+        event.input_tokens,
+        plain["usage"]["input_tokens"].as_u64().unwrap()
+    );
+    assert_eq!(
+        event.output_tokens,
+        plain["usage"]["output_tokens"].as_u64().unwrap()
+    );
     assert!(event.cost_usd > 0.0);
-    assert_eq!(parse(std::str::from_utf8(&event.response_body).unwrap()), plain);
+    assert_eq!(
+        parse(std::str::from_utf8(&event.response_body).unwrap()),
+        plain
+    );
     let (event, _) = &logged[&streamed_id];
     assert!(event.stream);
     assert!(event.omitted_tools.is_empty());
