@@ -6,12 +6,16 @@
 //! - through the admin HTTP API (`GET /api/v1/logs`, auth, JSON and all),
 //!
 //! so the API's own cost shows against the query's. Each query runs once to warm
-//! the cache, then 15 times; the table gives the median, p95 and max.
+//! the cache, then 15 times; the table gives the median, p95 and max. Then the
+//! same rows in a throw-away MariaDB (the store's MySQL backend, `mariadb`), the
+//! same table, and the two side by side.
 
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use secrecy::SecretString;
 use store::{LogFilter, Store};
+
+mod mariadb;
 
 const DAY_US: i64 = 86_400_000_000;
 const TOKEN: &str = "bench-admin-token";
@@ -83,6 +87,27 @@ struct Filled {
     needle: String,
 }
 
+/// One filter's timings, ms: median, p95, max.
+struct Timed {
+    name: &'static str,
+    store_ms: (f64, f64, f64),
+    http_ms: (f64, f64, f64),
+}
+
+/// The rare text through the API, page after page.
+struct RareText {
+    found: bool,
+    pages: usize,
+    ms: f64,
+}
+
+/// One database's run.
+struct Measured {
+    database: &'static str,
+    cases: Vec<Timed>,
+    rare: RareText,
+}
+
 /// One row of the table: its name, the filter through the store, the same
 /// filter as the API's query string.
 type Case = (&'static str, LogFilter, String);
@@ -148,24 +173,71 @@ async fn serve_filled(rows: i64) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The whole benchmark, on a PostgreSQL that lives as long as this runs.
+/// The whole benchmark: PostgreSQL, then (that server stopped) MariaDB with the
+/// same rows, each printed as it is measured, then the two side by side.
+#[allow(clippy::print_stdout)]
 async fn run(rows: i64) -> anyhow::Result<()> {
-    let pg = test_services::Postgres::start();
-    let url = pg.create_database("logs");
-    let store = Store::connect(&url).await?;
-    store.migrate().await?;
     let now_us = i64::try_from(SystemTime::now().duration_since(UNIX_EPOCH)?.as_micros())?;
     let first_day_us = now_us - now_us.rem_euclid(DAY_US) - 9 * DAY_US;
-    store.ensure_partitions(first_day_us, 11).await?;
-    let pool = sqlx::PgPool::connect(&url).await?;
-    let filled = fill_and_measure(&pool, rows, first_day_us).await?;
-    let base = serve_admin(&store).await?;
+    let postgres = {
+        let pg = test_services::Postgres::start();
+        let url = pg.create_database("logs");
+        let store = Store::connect(&url).await?;
+        store.migrate().await?;
+        store.ensure_partitions(first_day_us, 11).await?;
+        let pool = sqlx::PgPool::connect(&url).await?;
+        let filled = fill_and_measure(&pool, rows, first_day_us).await?;
+        let version: String = sqlx::query_scalar("SHOW server_version")
+            .fetch_one(&pool)
+            .await?;
+        print_heading(
+            &format!("PostgreSQL {version}"),
+            "over ten daily partitions",
+            &filled,
+        );
+        measure("PostgreSQL", &store, &filled, now_us).await?
+    };
+    let mariadb = {
+        let (_server, url) = mariadb::start().await?;
+        let store = Store::connect(&url).await?;
+        store.migrate().await?;
+        let pool = sqlx::MySqlPool::connect(&url).await?;
+        let filled = mariadb::fill_and_measure(&pool, rows, first_day_us).await?;
+        let version: String = sqlx::query_scalar("SELECT VERSION()")
+            .fetch_one(&pool)
+            .await?;
+        println!();
+        print_heading(
+            &format!("MariaDB {version}"),
+            "in one table clustered by time",
+            &filled,
+        );
+        measure("MariaDB", &store, &filled, now_us).await?
+    };
+    print_side_by_side(&postgres, &mariadb);
+    Ok(())
+}
+
+/// Times every filter, then the rare text, on a filled database: through its
+/// store and through an admin API serving it.
+async fn measure(
+    database: &'static str,
+    store: &Store,
+    filled: &Filled,
+    now_us: i64,
+) -> anyhow::Result<Measured> {
+    let base = serve_admin(store).await?;
     let client = reqwest::Client::new();
-    print_heading(&filled);
-    for case in cases(now_us, &filled.needle) {
-        time_case(&store, &client, &base, case).await?;
+    let mut cases = Vec::new();
+    for case in cases_for(now_us, &filled.needle) {
+        cases.push(time_case(store, &client, &base, case).await?);
     }
-    time_rare_text(&client, &base, &filled.needle).await
+    let rare = time_rare_text(&client, &base, &filled.needle).await?;
+    Ok(Measured {
+        database,
+        cases,
+        rare,
+    })
 }
 
 /// Fills the database, timed, then reads its row count, size and a needle.
@@ -221,7 +293,7 @@ async fn serve_admin(store: &Store) -> anyhow::Result<String> {
 }
 
 /// The filters timed, one a row.
-fn cases(now_us: i64, needle: &str) -> Vec<Case> {
+fn cases_for(now_us: i64, needle: &str) -> Vec<Case> {
     let mut cases = column_cases();
     cases.extend(mixed_cases(now_us, needle));
     cases
@@ -343,7 +415,7 @@ fn mixed_cases(now_us: i64, needle: &str) -> Vec<Case> {
 }
 
 #[allow(clippy::print_stdout)]
-fn print_heading(filled: &Filled) {
+fn print_heading(database: &str, layout: &str, filled: &Filled) {
     let Filled {
         count,
         size,
@@ -351,7 +423,7 @@ fn print_heading(filled: &Filled) {
         ..
     } = filled;
     println!(
-        "{count} rows in `request_logs` over ten daily partitions (+ bodies in `request_contents`), {size} on disk, filled in {fill_secs:.0} s."
+        "{database}: {count} rows in `request_logs` {layout}, bodies in `request_contents`; {size} on disk, filled in {fill_secs:.0} s."
     );
     println!();
     println!(
@@ -367,23 +439,55 @@ async fn time_case(
     client: &reqwest::Client,
     base: &str,
     (name, filter, query): Case,
-) -> anyhow::Result<()> {
-    let (found, direct) = time_store(store, &filter).await?;
+) -> anyhow::Result<Timed> {
+    let (store_rows, direct) = time_store(store, &filter).await?;
     // Text search is time-boxed in the API: a page may hold fewer rows.
-    let expected = filter.text.is_none().then_some(found);
-    let (http_found, http) = time_http(
+    let expected = filter.text.is_none().then_some(store_rows);
+    let (http_rows, http) = time_http(
         client,
         &format!("{base}/api/v1/logs?limit=50&{query}"),
         name,
         expected,
     )
     .await?;
-    let (d50, d95, _) = stats(direct);
-    let (h50, h95, hmax) = stats(http);
+    let timed = Timed {
+        name,
+        store_ms: stats(direct),
+        http_ms: stats(http),
+    };
+    let (d50, d95, _) = timed.store_ms;
+    let (h50, h95, hmax) = timed.http_ms;
     println!(
-        "| {name} | {found} | {d50:.1} | {d95:.1} | {http_found} | {h50:.1} | {h95:.1} | {hmax:.1} |"
+        "| {name} | {store_rows} | {d50:.1} | {d95:.1} | {http_rows} | {h50:.1} | {h95:.1} | {hmax:.1} |"
     );
-    Ok(())
+    Ok(timed)
+}
+
+/// The medians (and the API's p95) of both databases, filter by filter, and the
+/// rare text's search through the API.
+#[allow(clippy::print_stdout)]
+fn print_side_by_side(a: &Measured, b: &Measured) {
+    let (x, y) = (a.database, b.database);
+    println!();
+    println!("Side by side, the same rows and filters:");
+    println!();
+    println!(
+        "| filter | {x} store median ms | {y} store median ms | {x} HTTP median ms | {y} HTTP median ms | {x} HTTP p95 ms | {y} HTTP p95 ms |"
+    );
+    println!("|---|---:|---:|---:|---:|---:|---:|");
+    for (p, q) in a.cases.iter().zip(&b.cases) {
+        println!(
+            "| {} | {:.1} | {:.1} | {:.1} | {:.1} | {:.1} | {:.1} |",
+            p.name, p.store_ms.0, q.store_ms.0, p.http_ms.0, q.http_ms.0, p.http_ms.1, q.http_ms.1
+        );
+    }
+    println!();
+    for m in [a, b] {
+        println!(
+            "Text found in one row only, {}: found = {} after {} pages, {:.0} ms in all.",
+            m.database, m.rare.found, m.rare.pages, m.rare.ms
+        );
+    }
 }
 
 /// The first page through the store, once to warm up then `RUNS` times: the
@@ -432,10 +536,14 @@ async fn time_http(
 /// The rare text through the API, page after page until it is found; prints
 /// how many pages and how long that took.
 #[allow(clippy::print_stdout)]
-async fn time_rare_text(client: &reqwest::Client, base: &str, needle: &str) -> anyhow::Result<()> {
+async fn time_rare_text(
+    client: &reqwest::Client,
+    base: &str,
+    needle: &str,
+) -> anyhow::Result<RareText> {
     let started = Instant::now();
-    let (mut pages, mut cursor, mut hit) = (0, String::new(), false);
-    while !hit && pages < 10_000 {
+    let (mut pages, mut cursor, mut found) = (0, String::new(), false);
+    while !found && pages < 10_000 {
         let page: serde_json::Value = client
             .get(format!(
                 "{base}/api/v1/logs?limit=50&q={needle}&cursor={cursor}"
@@ -446,16 +554,16 @@ async fn time_rare_text(client: &reqwest::Client, base: &str, needle: &str) -> a
             .json()
             .await?;
         pages += 1;
-        hit = page["data"].as_array().is_some_and(|d| !d.is_empty());
+        found = page["data"].as_array().is_some_and(|d| !d.is_empty());
         match page["next_cursor"].as_str() {
             Some(c) => cursor = c.to_owned(),
             None => break,
         }
     }
+    let ms = started.elapsed().as_secs_f64() * 1000.0;
     println!();
     println!(
-        "Text found in one row only, through the API: found = {hit} after {pages} pages, {:.0} ms in all (each page answers within the search budget).",
-        started.elapsed().as_secs_f64() * 1000.0
+        "Text found in one row only, through the API: found = {found} after {pages} pages, {ms:.0} ms in all (each page answers within the search budget)."
     );
-    Ok(())
+    Ok(RareText { found, pages, ms })
 }

@@ -35,8 +35,9 @@ pub struct Config {
     /// `text` for a terminal, `json` for log collectors.
     #[serde(default)]
     pub log_format: LogFormat,
-    /// Where request logs are stored: `postgres://…` in production, SQLite by
-    /// default.
+    /// Where request logs and the live configuration are stored: SQLite by
+    /// default (`sqlite://…`); `postgres://…`, or `mysql://…` / `mariadb://…`
+    /// (MySQL 8, MariaDB 10.11) for the split services.
     #[serde(default = "default_database_url")]
     pub database_url: String,
     /// NATS with JetStream (`nats://host:4222`). Unset, `aiprox all` uses an

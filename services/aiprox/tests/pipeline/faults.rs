@@ -132,9 +132,9 @@ async fn postgres_restarted_under_load_loses_nothing() {
     let _gateway = stack.gateway().await;
     let (answered, stop, load) = steady_load(&stack, Duration::from_millis(10));
     tokio::time::sleep(Duration::from_secs(1)).await;
-    stack.pg.stop();
+    stack.pg().stop();
     tokio::time::sleep(Duration::from_secs(4)).await;
-    stack.pg.start_again();
+    stack.pg().start_again();
     tokio::time::sleep(Duration::from_secs(1)).await;
     let _ = stop.send(());
     load.await.unwrap();

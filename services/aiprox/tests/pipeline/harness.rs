@@ -1,6 +1,8 @@
-//! The pipeline tests' harness: a [`Stack`] (the mock upstream, a PostgreSQL
-//! and a `nats-server -js` of its own, a configuration directory) that spawns
-//! `aiprox` subprocesses as [`Proc`]s, and waits for readiness and rows.
+//! The pipeline tests' harness: a [`Stack`] (the mock upstream, a database
+//! server — PostgreSQL, or MariaDB for the MySQL store — and a `nats-server -js`
+//! of its own, a configuration directory) that spawns `aiprox` subprocesses as
+//! [`Proc`]s, and waits for readiness and rows; an [`Admin`] client for the
+//! admin API of a spawned `aiprox admin` or `aiprox all`.
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -9,7 +11,7 @@ use std::time::{Duration, Instant};
 use mock_upstream::{Behavior, MockUpstream};
 use serde_json::{Value, json};
 use store::Store;
-use test_services::{Nats, Postgres, free_port};
+use test_services::{MariaDb, Nats, Postgres, free_port};
 
 /// An `aiprox` subprocess, killed on drop. Signals go to this child's own pid
 /// (not yet reaped while the handle lives, so never another process's).
@@ -54,10 +56,17 @@ impl Drop for Proc {
     }
 }
 
+/// The database server a stack logs to, of its own (fault tests stop it).
+pub enum Database {
+    Postgres(Postgres),
+    /// Only held: the server stops when the stack drops.
+    MariaDb(#[allow(dead_code)] MariaDb),
+}
+
 /// Everything a pipeline test runs against.
 pub struct Stack {
     pub mock: MockUpstream,
-    pub pg: Postgres,
+    pub db: Database,
     pub nats: Nats,
     pub dir: tempfile::TempDir,
     pub gateway_port: u16,
@@ -66,14 +75,26 @@ pub struct Stack {
 }
 
 impl Stack {
+    /// A stack on PostgreSQL.
     pub async fn start() -> Self {
+        let pg = Postgres::start();
+        let database_url = pg.create_database("aiprox");
+        Self::start_on(Database::Postgres(pg), database_url).await
+    }
+
+    /// A stack on MariaDB (`AIPROX_DATABASE_URL=mysql://…`).
+    pub async fn start_on_mariadb() -> Self {
+        let db = MariaDb::start();
+        let database_url = db.create_database("aiprox");
+        Self::start_on(Database::MariaDb(db), database_url).await
+    }
+
+    async fn start_on(db: Database, database_url: String) -> Self {
         let mock = MockUpstream::start().await.unwrap();
         mock.set_behavior(Behavior {
             no_record: true,
             ..Behavior::default()
         });
-        let pg = Postgres::start();
-        let database_url = pg.create_database("aiprox");
         let nats = Nats::start();
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(
@@ -88,12 +109,20 @@ impl Stack {
         .unwrap();
         Self {
             mock,
-            pg,
+            db,
             nats,
             dir,
             gateway_port: free_port(),
             database_url,
             client: reqwest::Client::new(),
+        }
+    }
+
+    /// The stack's PostgreSQL (a stack of [`Stack::start`]).
+    pub fn pg(&self) -> &Postgres {
+        match &self.db {
+            Database::Postgres(pg) => pg,
+            Database::MariaDb(_) => panic!("this stack runs on MariaDB"),
         }
     }
 
@@ -230,4 +259,63 @@ pub fn files_under(dir: &Path) -> Vec<PathBuf> {
     }
     out.sort();
     out
+}
+
+/// The admin API of a spawned `aiprox admin` or `aiprox all`, called with its
+/// token.
+pub struct Admin {
+    pub base: String,
+    pub token: &'static str,
+    pub client: reqwest::Client,
+}
+
+impl Admin {
+    /// The admin listening on `listen` (`127.0.0.1:PORT`).
+    pub fn at(listen: &str, token: &'static str) -> Self {
+        Self {
+            base: format!("http://{listen}"),
+            token,
+            client: reqwest::Client::new(),
+        }
+    }
+
+    /// The status and the JSON body (null when there is none).
+    pub async fn call(&self, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
+        let mut req = self
+            .client
+            .request(method.parse().unwrap(), format!("{}{path}", self.base))
+            .bearer_auth(self.token);
+        if let Some(body) = body {
+            req = req.json(&body);
+        }
+        let resp = req.send().await.unwrap();
+        let status = resp.status().as_u16();
+        (status, resp.json().await.unwrap_or(Value::Null))
+    }
+
+    /// `GET path`, which must answer 200: its body.
+    pub async fn get(&self, path: &str) -> Value {
+        let (status, body) = self.call("GET", path, None).await;
+        assert_eq!(status, 200, "GET {path}: {body}");
+        body
+    }
+
+    /// Waits until the admin answers (30 s).
+    pub async fn wait_up(&self) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < deadline {
+            if let Ok(r) = self
+                .client
+                .get(format!("{}/api/v1/keys", self.base))
+                .bearer_auth(self.token)
+                .send()
+                .await
+                && r.status() == 200
+            {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("admin at {} not up", self.base);
+    }
 }

@@ -1,7 +1,7 @@
 //! The event pipeline with real processes: `aiprox gateway`, `aiprox logger` and
-//! `aiprox media` (or `aiprox all`), a throw-away PostgreSQL and `nats-server -js`,
-//! and the mock upstream. Fault tests assert exactly N rows for N answered
-//! requests, no duplicates.
+//! `aiprox media` (or `aiprox all`), a throw-away PostgreSQL (or MariaDB, for
+//! the MySQL store) and `nats-server -js`, and the mock upstream. Fault tests
+//! assert exactly N rows for N answered requests, no duplicates.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stderr)]
 
@@ -10,3 +10,4 @@ mod happy_path;
 mod harness;
 mod limits;
 mod live_config;
+mod mariadb;
