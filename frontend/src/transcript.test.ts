@@ -149,3 +149,74 @@ describe('Anthropic messages bodies', () => {
     expect(mediaSrc('https://example.com/a.png')).toBe('https://example.com/a.png')
   })
 })
+
+describe('Responses API bodies', () => {
+  it('shows the instructions, the question and the answer text', () => {
+    const t = transcript(
+      '/v1/responses',
+      fixture('openai-responses/responses_request_stream_text.json'),
+      fixture('openai-responses/responses_response_basic.json'),
+    )
+    expect(t.format).toBe('responses')
+    expect(t.turns[0]!.role).toBe('system')
+    const answer = t.turns.at(-1)!
+    expect(answer.answer).toBe(true)
+    expect(answer.parts.some((p) => p.kind === 'text' && p.text.length > 0)).toBe(true)
+    expect(t.stopReason).toBe('completed')
+  })
+
+  it('attaches a function call output to its call', () => {
+    const t = transcript(
+      '/v1/responses',
+      {
+        model: 'm',
+        input: [
+          { role: 'user', content: [{ type: 'input_text', text: 'Weather in NYC?' }] },
+          {
+            type: 'function_call',
+            call_id: 'call_1',
+            name: 'get_weather',
+            arguments: '{"city":"NYC"}',
+          },
+          { type: 'function_call_output', call_id: 'call_1', output: 'Sunny' },
+        ],
+      },
+      fixture('openai-responses/responses_response_after_function_call_output.json'),
+    )
+    const calls = t.turns.flatMap((turn) => turn.parts).filter((p) => p.kind === 'tool_call')
+    expect(calls).toHaveLength(1)
+    expect((calls[0] as ToolCall).result?.text).toBe('Sunny')
+    expect((calls[0] as ToolCall).arguments).toContain('"city": "NYC"')
+    expect(t.turns.some((turn) => turn.role === 'tool')).toBe(false)
+    expect(t.turns.at(-1)!.answer).toBe(true)
+  })
+
+  it('shows a string input as the user turn and the call an answer asks for', () => {
+    const t = transcript(
+      '/v1/responses',
+      { model: 'm', input: 'Weather in Paris?' },
+      fixture('openai-responses/responses_response_function_call.json'),
+    )
+    expect(t.turns[0]).toMatchObject({
+      role: 'user',
+      parts: [{ kind: 'text', text: 'Weather in Paris?' }],
+    })
+    const answer = t.turns.at(-1)!
+    expect(answer.parts.some((p) => p.kind === 'tool_call' && p.name)).toBe(true)
+  })
+})
+
+describe('legacy completions', () => {
+  it('shows the prompt and the completion', () => {
+    const t = transcript(
+      '/v1/completions',
+      { model: 'm', prompt: 'Say this is a test' },
+      { object: 'text_completion', choices: [{ text: 'This is a test.', finish_reason: 'stop' }] },
+    )
+    expect(t.turns.map((x) => x.parts[0])).toEqual([
+      { kind: 'text', text: 'Say this is a test' },
+      { kind: 'text', text: 'This is a test.' },
+    ])
+    expect(t.stopReason).toBe('stop')
+  })
+})

@@ -43,7 +43,7 @@ export interface TranscriptError {
 }
 
 export interface Transcript {
-  format: 'openai' | 'anthropic' | 'unknown'
+  format: 'openai' | 'anthropic' | 'responses' | 'completions' | 'unknown'
   turns: Turn[]
   error?: TranscriptError
   stopReason?: string
@@ -205,7 +205,89 @@ function errorOf(response: unknown): TranscriptError | undefined {
   return { kind: str(e.type) || str(e.code), message: str(e.message) }
 }
 
+/** One item of a Responses `input` or `output` as turns (a message, a call, its output, reasoning). */
+function responsesItem(item: unknown, answer = false): Turn | undefined {
+  if (!isObj(item)) return undefined
+  const type = str(item.type) || (item.role ? 'message' : '')
+  switch (type) {
+    case 'message': {
+      const raw = str(item.role)
+      const role: Role =
+        raw === 'system' || raw === 'developer'
+          ? 'system'
+          : raw === 'assistant'
+            ? 'assistant'
+            : 'user'
+      const content = item.content
+      const parts: Part[] =
+        typeof content === 'string'
+          ? content
+            ? [{ kind: 'text', text: content }]
+            : []
+          : (Array.isArray(content) ? content : []).map((p): Part => {
+              if (!isObj(p)) return { kind: 'other', json: JSON.stringify(p) }
+              if (p.type === 'input_text' || p.type === 'output_text')
+                return { kind: 'text', text: str(p.text) }
+              if (p.type === 'refusal') return { kind: 'text', text: str(p.refusal) }
+              if (p.type === 'input_image')
+                return { kind: 'image', src: mediaSrc(str(p.image_url)) }
+              return { kind: 'other', json: JSON.stringify(p, null, 2) }
+            })
+      return { role, parts, answer }
+    }
+    case 'function_call':
+      return {
+        role: 'assistant',
+        parts: [
+          {
+            kind: 'tool_call',
+            id: str(item.call_id),
+            name: str(item.name),
+            arguments: pretty(item.arguments),
+          },
+        ],
+        answer,
+      }
+    case 'function_call_output':
+      return {
+        role: 'tool',
+        parts: [
+          {
+            kind: 'tool_result',
+            callId: str(item.call_id),
+            text: typeof item.output === 'string' ? item.output : JSON.stringify(item.output),
+            images: [],
+            isError: false,
+          },
+        ],
+      }
+    case 'reasoning': {
+      const summary = Array.isArray(item.summary) ? item.summary : []
+      const text = summary.map((p) => (isObj(p) ? str(p.text) : '')).join('\n')
+      return { role: 'assistant', parts: [{ kind: 'thinking', text, redacted: !text }], answer }
+    }
+    default:
+      return {
+        role: answer ? 'assistant' : 'user',
+        parts: [{ kind: 'other', json: JSON.stringify(item, null, 2) }],
+        answer,
+      }
+  }
+}
+
+/** The answer's turns merged into one: reasoning, text and calls of one response. */
+function mergeAnswer(turns: Turn[]): Turn[] {
+  const answer = turns.filter((t) => t.answer)
+  if (answer.length < 2) return turns
+  return [
+    ...turns.filter((t) => !t.answer),
+    { role: 'assistant', parts: answer.flatMap((t) => t.parts), answer: true },
+  ]
+}
+
 export function detectFormat(endpoint: string, request: unknown): Transcript['format'] {
+  if (endpoint.includes('/responses')) return 'responses'
+  if (endpoint === '/v1/completions') return 'completions'
   if (endpoint.includes('/messages')) return 'anthropic'
   if (endpoint.includes('/chat/completions')) return 'openai'
   if (isObj(request) && Array.isArray(request.messages)) {
@@ -234,6 +316,34 @@ export function transcript(endpoint: string, request: unknown, response: unknown
     if (Array.isArray(res.content))
       turns.push(anthropicTurn({ role: 'assistant', content: res.content }, true))
     stopReason = str(res.stop_reason) || undefined
+  } else if (format === 'responses') {
+    if (str(req.instructions))
+      turns.push({ role: 'system', parts: [{ kind: 'text', text: str(req.instructions) }] })
+    const input = typeof req.input === 'string' ? [{ role: 'user', content: req.input }] : req.input
+    for (const item of Array.isArray(input) ? input : []) {
+      const turn = responsesItem(item)
+      if (turn) turns.push(turn)
+    }
+    const answer: Turn[] = []
+    for (const item of Array.isArray(res.output) ? res.output : []) {
+      const turn = responsesItem(item, true)
+      if (turn) answer.push(turn)
+    }
+    turns.push(...mergeAnswer(answer))
+    const details = isObj(res.incomplete_details) ? str(res.incomplete_details.reason) : ''
+    stopReason = details || str(res.status) || undefined
+  } else if (format === 'completions') {
+    const prompt = Array.isArray(req.prompt) ? req.prompt.map(str).join('\n') : str(req.prompt)
+    if (prompt) turns.push({ role: 'user', parts: [{ kind: 'text', text: prompt }] })
+    const choice = Array.isArray(res.choices) && isObj(res.choices[0]) ? res.choices[0] : undefined
+    if (choice) {
+      turns.push({
+        role: 'assistant',
+        parts: [{ kind: 'text', text: str(choice.text) }],
+        answer: true,
+      })
+      stopReason = str(choice.finish_reason) || undefined
+    }
   }
   return { format, turns: attachResults(turns), error: errorOf(response), stopReason }
 }
