@@ -13,7 +13,9 @@
 //! - The conversation is the history, then `input`. Text parts (`input_text`,
 //!   `output_text`) become text; `input_image` an `image_url` part (its plain
 //!   string becomes `{url}`); `input_file` a `file` part (a file by URL only is
-//!   refused); an assistant's `refusal` part its `refusal`.
+//!   refused); an assistant's `refusal` part its `refusal`. A user message of
+//!   one `input_text` part is sent as a string (servers without content arrays
+//!   read it).
 //! - `function_call` items become the `tool_calls` of one assistant message,
 //!   merged with the assistant message just before them and with the calls next
 //!   to them; `function_call_output`s become `tool` messages, their output parts
@@ -324,6 +326,16 @@ fn message(m: Message, at: &str) -> Result<ChatMessage, TranslateError> {
 fn user_content(content: Content, at: &str) -> Result<chat::Content, TranslateError> {
     let parts = match content {
         Content::Text(text) => return Ok(chat::Content::Text(text)),
+        // One text part is sent as text: servers that take no content arrays
+        // (older vLLM and Ollama builds) still read it.
+        Content::Parts(mut parts)
+            if parts.len() == 1 && matches!(parts[0], ContentPart::InputText(_)) =>
+        {
+            let Some(ContentPart::InputText(p)) = parts.pop() else {
+                return Ok(chat::Content::Text(String::new()));
+            };
+            return Ok(chat::Content::Text(p.text));
+        }
         Content::Parts(parts) => parts,
     };
     parts

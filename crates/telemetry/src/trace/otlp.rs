@@ -38,8 +38,15 @@ pub struct Head<'a> {
 pub struct Spans {
     buf: Vec<u8>,
     count: usize,
-    scratch: Vec<u8>,
+    /// Where the open span's length goes, once it is known.
+    open: usize,
 }
+
+/// Bytes a span's length takes: written in place when the span ends, as a
+/// varint padded to this width (protobuf readers accept redundant varint
+/// bytes), so a span is written once, not built aside and copied in. Four
+/// bytes hold lengths up to 256 MiB.
+const LENGTH_WIDTH: usize = 4;
 
 impl Spans {
     pub fn is_empty(&self) -> bool {
@@ -57,8 +64,10 @@ impl Spans {
 
     /// Starts a span; its attributes follow, and [`SpanWriter::end`] closes it.
     pub fn span(&mut self, head: &Head<'_>) -> SpanWriter<'_> {
-        let out = &mut self.scratch;
-        out.clear();
+        let out = &mut self.buf;
+        field_key(out, 2, WireType::LengthDelimited);
+        self.open = out.len();
+        out.extend_from_slice(&[0; LENGTH_WIDTH]);
         bytes_field(out, 1, &head.trace_id.to_bytes());
         bytes_field(out, 2, &head.span_id.to_bytes());
         if let Some(parent) = head.parent {
@@ -184,7 +193,7 @@ pub struct SpanWriter<'a> {
 
 impl SpanWriter<'_> {
     pub fn attr(&mut self, key: &str, value: Value<'_>) -> &mut Self {
-        key_value(&mut self.spans.scratch, 9, key, value);
+        key_value(&mut self.spans.buf, 9, key, value);
         self
     }
 
@@ -198,7 +207,7 @@ impl SpanWriter<'_> {
 
     /// A link to another span (`Span.links`).
     pub fn link(&mut self, to: &SpanContext) -> &mut Self {
-        let out = &mut self.spans.scratch;
+        let out = &mut self.spans.buf;
         field_key(out, 13, WireType::LengthDelimited);
         varint(out, (field_len(1, 16) + field_len(2, 8)) as u64);
         bytes_field(out, 1, &to.trace_id().to_bytes());
@@ -208,7 +217,7 @@ impl SpanWriter<'_> {
 
     /// Status `ERROR` with its description.
     pub fn error(&mut self, message: &str) -> &mut Self {
-        let out = &mut self.spans.scratch;
+        let out = &mut self.spans.buf;
         field_key(out, 15, WireType::LengthDelimited);
         varint(out, (field_len(2, message.len()) + 2) as u64);
         bytes_field(out, 2, message.as_bytes());
@@ -219,12 +228,14 @@ impl SpanWriter<'_> {
 
     /// Closes the span into its batch.
     pub fn end(self) {
-        let Spans {
-            buf,
-            count,
-            scratch,
-        } = self.spans;
-        bytes_field(buf, 2, scratch);
+        let Spans { buf, count, open } = self.spans;
+        let start = *open + LENGTH_WIDTH;
+        let mut len = buf.len() - start;
+        for (i, byte) in buf[*open..start].iter_mut().enumerate() {
+            let more = if i + 1 < LENGTH_WIDTH { 0x80 } else { 0 };
+            *byte = (len & 0x7f) as u8 | more;
+            len >>= 7;
+        }
         *count += 1;
     }
 }

@@ -145,8 +145,9 @@ pub struct RequestSpan {
     pub started: SystemTime,
     /// The request line and client, for the span's HTTP attributes.
     pub method: &'static str,
-    pub path: String,
-    pub user_agent: Option<String>,
+    /// Shared with the request (no copy: these are reference-counted bytes).
+    pub uri: http::Uri,
+    pub user_agent: Option<HeaderValue>,
     claimed: AtomicBool,
 }
 
@@ -181,13 +182,13 @@ impl RequestSpan {
             end: self.started + elapsed,
         });
         span.str("http.request.method", self.method)
-            .str("url.path", &self.path)
+            .str("url.path", self.uri.path())
             .str("url.scheme", "http")
             .int("http.response.status_code", i64::from(status));
         if let Some(route) = route {
             span.str("http.route", route);
         }
-        if let Some(agent) = &self.user_agent {
+        if let Some(agent) = self.user_agent.as_ref().and_then(|a| a.to_str().ok()) {
             span.str("user_agent.original", agent);
         }
         if status >= 500 {
@@ -254,11 +255,8 @@ impl Requests {
             parent: parent.is_valid().then(|| parent.span_id()),
             started: SystemTime::now(),
             method: name,
-            path: request.uri().path().to_owned(),
-            user_agent: headers
-                .get(http::header::USER_AGENT)
-                .and_then(|v| v.to_str().ok())
-                .map(str::to_owned),
+            uri: request.uri().clone(),
+            user_agent: headers.get(http::header::USER_AGENT).cloned(),
             claimed: AtomicBool::new(false),
         }))
     }

@@ -446,7 +446,10 @@ pub async fn grpc_prices_are_set_listed_and_removed(api: &Api) {
         .unwrap()
         .into_inner();
     let price = set.price.unwrap();
-    assert_eq!((price.cached_input, price.cache_write_1h), (Some(0.5), Some(4.0)));
+    assert_eq!(
+        (price.cached_input, price.cache_write_1h),
+        (Some(0.5), Some(4.0))
+    );
     let listed = client
         .list_prices(pb::ListPricesRequest {})
         .await

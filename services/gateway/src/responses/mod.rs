@@ -27,7 +27,9 @@ pub use stored::{delete, input_items, retrieve};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
-use llm::responses::{Item, ResponseMeta, ResponsesRequest};
+use llm::responses::{
+    Content, ContentPart, Item, ItemStatus, Message, ResponseMeta, ResponsesRequest, Role, TextPart,
+};
 use llm::translate::responses_to_chat::StreamTranslator;
 use serde_json::Value;
 
@@ -63,6 +65,9 @@ pub async fn create_in(
         .limits()
         .admit(x, &route, body.len(), req.max_output_tokens.map(u64::from))
         .await?;
+    if req.body.get("generate").is_some_and(|g| g.get() == "false") {
+        return warm_up(conversations, &route, req, x).await;
+    }
     let key = x.key_id.as_deref().map(str::to_owned);
     let previous = match &req.previous_response_id {
         Some(id) => Some(conversations.chain(id, key.as_deref()).await?),
@@ -109,6 +114,70 @@ pub async fn create_in(
     Err(Error::ModelNotFound(turn.req.model.clone()))
 }
 
+/// A warm-up (`generate: false`, which Codex sends first on a WebSocket, with
+/// its instructions and tools): nothing is generated and no upstream is called;
+/// the empty response is kept so that the first real turn can continue it.
+async fn warm_up(
+    conversations: &Conversations,
+    route: &crate::routing::Route,
+    req: ResponsesRequest,
+    x: &mut Exchange,
+) -> Result<Reply, Error> {
+    if let Some(target) = route.first() {
+        x.route(target);
+    }
+    let meta = ResponseMeta {
+        id: format!("resp_{}", x.request_id.simple()),
+        created_at: SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs()),
+        model: req.model.clone(),
+    };
+    let mut response = llm::responses::Response::in_progress(&meta, req.echo());
+    let created = serde_json::to_value(&response).map_err(|e| Error::Unexpected(e.into()))?;
+    response.status = llm::responses::Status::Completed;
+    response.usage = Some(llm::responses::Usage::default());
+    let completed = serde_json::to_value(&response).map_err(|e| Error::Unexpected(e.into()))?;
+    if req.store || conversations.remembers_all() {
+        let entry = Entry {
+            key_id: x.key_id.as_deref().map(str::to_owned),
+            previous_response_id: req.previous_response_id.clone(),
+            provider: x.provider.clone(),
+            native: false,
+            input: input_with_ids(&req.input, &meta),
+            response: completed.clone(),
+        };
+        if let Err(e) = conversations.put(&entry, req.store).await {
+            tracing::warn!(error = %e, response_id = %meta.id, "warm-up not stored");
+        }
+    }
+    if !req.stream {
+        let body = serde_json::to_vec(&completed).map_err(|e| Error::Unexpected(e.into()))?;
+        return Ok(Reply::Json {
+            headers: axum::http::HeaderMap::new(),
+            body: Bytes::from(body),
+        });
+    }
+    let frames = [
+        ("response.created", created),
+        ("response.completed", completed),
+    ]
+    .into_iter()
+    .enumerate()
+    .map(|(n, (name, response))| {
+        let data = serde_json::json!({"type": name, "response": response, "sequence_number": n});
+        Ok(stream::Frame {
+            event: Some(name.into()),
+            data: Bytes::from(data.to_string()),
+        })
+    })
+    .collect::<Vec<_>>();
+    Ok(Reply::Stream {
+        headers: axum::http::HeaderMap::new(),
+        frames: Box::pin(futures_util::stream::iter(frames)),
+    })
+}
+
 /// What one request asks, whichever target serves it.
 struct Turn {
     req: ResponsesRequest,
@@ -138,7 +207,8 @@ async fn call(
             key_id: turn.key.clone(),
             previous_response_id: turn.req.previous_response_id.clone(),
             provider: target.provider_name.to_string(),
-            native: native.is_some(),
+            // Held upstream only if the upstream was asked to store it.
+            native: native.is_some() && turn.req.store,
             input: input_with_ids(&turn.req.input, &turn.meta),
             response: Value::Null,
         },
@@ -178,15 +248,21 @@ async fn call(
     })
 }
 
-/// The request's input items as stored: each without an id gets one derived
-/// from the response's (`msg_<…>_in0`…), as OpenAI lists them.
+/// The request's input items as stored, and as `input_items` lists them: a
+/// message in its full form (`type`, `status`, text as an `input_text` part, or
+/// `output_text` for the assistant's), and each item without an id given one
+/// derived from the response's (`msg_<…>_in0`…).
 fn input_with_ids(input: &[Item], meta: &ResponseMeta) -> Vec<Value> {
     let tail = meta.id.strip_prefix("resp_").unwrap_or(&meta.id);
     input
         .iter()
         .enumerate()
         .map(|(i, item)| {
-            let mut value = serde_json::to_value(item).unwrap_or(Value::Null);
+            let item = match item {
+                Item::Message(m) => Item::Message(full_message(m)),
+                other => other.clone(),
+            };
+            let mut value = serde_json::to_value(&item).unwrap_or(Value::Null);
             if let Some(object) = value.as_object_mut()
                 && !object.contains_key("id")
             {
@@ -200,6 +276,24 @@ fn input_with_ids(input: &[Item], meta: &ResponseMeta) -> Vec<Value> {
             value
         })
         .collect()
+}
+
+fn full_message(m: &Message) -> Message {
+    let content = match &m.content {
+        Content::Text(text) if m.role == Role::Assistant => {
+            Content::Parts(vec![ContentPart::output_text(text.clone())])
+        }
+        Content::Text(text) => Content::Parts(vec![ContentPart::InputText(TextPart {
+            text: text.clone(),
+            extra: serde_json::Map::new(),
+        })]),
+        parts => parts.clone(),
+    };
+    Message {
+        status: m.status.or(Some(ItemStatus::Completed)),
+        content,
+        ..m.clone()
+    }
 }
 
 /// A response to store once it is known, with what it continues.

@@ -2,7 +2,9 @@
 //! through with `model` rewritten, the answer and its events come back
 //! untouched. A continuation names its previous response upstream when that
 //! response was made there (the upstream holds it); otherwise the stored
-//! conversation goes upstream as input, with no `previous_response_id`.
+//! conversation goes upstream as input, with no `previous_response_id`, its
+//! items without ids (the upstream would look them up) and without reasoning
+//! it cannot read (no `encrypted_content`).
 
 use bytes::Bytes;
 use futures_util::StreamExt;
@@ -36,7 +38,18 @@ pub(super) fn body(
     body.shift_remove("previous_response_id");
     let mut input: Vec<Value> = Vec::new();
     for item in chain.items()? {
-        input.push(serde_json::to_value(item).map_err(|e| Error::Unexpected(e.into()))?);
+        let mut value = serde_json::to_value(item).map_err(|e| Error::Unexpected(e.into()))?;
+        // Ids the upstream never issued would be looked up there (and not
+        // found), as would a reasoning item without its encrypted content.
+        if let Some(object) = value.as_object_mut() {
+            if object.get("type").and_then(Value::as_str) == Some("reasoning")
+                && object.get("encrypted_content").is_none_or(Value::is_null)
+            {
+                continue;
+            }
+            object.remove("id");
+        }
+        input.push(value);
     }
     for item in &req.input {
         input.push(serde_json::to_value(item).map_err(|e| Error::Unexpected(e.into()))?);

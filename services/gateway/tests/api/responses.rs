@@ -56,6 +56,15 @@ async fn events(app: &TestApp, body: &Value) -> Vec<(String, Value)> {
         .collect()
 }
 
+/// A chat message's text, whether its content is a string or text parts.
+fn text_of(content: &Value) -> String {
+    match content {
+        Value::String(s) => s.clone(),
+        Value::Array(parts) => parts.iter().filter_map(|p| p["text"].as_str()).collect(),
+        _ => String::new(),
+    }
+}
+
 fn output_text(response: &Value) -> String {
     response["output"]
         .as_array()
@@ -192,11 +201,28 @@ async fn previous_response_id_continues_a_conversation_across_providers() {
     )
     .await;
     assert_eq!(status, 200, "{second}");
+    let messages = app.mock.last_request().unwrap().body["messages"].clone();
+    let turns: Vec<(String, String)> = messages
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| {
+            (
+                m["role"].as_str().unwrap().to_owned(),
+                text_of(&m["content"]),
+            )
+        })
+        .collect();
     assert_eq!(
-        app.mock.last_request().unwrap().body["messages"],
-        json!([{"role": "user", "content": "Hello"},
-               {"role": "assistant", "content": "The capital of France is Paris."},
-               {"role": "user", "content": "And again?"}])
+        turns,
+        [
+            ("user".to_owned(), "Hello".to_owned()),
+            (
+                "assistant".to_owned(),
+                "The capital of France is Paris.".to_owned()
+            ),
+            ("user".to_owned(), "And again?".to_owned())
+        ]
     );
     // Continued on a server with the API, which never saw it: inlined.
     let (status, third) = post(
@@ -243,6 +269,11 @@ async fn stored_responses_are_read_listed_and_deleted() {
     assert_eq!(items["object"], "list");
     assert_eq!(items["data"][0]["type"], "message");
     assert_eq!(items["data"][0]["role"], "user");
+    assert_eq!(items["data"][0]["status"], "completed");
+    assert_eq!(
+        items["data"][0]["content"],
+        json!([{"type": "input_text", "text": "Hello"}])
+    );
     assert!(items["data"][0]["id"].as_str().unwrap().starts_with("msg_"));
     assert_eq!(items["has_more"], false);
     let deleted: Value = app
@@ -368,8 +399,19 @@ async fn the_websocket_transport_serves_two_turns() {
         tokio_tungstenite::connect_async(format!("ws://{}/v1/responses", app.addr))
             .await
             .unwrap();
+    // Codex's warm-up: nothing generated, no upstream call, kept for the turn.
+    let before = app.mock.requests().len();
+    let warm = ws_turn(&mut socket, json!({"type": "response.create", "model": "gpt4", "store": false,
+                            "generate": false, "tools": [],
+                            "input": [{"role": "developer", "content": [{"type": "input_text", "text": "Be brief."}]}]}))
+    .await;
+    let names: Vec<&str> = warm.iter().map(|e| e["type"].as_str().unwrap()).collect();
+    assert_eq!(names, ["response.created", "response.completed"]);
+    assert_eq!(warm[1]["response"]["output"], json!([]));
+    assert_eq!(app.mock.requests().len(), before);
     // Codex's shape: store false, the continuation sending only the new item.
     let first = ws_turn(&mut socket, json!({"type": "response.create", "model": "gpt4", "store": false,
+                            "previous_response_id": warm[1]["response"]["id"],
                             "input": [{"role": "user", "content": [{"type": "input_text", "text": "Hello"}]}]}))
     .await;
     assert_eq!(first[0]["type"], "response.created");
@@ -388,8 +430,12 @@ async fn the_websocket_transport_serves_two_turns() {
         "{second:?}"
     );
     let messages = &app.mock.last_request().unwrap().body["messages"];
-    assert_eq!(messages.as_array().unwrap().len(), 3, "{messages}");
-    assert_eq!(messages[0]["content"][0]["text"], "Hello");
+    assert_eq!(messages.as_array().unwrap().len(), 4, "{messages}");
+    assert_eq!(
+        messages[0],
+        json!({"role": "system", "content": "Be brief."})
+    );
+    assert_eq!(text_of(&messages[1]["content"]), "Hello");
     // A bad frame is an error event; the connection stays.
     let bad = ws_turn(&mut socket, json!({"type": "nonsense"})).await;
     assert_eq!(bad[0]["type"], "error");
