@@ -196,10 +196,7 @@ impl Bus {
     pub async fn put_response(&self, id: &str, entry: Bytes) -> Result<(), BusError> {
         match self {
             Self::Nats(b) => b.put_response(id, entry).await,
-            Self::InProcess(b) => {
-                b.put_response(id, entry);
-                Ok(())
-            }
+            Self::InProcess(b) => b.put_response(id, entry).await,
         }
     }
 
@@ -207,17 +204,14 @@ impl Bus {
     pub async fn get_response(&self, id: &str) -> Result<Option<Bytes>, BusError> {
         match self {
             Self::Nats(b) => b.get_response(id).await,
-            Self::InProcess(b) => Ok(b.get_response(id)),
+            Self::InProcess(b) => b.get_response(id).await,
         }
     }
 
     pub async fn delete_response(&self, id: &str) -> Result<(), BusError> {
         match self {
             Self::Nats(b) => b.delete_response(id).await,
-            Self::InProcess(b) => {
-                b.delete_response(id);
-                Ok(())
-            }
+            Self::InProcess(b) => b.delete_response(id).await,
         }
     }
 }

@@ -6,6 +6,10 @@
 //! past the bound a publish is refused as a bus that is away would refuse it, so
 //! the gateway spills to disk and replays later, and memory stays flat however
 //! far the consumers fall behind.
+//!
+//! Stored responses live in memory, for [`crate::RESPONSES_MAX_AGE`], unless the
+//! bus is given a [`ResponseKeeper`] ([`InProcessBus::with_response_keeper`]):
+//! `aiprox all` keeps them in its database, so they outlive a restart.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -13,6 +17,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
+use futures_util::future::BoxFuture;
 use parking_lot::Mutex;
 use tokio::sync::mpsc;
 
@@ -35,8 +40,30 @@ pub struct InProcessBus {
     counters: Arc<Mutex<HashMap<String, (std::time::Instant, u64)>>>,
     /// Spend counters: never expire.
     spend: Arc<Mutex<HashMap<String, u64>>>,
-    /// Stored responses and when each was put.
-    responses: Arc<Mutex<HashMap<String, (std::time::Instant, Bytes)>>>,
+    responses: Responses,
+}
+
+/// Keeps stored responses for the in-process bus somewhere lasting (a
+/// database), where this crate cannot reach: the bus hands it each put, get
+/// and delete as they come, and answers with its errors.
+pub trait ResponseKeeper: std::fmt::Debug + Send + Sync {
+    /// Stores the entry of response `id`, in place of any it had.
+    fn put<'a>(&'a self, id: &'a str, entry: Bytes) -> KeeperFuture<'a, ()>;
+    /// The entry of response `id`, `None` when absent, deleted or expired.
+    fn get<'a>(&'a self, id: &'a str) -> KeeperFuture<'a, Option<Bytes>>;
+    fn delete<'a>(&'a self, id: &'a str) -> KeeperFuture<'a, ()>;
+}
+
+/// What a [`ResponseKeeper`]'s methods return (boxed, so the bus can hold any
+/// keeper behind one pointer).
+pub type KeeperFuture<'a, T> = BoxFuture<'a, Result<T, BusError>>;
+
+/// Where the bus keeps stored responses.
+#[derive(Debug, Clone)]
+enum Responses {
+    /// In this process, each with when it was put; gone with it.
+    Memory(Arc<Mutex<HashMap<String, (std::time::Instant, Bytes)>>>),
+    Kept(Arc<dyn ResponseKeeper>),
 }
 
 /// Payload bytes published and not yet taken by a consumer, and their bound.
@@ -90,12 +117,18 @@ impl InProcessBus {
             health: Arc::default(),
             counters: Arc::default(),
             spend: Arc::default(),
-            responses: Arc::default(),
+            responses: Responses::Memory(Arc::default()),
             backlog: Arc::new(Backlog {
                 bytes: AtomicUsize::new(0),
                 max: max_bytes,
             }),
         }
+    }
+
+    /// This bus, with its stored responses kept by `keeper` instead of in memory.
+    pub fn with_response_keeper(mut self, keeper: Arc<dyn ResponseKeeper>) -> Self {
+        self.responses = Responses::Kept(keeper);
+        self
     }
 
     /// Payload bytes waiting for a consumer.
@@ -210,20 +243,38 @@ impl InProcessBus {
         }
     }
 
-    pub fn put_response(&self, id: &str, entry: Bytes) {
-        let mut responses = self.responses.lock();
-        responses.retain(|_, (put, _)| put.elapsed() < crate::RESPONSES_MAX_AGE);
-        responses.insert(id.to_owned(), (std::time::Instant::now(), entry));
+    pub async fn put_response(&self, id: &str, entry: Bytes) -> Result<(), BusError> {
+        match &self.responses {
+            Responses::Memory(map) => {
+                let mut responses = map.lock();
+                responses.retain(|_, (put, _)| put.elapsed() < crate::RESPONSES_MAX_AGE);
+                responses.insert(id.to_owned(), (std::time::Instant::now(), entry));
+                Ok(())
+            }
+            Responses::Kept(keeper) => keeper.put(id, entry).await,
+        }
     }
 
-    pub fn get_response(&self, id: &str) -> Option<Bytes> {
-        let responses = self.responses.lock();
-        let (put, entry) = responses.get(id)?;
-        (put.elapsed() < crate::RESPONSES_MAX_AGE).then(|| entry.clone())
+    pub async fn get_response(&self, id: &str) -> Result<Option<Bytes>, BusError> {
+        match &self.responses {
+            Responses::Memory(map) => {
+                let responses = map.lock();
+                Ok(responses.get(id).and_then(|(put, entry)| {
+                    (put.elapsed() < crate::RESPONSES_MAX_AGE).then(|| entry.clone())
+                }))
+            }
+            Responses::Kept(keeper) => keeper.get(id).await,
+        }
     }
 
-    pub fn delete_response(&self, id: &str) {
-        self.responses.lock().remove(id);
+    pub async fn delete_response(&self, id: &str) -> Result<(), BusError> {
+        match &self.responses {
+            Responses::Memory(map) => {
+                map.lock().remove(id);
+                Ok(())
+            }
+            Responses::Kept(keeper) => keeper.delete(id).await,
+        }
     }
 
     pub fn put_blob(&self, name: &str, data: Bytes) {
@@ -276,5 +327,69 @@ fn delivery(m: Outgoing) -> Delivery {
         traceparent: m.traceparent,
         redelivered: false,
         ack: Acker::None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    /// A keeper over a map of its own, standing for a database.
+    #[derive(Debug, Default)]
+    struct MapKeeper(Mutex<HashMap<String, Bytes>>);
+
+    impl ResponseKeeper for MapKeeper {
+        fn put<'a>(&'a self, id: &'a str, entry: Bytes) -> KeeperFuture<'a, ()> {
+            self.0.lock().insert(id.to_owned(), entry);
+            Box::pin(async { Ok(()) })
+        }
+
+        fn get<'a>(&'a self, id: &'a str) -> KeeperFuture<'a, Option<Bytes>> {
+            let entry = self.0.lock().get(id).cloned();
+            Box::pin(async { Ok(entry) })
+        }
+
+        fn delete<'a>(&'a self, id: &'a str) -> KeeperFuture<'a, ()> {
+            self.0.lock().remove(id);
+            Box::pin(async { Ok(()) })
+        }
+    }
+
+    #[tokio::test]
+    async fn responses_go_through_the_keeper_when_there_is_one() {
+        let keeper = Arc::new(MapKeeper::default());
+        let bus = InProcessBus::new().with_response_keeper(keeper.clone());
+        bus.put_response("resp_1", Bytes::from_static(b"{}"))
+            .await
+            .unwrap();
+        assert_eq!(
+            keeper.0.lock().get("resp_1"),
+            Some(&Bytes::from_static(b"{}"))
+        );
+        // Another bus on the same keeper (a restarted process) finds it.
+        let restarted = InProcessBus::new().with_response_keeper(keeper.clone());
+        assert_eq!(
+            restarted.get_response("resp_1").await.unwrap(),
+            Some(Bytes::from_static(b"{}"))
+        );
+        restarted.delete_response("resp_1").await.unwrap();
+        assert!(keeper.0.lock().is_empty());
+    }
+
+    #[tokio::test]
+    async fn without_a_keeper_responses_stay_in_this_bus() {
+        let bus = InProcessBus::new();
+        bus.put_response("resp_1", Bytes::from_static(b"{}"))
+            .await
+            .unwrap();
+        assert!(bus.clone().get_response("resp_1").await.unwrap().is_some());
+        assert_eq!(
+            InProcessBus::new().get_response("resp_1").await.unwrap(),
+            None
+        );
+        bus.delete_response("resp_1").await.unwrap();
+        assert_eq!(bus.get_response("resp_1").await.unwrap(), None);
     }
 }

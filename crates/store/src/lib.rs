@@ -8,16 +8,20 @@
 //!   MySQL and SQLite delete the rows instead (`mysql/retention.rs` says why).
 //! - Migrations in `migrations/{postgres,mysql,sqlite}`, embedded and run at start.
 //! - [`Store::list_logs`]: the Logs page's filters with keyset pagination.
+//! - [`Store::put_response`] and its `get` and `delete`: stored Responses API
+//!   conversations for the in-process bus, deleted by retention with the logs.
 //! - A few read queries the tests and the admin API use.
 //!
 //! Modules: `postgres`, `mysql` and `sqlite` hold each database's writes and
 //! the reads whose SQL is its own; `query` the Logs page and dashboard reads,
-//! `config` the configuration tables, both written once where the SQL allows.
+//! `config` the configuration tables, both written once where the SQL allows;
+//! `responses` the stored responses.
 
 mod config;
 mod mysql;
 mod postgres;
 mod query;
+mod responses;
 mod sqlite;
 
 pub use config::{KeyRow, MappingRow, PriceRow, ProviderRow};
@@ -412,7 +416,9 @@ impl Store {
         }
     }
 
-    /// Drops the log data of every day before the day of `cutoff_us`.
+    /// Drops the log data of every day before the day of `cutoff_us`, and the
+    /// stored responses put before that day; returns how many log partitions
+    /// (Postgres) or log rows (MySQL, SQLite) went.
     pub async fn drop_before(&self, cutoff_us: i64) -> Result<usize, StoreError> {
         match self {
             Self::Postgres(pool) => postgres::drop_before(pool, cutoff_us).await,

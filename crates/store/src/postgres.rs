@@ -73,6 +73,12 @@ pub async fn drop_before(pool: &PgPool, cutoff_us: i64) -> Result<usize, StoreEr
         .bind(cutoff_day * DAY_US)
         .execute(pool)
         .await?;
+    // Stored responses are one plain table (read by id, not by day), deleted
+    // along their `created_at` index.
+    sqlx::query("DELETE FROM stored_responses WHERE created_at < $1")
+        .bind(cutoff_day * DAY_US)
+        .execute(pool)
+        .await?;
     Ok(dropped)
 }
 

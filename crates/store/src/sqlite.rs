@@ -243,6 +243,10 @@ pub async fn drop_before(pool: &SqlitePool, cutoff_us: i64) -> Result<usize, Sto
         .execute(&mut *tx)
         .await?;
     }
+    sqlx::query("DELETE FROM stored_responses WHERE created_at < ?")
+        .bind(cutoff)
+        .execute(&mut *tx)
+        .await?;
     tx.commit().await?;
     Ok(usize::try_from(done.rows_affected()).unwrap_or(usize::MAX))
 }

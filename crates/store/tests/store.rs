@@ -11,8 +11,9 @@
 //! tools; `list_logs` (newest first,
 //! cursors, keyset pagination stable while rows arrive, each filter, text search);
 //! the usage summary and series (agreeing with the rows, the p50 bucket, empty
-//! windows); retention (whole days); the configuration rows (providers, model
-//! mappings, client keys, prices, the one-time seed).
+//! windows); retention (whole days, stored responses with the logs); stored
+//! responses (put, replaced, deleted, bytes kept exactly); the configuration
+//! rows (providers, model mappings, client keys, prices, the one-time seed).
 //!
 //! Where the backends store things differently, a behaviour pins what must
 //! not differ: ties in time broken by request id when paging, the text search's
@@ -88,6 +89,8 @@ backends!(
     hourly_and_minute_rollups_add_up_over_odd_windows,
     hourly_rollups_are_filled_from_the_minutes_by_their_migration,
     retention_drops_the_days_before_the_cutoff,
+    stored_responses_are_put_replaced_and_deleted,
+    retention_drops_the_stored_responses_of_the_days_before_the_cutoff,
     providers_crud,
     mappings_crud,
     keys_are_listed_newest_first_and_revoked_once,
@@ -877,6 +880,73 @@ async fn retention_drops_the_days_before_the_cutoff(store: Store) {
     assert_eq!(store.log_count().await.unwrap(), 21);
     // Everything before tomorrow goes.
     store.drop_before(NOW + DAY).await.unwrap();
+    assert_eq!(store.log_count().await.unwrap(), 0);
+}
+
+// --- stored responses -----------------------------------------------------------
+
+async fn stored_responses_are_put_replaced_and_deleted(store: Store) {
+    let store = migrated(store).await;
+    assert_eq!(store.get_response("resp_a").await.unwrap(), None);
+    // Bytes as given: no text encoding, NUL and invalid UTF-8 included.
+    let first = [b"{\"n\":1}".as_slice(), &[0, 0xff, 0xfe]].concat();
+    store.put_response("resp_a", &first, NOW).await.unwrap();
+    let large = vec![b'x'; 200_000];
+    store.put_response("resp_b", &large, NOW).await.unwrap();
+    assert_eq!(store.get_response("resp_a").await.unwrap(), Some(first));
+    assert_eq!(store.get_response("resp_b").await.unwrap(), Some(large));
+    // Ids are exact: case matters.
+    assert_eq!(store.get_response("RESP_A").await.unwrap(), None);
+    // Putting again replaces.
+    store
+        .put_response("resp_a", b"{\"n\":2}", NOW + 1)
+        .await
+        .unwrap();
+    assert_eq!(
+        store.get_response("resp_a").await.unwrap(),
+        Some(b"{\"n\":2}".to_vec())
+    );
+    assert!(store.delete_response("resp_a").await.unwrap());
+    assert!(!store.delete_response("resp_a").await.unwrap());
+    assert_eq!(store.get_response("resp_a").await.unwrap(), None);
+    assert!(store.get_response("resp_b").await.unwrap().is_some());
+}
+
+/// Stored responses go with the logs of their day: the same cutoff, whole days.
+async fn retention_drops_the_stored_responses_of_the_days_before_the_cutoff(store: Store) {
+    let store = with_logs(store).await;
+    // NOW is 02:40; its day started 2 h 40 min before.
+    store
+        .put_response("resp_yesterday", b"{}", NOW - 3 * HOUR)
+        .await
+        .unwrap();
+    store
+        .put_response("resp_today", b"{}", NOW - 2 * HOUR)
+        .await
+        .unwrap();
+    // Put yesterday, put again today: kept from the last put.
+    store
+        .put_response("resp_refreshed", b"{}", NOW - 3 * HOUR)
+        .await
+        .unwrap();
+    store
+        .put_response("resp_refreshed", b"{}", NOW)
+        .await
+        .unwrap();
+    store.drop_before(NOW + HOUR).await.unwrap();
+    assert_eq!(store.get_response("resp_yesterday").await.unwrap(), None);
+    assert!(store.get_response("resp_today").await.unwrap().is_some());
+    assert!(
+        store
+            .get_response("resp_refreshed")
+            .await
+            .unwrap()
+            .is_some()
+    );
+    assert_eq!(store.log_count().await.unwrap(), 21);
+    store.drop_before(NOW + DAY).await.unwrap();
+    assert_eq!(store.get_response("resp_today").await.unwrap(), None);
+    assert_eq!(store.get_response("resp_refreshed").await.unwrap(), None);
     assert_eq!(store.log_count().await.unwrap(), 0);
 }
 

@@ -13,6 +13,7 @@ use telemetry::retry;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;
+use crate::stored_responses::StoredResponses;
 
 #[derive(Debug, Parser)]
 #[command(name = "aiprox", version, about = "An LLM API gateway")]
@@ -334,12 +335,6 @@ async fn seed_spend(
 /// gateway goes first (streams finish, events flush onto the bus), then the others
 /// drain.
 async fn all(mut config: Config, signal: CancellationToken) -> anyhow::Result<()> {
-    let bus = match &config.nats_url {
-        Some(url) => nats(url, &signal).await?,
-        None => Bus::InProcess(events::memory::InProcessBus::with_backlog_limit(
-            config.in_process_backlog_bytes,
-        )),
-    };
     // Open on loopback until the first client key is created.
     config.gateway.auth = config
         .gateway
@@ -357,6 +352,15 @@ async fn all(mut config: Config, signal: CancellationToken) -> anyhow::Result<()
         )
     })?;
     let store = database(&config).await?;
+    let bus = match &config.nats_url {
+        Some(url) => nats(url, &signal).await?,
+        // Stored responses in the database: they outlive a restart, and go
+        // with the logs' retention.
+        None => Bus::InProcess(
+            events::memory::InProcessBus::with_backlog_limit(config.in_process_backlog_bytes)
+                .with_response_keeper(Arc::new(StoredResponses::new(store.clone()))),
+        ),
+    };
     // The stored configuration reaches the gateway before it serves, admin API or
     // not (keys created earlier must be enforced).
     let others = CancellationToken::new();

@@ -119,3 +119,103 @@ fn aiprox_all_refuses_an_open_admin_without_a_token() {
     assert!(stderr.contains("AIPROX_ADMIN_TOKEN"), "{stderr}");
     assert!(!dir.path().join("data/admin.token").exists());
 }
+
+/// `aiprox all` in `dir` with its built-in demo set-up, serving on `port`, its
+/// log in `dir/all.log`.
+fn start_all(dir: &std::path::Path, port: u16, admin_port: u16) -> std::process::Child {
+    let log = std::fs::File::create(dir.join("all.log")).unwrap();
+    Command::new(env!("CARGO_BIN_EXE_aiprox"))
+        .arg("all")
+        .current_dir(dir)
+        .env_remove("AIPROX_CONFIG")
+        .env_remove("AIPROX_NATS_URL")
+        .env_remove("AIPROX_DATABASE_URL")
+        .env(
+            "AIPROX_ADMIN_TOKEN",
+            "admin-token-for-the-stored-responses-test",
+        )
+        .env("AIPROX_ADMIN__LISTEN", format!("127.0.0.1:{admin_port}"))
+        .env("AIPROX_GATEWAY__LISTEN", format!("127.0.0.1:{port}"))
+        .stdout(std::process::Stdio::null())
+        .stderr(log)
+        .spawn()
+        .unwrap()
+}
+
+async fn wait_ready(client: &reqwest::Client, base: &str, dir: &std::path::Path) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while std::time::Instant::now() < deadline {
+        if let Ok(r) = client.get(format!("{base}/readyz")).send().await
+            && r.status() == 200
+        {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    panic!(
+        "aiprox all not ready:\n{}",
+        std::fs::read_to_string(dir.join("all.log")).unwrap_or_default()
+    );
+}
+
+/// SIGTERM to the child (not yet reaped, so its own pid), then its exit.
+fn terminate(child: &mut std::process::Child) -> std::process::ExitStatus {
+    let _ = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    child.wait().unwrap()
+}
+
+/// `aiprox all` keeps stored responses in its database: after a restart on the
+/// same data directory, a response is still read by its id and continued.
+#[tokio::test]
+async fn aiprox_all_keeps_stored_responses_across_restarts() {
+    let dir = tempfile::tempdir().unwrap();
+    let (port, admin_port) = (test_services::free_port(), test_services::free_port());
+    let base = format!("http://127.0.0.1:{port}");
+    let client = reqwest::Client::new();
+    let mut all = KillOnDrop(start_all(dir.path(), port, admin_port));
+    wait_ready(&client, &base, dir.path()).await;
+    let created = client
+        .post(format!("{base}/v1/responses"))
+        .json(&serde_json::json!({"model": "demo", "input": "Hello"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(created.status(), 200);
+    let created: serde_json::Value = created.json().await.unwrap();
+    let id = created["id"].as_str().unwrap().to_owned();
+    assert!(terminate(&mut all.0).success());
+
+    let _all = KillOnDrop(start_all(dir.path(), port, admin_port));
+    wait_ready(&client, &base, dir.path()).await;
+    let read = client
+        .get(format!("{base}/v1/responses/{id}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(read.status(), 200);
+    let read: serde_json::Value = read.json().await.unwrap();
+    assert_eq!(read["id"], id.as_str());
+    assert_eq!(read["output"], created["output"], "{read}");
+    let continued = client
+        .post(format!("{base}/v1/responses"))
+        .json(&serde_json::json!({"model": "demo", "input": "Again", "previous_response_id": id}))
+        .send()
+        .await
+        .unwrap();
+    let status = continued.status();
+    let body = continued.text().await.unwrap();
+    assert_eq!(status, 200, "{body}");
+}
+
+/// A child process killed when the test ends, passed or not (a child already
+/// waited for is not signalled again).
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}

@@ -20,8 +20,8 @@
 //! proportion to the rows (dropping a partition is not), and the tables' files
 //! keep their size (InnoDB reuses the space). The log rows go first, so the
 //! Logs page never lists a row whose bodies are gone; an interrupted run leaves
-//! bodies and media links that the next run deletes. Rollups stay, as on the
-//! other databases.
+//! bodies and media links that the next run deletes. Stored responses put
+//! before the cutoff's day go last. Rollups stay, as on the other databases.
 
 use sqlx::MySqlPool;
 
@@ -32,12 +32,18 @@ const BATCH: u32 = 5_000;
 
 const DAY_US: i64 = 86_400_000_000;
 
-/// Each table with received_at, and its rows' order along an index that starts
-/// with it: deterministic, so statement-based replication deletes the same rows.
-const TABLES: [(&str, &str); 3] = [
-    ("request_logs", "received_at, request_id"),
-    ("request_contents", "received_at, request_id"),
-    ("request_media", "received_at, request_id, sha256"),
+/// Each table, its time column, and its rows' order along an index that starts
+/// with that column: deterministic, so statement-based replication deletes the
+/// same rows.
+const TABLES: [(&str, &str, &str); 4] = [
+    ("request_logs", "received_at", "received_at, request_id"),
+    ("request_contents", "received_at", "received_at, request_id"),
+    (
+        "request_media",
+        "received_at",
+        "received_at, request_id, sha256",
+    ),
+    ("stored_responses", "created_at", "created_at, id"),
 ];
 
 /// Deletes the log data of every day before the day of `cutoff_us`; returns how
@@ -53,9 +59,9 @@ async fn drop_in_batches(
 ) -> Result<usize, StoreError> {
     let cutoff = cutoff_us - cutoff_us.rem_euclid(DAY_US);
     let mut logs = 0;
-    for (table, order) in TABLES {
+    for (table, time, order) in TABLES {
         // Table and column names from the constants above.
-        let sql = format!("DELETE FROM {table} WHERE received_at < ? ORDER BY {order} LIMIT ?");
+        let sql = format!("DELETE FROM {table} WHERE {time} < ? ORDER BY {order} LIMIT ?");
         loop {
             let done = sqlx::query(sqlx::AssertSqlSafe(sql.clone()))
                 .bind(cutoff)
@@ -116,6 +122,12 @@ mod tests {
         store.migrate().await.unwrap();
         let day = 20_000;
         store.insert_batch(&events(day)).await.unwrap();
+        for e in events(day) {
+            store
+                .put_response(&format!("resp_{}", e.request_id), b"{}", e.received_at_us)
+                .await
+                .unwrap();
+        }
         let Store::MySql(pool) = &store else {
             unreachable!("a mysql:// URL")
         };
@@ -124,7 +136,12 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(dropped, 20);
-        for table in ["request_logs", "request_contents", "request_media"] {
+        for table in [
+            "request_logs",
+            "request_contents",
+            "request_media",
+            "stored_responses",
+        ] {
             assert_eq!(count(pool, table).await, 10, "{table}");
         }
         // Files and rollups stay.
@@ -136,5 +153,6 @@ mod tests {
             10
         );
         assert_eq!(count(pool, "request_contents").await, 0);
+        assert_eq!(count(pool, "stored_responses").await, 0);
     }
 }

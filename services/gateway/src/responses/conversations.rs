@@ -1,9 +1,11 @@
 //! Stored Responses conversations: what `previous_response_id` continues and
 //! what `GET /v1/responses/{id}` returns. One entry per response, holding its
-//! own input items and the Response answered, on the bus's `aiprox-responses`
-//! bucket (on disk, expiring after `events::RESPONSES_MAX_AGE`, read by every
-//! gateway), or in this process when the gateway runs without a bus. A
-//! conversation is the chain of entries its `previous_response_id`s link.
+//! own input items and the Response answered, on the bus: in NATS's
+//! `aiprox-responses` bucket (on disk, expiring after
+//! `events::RESPONSES_MAX_AGE`, read by every gateway); in `aiprox all`'s
+//! database (`stored_responses`, deleted with the logs by retention); in this
+//! process when the gateway runs without a bus. A conversation is the chain of
+//! entries its `previous_response_id`s link.
 //!
 //! An entry belongs to the client key that created it: another key (or no key,
 //! where keys are required) finds nothing, as for an id that never existed.
