@@ -77,6 +77,95 @@ class Gateway:
         return f"{self.url}/v1"
 
 
+def gateway_config(mock_url: str) -> str:
+    """The session gateway's config: the mock as an OpenAI-compatible chat server
+    (`mock`), as an Anthropic one (`claude`) and as a server with the Responses API
+    (`mock_native`), and the demo provider."""
+    return f"""
+providers:
+  mock:
+    kind: openai
+    base_url: {mock_url}/v1
+    api_key_env: AIPROX_TEST_PROVIDER_KEY
+    models: [gpt-4o]
+    timeouts: {{ idle: 2s, first_byte: 5s }}
+  mock_native:
+    kind: openai
+    base_url: {mock_url}/v1
+    api_key_env: AIPROX_TEST_PROVIDER_KEY
+    responses_api: true
+    timeouts: {{ idle: 2s, first_byte: 5s }}
+  claude:
+    kind: anthropic
+    base_url: {mock_url}
+    api_key_env: AIPROX_TEST_PROVIDER_KEY
+    timeouts: {{ idle: 2s, first_byte: 5s }}
+  demo:
+    kind: demo
+mappings:
+  gpt4: {{ provider: mock, model: gpt-4o }}
+  native: {{ provider: mock_native, model: gpt-5.2 }}
+  claude: {{ provider: claude, model: claude-haiku-4-5 }}
+  demo: {{ provider: demo, model: echo }}
+"""
+
+
+def start_gateway(config: Path, log: Path, **env_extra: str) -> tuple[subprocess.Popen, Gateway]:
+    """`aiprox gateway` on a free port, open auth, started and ready."""
+    port = free_port()
+    env = dict(
+        os.environ,
+        AIPROX_TEST_PROVIDER_KEY=PROVIDER_KEY,
+        AIPROX_GATEWAY__AUTH="open",
+        AIPROX_GATEWAY__LISTEN=f"127.0.0.1:{port}",
+        RUST_LOG="debug",
+        **env_extra,
+    )
+    proc = subprocess.Popen(
+        [str(BIN_DIR / "aiprox"), "gateway", "--config", str(config)],
+        env=env,
+        stderr=log.open("w"),
+    )
+    gateway = Gateway(url=f"http://127.0.0.1:{port}", log=log)
+    try:
+        wait_ready(f"{gateway.url}/readyz", proc)
+    except BaseException:
+        stop(proc)
+        raise
+    return proc, gateway
+
+
+def start_nats(store_dir: Path, timeout: float = 10.0) -> tuple[subprocess.Popen, str]:
+    """A throw-away `nats-server -js` on a free port; returns it and its URL once it
+    accepts connections."""
+    port = free_port()
+    proc = subprocess.Popen(
+        ["nats-server", "-js", "-a", "127.0.0.1", "-p", str(port), "-sd", str(store_dir)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + timeout
+    while True:
+        if proc.poll() is not None:
+            raise RuntimeError(f"nats-server exited with {proc.returncode}")
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+            return proc, f"nats://127.0.0.1:{port}"
+        except OSError:
+            if time.monotonic() > deadline:
+                stop(proc)
+                raise RuntimeError(f"nats-server not listening on {port} after {timeout}s")
+            time.sleep(0.05)
+
+
+def stop(proc: subprocess.Popen, timeout: float = 10.0) -> None:
+    proc.terminate()
+    try:
+        proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+
+
 @pytest.fixture(scope="session")
 def stack():
     procs: list[subprocess.Popen] = []
@@ -93,53 +182,13 @@ def stack():
         mock = Mock(url="http://" + line.removeprefix("listening on "))
 
         config = workdir / "aiprox.yaml"
-        config.write_text(
-            f"""
-providers:
-  mock:
-    kind: openai
-    base_url: {mock.url}/v1
-    api_key_env: AIPROX_TEST_PROVIDER_KEY
-    models: [gpt-4o]
-    timeouts: {{ idle: 2s, first_byte: 5s }}
-  claude:
-    kind: anthropic
-    base_url: {mock.url}
-    api_key_env: AIPROX_TEST_PROVIDER_KEY
-    timeouts: {{ idle: 2s, first_byte: 5s }}
-  demo:
-    kind: demo
-mappings:
-  gpt4: {{ provider: mock, model: gpt-4o }}
-  claude: {{ provider: claude, model: claude-haiku-4-5 }}
-  demo: {{ provider: demo, model: echo }}
-"""
-        )
-        port = free_port()
-        log = workdir / "gateway.log"
-        env = dict(
-            os.environ,
-            AIPROX_TEST_PROVIDER_KEY=PROVIDER_KEY,
-            AIPROX_GATEWAY__AUTH="open",
-            AIPROX_GATEWAY__LISTEN=f"127.0.0.1:{port}",
-            RUST_LOG="debug",
-        )
-        gw_proc = subprocess.Popen(
-            [str(BIN_DIR / "aiprox"), "gateway", "--config", str(config)],
-            env=env,
-            stderr=log.open("w"),
-        )
+        config.write_text(gateway_config(mock.url))
+        gw_proc, gateway = start_gateway(config, workdir / "gateway.log")
         procs.append(gw_proc)
-        gateway = Gateway(url=f"http://127.0.0.1:{port}", log=log)
-        wait_ready(f"{gateway.url}/readyz", gw_proc)
         yield gateway, mock
     finally:
         for p in reversed(procs):
-            p.terminate()
-            try:
-                p.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                p.kill()
+            stop(p)
 
 
 @pytest.fixture

@@ -157,7 +157,7 @@ def test_embeddings(client, mock):
 
 def test_models_list(client):
     ids = [m.id for m in client.models.list()]
-    assert ids == ["claude", "demo", "gpt4", "mock/gpt-4o"]
+    assert ids == ["claude", "demo", "gpt4", "mock/gpt-4o", "native"]
     assert client.models.retrieve("gpt4").owned_by == "mock"
 
 

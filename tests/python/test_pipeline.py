@@ -20,7 +20,7 @@ import pytest
 from openai import OpenAI
 
 import otlp_receiver
-from conftest import BIN_DIR, free_port, wait_ready
+from conftest import BIN_DIR, free_port, start_nats, wait_ready
 
 
 def pg_bin(tool: str) -> str:
@@ -50,9 +50,8 @@ def split(mock_url):
         check=True,
         capture_output=True,
     )
-    nats_port = free_port()
-    procs.append(subprocess.Popen(["nats-server", "-js", "-a", "127.0.0.1", "-p", str(nats_port), "-sd", str(work / "nats")],
-                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+    nats, nats_url = start_nats(work / "nats")
+    procs.append(nats)
     # Every component exports its spans to a real OTLP/gRPC receiver.
     otlp, otlp_server = otlp_receiver.start()
     gw_port = free_port()
@@ -64,7 +63,7 @@ def split(mock_url):
     env = dict(
         os.environ,
         AIPROX_DATABASE_URL=f"postgres://postgres@127.0.0.1:{pg_port}/postgres",
-        AIPROX_NATS_URL=f"nats://127.0.0.1:{nats_port}",
+        AIPROX_NATS_URL=nats_url,
         AIPROX_MEDIA_ROOT=str(work / "media"),
         AIPROX_GATEWAY__AUTH="open",
         AIPROX_GATEWAY__LISTEN=f"127.0.0.1:{gw_port}",
