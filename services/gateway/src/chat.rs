@@ -31,30 +31,21 @@ pub async fn complete(state: &AppState, body: &Bytes, x: &mut Exchange) -> Resul
     let span = tracing::Span::current();
     span.record("model", req.model.as_str());
     span.record("stream", req.stream);
-    let mut attempts = state.attempts(&route, &x.asked)?;
-    let mut next = attempts.first();
-    while let Some(target) = next {
-        span.record("provider", &*target.provider_name);
-        let first_event = state.settings().retry.first_event_timeout;
-        let busy = target.busy();
-        let answered = attempts
-            .within(target, call(target, &req, x, first_event))
-            .await;
-        match answered {
-            Err(e) => match attempts.next(&e).await {
-                Some(t) => {
-                    x.failed_over(&e);
-                    next = Some(t);
-                }
-                None => return Err(e),
-            },
-            answered => {
-                attempts.succeeded();
-                return answered.map(|reply| reply.holding(busy));
-            }
-        }
+    crate::failover::each_target(state, &route, x, &req.model, &Chat(&req)).await
+}
+
+/// The request, as each target is called with it.
+struct Chat<'a>(&'a ChatRequest);
+
+impl crate::failover::Call for Chat<'_> {
+    async fn call(
+        &self,
+        target: &Target,
+        x: &mut Exchange,
+        first_event: std::time::Duration,
+    ) -> Result<Reply, Error> {
+        call(target, self.0, x, first_event).await
     }
-    Err(Error::ModelNotFound(req.model.clone()))
 }
 
 /// One target's answer.

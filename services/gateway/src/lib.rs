@@ -18,6 +18,8 @@
 //!   with the conversations `previous_response_id` continues, over HTTP and
 //!   WebSocket.
 //! - [`body_budget`]: the bytes of request bodies held at once, bounded.
+//! - [`failover`]: the loop that calls a route's targets in turn until one
+//!   answers, which every generating endpoint shares.
 //! - [`routes`]: the axum handlers, by API area; thin wrappers around the above.
 //! - [`error`]: the one error type, rendered in the error shape of the API the
 //!   client called.
@@ -43,6 +45,7 @@ pub mod count_tokens;
 pub mod ejection;
 pub mod embeddings;
 pub mod error;
+pub mod failover;
 pub mod health_report;
 pub mod limits;
 pub mod live;

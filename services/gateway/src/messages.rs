@@ -41,30 +41,30 @@ pub async fn create(
     let span = tracing::Span::current();
     span.record("model", raw.model.as_str());
     span.record("stream", raw.stream);
-    let mut attempts = state.attempts(&route, &x.asked)?;
-    let mut next = attempts.first();
-    while let Some(target) = next {
-        span.record("provider", &*target.provider_name);
-        let first_event = state.settings().retry.first_event_timeout;
-        let busy = target.busy();
-        let answered = attempts
-            .within(target, call(target, headers, body, &raw, x, first_event))
-            .await;
-        match answered {
-            Err(e) => match attempts.next(&e).await {
-                Some(t) => {
-                    x.failed_over(&e);
-                    next = Some(t);
-                }
-                None => return Err(e),
-            },
-            answered => {
-                attempts.succeeded();
-                return answered.map(|reply| reply.holding(busy));
-            }
-        }
+    let request = Messages {
+        headers,
+        body,
+        raw: &raw,
+    };
+    crate::failover::each_target(state, &route, x, &raw.model, &request).await
+}
+
+/// The request, as each target is called with it.
+struct Messages<'a> {
+    headers: &'a HeaderMap,
+    body: &'a Bytes,
+    raw: &'a RawRequest,
+}
+
+impl crate::failover::Call for Messages<'_> {
+    async fn call(
+        &self,
+        target: &Target,
+        x: &mut Exchange,
+        first_event: std::time::Duration,
+    ) -> Result<Reply, Error> {
+        call(target, self.headers, self.body, self.raw, x, first_event).await
     }
-    Err(Error::ModelNotFound(raw.model.clone()))
 }
 
 /// One target's answer: natively from an Anthropic upstream, translated from any

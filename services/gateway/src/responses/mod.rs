@@ -88,30 +88,29 @@ pub async fn create_in(
         key,
         req,
     };
-    let mut attempts = state.attempts(&route, &x.asked)?;
-    let mut next = attempts.first();
-    while let Some(target) = next {
-        span.record("provider", &*target.provider_name);
-        let first_event = state.settings().retry.first_event_timeout;
-        let busy = target.busy();
-        let answered = attempts
-            .within(target, call(conversations, target, &turn, x, first_event))
-            .await;
-        match answered {
-            Err(e) => match attempts.next(&e).await {
-                Some(t) => {
-                    x.failed_over(&e);
-                    next = Some(t);
-                }
-                None => return Err(e),
-            },
-            answered => {
-                attempts.succeeded();
-                return answered.map(|reply| reply.holding(busy));
-            }
-        }
+    let model = turn.req.model.clone();
+    let request = Request {
+        conversations,
+        turn: &turn,
+    };
+    crate::failover::each_target(state, &route, x, &model, &request).await
+}
+
+/// The request, as each target is called with it.
+struct Request<'a> {
+    conversations: &'a Conversations,
+    turn: &'a Turn,
+}
+
+impl crate::failover::Call for Request<'_> {
+    async fn call(
+        &self,
+        target: &Target,
+        x: &mut Exchange,
+        first_event: std::time::Duration,
+    ) -> Result<Reply, Error> {
+        call(self.conversations, target, self.turn, x, first_event).await
     }
-    Err(Error::ModelNotFound(turn.req.model.clone()))
 }
 
 /// A warm-up (`generate: false`, which Codex sends first on a WebSocket, with
