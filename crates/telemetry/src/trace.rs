@@ -136,21 +136,20 @@ pub fn install(provider: SdkTracerProvider) {
 pub fn traceparent(cx: &SpanContext) -> String {
     // By hand: formatting the ids as numbers cost every traced request a
     // formatter's work (`bench/NOTES.md`).
-    fn hex(out: &mut String, bytes: &[u8]) {
+    fn hex(out: &mut Vec<u8>, bytes: &[u8]) {
         const DIGITS: &[u8; 16] = b"0123456789abcdef";
         for b in bytes {
-            out.push(char::from(DIGITS[usize::from(b >> 4)]));
-            out.push(char::from(DIGITS[usize::from(b & 0xf)]));
+            out.extend_from_slice(&[DIGITS[usize::from(b >> 4)], DIGITS[usize::from(b & 0xf)]]);
         }
     }
-    let mut out = String::with_capacity(55);
-    out.push_str("00-");
+    let mut out = Vec::with_capacity(55);
+    out.extend_from_slice(b"00-");
     hex(&mut out, &cx.trace_id().to_bytes());
-    out.push('-');
+    out.push(b'-');
     hex(&mut out, &cx.span_id().to_bytes());
-    out.push('-');
+    out.push(b'-');
     hex(&mut out, &[cx.trace_flags().to_u8()]);
-    out
+    String::from_utf8(out).unwrap_or_default()
 }
 
 /// The span context a `traceparent` names (version 00, valid ids), as remote.

@@ -166,6 +166,10 @@ impl Value<'_> {
     }
 }
 
+/// The most bytes of key and string value a [`key_value`] writes with one-byte
+/// lengths (its `KeyValue` then holds at most 127).
+const SHORT: usize = 127 - 6;
+
 fn array_len(items: &[&str]) -> usize {
     items
         .iter()
@@ -175,6 +179,22 @@ fn array_len(items: &[&str]) -> usize {
 
 /// A `KeyValue` as field `tag` (9 in a span, 1 in a resource).
 fn key_value(out: &mut Vec<u8>, tag: u32, key: &str, value: Value<'_>) {
+    // Most attributes are a short key and a short string: every length then
+    // takes one byte, written at once (the general path below cost a traced
+    // request a tenth of what tracing adds, per the instruction counts).
+    if let Value::Str(s) = value
+        && tag < 16
+        && key.len() + s.len() <= SHORT
+    {
+        let any = 2 + s.len();
+        let len = 2 + key.len() + 2 + any;
+        out.reserve(2 + len);
+        out.extend_from_slice(&[(tag << 3) as u8 | 2, len as u8, 0x0a, key.len() as u8]);
+        out.extend_from_slice(key.as_bytes());
+        out.extend_from_slice(&[0x12, any as u8, 0x0a, s.len() as u8]);
+        out.extend_from_slice(s.as_bytes());
+        return;
+    }
     let any = value.len();
     let len = field_len(1, key.len()) + field_len(2, any);
     field_key(out, tag, WireType::LengthDelimited);
@@ -310,7 +330,11 @@ mod tests {
             start,
             end: start + Duration::from_millis(1500),
         });
+        let long = "x".repeat(300);
+        let edge = "y".repeat(SHORT - "edge".len());
         span.str("gen_ai.request.model", "gpt-4o")
+            .str("long", &long)
+            .str("edge", &edge)
             .int("gen_ai.usage.input_tokens", 300)
             .int("negative", -5)
             .attr("t", Value::Float(0.25))
@@ -373,6 +397,8 @@ mod tests {
             any_value::Value::IntValue(300)
         );
         assert_eq!(value("negative"), any_value::Value::IntValue(-5));
+        assert_eq!(value("long"), any_value::Value::StringValue(long));
+        assert_eq!(value("edge"), any_value::Value::StringValue(edge));
         assert_eq!(value("t"), any_value::Value::DoubleValue(0.25));
         assert_eq!(value("stream"), any_value::Value::BoolValue(true));
         let any_value::Value::ArrayValue(reasons) = value("gen_ai.response.finish_reasons") else {

@@ -171,7 +171,7 @@ impl RequestSpan {
         route: Option<&str>,
         more: impl FnOnce(&mut SpanWriter<'_>),
     ) {
-        let name = route.map(|r| format!("{} {r}", self.method));
+        let name = route.map(|r| [self.method, " ", r].concat());
         let mut span = spans.span(&Head {
             trace_id: self.context.trace_id(),
             span_id: self.context.span_id(),

@@ -126,7 +126,7 @@ fn gen_ai(
         "/v1/completions" => "text_completion",
         _ => "chat",
     };
-    let name = format!("{operation} {}", log.upstream_model);
+    let name = [operation, " ", &log.upstream_model].concat();
     let mut span = spans.span(&Head {
         trace_id: facts.server.context.trace_id(),
         span_id: requests.new_span_id(),
