@@ -353,14 +353,20 @@ const KEY_PREFIX_CHARS: usize = 9;
 
 /// The whole HTTP API, ready to serve; `/metrics` serves `metrics`.
 pub fn router(state: AppState, readiness: Readiness, metrics: telemetry::ops::Metrics) -> Router {
-    let mut api = crate::routes::openai::router()
+    // The routes whose server span no log record makes: the middleware makes it,
+    // and needs their matched route, which only these hand out (a log record
+    // names its endpoint itself, so the other requests skip the extra layer).
+    let mut unlogged =
+        crate::routes::openai::models_router().merge(crate::routes::responses::stored_router());
+    if telemetry::trace::requests::requests().is_some() {
+        unlogged =
+            unlogged.route_layer(middleware::from_fn(telemetry::trace::http::remember_route));
+    }
+    let api = crate::routes::openai::router()
         .merge(crate::routes::responses::router())
         .merge(crate::routes::anthropic::router())
+        .merge(unlogged)
         .route_layer(middleware::from_fn_with_state(state.clone(), authenticate));
-    if telemetry::trace::requests::requests().is_some() {
-        // The matched route, for the server spans the middleware makes.
-        api = api.route_layer(middleware::from_fn(telemetry::trace::http::remember_route));
-    }
     Router::new()
         .merge(telemetry::ops::metrics_router(metrics))
         .merge(api)

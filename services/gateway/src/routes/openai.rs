@@ -18,6 +18,11 @@ pub fn router() -> Router<AppState> {
         .route("/v1/chat/completions", post(chat_completions))
         .route("/v1/embeddings", post(embeddings))
         .route("/v1/completions", post(completions))
+}
+
+/// The model list, answered without a log record.
+pub fn models_router() -> Router<AppState> {
+    Router::new()
         .route("/v1/models", get(list_models))
         .route("/v1/models/{*id}", get(get_model))
 }

@@ -16,11 +16,14 @@ use crate::responses::stored::ListQuery;
 use crate::stream::Dialect;
 
 pub fn router() -> Router<AppState> {
+    Router::new().route("/v1/responses", post(create))
+}
+
+/// The routes answered without a log record of their own: the stored
+/// responses, and the WebSocket upgrade (each of its requests is logged).
+pub fn stored_router() -> Router<AppState> {
     Router::new()
-        .route(
-            "/v1/responses",
-            post(create).get(crate::responses::websocket::upgrade),
-        )
+        .route("/v1/responses", get(crate::responses::websocket::upgrade))
         .route("/v1/responses/{id}", get(retrieve).delete(delete))
         .route("/v1/responses/{id}/input_items", get(input_items))
 }
