@@ -258,6 +258,45 @@ test('the web UI', { concurrency: false }, async (t) => {
     await page.keyboard.press('Escape')
   })
 
+  await t.test(
+    'shows a Responses API request: its function call in the transcript, the tools left out',
+    async () => {
+      const r = await fetch(`${stack.gatewayUrl}/v1/responses`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({
+          model: 'mock/gpt-4o',
+          instructions: 'Answer briefly.',
+          input: 'What is the weather in Paris? responses-5521',
+          tools: [
+            { type: 'web_search' },
+            {
+              type: 'function',
+              name: 'get_weather',
+              description: 'The weather in a city',
+              parameters: { type: 'object', properties: { location: { type: 'string' } } },
+            },
+          ],
+        }),
+      })
+      assert.equal(r.status, 200)
+      await r.text()
+      await page.goto(`${stack.adminUrl}/logs?q=responses-5521`)
+      const row = page.locator('[data-testid="logs-table"] tbody tr[data-request-id]')
+      await row.first().waitFor()
+      await row.first().click()
+      const omitted = page.getByTestId('omitted-tools')
+      await omitted.waitFor()
+      assert.match(await omitted.innerText(), /web_search/)
+      const transcript = page.getByTestId('transcript')
+      assert.match(await transcript.innerText(), /responses-5521/)
+      // The mock answers with its recorded call.
+      assert.match(await transcript.innerText(), /get_temperature/)
+      await shot('log-detail-responses')
+      await page.keyboard.press('Escape')
+    },
+  )
+
   await t.test("sets a mapping's strategy and a backup target's weight", async () => {
     await page.goto(`${stack.adminUrl}/mappings`)
     const row = page.locator('[data-mapping="resilient"]')
@@ -386,6 +425,11 @@ test('the web UI', { concurrency: false }, async (t) => {
     await page.getByTestId('limits-budgeted').click()
     await page.getByTestId('key-form').waitFor()
     await shot('key-limits-form-dark-zh')
+    await page.keyboard.press('Escape')
+    await page.goto(`${stack.adminUrl}/logs?q=responses-5521`)
+    await page.locator('[data-testid="logs-table"] tbody tr[data-request-id]').first().click()
+    await page.getByTestId('omitted-tools').waitFor()
+    await shot('log-detail-responses-dark-zh')
     await page.keyboard.press('Escape')
   })
 
