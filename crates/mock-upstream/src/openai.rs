@@ -23,8 +23,9 @@ pub fn router() -> Router<Arc<Shared>> {
         .route("/v1/models", get(models))
 }
 
-/// A recorded stream as parsed chunk objects, `[DONE]` left out.
-fn parse_stream(sse: &str) -> Vec<Value> {
+/// A recorded stream's events as parsed objects, `[DONE]` left out (OpenAI's
+/// chat chunks, or the Responses API's events).
+pub(crate) fn parse_stream(sse: &str) -> Vec<Value> {
     let mut decoder = llm::sse::Decoder::new();
     let mut events = decoder.feed(sse.as_bytes()).unwrap_or_default();
     if let Ok(Some(last)) = decoder.finish() {

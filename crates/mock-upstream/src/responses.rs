@@ -19,7 +19,7 @@ use axum::routing::post;
 use serde_json::{Value, json};
 
 use crate::fixtures::responses as fx;
-use crate::openai::{json_response, pre_answer_with, sse_frames, sse_response};
+use crate::openai::{json_response, parse_stream, pre_answer_with, sse_frames, sse_response};
 use crate::server::Shared;
 
 pub fn router() -> Router<Arc<Shared>> {
@@ -32,27 +32,14 @@ fn parse(text: &str) -> Value {
     serde_json::from_str(text).unwrap_or(Value::Null)
 }
 
-/// A recorded stream as (event name, data) pairs.
-fn parse_events(sse: &str) -> Vec<Value> {
-    let mut decoder = llm::sse::Decoder::new();
-    let mut events = decoder.feed(sse.as_bytes()).unwrap_or_default();
-    if let Ok(Some(last)) = decoder.finish() {
-        events.push(last);
-    }
-    events
-        .into_iter()
-        .filter_map(|e| serde_json::from_str(&e.data).ok())
-        .collect()
-}
-
 static TEXT: LazyLock<Value> = LazyLock::new(|| parse(fx::RESPONSE_BASIC));
 static CALL: LazyLock<Value> = LazyLock::new(|| parse(fx::RESPONSE_FUNCTION_CALL));
 static AFTER_CALL: LazyLock<Value> =
     LazyLock::new(|| parse(fx::RESPONSE_AFTER_FUNCTION_CALL_OUTPUT));
 static SCHEMA: LazyLock<Value> = LazyLock::new(|| parse(fx::RESPONSE_JSON_SCHEMA));
-static STREAM_TEXT: LazyLock<Vec<Value>> = LazyLock::new(|| parse_events(fx::STREAM_TEXT));
+static STREAM_TEXT: LazyLock<Vec<Value>> = LazyLock::new(|| parse_stream(fx::STREAM_TEXT));
 static STREAM_CALL: LazyLock<Vec<Value>> =
-    LazyLock::new(|| parse_events(fx::STREAM_REASONING_FUNCTION_CALL));
+    LazyLock::new(|| parse_stream(fx::STREAM_REASONING_FUNCTION_CALL));
 
 static NEXT_ID: AtomicU64 = AtomicU64::new(1);
 

@@ -59,41 +59,43 @@ pub struct PriceRow {
 
 /// Runs `$body` with `$pool` bound to the store's pool, whichever kind it is,
 /// `$sql` to the function that words a query of this module for that pool, and
-/// `$words` to that database's [`Words`].
+/// `$words` to that database's [`Words`]. Used by the other modules whose
+/// queries differ by database at most in their parameters.
 macro_rules! on_pool {
     ($store:expr, $pool:ident, $sql:ident => $body:expr) => {
         on_pool!($store, $pool, $sql, _words => $body)
     };
     ($store:expr, $pool:ident, $sql:ident, $words:ident => $body:expr) => {
         match $store {
-            Store::Postgres($pool) => {
-                let ($sql, $words) = (as_written, &PORTABLE);
+            $crate::Store::Postgres($pool) => {
+                let ($sql, $words) = ($crate::config::as_written, &$crate::config::PORTABLE);
                 $body
             }
-            Store::MySql($pool) => {
-                let ($sql, $words) = (for_mysql, &MYSQL);
+            $crate::Store::MySql($pool) => {
+                let ($sql, $words) = ($crate::config::for_mysql, &$crate::config::MYSQL);
                 $body
             }
-            Store::Sqlite($pool) => {
-                let ($sql, $words) = (as_written, &PORTABLE);
+            $crate::Store::Sqlite($pool) => {
+                let ($sql, $words) = ($crate::config::as_written, &$crate::config::PORTABLE);
                 $body
             }
         }
     };
 }
+pub(crate) use on_pool;
 
 /// A query of this module as Postgres and SQLite take it.
-fn as_written(sql: &str) -> sqlx::AssertSqlSafe<String> {
+pub(crate) fn as_written(sql: &str) -> sqlx::AssertSqlSafe<String> {
     sqlx::AssertSqlSafe(sql.to_owned())
 }
 
 /// A query of this module as MySQL takes it: `?` parameters.
-fn for_mysql(sql: &str) -> sqlx::AssertSqlSafe<String> {
+pub(crate) fn for_mysql(sql: &str) -> sqlx::AssertSqlSafe<String> {
     sqlx::AssertSqlSafe(crate::mysql::placeholders(sql))
 }
 
 /// The statements whose words differ by database.
-struct Words {
+pub(crate) struct Words {
     /// Adds a provider unless its name is taken.
     insert_provider: &'static str,
     /// Adds a mapping unless its alias is taken.
@@ -106,7 +108,7 @@ struct Words {
 }
 
 /// Postgres and SQLite.
-const PORTABLE: Words = Words {
+pub(crate) const PORTABLE: Words = Words {
     insert_provider: "INSERT INTO providers (name, spec, api_key_sealed, api_key_mask, created_at, updated_at) \
                       VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (name) DO NOTHING",
     insert_mapping: "INSERT INTO model_mappings (alias, targets, strategy, created_at, updated_at) \
@@ -119,7 +121,7 @@ const PORTABLE: Words = Words {
 
 /// MySQL and MariaDB: a plain `INSERT` that a taken name makes fail (see
 /// [`inserted`]), `ON DUPLICATE KEY UPDATE`, `key` quoted.
-const MYSQL: Words = Words {
+pub(crate) const MYSQL: Words = Words {
     insert_provider: "INSERT INTO providers (name, spec, api_key_sealed, api_key_mask, created_at, updated_at) \
                       VALUES (?, ?, ?, ?, ?, ?)",
     insert_mapping: "INSERT INTO model_mappings (alias, targets, strategy, created_at, updated_at) \

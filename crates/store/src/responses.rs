@@ -4,6 +4,7 @@
 //! backend's `drop_before`). Each query is written once with `$n` parameters;
 //! MySQL takes them as `?` and, lacking `ON CONFLICT`, replaces with `REPLACE`.
 
+use crate::config::on_pool;
 use crate::{Store, StoreError};
 
 const PUT: &str = "INSERT INTO stored_responses (id, entry, created_at) VALUES ($1, $2, $3) \
@@ -14,10 +15,6 @@ const PUT_MYSQL: &str = "REPLACE INTO stored_responses (id, entry, created_at) V
 const GET: &str = "SELECT entry FROM stored_responses WHERE id = $1";
 const DELETE: &str = "DELETE FROM stored_responses WHERE id = $1";
 
-fn for_mysql(sql: &str) -> sqlx::AssertSqlSafe<String> {
-    sqlx::AssertSqlSafe(crate::mysql::placeholders(sql))
-}
-
 impl Store {
     /// Stores the entry of response `id`, put at `created_at_us` (Unix µs), in
     /// place of any entry it had (which then counts from this time).
@@ -27,79 +24,35 @@ impl Store {
         entry: &[u8],
         created_at_us: i64,
     ) -> Result<(), StoreError> {
-        match self {
-            Self::Postgres(pool) => {
-                sqlx::query(PUT)
-                    .bind(id)
-                    .bind(entry)
-                    .bind(created_at_us)
-                    .execute(pool)
-                    .await?;
-            }
-            Self::MySql(pool) => {
-                sqlx::query(PUT_MYSQL)
-                    .bind(id)
-                    .bind(entry)
-                    .bind(created_at_us)
-                    .execute(pool)
-                    .await?;
-            }
-            Self::Sqlite(pool) => {
-                sqlx::query(PUT)
-                    .bind(id)
-                    .bind(entry)
-                    .bind(created_at_us)
-                    .execute(pool)
-                    .await?;
-            }
-        }
+        let put = if matches!(self, Store::MySql(_)) {
+            PUT_MYSQL
+        } else {
+            PUT
+        };
+        on_pool!(self, pool, sql => {
+            sqlx::query(sql(put))
+                .bind(id)
+                .bind(entry)
+                .bind(created_at_us)
+                .execute(pool)
+                .await?;
+        });
         Ok(())
     }
 
     /// The entry of response `id`; `None` when never put, deleted, or gone
     /// with retention.
     pub async fn get_response(&self, id: &str) -> Result<Option<Vec<u8>>, StoreError> {
-        Ok(match self {
-            Self::Postgres(pool) => {
-                sqlx::query_scalar(GET)
-                    .bind(id)
-                    .fetch_optional(pool)
-                    .await?
-            }
-            Self::MySql(pool) => {
-                sqlx::query_scalar(for_mysql(GET))
-                    .bind(id)
-                    .fetch_optional(pool)
-                    .await?
-            }
-            Self::Sqlite(pool) => {
-                sqlx::query_scalar(GET)
-                    .bind(id)
-                    .fetch_optional(pool)
-                    .await?
-            }
-        })
+        Ok(on_pool!(self, pool, sql => {
+            sqlx::query_scalar(sql(GET)).bind(id).fetch_optional(pool).await?
+        }))
     }
 
     /// Deletes the entry of response `id`; `false` when there was none.
     pub async fn delete_response(&self, id: &str) -> Result<bool, StoreError> {
-        let done = match self {
-            Self::Postgres(pool) => sqlx::query(DELETE)
-                .bind(id)
-                .execute(pool)
-                .await?
-                .rows_affected(),
-            Self::MySql(pool) => sqlx::query(for_mysql(DELETE))
-                .bind(id)
-                .execute(pool)
-                .await?
-                .rows_affected(),
-            Self::Sqlite(pool) => sqlx::query(DELETE)
-                .bind(id)
-                .execute(pool)
-                .await?
-                .rows_affected(),
-        };
+        let done = on_pool!(self, pool, sql => {
+            sqlx::query(sql(DELETE)).bind(id).execute(pool).await?.rows_affected()
+        });
         Ok(done > 0)
     }
 }

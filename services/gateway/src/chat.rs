@@ -1,4 +1,8 @@
-//! `POST /v1/chat/completions`: parse, resolve, call, answer.
+//! `POST /v1/chat/completions` and the legacy `POST /v1/completions`: parse,
+//! resolve, call, answer. Both read and answer alike (a raw body with `model`
+//! rewritten, OpenAI's chunks); only the provider call differs (legacy
+//! completions pass through to OpenAI-compatible providers alone:
+//! [`crate::completions`]).
 
 use std::time::Instant;
 
@@ -11,9 +15,25 @@ use crate::error::Error;
 use crate::routing::Target;
 use crate::stream;
 
+/// Which of OpenAI's two generation APIs a request is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Api {
+    Chat,
+    /// Legacy text completions (`prompt` where chat has `messages`).
+    Completions,
+}
+
 #[tracing::instrument(name = "chat", skip_all, fields(model, provider, stream))]
-pub async fn complete(state: &AppState, body: &Bytes, x: &mut Exchange) -> Result<Reply, Error> {
-    let mut req = ChatRequest::parse(body)?;
+pub async fn complete(
+    state: &AppState,
+    body: &Bytes,
+    x: &mut Exchange,
+    api: Api,
+) -> Result<Reply, Error> {
+    let mut req = match api {
+        Api::Chat => ChatRequest::parse(body)?,
+        Api::Completions => ChatRequest::parse_completion(body)?,
+    };
     llm::inline_media::check(body)?;
     x.asked_for(&req.model)?;
     x.sampled_with(&req.body);
@@ -31,20 +51,24 @@ pub async fn complete(state: &AppState, body: &Bytes, x: &mut Exchange) -> Resul
     let span = tracing::Span::current();
     span.record("model", req.model.as_str());
     span.record("stream", req.stream);
-    crate::failover::each_target(state, &route, x, &req.model, &Chat(&req)).await
+    let request = Request { req: &req, api };
+    crate::failover::each_target(state, &route, x, &req.model, &request).await
 }
 
 /// The request, as each target is called with it.
-struct Chat<'a>(&'a ChatRequest);
+struct Request<'a> {
+    req: &'a ChatRequest,
+    api: Api,
+}
 
-impl crate::failover::Call for Chat<'_> {
+impl crate::failover::Call for Request<'_> {
     async fn call(
         &self,
         target: &Target,
         x: &mut Exchange,
         first_event: std::time::Duration,
     ) -> Result<Reply, Error> {
-        call(target, self.0, x, first_event).await
+        call(target, self.req, self.api, x, first_event).await
     }
 }
 
@@ -52,13 +76,17 @@ impl crate::failover::Call for Chat<'_> {
 async fn call(
     target: &Target,
     req: &ChatRequest,
+    api: Api,
     x: &mut Exchange,
     first_event: std::time::Duration,
 ) -> Result<Reply, Error> {
     x.route(target);
     let sent = Instant::now();
     if req.stream {
-        let start = target.provider.chat_stream(req, &target.model).await;
+        let start = match api {
+            Api::Chat => target.provider.chat_stream(req, &target.model).await,
+            Api::Completions => crate::completions::stream(target, req).await,
+        };
         x.upstream_done(sent);
         let start = start?;
         let chunks = stream::first_item(start.chunks, first_event, &target.provider_name).await?;
@@ -67,7 +95,10 @@ async fn call(
             frames: stream::openai_frames(chunks),
         })
     } else {
-        let completion = target.provider.chat(req, &target.model).await;
+        let completion = match api {
+            Api::Chat => target.provider.chat(req, &target.model).await,
+            Api::Completions => crate::completions::whole(target, req).await,
+        };
         x.upstream_done(sent);
         let completion = completion?;
         Ok(Reply::Json {

@@ -1,87 +1,34 @@
-//! `POST /v1/completions`, OpenAI's legacy text completions (vLLM and Ollama
-//! users still call it): passed through to OpenAI-compatible providers, body and
-//! stream untouched but for `model`; a provider kind without the API
+//! The provider call of `POST /v1/completions`, OpenAI's legacy text
+//! completions (vLLM and Ollama users still call it), which [`crate::chat`]
+//! serves as it serves chat: passed through to OpenAI-compatible providers, body
+//! and stream untouched but for `model`; a provider kind without the API
 //! (Anthropic, demo) is a 400 `unsupported_endpoint`.
 
-use std::time::Instant;
-
-use bytes::Bytes;
 use llm::openai::ChatRequest;
 
-use crate::app::AppState;
-use crate::capture::{Exchange, Reply};
 use crate::error::Error;
-use crate::providers::Provider;
+use crate::providers::openai::OpenAiCompatible;
+use crate::providers::{Completion, Provider, StreamStart};
 use crate::routing::Target;
-use crate::stream;
 
-#[tracing::instrument(name = "completions", skip_all, fields(model, provider, stream))]
-pub async fn complete(state: &AppState, body: &Bytes, x: &mut Exchange) -> Result<Reply, Error> {
-    let mut req = ChatRequest::parse_completion(body)?;
-    x.asked_for(&req.model)?;
-    x.sampled_with(&req.body);
-    x.stream = req.stream;
-    x.client_wants_usage = req.include_usage;
-    if req.stream && state.log_queue().is_some() {
-        req.request_usage();
-    }
-    let route = state.routing().resolve(&req.model)?;
-    x.prices = state.routing().prices().clone();
-    state
-        .limits()
-        .admit(x, &route, body.len(), crate::limits::max_output(&req.body))
-        .await?;
-    let span = tracing::Span::current();
-    span.record("model", req.model.as_str());
-    span.record("stream", req.stream);
-    crate::failover::each_target(state, &route, x, &req.model, &Completion(&req)).await
+/// The whole completion.
+pub async fn whole(target: &Target, req: &ChatRequest) -> Result<Completion, Error> {
+    compatible(target)?.completions(req, &target.model).await
 }
 
-/// The request, as each target is called with it.
-struct Completion<'a>(&'a ChatRequest);
-
-impl crate::failover::Call for Completion<'_> {
-    async fn call(
-        &self,
-        target: &Target,
-        x: &mut Exchange,
-        first_event: std::time::Duration,
-    ) -> Result<Reply, Error> {
-        call(target, self.0, x, first_event).await
-    }
+/// The streamed completion.
+pub async fn stream(target: &Target, req: &ChatRequest) -> Result<StreamStart, Error> {
+    compatible(target)?
+        .completions_stream(req, &target.model)
+        .await
 }
 
-/// One target's answer.
-async fn call(
-    target: &Target,
-    req: &ChatRequest,
-    x: &mut Exchange,
-    first_event: std::time::Duration,
-) -> Result<Reply, Error> {
-    x.route(target);
-    let Provider::OpenAi(provider) = &*target.provider else {
-        return Err(Error::Unsupported {
+fn compatible(target: &Target) -> Result<&OpenAiCompatible, Error> {
+    match &*target.provider {
+        Provider::OpenAi(p) => Ok(p),
+        _ => Err(Error::Unsupported {
             provider: target.provider_name.to_string(),
             what: "legacy completions (/v1/completions)",
-        });
-    };
-    let sent = Instant::now();
-    if req.stream {
-        let start = provider.completions_stream(req, &target.model).await;
-        x.upstream_done(sent);
-        let start = start?;
-        let chunks = stream::first_item(start.chunks, first_event, &target.provider_name).await?;
-        Ok(Reply::Stream {
-            headers: start.headers,
-            frames: stream::openai_frames(chunks),
-        })
-    } else {
-        let completion = provider.completions(req, &target.model).await;
-        x.upstream_done(sent);
-        let completion = completion?;
-        Ok(Reply::Json {
-            headers: completion.headers,
-            body: completion.body,
-        })
+        }),
     }
 }

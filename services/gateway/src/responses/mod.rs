@@ -65,29 +65,33 @@ pub async fn create_in(
         .limits()
         .admit(x, &route, body.len(), req.max_output_tokens.map(u64::from))
         .await?;
-    if req.body.get("generate").is_some_and(|g| g.get() == "false") {
-        return warm_up(conversations, &route, req, x).await;
-    }
     let key = x.key_id.as_deref().map(str::to_owned);
-    let previous = match &req.previous_response_id {
-        Some(id) => Some(conversations.chain(id, key.as_deref()).await?),
-        None => None,
+    let meta = ResponseMeta {
+        id: format!("resp_{}", x.request_id.simple()),
+        created_at: SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs()),
+        model: req.model.clone(),
     };
-    let span = tracing::Span::current();
-    span.record("model", req.model.as_str());
-    span.record("stream", req.stream);
+    let input = input_with_ids(&req.input, &meta);
+    let warm_up_only = req.body.get("generate").is_some_and(|g| g.get() == "false");
+    let previous = match &req.previous_response_id {
+        Some(id) if !warm_up_only => Some(conversations.chain(id, key.as_deref()).await?),
+        _ => None,
+    };
     let turn = Turn {
-        meta: ResponseMeta {
-            id: format!("resp_{}", x.request_id.simple()),
-            created_at: SystemTime::now()
-                .duration_since(UNIX_EPOCH)
-                .map_or(0, |d| d.as_secs()),
-            model: req.model.clone(),
-        },
+        meta,
+        input,
         previous,
         key,
         req,
     };
+    if warm_up_only {
+        return warm_up(conversations, &route, &turn, x).await;
+    }
+    let span = tracing::Span::current();
+    span.record("model", turn.req.model.as_str());
+    span.record("stream", turn.req.stream);
     let model = turn.req.model.clone();
     let request = Request {
         conversations,
@@ -119,38 +123,21 @@ impl crate::failover::Call for Request<'_> {
 async fn warm_up(
     conversations: &Conversations,
     route: &crate::routing::Route,
-    req: ResponsesRequest,
+    turn: &Turn,
     x: &mut Exchange,
 ) -> Result<Reply, Error> {
     if let Some(target) = route.first() {
         x.route(target);
     }
-    let meta = ResponseMeta {
-        id: format!("resp_{}", x.request_id.simple()),
-        created_at: SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs()),
-        model: req.model.clone(),
-    };
-    let mut response = llm::responses::Response::in_progress(&meta, req.echo());
+    let mut response = llm::responses::Response::in_progress(&turn.meta, turn.req.echo());
     let created = serde_json::to_value(&response).map_err(|e| Error::Unexpected(e.into()))?;
     response.status = llm::responses::Status::Completed;
     response.usage = Some(llm::responses::Usage::default());
     let completed = serde_json::to_value(&response).map_err(|e| Error::Unexpected(e.into()))?;
-    if req.store || conversations.remembers_all() {
-        let entry = Entry {
-            key_id: x.key_id.as_deref().map(str::to_owned),
-            previous_response_id: req.previous_response_id.clone(),
-            provider: x.provider.clone(),
-            native: false,
-            input: input_with_ids(&req.input, &meta),
-            response: completed.clone(),
-        };
-        if let Err(e) = conversations.put(&entry, req.store).await {
-            tracing::warn!(error = %e, response_id = %meta.id, "warm-up not stored");
-        }
+    if let Some(keep) = turn.keep(conversations, &x.provider, false) {
+        keep.keep(completed.clone()).await;
     }
-    if !req.stream {
+    if !turn.req.stream {
         let body = serde_json::to_vec(&completed).map_err(|e| Error::Unexpected(e.into()))?;
         return Ok(Reply::Json {
             headers: axum::http::HeaderMap::new(),
@@ -180,10 +167,32 @@ async fn warm_up(
 /// What one request asks, whichever target serves it.
 struct Turn {
     req: ResponsesRequest,
+    /// Its input items as they are stored ([`input_with_ids`]).
+    input: Vec<Value>,
     previous: Option<Chain>,
     /// The id a translated response gets, its time and the model asked.
     meta: ResponseMeta,
     key: Option<String>,
+}
+
+impl Turn {
+    /// What keeps the response `provider` makes, when it is to be kept
+    /// (`store`, or a WebSocket connection's memory); `native`: made by a
+    /// server with the Responses API, which holds it only if asked to store it.
+    fn keep(&self, conversations: &Conversations, provider: &str, native: bool) -> Option<Keep> {
+        (self.req.store || conversations.remembers_all()).then(|| Keep {
+            conversations: conversations.clone(),
+            shared: self.req.store,
+            entry: Entry {
+                key_id: self.key.clone(),
+                previous_response_id: self.req.previous_response_id.clone(),
+                provider: provider.to_owned(),
+                native: native && self.req.store,
+                input: self.input.clone(),
+                response: Value::Null,
+            },
+        })
+    }
 }
 
 /// One target's answer.
@@ -199,19 +208,7 @@ async fn call(
         Provider::OpenAi(p) if p.serves_responses => Some(p),
         _ => None,
     };
-    let keep = (turn.req.store || conversations.remembers_all()).then(|| Keep {
-        conversations: conversations.clone(),
-        shared: turn.req.store,
-        entry: Entry {
-            key_id: turn.key.clone(),
-            previous_response_id: turn.req.previous_response_id.clone(),
-            provider: target.provider_name.to_string(),
-            // Held upstream only if the upstream was asked to store it.
-            native: native.is_some() && turn.req.store,
-            input: input_with_ids(&turn.req.input, &turn.meta),
-            response: Value::Null,
-        },
-    });
+    let keep = turn.keep(conversations, &target.provider_name, native.is_some());
     let sent = Instant::now();
     if let Some(provider) = native {
         let body = native::body(&turn.req, turn.previous.as_ref(), target)?;

@@ -77,10 +77,12 @@ pub(super) async fn answer(
     })
 }
 
-/// The upstream's events as frames. The terminal event's Response is kept
-/// before that event leaves, so a client that saw it can continue at once. A
-/// failure after the stream began ends it as the API does: an `error` event,
-/// then `response.failed` (numbered after the last event relayed).
+/// The upstream's events as frames, read only where they must be: the events
+/// carrying a whole Response (the first two and the terminal one; deltas pass
+/// unparsed). The terminal event's Response is kept before that event leaves, so
+/// a client that saw it can continue at once. A failure after the stream began
+/// ends it as the API does: an `error` event, then `response.failed`, numbered
+/// after the events relayed (numbers start at 0 and go up by one).
 pub(super) fn frames(
     events: crate::providers::http::EventStream,
     keep: Option<Keep>,
@@ -88,8 +90,8 @@ pub(super) fn frames(
     struct State {
         events: crate::providers::http::EventStream,
         keep: Option<Keep>,
-        /// The last `sequence_number` relayed, and the Response last seen.
-        sequence: Option<u64>,
+        /// Events relayed, and the Response last seen.
+        relayed: u64,
         response: Value,
         ended: bool,
         pending: Vec<Result<Frame, StreamError>>,
@@ -97,7 +99,7 @@ pub(super) fn frames(
     let state = State {
         events,
         keep,
-        sequence: None,
+        relayed: 0,
         response: Value::Null,
         ended: false,
         pending: Vec::new(),
@@ -113,27 +115,29 @@ pub(super) fn frames(
             }
             match s.events.next().await {
                 Some(Ok(event)) => {
-                    let Ok(value) = serde_json::from_str::<Value>(&event.data) else {
-                        continue;
+                    let name = match event.event {
+                        Some(name) => name,
+                        None => type_of(&event.data),
                     };
-                    let kind = value["type"].as_str().unwrap_or_default().to_owned();
-                    if let Some(n) = value["sequence_number"].as_u64() {
-                        s.sequence = Some(n);
-                    }
-                    if value["response"].is_object() {
-                        s.response = value["response"].clone();
-                    }
                     let terminal = matches!(
-                        kind.as_str(),
+                        name.as_str(),
                         "response.completed" | "response.failed" | "response.incomplete"
                     );
+                    let whole =
+                        matches!(name.as_str(), "response.created" | "response.in_progress");
+                    if (terminal || whole)
+                        && let Ok(mut value) = serde_json::from_str::<Value>(&event.data)
+                        && value["response"].is_object()
+                    {
+                        s.response = value["response"].take();
+                    }
+                    s.relayed += 1;
                     if terminal {
                         s.ended = true;
                         if let Some(keep) = s.keep.take() {
-                            keep.keep(s.response.clone()).await;
+                            keep.keep(std::mem::take(&mut s.response)).await;
                         }
                     }
-                    let name = event.event.unwrap_or(kind);
                     return Some((
                         Ok(Frame {
                             event: Some(name.into()),
@@ -144,13 +148,13 @@ pub(super) fn frames(
                 }
                 Some(Err(e)) => {
                     s.ended = true;
-                    s.pending = failure(&e, s.sequence, &s.response);
+                    s.pending = failure(&e, s.relayed, &s.response);
                     s.pending.push(Err(e));
                 }
                 None => {
                     s.ended = true;
                     let e = StreamError::Truncated;
-                    s.pending = failure(&e, s.sequence, &s.response);
+                    s.pending = failure(&e, s.relayed, &s.response);
                     s.pending.push(Err(e));
                 }
             }
@@ -158,19 +162,24 @@ pub(super) fn frames(
     }))
 }
 
-/// `error` and `response.failed` for a stream that broke after `sequence`.
-fn failure(
-    e: &StreamError,
-    sequence: Option<u64>,
-    response: &Value,
-) -> Vec<Result<Frame, StreamError>> {
+/// An event's `type`, for a server that sends no `event:` names.
+fn type_of(data: &str) -> String {
+    #[derive(serde::Deserialize)]
+    struct Typed {
+        #[serde(rename = "type")]
+        kind: String,
+    }
+    serde_json::from_str::<Typed>(data).map_or_else(|_| String::new(), |t| t.kind)
+}
+
+/// `error` and `response.failed` for a stream that broke after `next` events.
+fn failure(e: &StreamError, next: u64, response: &Value) -> Vec<Result<Frame, StreamError>> {
     let body = e.openai_body();
     let code = body
         .error
         .code
         .clone()
         .unwrap_or_else(|| "server_error".into());
-    let next = sequence.map_or(0, |n| n + 1);
     let error = serde_json::json!({
         "type": "error",
         "code": code,

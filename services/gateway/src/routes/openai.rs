@@ -37,7 +37,7 @@ async fn chat_completions(
     crate::providers::key_calls::scope(async move {
         let result = async {
             let body = read_body(&state, request, &mut x).await?;
-            crate::chat::complete(&state, &body, &mut x).await
+            crate::chat::complete(&state, &body, &mut x, crate::chat::Api::Chat).await
         }
         .await;
         capture::finish(state.log_queue(), x, result)
@@ -55,7 +55,7 @@ async fn completions(
     crate::providers::key_calls::scope(async move {
         let result = async {
             let body = read_body(&state, request, &mut x).await?;
-            crate::completions::complete(&state, &body, &mut x).await
+            crate::chat::complete(&state, &body, &mut x, crate::chat::Api::Completions).await
         }
         .await;
         capture::finish(state.log_queue(), x, result)
