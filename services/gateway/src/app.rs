@@ -227,7 +227,8 @@ async fn request_id(mut request: Request, next: Next) -> Response {
             .get::<axum::extract::MatchedPath>()
             .map(|r| r.as_str().to_owned());
         let mut spans = telemetry::trace::otlp::Spans::default();
-        let elapsed = span.started.elapsed().unwrap_or_default();
+        let now = telemetry::trace::otlp::unix_nanos(SystemTime::now());
+        let elapsed = std::time::Duration::from_nanos(now.saturating_sub(span.started));
         span.write(
             &mut spans,
             elapsed,

@@ -19,7 +19,7 @@ use opentelemetry::trace::{
 use opentelemetry_sdk::trace::{IdGenerator, RandomIdGenerator, SamplingDecision, ShouldSample};
 use tokio::sync::{mpsc, oneshot};
 
-use super::otlp::{self, Head, Kind, SpanWriter, Spans, Value};
+use super::otlp::{self, Head, Kind, SpanWriter, Spans, Value, WriteAttributes};
 
 static REQUESTS: OnceLock<Requests> = OnceLock::new();
 
@@ -33,6 +33,8 @@ pub struct Target {
     /// The longest spans wait to be exported (`OTEL_BSP_SCHEDULE_DELAY`).
     pub delay: Duration,
 }
+
+static TRACEPARENT: HeaderName = HeaderName::from_static("traceparent");
 
 const GRPC_PATH: &str = "opentelemetry.proto.collector.trace.v1.TraceService/Export";
 
@@ -113,6 +115,8 @@ pub struct Requests {
     ids: RandomIdGenerator,
     tx: mpsc::Sender<Message>,
     capture_content: bool,
+    /// Buffers of exported spans, given back by the export for the next batches.
+    spare: Spare,
     /// Spans not exported: the queue to the exporter was full, or the collector
     /// refused or could not be reached (`aiprox_trace_spans_dropped_total`).
     pub dropped: Counter,
@@ -142,12 +146,14 @@ pub struct RequestSpan {
     pub context: SpanContext,
     /// The caller's span, when the request came with a `traceparent`.
     pub parent: Option<SpanId>,
-    pub started: SystemTime,
+    /// When it arrived, in Unix nanoseconds ([`otlp::unix_nanos`]).
+    pub started: u64,
     /// The request line and client, for the span's HTTP attributes.
     pub method: &'static str,
-    /// Shared with the request (no copy: these are reference-counted bytes).
-    pub uri: http::Uri,
-    pub user_agent: Option<HeaderValue>,
+    /// Copied: the request's own bytes are a slice of the connection's read
+    /// buffer, which a span waiting for its export would hold on to.
+    pub path: Box<str>,
+    pub user_agent: Option<Box<str>>,
     claimed: AtomicBool,
 }
 
@@ -171,24 +177,27 @@ impl RequestSpan {
         route: Option<&str>,
         more: impl FnOnce(&mut SpanWriter<'_>),
     ) {
-        let name = route.map(|r| [self.method, " ", r].concat());
+        let name = match route {
+            Some(route) => [self.method, " ", route],
+            None => [self.method, "", ""],
+        };
         let mut span = spans.span(&Head {
             trace_id: self.context.trace_id(),
             span_id: self.context.span_id(),
             parent: self.parent,
-            name: name.as_deref().unwrap_or(self.method),
+            name: &name,
             kind: Kind::Server,
             start: self.started,
-            end: self.started + elapsed,
+            end: self.started + nanos(elapsed),
         });
         span.str("http.request.method", self.method)
-            .str("url.path", self.uri.path())
+            .str("url.path", &self.path)
             .str("url.scheme", "http")
             .int("http.response.status_code", i64::from(status));
         if let Some(route) = route {
             span.str("http.route", route);
         }
-        if let Some(agent) = self.user_agent.as_ref().and_then(|a| a.to_str().ok()) {
+        if let Some(agent) = &self.user_agent {
             span.str("user_agent.original", agent);
         }
         if status >= 500 {
@@ -198,6 +207,11 @@ impl RequestSpan {
         more(&mut span);
         span.end();
     }
+}
+
+/// A duration in nanoseconds, as span times add them.
+pub fn nanos(d: Duration) -> u64 {
+    u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
 }
 
 /// Spans exported in one request, at most; more waiting are sent at once.
@@ -211,7 +225,57 @@ fn schedule_delay() -> Duration {
         .map_or(Duration::from_secs(5), Duration::from_millis)
 }
 
+/// Span buffers handed back once exported: spans are written into memory that is
+/// already mapped, not into fresh pages that fault on first touch (the export's
+/// buffers, gone after each send, cost the gateway a page fault every dozen
+/// requests; `bench/RESULTS.md`, "Tracing").
+#[derive(Debug, Clone, Default)]
+struct Spare(Arc<std::sync::Mutex<Vec<Vec<u8>>>>);
+
+/// Bytes of buffers kept, at most: a few exports' worth of batches.
+const MOST_SPARE_BYTES: usize = 4 << 20;
+
+impl Spare {
+    fn take(&self) -> Option<Vec<u8>> {
+        self.0.lock().ok()?.pop()
+    }
+
+    fn give(&self, buf: Vec<u8>) {
+        if let Ok(mut spare) = self.0.lock()
+            && spare.iter().map(Vec::capacity).sum::<usize>() + buf.capacity() <= MOST_SPARE_BYTES
+        {
+            spare.push(buf);
+        }
+    }
+}
+
+/// A buffer being exported; back to [`Spare`] once sent.
+struct Exported {
+    buf: Vec<u8>,
+    spare: Spare,
+}
+
+impl AsRef<[u8]> for Exported {
+    fn as_ref(&self) -> &[u8] {
+        &self.buf
+    }
+}
+
+impl Drop for Exported {
+    fn drop(&mut self) {
+        self.spare.give(std::mem::take(&mut self.buf));
+    }
+}
+
 impl Requests {
+    /// An empty batch with room for about `bytes` of spans, in a buffer an
+    /// earlier batch used when one is spare.
+    pub fn spans(&self, bytes: usize) -> Spans {
+        let mut spans = self.spare.take().map(Spans::reusing).unwrap_or_default();
+        spans.reserve(bytes);
+        spans
+    }
+
     /// Whether prompt and completion text go into spans.
     pub fn capture_content(&self) -> bool {
         self.capture_content
@@ -221,15 +285,19 @@ impl Requests {
     pub fn sample<B>(&self, request: &http::Request<B>) -> Option<Arc<RequestSpan>> {
         let headers = request.headers();
         let name = super::http::method(request.method());
-        let parent_cx = super::http::parent(headers);
-        let parent = parent_cx.span().span_context().clone();
-        let trace_id = if parent.is_valid() {
-            parent.trace_id()
-        } else {
-            self.ids.new_trace_id()
-        };
+        // Most requests come without a caller's trace: no context is built then.
+        let parent_cx = headers
+            .contains_key(&TRACEPARENT)
+            .then(|| super::http::parent(headers));
+        let parent = parent_cx
+            .as_ref()
+            .map(|cx| cx.span().span_context().clone())
+            .filter(SpanContext::is_valid);
+        let trace_id = parent
+            .as_ref()
+            .map_or_else(|| self.ids.new_trace_id(), SpanContext::trace_id);
         let decision = self.sampler.should_sample(
-            Some(&parent_cx),
+            parent_cx.as_ref(),
             trace_id,
             name,
             &SpanKind::Server,
@@ -239,24 +307,24 @@ impl Requests {
         if decision.decision != SamplingDecision::RecordAndSample {
             return None;
         }
-        let state = if parent.is_valid() {
-            parent.trace_state().clone()
-        } else {
-            TraceState::default()
-        };
         Some(Arc::new(RequestSpan {
             context: SpanContext::new(
                 trace_id,
                 self.ids.new_span_id(),
                 TraceFlags::SAMPLED,
                 false,
-                state,
+                parent
+                    .as_ref()
+                    .map_or_else(TraceState::default, |p| p.trace_state().clone()),
             ),
-            parent: parent.is_valid().then(|| parent.span_id()),
-            started: SystemTime::now(),
+            parent: parent.as_ref().map(SpanContext::span_id),
+            started: otlp::unix_nanos(SystemTime::now()),
             method: name,
-            uri: request.uri().clone(),
-            user_agent: headers.get(http::header::USER_AGENT).cloned(),
+            path: request.uri().path().into(),
+            user_agent: headers
+                .get(http::header::USER_AGENT)
+                .and_then(|a| a.to_str().ok())
+                .map(Into::into),
             claimed: AtomicBool::new(false),
         }))
     }
@@ -309,7 +377,9 @@ pub fn install(target: Target, service: &str, capture_content: bool) -> anyhow::
         };
         Some((k.as_str(), value))
     }));
+    let spare = Spare::default();
     let exporter = Exporter {
+        spare: spare.clone(),
         client: client.build()?,
         target,
         resource: encoded,
@@ -321,6 +391,7 @@ pub fn install(target: Target, service: &str, capture_content: bool) -> anyhow::
         ids: RandomIdGenerator::default(),
         tx,
         capture_content,
+        spare,
         dropped: Counter::default(),
     };
     if REQUESTS.set(requests).is_ok() {
@@ -330,6 +401,7 @@ pub fn install(target: Target, service: &str, capture_content: bool) -> anyhow::
 }
 
 struct Exporter {
+    spare: Spare,
     client: reqwest::Client,
     target: Target,
     resource: Vec<u8>,
@@ -360,7 +432,7 @@ impl Exporter {
                 }
             }
             if count > 0
-                && let Err(e) = self.export(&batches).await
+                && let Err(e) = self.export(batches).await
             {
                 if let Some(r) = requests() {
                     r.dropped.inc_by(count as u64);
@@ -376,26 +448,41 @@ impl Exporter {
         }
     }
 
-    async fn export(&self, batches: &[Spans]) -> Result<(), String> {
-        let request = self
+    async fn export(&self, batches: Vec<Spans>) -> Result<(), String> {
+        // gRPC framing: uncompressed, then the message's length (patched below).
+        let prefix: &[u8] = if self.target.grpc { &[0; 5] } else { &[] };
+        let mut message = otlp::Request::new(prefix, &self.resource, &self.scope, batches);
+        let len = message.len();
+        if self.target.grpc {
+            let framed = u32::try_from(len - 5).unwrap_or(u32::MAX);
+            message.head[1..5].copy_from_slice(&framed.to_be_bytes());
+        }
+        let spare = self.spare.clone();
+        let chunks = std::iter::once(bytes::Bytes::from(message.head))
+            .chain(message.batches.into_iter().map(move |buf| {
+                bytes::Bytes::from_owner(Exported {
+                    buf,
+                    spare: spare.clone(),
+                })
+            }))
+            .map(Ok::<_, std::io::Error>);
+        let content_type = if self.target.grpc {
+            "application/grpc"
+        } else {
+            "application/x-protobuf"
+        };
+        let mut request = self
             .client
             .post(self.target.url.clone())
-            .headers(self.target.headers.clone());
-        let request = if self.target.grpc {
-            // gRPC framing: uncompressed, then the message's length.
-            let mut body = otlp::request(&[0; 5], &self.resource, &self.scope, batches);
-            let len = u32::try_from(body.len() - 5).unwrap_or(u32::MAX);
-            body[1..5].copy_from_slice(&len.to_be_bytes());
-            request
-                .header(http::header::CONTENT_TYPE, "application/grpc")
-                .header(http::header::TE, "trailers")
-                .body(body)
-        } else {
-            let message = otlp::request(&[], &self.resource, &self.scope, batches);
-            request
-                .header(http::header::CONTENT_TYPE, "application/x-protobuf")
-                .body(message)
-        };
+            .headers(self.target.headers.clone())
+            .header(http::header::CONTENT_TYPE, content_type)
+            .header(http::header::CONTENT_LENGTH, len)
+            .body(reqwest::Body::wrap_stream(futures_util::stream::iter(
+                chunks,
+            )));
+        if self.target.grpc {
+            request = request.header(http::header::TE, "trailers");
+        }
         let response = request.send().await.map_err(|e| e.to_string())?;
         let status = response.status();
         let grpc_status = response
@@ -411,5 +498,42 @@ impl Exporter {
             None | Some("0") => Ok(()),
             Some(code) => Err(format!("gRPC status {code}")),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exported_buffers_come_back_up_to_the_limit() {
+        let spare = Spare::default();
+        let sent = bytes::Bytes::from_owner(Exported {
+            buf: Vec::with_capacity(1000),
+            spare: spare.clone(),
+        });
+        assert!(spare.take().is_none(), "not back while being sent");
+        let shared = sent.clone();
+        drop(sent);
+        assert!(
+            spare.take().is_none(),
+            "not back while a part is still held"
+        );
+        drop(shared);
+        let back = spare.take().expect("back once sent");
+        assert!(back.capacity() >= 1000);
+        let spans = Spans::reusing(back);
+        assert!(spans.is_empty());
+
+        // No more than the limit is kept.
+        for _ in 0..3 {
+            spare.give(Vec::with_capacity(MOST_SPARE_BYTES / 2));
+        }
+        let mut kept = 0;
+        while let Some(buf) = spare.take() {
+            kept += buf.capacity();
+        }
+        assert!(kept <= MOST_SPARE_BYTES, "{kept}");
+        assert!(kept >= MOST_SPARE_BYTES / 2);
     }
 }

@@ -17,6 +17,7 @@
 mod batch;
 pub mod metrics;
 mod prepare;
+mod route_attributes;
 mod spans;
 mod spill;
 
@@ -80,10 +81,10 @@ fn traced(exchanges: &[Exchange]) -> (Vec<telemetry::trace::SpanContext>, Spans)
         .iter()
         .filter_map(|x| x.trace.as_ref().map(|t| t.context.clone()))
         .collect();
-    let mut spans = Spans::default();
-    if !traced.is_empty() {
-        spans.reserve(traced.len() * 1024);
-    }
+    let spans = match telemetry::trace::requests::requests() {
+        Some(requests) if !traced.is_empty() => requests.spans(traced.len() * 1024),
+        _ => Spans::default(),
+    };
     (traced, spans)
 }
 

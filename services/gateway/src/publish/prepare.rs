@@ -57,7 +57,6 @@ pub(super) fn prepare(x: Exchange, media: &mut Vec<Outbound>, spans: &mut Spans)
         })
         .collect();
     let facts = spans::Facts::of(&x);
-    let untraced = traceparent(x.request_id);
     let mut log = LogEvent {
         request_id: request_id.clone(),
         received_at_us: x.received_at_us,
@@ -94,7 +93,7 @@ pub(super) fn prepare(x: Exchange, media: &mut Vec<Outbound>, spans: &mut Spans)
             subject: Subject::Media,
             msg_id: format!("media-{}", m.sha256),
             traceparent: if log.traceparent.is_empty() {
-                untraced.clone()
+                traceparent(x.request_id)
             } else {
                 log.traceparent.clone()
             },

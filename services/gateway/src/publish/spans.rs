@@ -19,10 +19,11 @@ use std::time::{Duration, Instant, SystemTime};
 use events::proto::LogEvent;
 use events::subjects;
 use serde::Deserialize;
-use telemetry::trace::otlp::{Head, Kind, Spans, Value};
-use telemetry::trace::requests::{RequestSpan, Requests};
+use telemetry::trace::otlp::{Head, Kind, Spans, Value, WriteAttributes, unix_nanos};
+use telemetry::trace::requests::{RequestSpan, Requests, nanos};
 use telemetry::trace::{self, SpanContext};
 
+use super::route_attributes;
 use crate::capture::Exchange;
 use crate::providers::Peer;
 
@@ -71,8 +72,8 @@ pub(super) fn record(
         },
     );
     if let Some(sent) = facts.upstream_sent {
-        let start = server.started + sent.saturating_duration_since(facts.started);
-        let end = server.started + Duration::from_micros(log.latency_us);
+        let start = server.started + nanos(sent.saturating_duration_since(facts.started));
+        let end = server.started + log.latency_us.saturating_mul(1000);
         gen_ai(requests, spans, facts, log, start, end);
     }
     trace::traceparent(&server.context)
@@ -90,15 +91,14 @@ pub(super) fn send(
     let Some(first) = links.first() else {
         return;
     };
-    let name = format!("send {}", subjects::LOG);
     let mut span = spans.span(&Head {
         trace_id: first.trace_id(),
         span_id: requests.new_span_id(),
         parent: Some(first.span_id()),
-        name: &name,
+        name: &["send ", subjects::LOG],
         kind: Kind::Client,
-        start: started,
-        end: SystemTime::now(),
+        start: unix_nanos(started),
+        end: unix_nanos(SystemTime::now()),
     });
     span.str("messaging.system", "nats")
         .str("messaging.operation.type", "send")
@@ -118,40 +118,34 @@ fn gen_ai(
     spans: &mut Spans,
     facts: &Facts,
     log: &LogEvent,
-    start: SystemTime,
-    end: SystemTime,
+    start: u64,
+    end: u64,
 ) {
     let operation = match log.endpoint.as_str() {
         "/v1/embeddings" => "embeddings",
         "/v1/completions" => "text_completion",
         _ => "chat",
     };
-    let name = [operation, " ", &log.upstream_model].concat();
     let mut span = spans.span(&Head {
         trace_id: facts.server.context.trace_id(),
         span_id: requests.new_span_id(),
         parent: Some(facts.server.context.span_id()),
-        name: &name,
+        name: &[operation, " ", &log.upstream_model],
         kind: Kind::Client,
         start,
         end,
     });
-    let system = facts.peer.as_ref().map_or("openai", |p| p.system);
-    span.str("gen_ai.operation.name", operation)
-        .str("gen_ai.provider.name", system)
-        .str("gen_ai.request.model", &log.upstream_model)
-        .str("aiprox.provider", &log.provider)
-        .str("aiprox.requested_model", &log.requested_model)
-        .str("aiprox.request_id", &log.request_id)
-        .attr("aiprox.stream", Value::Bool(log.stream));
-    if let Some(peer) = &facts.peer {
-        if let Some(address) = &peer.address {
-            span.str("server.address", address);
-        }
-        if let Some(port) = peer.port {
-            span.int("server.port", i64::from(port));
-        }
-    }
+    let route = route_attributes::Route {
+        operation,
+        peer: facts.peer.as_ref(),
+        provider: &log.provider,
+        upstream_model: &log.upstream_model,
+        requested_model: &log.requested_model,
+        stream: log.stream,
+    };
+    route_attributes::with(&route, |shared| {
+        span.attributes(shared);
+    });
     let asked = &facts.sampling;
     if let Some(t) = asked.temperature {
         span.attr("gen_ai.request.temperature", Value::Float(t));
@@ -179,9 +173,19 @@ fn gen_ai(
     if let Some(model) = &answered.model {
         span.str("gen_ai.response.model", model);
     }
-    if !answered.finish_reasons.is_empty() {
-        let reasons: Vec<&str> = answered.finish_reasons.iter().map(|r| r.as_ref()).collect();
-        span.attr("gen_ai.response.finish_reasons", Value::Strs(&reasons));
+    match answered.finish_reasons.as_slice() {
+        [] => {}
+        // The usual one choice, without a list built for it.
+        [one] => {
+            span.attr(
+                "gen_ai.response.finish_reasons",
+                Value::Strs(std::slice::from_ref(&one.as_ref())),
+            );
+        }
+        many => {
+            let reasons: Vec<&str> = many.iter().map(AsRef::as_ref).collect();
+            span.attr("gen_ai.response.finish_reasons", Value::Strs(&reasons));
+        }
     }
     if !log.error_kind.is_empty() {
         span.str("error.type", &log.error_kind)
