@@ -277,13 +277,20 @@ def test_one_request_is_one_trace_from_the_gateway_through_nats_to_the_logger_an
     request_id = raw.headers["x-request-id"]
     answer = raw.parse()
 
-    def gateway_call(spans):
-        return [s for s in spans if s.service == "aiprox-gateway" and s.name.startswith("chat ")
+    # The request's server span carries its log id; the GenAI call is its child.
+    def gateway_server(spans):
+        return [s for s in spans if s.service == "aiprox-gateway" and s.name == "POST /v1/chat/completions"
                 and s.attributes().get("aiprox.request_id") == request_id]
 
-    call = otlp.wait_for(gateway_call)
+    otlp.wait_for(gateway_server)
+    server = gateway_server(otlp.spans)[0]
+    trace_id = server.trace_id
+
+    def gateway_call(spans):
+        return [s for s in spans if s.trace_id == trace_id and s.name.startswith("chat ")]
+
+    otlp.wait_for(gateway_call)
     call = gateway_call(otlp.spans)[0]
-    trace_id = call.trace_id
     assert call.name == "chat gpt-4o"
     attrs = call.attributes()
     assert attrs["gen_ai.operation.name"] == "chat"
@@ -296,11 +303,6 @@ def test_one_request_is_one_trace_from_the_gateway_through_nats_to_the_logger_an
     assert attrs["gen_ai.response.finish_reasons"] == [answer.choices[0].finish_reason]
     assert attrs["server.address"] == "127.0.0.1"
 
-    def in_trace(spans):
-        return {s.name: s for s in spans if s.trace_id == trace_id}
-
-    spans = in_trace(otlp.wait_for(lambda spans: "POST /v1/chat/completions" in in_trace(spans)))
-    server = spans["POST /v1/chat/completions"]
     assert call.parent_span_id == server.span_id
     assert server.attributes()["http.response.status_code"] == 200
     assert server.attributes()["aiprox.request_id"] == request_id
