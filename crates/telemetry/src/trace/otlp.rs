@@ -109,8 +109,12 @@ impl Spans {
 /// and added to (a traced request's times cost hundreds of instructions as
 /// `SystemTime` arithmetic).
 pub fn unix_nanos(t: SystemTime) -> u64 {
-    t.duration_since(UNIX_EPOCH)
-        .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
+    t.duration_since(UNIX_EPOCH).map_or(0, nanos)
+}
+
+/// A duration in nanoseconds, as span times add them.
+pub fn nanos(d: std::time::Duration) -> u64 {
+    u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
 }
 
 /// A varint, a byte at a time: most of a span's are one byte (tags, lengths of

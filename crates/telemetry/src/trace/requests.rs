@@ -188,7 +188,7 @@ impl RequestSpan {
             name: &name,
             kind: Kind::Server,
             start: self.started,
-            end: self.started + nanos(elapsed),
+            end: self.started + otlp::nanos(elapsed),
         });
         span.str("http.request.method", self.method)
             .str("url.path", &self.path)
@@ -207,11 +207,6 @@ impl RequestSpan {
         more(&mut span);
         span.end();
     }
-}
-
-/// A duration in nanoseconds, as span times add them.
-pub fn nanos(d: Duration) -> u64 {
-    u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
 }
 
 /// Spans exported in one request, at most; more waiting are sent at once.

@@ -88,15 +88,17 @@ pub(super) fn prepare(x: Exchange, media: &mut Vec<Outbound>, spans: &mut Spans)
     if let (Some(facts), Some(requests)) = (facts, telemetry::trace::requests::requests()) {
         log.traceparent = spans::record(requests, spans, &facts, &log);
     }
+    // The media's trace context: the request's, or made only when there is media.
+    let media_traceparent = match (found.is_empty(), log.traceparent.is_empty()) {
+        (true, _) => String::new(),
+        (false, true) => traceparent(x.request_id),
+        (false, false) => log.traceparent.clone(),
+    };
     for m in found {
         media.push(Outbound {
             subject: Subject::Media,
             msg_id: format!("media-{}", m.sha256),
-            traceparent: if log.traceparent.is_empty() {
-                traceparent(x.request_id)
-            } else {
-                log.traceparent.clone()
-            },
+            traceparent: media_traceparent.clone(),
             payload: Bytes::from(
                 MediaEvent {
                     sha256: m.sha256,

@@ -19,8 +19,8 @@ use std::time::{Duration, Instant, SystemTime};
 use events::proto::LogEvent;
 use events::subjects;
 use serde::Deserialize;
-use telemetry::trace::otlp::{Head, Kind, Spans, Value, WriteAttributes, unix_nanos};
-use telemetry::trace::requests::{RequestSpan, Requests, nanos};
+use telemetry::trace::otlp::{Head, Kind, Spans, Value, WriteAttributes, nanos, unix_nanos};
+use telemetry::trace::requests::{RequestSpan, Requests};
 use telemetry::trace::{self, SpanContext};
 
 use super::route_attributes;
